@@ -1,0 +1,1 @@
+"""The `disco` command: the service manager, its tokens and clusters (and later, jobs)."""

@@ -1,0 +1,72 @@
+"""Commands that run on the service manager's machine: serve it, make tokens."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+from disco.settings import Settings
+
+token_app = typer.Typer(help="Manage API tokens (admin: writes to the service manager's database).",
+                        no_args_is_help=True)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8888, help="Port to listen on."),
+    log_level: str = typer.Option("info", help="Log level."),
+) -> None:
+    """Run the service manager (REST API under /api/v1, OCCI under /disco/)."""
+    import uvicorn
+
+    from disco.cluster.api.app import create_app
+    from disco.cluster.store import Store
+
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _first_token(settings, Store(settings.effective_database_url))
+    typer.echo(f"DISCO service manager on http://{host}:{port}  (data: {settings.data_dir})", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+def _first_token(settings: Settings, store: object) -> None:
+    """On a fresh data directory, make a token for tenant 'default' so the CLI works at once."""
+    from disco.cluster.store import Store
+
+    assert isinstance(store, Store)
+    path = settings.data_dir / "token"
+    try:
+        if store.count_tokens() == 0 and not path.exists():
+            token = store.create_token("default", "made by the first start of the service manager")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(token + "\n")
+            typer.echo(f"created a token for tenant 'default' in {path}", err=True)
+    finally:
+        store.close()
+
+
+@token_app.command("create")
+def create_token(
+    tenant: str = typer.Option(..., "--tenant", help="Tenant the token acts for."),
+    description: str = typer.Option("", help="A note on what the token is for."),
+) -> None:
+    """Make a new token; it is printed once, alone on the last line, and stored only hashed."""
+    from disco.cluster.store import Store
+
+    if not tenant.strip() or len(tenant) > 64:
+        typer.echo("error: --tenant must be 1 to 64 characters", err=True)
+        raise typer.Exit(2)
+    settings = Settings.from_env()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.effective_database_url)
+    try:
+        token = store.create_token(tenant, description)
+    finally:
+        store.close()
+    typer.echo(f"token for tenant {tenant} (shown once; keep it secret):", err=True)
+    sys.stdout.write(token + "\n")

@@ -1,0 +1,1 @@
+"""The DISCO service manager: cluster specs, their store, the lifecycle reconciler, the API."""

@@ -1,0 +1,74 @@
+"""Builds the FastAPI application and the service manager behind it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+import disco
+from disco.cluster.api import occi, rest
+from disco.cluster.api.limits import BodySizeLimit
+from disco.cluster.lifecycle import Lifecycle
+from disco.cluster.secrets import SecretBox
+from disco.cluster.service import ClusterService
+from disco.cluster.store import Store
+from disco.errors import DiscoError
+from disco.frameworks.catalog import Catalog, load_catalog
+from disco.providers import load_provider
+from disco.settings import Settings
+
+
+@dataclass
+class Manager:
+    settings: Settings
+    store: Store
+    catalog: Catalog
+    lifecycle: Lifecycle
+    service: ClusterService
+
+
+def build_manager(settings: Settings) -> Manager:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.effective_database_url)
+    catalog = load_catalog(*settings.extra_framework_dirs)
+    lifecycle = Lifecycle(store, catalog, settings, lambda name: load_provider(name, settings.data_dir))
+    service = ClusterService(settings, store, catalog, lifecycle, SecretBox(settings.data_dir))
+    return Manager(settings, store, catalog, lifecycle, service)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        manager = build_manager(settings)
+        app.state.manager = manager
+        await manager.lifecycle.start()
+        try:
+            yield
+        finally:
+            await manager.lifecycle.close()
+            manager.store.close()
+
+    app = FastAPI(title="DISCO service manager", version=disco.__version__, lifespan=lifespan,
+                  description="Distributed computing clusters in seconds: create, watch, scale, delete.")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(DiscoError)
+    async def _disco_error(_: Request, exc: DiscoError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"error": {"code": "invalid_request", "message": "invalid request",
+                                       "details": details}}, status_code=422)
+
+    app.include_router(rest.router)
+    app.include_router(occi.router)
+    return app

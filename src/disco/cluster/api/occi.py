@@ -1,0 +1,177 @@
+"""OCCI-compatible front end, as the ICCLab DISCO README drives it with curl.
+
+    GET /-/                 query interface (the `disco` kind and its actions)
+    POST /disco/            create -> 201, Location: <base>/disco/<id>
+    GET /disco/             X-OCCI-Location of the tenant's clusters
+    GET /disco/<id>         text/occi, text/plain or application/occi+json
+    POST /disco/<id>        action="suspend" / "resume", or a new slavecount (scale)
+    DELETE /disco/<id>      200
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from disco.cluster.api.occi_attributes import SLAVECOUNT, attributes_of, spec_from_attributes
+from disco.cluster.api.occi_format import (ACTION_SCHEME, CORE_SCHEME, SM_SCHEME, Category, MalformedOcci,
+                                           parse_attributes, parse_category, render_attribute)
+from disco.cluster.auth import authenticate
+from disco.cluster.service import ClusterService
+from disco.errors import InvalidSpec
+
+router = APIRouter(tags=["occi"])
+ACTIONS = ("suspend", "resume")
+KIND = Category("disco", SM_SCHEME, "kind", {
+    "title": "DISCO: distributed computing clusters",
+    "rel": CORE_SCHEME + "resource",
+    "location": "/disco/",
+    "attributes": " ".join([
+        "icclab.disco.components.heat.slavecount", "icclab.disco.dependencies.inject",
+        "icclab.disco.components.heat.masterimage", "icclab.disco.components.heat.slaveimage",
+        "icclab.disco.components.heat.masterflavor", "icclab.disco.components.heat.slaveflavor",
+        "icclab.disco.components.heat.networkname", "icclab.disco.components.heat.externalnetworkname",
+        "icclab.disco.deployer.username", "icclab.disco.deployer.password", "icclab.disco.deployer.region",
+        "icclab.disco.provider", "mcn.service.state{immutable}", "stack_status{immutable}",
+        "external_ip{immutable}", "ssh_key_name{immutable}", "ssh_public_key{immutable}",
+        "ssh_private_key{immutable}",
+    ]),
+    "actions": " ".join(ACTION_SCHEME + a for a in ACTIONS),
+})
+
+
+def _tenant(request: Request) -> str:
+    return authenticate(request.app.state.manager.store, request.headers.get("x-auth-token"),
+                        request.headers.get("x-tenant-name") or "")
+
+
+def _service(request: Request) -> ClusterService:
+    return request.app.state.manager.service
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _wants(request: Request) -> str:
+    accept = request.headers.get("accept", "")
+    for media in ("application/occi+json", "application/json", "text/occi", "text/uri-list", "text/plain"):
+        if media in accept:
+            return "application/occi+json" if media == "application/json" else media
+    return "text/plain"
+
+
+def _attribute_headers(request: Request) -> dict[str, str]:
+    return parse_attributes(request.headers.getlist("x-occi-attribute"))
+
+
+def _lines(categories: list[Category], attributes: dict[str, Any], locations: list[str],
+           media: str) -> Response:
+    pairs = [("Category", c.render()) for c in categories]
+    pairs += [("X-OCCI-Attribute", render_attribute(k, v)) for k, v in attributes.items()]
+    pairs += [("X-OCCI-Location", loc) for loc in locations]
+    if media == "text/occi":
+        response = Response("OK", media_type="text/occi")
+        for name, value in pairs:
+            # Header values are one line; newlines inside attributes are already escaped.
+            response.headers.append(name, value)
+        return response
+    if media == "text/uri-list":
+        return Response("".join(f"{loc}\n" for loc in locations), media_type="text/uri-list")
+    return Response("".join(f"{name}: {value}\n" for name, value in pairs), media_type="text/plain")
+
+
+@router.get("/-/")
+def query_interface(request: Request) -> Response:
+    _tenant(request)
+    actions = [Category(a, ACTION_SCHEME, "action", {"title": f"{a} the cluster"}) for a in ACTIONS]
+    categories = [KIND, *actions]
+    if _wants(request) == "application/occi+json":
+        return JSONResponse({"kinds": [{"term": KIND.term, "scheme": KIND.scheme, **KIND.params}],
+                             "actions": [{"term": a.term, "scheme": a.scheme, **a.params} for a in actions],
+                             "mixins": []})
+    return _lines(categories, {}, [], _wants(request))
+
+
+@router.post("/disco/", status_code=201)
+def create(request: Request) -> Response:
+    tenant = _tenant(request)
+    header = request.headers.get("category")
+    if not header:
+        raise MalformedOcci("missing Category header (disco kind)", code="missing_category")
+    category = parse_category(header)
+    if (category.term, category.scheme, category.cls or "kind") != ("disco", SM_SCHEME, "kind"):
+        raise MalformedOcci(f"unknown kind {category.term!r} with scheme {category.scheme!r}",
+                            code="unknown_kind", details={"expected": KIND.render()})
+    svc = _service(request)
+    spec, secrets = spec_from_attributes(_attribute_headers(request), svc.catalog)
+    cluster = svc.create(tenant, spec, extra_secrets=secrets)
+    location = f"{_base(request)}/disco/{cluster.id}"
+    return Response("OK", status_code=201, media_type="text/plain",
+                    headers={"Location": location, "X-OCCI-Location": location})
+
+
+@router.get("/disco/")
+def collection(request: Request) -> Response:
+    tenant = _tenant(request)
+    locations = [f"{_base(request)}/disco/{c.id}" for c in _service(request).list(tenant)]
+    media = _wants(request)
+    if media == "application/occi+json":
+        return JSONResponse({"locations": locations})
+    return _lines([], {}, locations, media)
+
+
+@router.get("/disco/{cluster_id}")
+def retrieve(request: Request, cluster_id: str) -> Response:
+    tenant = _tenant(request)
+    svc = _service(request)
+    cluster = svc.get(tenant, cluster_id)
+    attributes = attributes_of(cluster, svc.private_key(cluster), _base(request))
+    media = _wants(request)
+    if media == "application/occi+json":
+        return JSONResponse({
+            "id": cluster.id,
+            "kind": SM_SCHEME + "disco",
+            "mixins": [],
+            "actions": [ACTION_SCHEME + a for a in ACTIONS],
+            "links": [],
+            "attributes": attributes,
+        })
+    return _lines([Category("disco", SM_SCHEME, "kind")], attributes, [], media)
+
+
+@router.post("/disco/{cluster_id}")
+def update(request: Request, cluster_id: str) -> Response:
+    tenant = _tenant(request)
+    svc = _service(request)
+    attrs = _attribute_headers(request)
+    action = request.query_params.get("action") or attrs.pop("action", None)
+    if action is None and request.headers.get("category"):
+        category = parse_category(request.headers["category"])
+        if category.cls == "action":
+            action = category.term
+    if action is not None:
+        if action not in ACTIONS:
+            raise MalformedOcci(f"unknown action {action!r} (suspend, resume)", code="unknown_action")
+        getattr(svc, action)(tenant, cluster_id)
+    if attrs:
+        if set(attrs) != {SLAVECOUNT}:
+            raise InvalidSpec(f"only {SLAVECOUNT} can be changed on a cluster", code="immutable_attribute",
+                              details={"attributes": sorted(attrs)})
+        try:
+            workers = int(attrs[SLAVECOUNT])
+        except ValueError:
+            raise InvalidSpec(f"{SLAVECOUNT} must be an integer", code="invalid_attribute") from None
+        svc.scale(tenant, cluster_id, workers)
+    if action is None and not attrs:
+        raise MalformedOcci('nothing to do: give action="suspend"/"resume" or a new slavecount')
+    return Response("OK", media_type="text/plain")
+
+
+@router.delete("/disco/{cluster_id}")
+def delete(request: Request, cluster_id: str) -> Response:
+    tenant = _tenant(request)
+    _service(request).delete(tenant, cluster_id)
+    return Response("OK", media_type="text/plain")

@@ -1,0 +1,36 @@
+"""Framework-level checks: readiness ("N workers registered") and activity (for idle timeouts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from disco.frameworks.model import Readiness
+from disco.frameworks.render import evaluate, render
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    detail: str
+
+
+async def http_json(client: httpx.AsyncClient, url: str) -> Any:
+    response = await client.get(url, timeout=5.0)
+    response.raise_for_status()
+    return response.json()
+
+
+async def check_http_json(client: httpx.AsyncClient, readiness: Readiness,
+                          ctx: dict[str, Any]) -> CheckResult:
+    url = render(readiness.url, ctx)
+    try:
+        data = await http_json(client, url)
+    except (httpx.HTTPError, ValueError) as exc:
+        return CheckResult(False, f"{url}: {type(exc).__name__}")
+    scope = {**ctx, "data": data}
+    ok = bool(evaluate(readiness.ready_when or "false", scope))
+    detail = render(readiness.status_text, scope) if readiness.status_text else ("ready" if ok else "waiting")
+    return CheckResult(ok, detail)

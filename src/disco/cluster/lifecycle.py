@@ -1,0 +1,407 @@
+"""The reconciler: moves every cluster's actual state toward the state its user asked for.
+
+Each cluster row holds `state` (what is) and `target` (running, suspended or deleted).
+One asyncio task per cluster drives it step by step, recording an event with its
+duration at each step; a periodic sweep checks the health of ready clusters and applies
+idle and age limits. Nothing is kept only in memory: after a restart (even a `kill -9`
+half-way through provisioning) the same loop adopts what runs and finishes the job.
+
+    pending -> provisioning -> installing -> ready        (target running)
+    any     -> failed                                     (a step failed or timed out)
+    ready   -> suspended                                  (target suspended)
+    any     -> deleting -> deleted                        (target deleted)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+
+from disco.cluster import plan
+from disco.cluster.checks import check_http_json, http_json
+from disco.cluster.models import Cluster, Node, utcnow
+from disco.cluster.store import Store, age_seconds
+from disco.errors import DiscoError
+from disco.frameworks.catalog import Catalog
+from disco.frameworks.model import FrameworkDef
+from disco.frameworks.render import evaluate, render
+from disco.providers.base import ClusterRef, NodeAddress, NodeRef, ProcessState, Provider
+from disco.settings import Settings
+
+log = logging.getLogger("disco.lifecycle")
+
+STATES = ("pending", "provisioning", "installing", "ready", "failed", "suspended", "deleting", "deleted")
+PROVISION_TIMEOUT_S = 120.0
+MAX_RESTARTS = 3
+
+
+class StepFailed(Exception):
+    pass
+
+
+class Lifecycle:
+    def __init__(self, store: Store, catalog: Catalog, settings: Settings,
+                 provider_factory: Callable[[str], Provider]) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.settings = settings
+        self._provider_factory = provider_factory
+        self._providers: dict[str, Provider] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._restarts: dict[tuple[str, str, str], int] = {}
+        self._periodic: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._http = httpx.AsyncClient(trust_env=False)
+
+    def provider(self, name: str) -> Provider:
+        if name not in self._providers:
+            self._providers[name] = self._provider_factory(name)
+        return self._providers[name]
+
+    # -- control --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.sweep_orphans()
+        for cluster in self.store.list_clusters():
+            self.kick(cluster.id)
+        self._periodic = asyncio.create_task(self._periodic_loop(), name="disco-periodic")
+
+    async def close(self) -> None:
+        """Stop driving; clusters keep running and are adopted by the next start."""
+        tasks = [t for t in [self._periodic, *self._tasks.values()] if t]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._http.aclose()
+
+    def kick(self, cluster_id: str, *, interrupt: bool = False) -> None:
+        """Make sure a driver works on this cluster now; `interrupt` abandons the step under
+        way (a delete need not wait for a start-up to finish or time out). Thread-safe: the
+        API's synchronous handlers run in worker threads."""
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop and self._loop is not None:
+            self._loop.call_soon_threadsafe(lambda: self.kick(cluster_id, interrupt=interrupt))
+            return
+        self._wake.setdefault(cluster_id, asyncio.Event()).set()
+        task = self._tasks.get(cluster_id)
+        if interrupt and task is not None and not task.done():
+            task.cancel()
+            task = None
+        if task is None or task.done():
+            self._tasks[cluster_id] = asyncio.create_task(self._drive(cluster_id), name=f"drive-{cluster_id}")
+
+    async def sweep_orphans(self) -> None:
+        """Remove what providers hold for clusters the store does not know as live."""
+        live = {c.id for c in self.store.list_clusters()}
+        for name in {c.provider for c in self.store.list_clusters()} | {self.settings.default_provider}:
+            provider = self.provider(name)
+            for cluster_id in provider.cluster_ids() - live:
+                log.warning("removing orphaned cluster %s from provider %s", cluster_id, name)
+                await provider.destroy_cluster(cluster_id)
+
+    # -- driver ---------------------------------------------------------------------
+
+    async def _drive(self, cluster_id: str) -> None:
+        wake = self._wake.setdefault(cluster_id, asyncio.Event())
+        while True:
+            wake.clear()
+            cluster = self.store.get_cluster(cluster_id)
+            try:
+                if cluster.target == "deleted":
+                    await self._teardown(cluster)
+                    return
+                if cluster.target == "suspended":
+                    await self._suspend(cluster)
+                elif cluster.state != "failed" and self._needs_work(cluster):
+                    await self._converge(cluster)
+            except StepFailed as exc:
+                await self._fail(cluster_id, str(exc))
+            except DiscoError as exc:
+                await self._fail(cluster_id, exc.message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug must not leave the cluster half-made and silent
+                log.exception("driving cluster %s", cluster_id)
+                await self._fail(cluster_id, f"internal error: {type(exc).__name__}: {exc}")
+            await wake.wait()
+
+    def _needs_work(self, cluster: Cluster) -> bool:
+        if cluster.state != "ready":
+            return True
+        return any(n.target != "running" or not n.host for n in cluster.nodes)
+
+    def _event(self, cluster_id: str, step: str, message: str, *, duration_s: float | None = None,
+               level: str = "info") -> None:
+        self.store.add_event(cluster_id, step, message, duration_s=duration_s, level=level)
+        log.info("cluster %s: %s: %s", cluster_id, step, message)
+
+    def _set_state(self, cluster_id: str, state: str, reason: str = "") -> Cluster:
+        return self.store.update_cluster(cluster_id, state=state, status_reason=reason)
+
+    async def _fail(self, cluster_id: str, reason: str) -> None:
+        cluster = self.store.get_cluster(cluster_id)
+        self._event(cluster_id, "failed", reason, level="error")
+        self._set_state(cluster_id, "failed", reason)
+        # A failed cluster keeps its files (logs) for diagnosis but no running process.
+        await self._stop_processes(cluster)
+
+    # -- converge toward running --------------------------------------------------------
+
+    async def _converge(self, cluster: Cluster) -> None:
+        provider = self.provider(cluster.provider)
+        ref = ClusterRef(cluster.id, cluster.slot or 0)
+        leaving = [n for n in cluster.nodes if n.target != "running"]
+        if leaving:
+            await self._remove_nodes(cluster, leaving)
+            cluster = self.store.get_cluster(cluster.id)
+
+        missing = [n for n in cluster.nodes if not n.host]
+        if missing or cluster.state in ("pending", "provisioning"):
+            cluster = self._set_state(cluster.id, "provisioning")
+            started = time.monotonic()
+            refs = [NodeRef(n.name, n.role, n.index) for n in plan.live_nodes(cluster)]
+            try:
+                addresses = await asyncio.wait_for(provider.create_nodes(ref, refs), PROVISION_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                raise StepFailed(f"provisioning nodes took longer than {PROVISION_TIMEOUT_S:g} s") from None
+            for address in addresses:
+                self.store.update_node(cluster.id, address.name, host=address.host)
+            self._event(cluster.id, "provisioning",
+                        f"{len(addresses)} node(s) on provider {provider.name}: "
+                        + ", ".join(f"{a.name}={a.host}" for a in addresses),
+                        duration_s=time.monotonic() - started)
+            cluster = self.store.get_cluster(cluster.id)
+
+        cluster = self._set_state(cluster.id, "installing")
+        addresses = await provider.create_nodes(ref, [NodeRef(n.name, n.role, n.index)
+                                                      for n in plan.live_nodes(cluster)])
+        by_name = {a.name: a for a in addresses}
+        for name in cluster.spec.get("resolved_frameworks", []):
+            await self._install_framework(cluster, provider, ref, self.catalog.get(name), by_name)
+
+        outputs = plan.outputs(cluster, self.catalog)
+        total = age_seconds(cluster.created_at)
+        fields = {"state": "ready", "status_reason": "", "outputs": outputs, "last_active_at": utcnow()}
+        if cluster.ready_at is None:
+            fields["ready_at"] = utcnow()
+        self.store.update_cluster(cluster.id, **fields)
+        workers = sum(1 for n in plan.live_nodes(cluster) if n.role == "worker")
+        self._event(cluster.id, "ready", f"cluster ready: 1 master, {workers} worker(s)"
+                    + (f" ({total:.1f} s since the request)" if cluster.ready_at is None else ""))
+
+    async def _install_framework(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
+                                 fw: FrameworkDef, addresses: dict[str, NodeAddress]) -> None:
+        started = time.monotonic()
+        nodes = plan.live_nodes(cluster)
+        # Master first, then all workers at once.
+        for group in ([n for n in nodes if n.role == "master"], [n for n in nodes if n.role == "worker"]):
+            await asyncio.gather(*(self._start_node_processes(cluster, provider, ref, fw, n, addresses[n.name])
+                                   for n in group))
+        master = plan.master_node(cluster)
+        await self._wait_ready(cluster, provider, ref, fw, nodes, addresses[master.name])
+        self._event(cluster.id, fw.name, f"{fw.name} {self.catalog.version(fw.name)} ready",
+                    duration_s=time.monotonic() - started)
+
+    async def _start_node_processes(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
+                                    fw: FrameworkDef, node: Node, address: NodeAddress) -> None:
+        for launch, wait_for in plan.launches(cluster, self.catalog, fw, node, address.workdir):
+            status = await provider.process_status(ref, node.name, launch.name)
+            if status.state is ProcessState.RUNNING:
+                continue
+            if wait_for:
+                await self._wait_tcp(wait_for, fw.readiness.timeout_s)
+            await provider.start_process(ref, address, launch)
+
+    async def _wait_tcp(self, address: str, timeout_s: float) -> None:
+        host, _, port = address.rpartition(":")
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
+                writer.close()
+                return
+            except (OSError, asyncio.TimeoutError):
+                await asyncio.sleep(0.05)
+        raise StepFailed(f"{address} did not accept connections within {timeout_s:g} s")
+
+    async def _wait_ready(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
+                          fw: FrameworkDef, nodes: list[Node], master: NodeAddress) -> None:
+        check = fw.readiness
+        ctx = plan.context(cluster, self.catalog, fw, None)
+        deadline = time.monotonic() + check.timeout_s
+        detail = "no answer yet"
+        last_reported = ""
+        while True:
+            await self._raise_if_exited(cluster, provider, ref, fw, nodes)
+            if check.kind == "none":
+                return
+            if check.kind == "command":
+                code, output = await provider.run_command(ref, master, render(check.command, ctx),
+                                                          {}, check.timeout_s)
+                if code == 0:
+                    return
+                raise StepFailed(f"{fw.name}: check {' '.join(check.command or [])} failed "
+                                 f"(exit {code}): {output.strip()[-300:]}")
+            result = await check_http_json(self._http, check, ctx)
+            detail = result.detail
+            if result.ok:
+                return
+            if detail != last_reported:
+                self._event(cluster.id, fw.name, f"waiting: {detail}")
+                last_reported = detail
+            if time.monotonic() > deadline:
+                raise StepFailed(f"{fw.name} not ready after {check.timeout_s:g} s ({detail})")
+            await asyncio.sleep(check.interval_s)
+
+    async def _raise_if_exited(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
+                               fw: FrameworkDef, nodes: list[Node]) -> None:
+        for node in nodes:
+            for name in plan.process_names(fw, node.role):
+                status = await provider.process_status(ref, node.name, name)
+                if status.state is not ProcessState.RUNNING:
+                    tail = provider.read_log(cluster.id, node.name, name, 0, 1 << 22)[-600:]
+                    raise StepFailed(
+                        f"{name} on {node.name} ({node.host}) exited with code {status.exit_code} "
+                        f"while starting; last log lines: {tail.decode(errors='replace').strip()}")
+
+    # -- scaling, suspend, teardown -------------------------------------------------------
+
+    async def _remove_nodes(self, cluster: Cluster, nodes: list[Node]) -> None:
+        started = time.monotonic()
+        provider = self.provider(cluster.provider)
+        ref = ClusterRef(cluster.id, cluster.slot or 0)
+        if cluster.state == "ready":
+            for name in cluster.spec.get("resolved_frameworks", []):
+                fw = self.catalog.get(name)
+                if fw.scale_down:
+                    for node in nodes:
+                        await self._retire(cluster, fw, node)
+        await asyncio.gather(*(provider.stop_node(ref, n.name, self.settings.stop_grace_s) for n in nodes))
+        await provider.destroy_nodes(ref, [n.name for n in nodes])
+        for node in nodes:
+            self.store.remove_node(cluster.id, node.name)
+        self._event(cluster.id, "scale", f"removed {len(nodes)} worker(s): "
+                    + ", ".join(n.name for n in nodes), duration_s=time.monotonic() - started)
+
+    async def _retire(self, cluster: Cluster, fw: FrameworkDef, node: Node) -> None:
+        call = fw.scale_down
+        assert call is not None
+        ctx = plan.context(cluster, self.catalog, fw, node)
+        url = render(call.url, ctx)
+        try:
+            response = await self._http.request(call.method, url, json=render(call.json_body, ctx),
+                                                timeout=call.timeout_s)
+            response.raise_for_status()
+            self._event(cluster.id, "scale", f"{fw.name}: retired {node.name} gracefully")
+        except httpx.HTTPError as exc:
+            self._event(cluster.id, "scale", f"{fw.name}: graceful retirement of {node.name} failed "
+                        f"({type(exc).__name__}); stopping it anyway", level="warning")
+
+    async def _stop_processes(self, cluster: Cluster) -> None:
+        """Workers first, then the master: frameworks shut down cleanly that way."""
+        provider = self.provider(cluster.provider)
+        ref = ClusterRef(cluster.id, cluster.slot or 0)
+        workers = [n for n in cluster.nodes if n.role == "worker"]
+        await asyncio.gather(*(provider.stop_node(ref, n.name, self.settings.stop_grace_s) for n in workers))
+        for node in cluster.nodes:
+            if node.role == "master":
+                await provider.stop_node(ref, node.name, self.settings.stop_grace_s)
+
+    async def _suspend(self, cluster: Cluster) -> None:
+        if cluster.state == "suspended":
+            return
+        started = time.monotonic()
+        await self._stop_processes(cluster)
+        self._set_state(cluster.id, "suspended")
+        self._event(cluster.id, "suspend", "all processes stopped; nodes kept",
+                    duration_s=time.monotonic() - started)
+
+    async def _teardown(self, cluster: Cluster) -> None:
+        started = time.monotonic()
+        if cluster.state != "deleting":
+            self._set_state(cluster.id, "deleting", cluster.status_reason)
+            self._event(cluster.id, "deleting", "stopping workers, then the master")
+        await self._stop_processes(cluster)
+        await self.provider(cluster.provider).destroy_cluster(cluster.id)
+        self.store.update_cluster(cluster.id, state="deleted", slot=None, deleted_at=utcnow(), outputs={})
+        self._event(cluster.id, "deleted", "all processes stopped and files removed",
+                    duration_s=time.monotonic() - started)
+
+    # -- periodic health, idle and age ------------------------------------------------------
+
+    async def _periodic_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.reconcile_interval_s)
+            for cluster in self.store.list_clusters():
+                try:
+                    await self._periodic_check(cluster)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("periodic check of cluster %s", cluster.id)
+
+    async def _periodic_check(self, cluster: Cluster) -> None:
+        task = self._tasks.get(cluster.id)
+        if cluster.target == "deleted" and cluster.state != "deleting":
+            self.kick(cluster.id, interrupt=True)  # asked for by another process sharing the store
+        elif task is None or task.done() or cluster.target != "running":
+            self.kick(cluster.id)
+        if cluster.state != "ready" or cluster.target != "running":
+            return
+        spec = cluster.spec
+        if spec.get("max_age_s") and age_seconds(cluster.created_at) > spec["max_age_s"]:
+            return self._expire(cluster, f"max age of {spec['max_age_s']} s reached")
+        if await self._is_busy(cluster):
+            self.store.update_cluster(cluster.id, last_active_at=utcnow())
+        elif spec.get("idle_timeout_s") and age_seconds(cluster.last_active_at) > spec["idle_timeout_s"]:
+            return self._expire(cluster, f"idle for more than {spec['idle_timeout_s']} s")
+        await self._check_processes(cluster)
+
+    def _expire(self, cluster: Cluster, reason: str) -> None:
+        self._event(cluster.id, "expire", f"deleting: {reason}")
+        self.store.update_cluster(cluster.id, target="deleted", status_reason=reason)
+        self.kick(cluster.id)
+
+    async def _is_busy(self, cluster: Cluster) -> bool:
+        for name in cluster.spec.get("resolved_frameworks", []):
+            fw = self.catalog.get(name)
+            if fw.activity is None:
+                continue
+            ctx = plan.context(cluster, self.catalog, fw, None)
+            try:
+                data = await http_json(self._http, render(fw.activity.url, ctx))
+            except (httpx.HTTPError, ValueError):
+                continue
+            if evaluate(fw.activity.busy_when, {**ctx, "data": data}):
+                return True
+        return False
+
+    async def _check_processes(self, cluster: Cluster) -> None:
+        """Supervision: a process that died on a ready cluster is restarted a few times."""
+        provider = self.provider(cluster.provider)
+        ref = ClusterRef(cluster.id, cluster.slot or 0)
+        for node in plan.live_nodes(cluster):
+            for name in cluster.spec.get("resolved_frameworks", []):
+                for process in plan.process_names(self.catalog.get(name), node.role):
+                    status = await provider.process_status(ref, node.name, process)
+                    if status.state is ProcessState.RUNNING:
+                        continue
+                    key = (cluster.id, node.name, process)
+                    self._restarts[key] = self._restarts.get(key, 0) + 1
+                    if self._restarts[key] > MAX_RESTARTS:
+                        return await self._fail(cluster.id, f"{process} on {node.name} exited "
+                                                f"{MAX_RESTARTS} times after start-up; giving up")
+                    self._event(cluster.id, "health", f"{process} on {node.name} exited "
+                                f"(code {status.exit_code}); restarting", level="warning")
+                    self._set_state(cluster.id, "installing", f"restarting {process} on {node.name}")
+                    self.kick(cluster.id)
+                    return

@@ -1,0 +1,93 @@
+"""What should run where: turns a stored cluster and the catalogue into launches and outputs.
+
+Pure functions of their inputs, so they are cheap to test and identical before and after
+a restart of the service manager.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from disco.cluster.models import Cluster, Node
+from disco.frameworks.catalog import Catalog
+from disco.frameworks.model import FrameworkDef
+from disco.frameworks.render import render
+from disco.providers.base import Launch
+
+
+def live_nodes(cluster: Cluster) -> list[Node]:
+    return [n for n in cluster.nodes if n.target == "running"]
+
+
+def master_node(cluster: Cluster) -> Node:
+    return next(n for n in cluster.nodes if n.role == "master")
+
+
+def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | None,
+            workdir: str = "") -> dict[str, Any]:
+    nodes = live_nodes(cluster)
+    props = cluster.spec.get("properties", {})
+    master = master_node(cluster)
+    return {
+        "cluster": {"id": cluster.id, "name": cluster.name,
+                    "workers": sum(1 for n in nodes if n.role == "worker")},
+        "node": ({"name": node.name, "role": node.role, "index": node.index, "host": node.host,
+                  "workdir": workdir} if node else {}),
+        "master": {"host": master.host},
+        "workers": [n.host for n in nodes if n.role == "worker"],
+        "ports": {name: port.port for name, port in fw.ports.items()},
+        "props": props.get(fw.name, {}),
+        "frameworks": {name: {"props": props.get(name, {}),
+                              "ports": {p: d.port for p, d in catalog.get(name).ports.items()}}
+                       for name in cluster.spec.get("resolved_frameworks", [])},
+    }
+
+
+def launches(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node,
+             workdir: str) -> list[tuple[Launch, str | None]]:
+    """The processes of one framework on one node, each with the address to wait for first."""
+    role = fw.roles.get(node.role)  # type: ignore[call-overload]
+    if role is None:
+        return []
+    ctx = context(cluster, catalog, fw, node, workdir)
+    env = render(fw.env, ctx)
+    result = []
+    for proc in role.processes:
+        launch = Launch(name=f"{fw.name}-{proc.name}", argv=render(proc.command, ctx),
+                        env={**env, **render(proc.env, ctx)})
+        result.append((launch, render(proc.wait_for_tcp, ctx) if proc.wait_for_tcp else None))
+    return result
+
+
+def process_names(fw: FrameworkDef, role: str) -> list[str]:
+    role_def = fw.roles.get(role)  # type: ignore[call-overload]
+    return [f"{fw.name}-{p.name}" for p in role_def.processes] if role_def else []
+
+
+def outputs(cluster: Cluster, catalog: Catalog) -> dict[str, Any]:
+    nodes = live_nodes(cluster)
+    master = master_node(cluster)
+    frameworks: dict[str, Any] = {}
+    ports: set[int] = set()
+    for name in cluster.spec.get("resolved_frameworks", []):
+        fw = catalog.get(name)
+        ctx = context(cluster, catalog, fw, None)
+        entry: dict[str, Any] = dict(render(fw.outputs, ctx))
+        web = {}
+        for port_name, port in fw.ports.items():
+            ports.add(port.port)
+            if not port.web:
+                continue
+            hosts = [master] if port.role == "master" else [n for n in nodes if n.role == "worker"]
+            for node in hosts:
+                key = port_name if port.role == "master" else f"{port_name}@{node.name}"
+                web[key] = f"{port.scheme}://{node.host}:{port.port}{port.path}"
+        if web:
+            entry["web_uis"] = web
+        frameworks[name] = entry
+    return {
+        "master_host": master.host,
+        "nodes": [{"name": n.name, "role": n.role, "host": n.host} for n in nodes],
+        "frameworks": frameworks,
+        "ports": sorted(ports),
+    }

@@ -1,0 +1,164 @@
+"""What the APIs can do to clusters: every request is checked here, then handed to the store
+and the reconciler. The REST API, the OCCI API and the CLI all go through this one class."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from disco.cluster.lifecycle import Lifecycle
+from disco.cluster.models import Cluster, Event
+from disco.cluster.secrets import SecretBox, ssh_keypair
+from disco.cluster.spec import ClusterSpec, resolve
+from disco.cluster.store import Store
+from disco.errors import Conflict, InvalidSpec
+from disco.frameworks.catalog import Catalog
+from disco.providers import available as available_providers
+from disco.settings import Settings
+
+SCALABLE_STATES = ("pending", "provisioning", "installing", "ready")
+
+
+class ClusterService:
+    def __init__(self, settings: Settings, store: Store, catalog: Catalog, lifecycle: Lifecycle,
+                 box: SecretBox) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.lifecycle = lifecycle
+        self.box = box
+
+    # -- commands ---------------------------------------------------------------------
+
+    def create(self, tenant: str, spec: ClusterSpec, *, extra_secrets: dict[str, Any] | None = None) -> Cluster:
+        provider = spec.provider or self.settings.default_provider
+        if provider not in available_providers():
+            raise InvalidSpec(f"unknown provider {provider!r} (available: {', '.join(available_providers())})",
+                              code="unknown_provider")
+        resolved = resolve(spec.model_copy(update={"provider": provider}), self.catalog,
+                           max_workers=self.settings.max_workers)
+        cluster_id = str(uuid.uuid4())
+        public_key, private_key = ssh_keypair(f"disco-{cluster_id[:8]}")
+        secrets = {"properties": {k: v for k, v in resolved.secrets.items() if v}, **(extra_secrets or {})}
+        cluster = Cluster(
+            id=cluster_id, tenant=tenant, name=spec.name or f"disco-{cluster_id[:8]}", provider=provider,
+            spec=resolved.public_dict(), state="pending", target="running", workers=spec.workers,
+            ssh_public_key=public_key, ssh_private_key_enc=self.box.seal(private_key),
+            secrets_enc=self.box.seal(secrets), outputs={},
+        )
+        nodes = [("master", "master", 0)] + [(f"worker-{i}", "worker", i) for i in range(1, spec.workers + 1)]
+        cluster = self.store.add_cluster(cluster, nodes)
+        self.store.add_event(cluster.id, "pending",
+                             f"requested: 1 master, {spec.workers} worker(s), frameworks "
+                             f"{', '.join(resolved.order) or 'none'} on provider {provider}")
+        self.lifecycle.kick(cluster.id)
+        return cluster
+
+    def scale(self, tenant: str, cluster_id: str, workers: Any) -> Cluster:
+        if isinstance(workers, bool) or not isinstance(workers, int):
+            raise InvalidSpec(f"workers must be an integer, got {workers!r}", code="invalid_workers")
+        if workers < 0 or workers > self.settings.max_workers:
+            raise InvalidSpec(f"workers must be between 0 and {self.settings.max_workers}, got {workers}",
+                              code="invalid_workers", details={"max_workers": self.settings.max_workers})
+        cluster = self.get(tenant, cluster_id)
+        if cluster.target != "running" or cluster.state not in SCALABLE_STATES:
+            raise Conflict(f"cannot scale a cluster in state {cluster.state}", code="invalid_state")
+        current = sorted((n for n in cluster.nodes if n.role == "worker" and n.target == "running"),
+                         key=lambda n: n.index)
+        if workers > len(current):
+            used = {n.index for n in cluster.nodes}
+            fresh = [i for i in range(1, 254) if i not in used][: workers - len(current)]
+            self.store.add_nodes(cluster.id, [(f"worker-{i}", "worker", i) for i in fresh])
+        for node in current[workers:]:
+            self.store.update_node(cluster.id, node.name, target="absent")
+        if workers != len(current):
+            self.store.add_event(cluster.id, "scale", f"requested {workers} worker(s) (from {len(current)})")
+        self.store.update_cluster(cluster.id, workers=workers)
+        self.lifecycle.kick(cluster.id)
+        return self.store.get_cluster(cluster.id)
+
+    def delete(self, tenant: str, cluster_id: str) -> Cluster:
+        cluster = self.get(tenant, cluster_id)
+        if cluster.target != "deleted":
+            self.store.update_cluster(cluster.id, target="deleted")
+            self.store.add_event(cluster.id, "delete", "deletion requested")
+        self.lifecycle.kick(cluster.id, interrupt=True)
+        return self.store.get_cluster(cluster.id)
+
+    def suspend(self, tenant: str, cluster_id: str) -> Cluster:
+        cluster = self.get(tenant, cluster_id)
+        if cluster.state != "ready":
+            raise Conflict(f"only a ready cluster can be suspended (state: {cluster.state})",
+                           code="invalid_state")
+        self.store.update_cluster(cluster.id, target="suspended")
+        self.lifecycle.kick(cluster.id)
+        return self.store.get_cluster(cluster.id)
+
+    def resume(self, tenant: str, cluster_id: str) -> Cluster:
+        cluster = self.get(tenant, cluster_id)
+        if cluster.state not in ("suspended", "failed"):
+            raise Conflict(f"only a suspended or failed cluster can be resumed (state: {cluster.state})",
+                           code="invalid_state")
+        self.store.update_cluster(cluster.id, target="running", state="installing", status_reason="")
+        self.store.add_event(cluster.id, "resume", "resume requested")
+        self.lifecycle.kick(cluster.id)
+        return self.store.get_cluster(cluster.id)
+
+    # -- queries ----------------------------------------------------------------------
+
+    def get(self, tenant: str, cluster_id: str) -> Cluster:
+        return self.store.get_cluster(cluster_id, tenant=tenant)
+
+    def list(self, tenant: str, *, include_deleted: bool = False) -> list[Cluster]:
+        return self.store.list_clusters(tenant, include_deleted=include_deleted)
+
+    def events(self, tenant: str, cluster_id: str, after_id: int = 0) -> list[Event]:
+        self.get(tenant, cluster_id)
+        return self.store.events(cluster_id, after_id)
+
+    def private_key(self, cluster: Cluster) -> str:
+        return self.box.open(cluster.ssh_private_key_enc) or ""
+
+    def deployment_log(self, tenant: str, cluster_id: str) -> str:
+        return "".join(format_event(e) for e in self.events(tenant, cluster_id))
+
+    def view(self, cluster: Cluster, *, events: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": cluster.id,
+            "name": cluster.name,
+            "state": cluster.state,
+            "target": cluster.target,
+            "status_reason": cluster.status_reason,
+            "provider": cluster.provider,
+            "workers": cluster.workers,
+            "frameworks": cluster.spec.get("resolved_frameworks", []),
+            "spec": cluster.spec,
+            "nodes": [{"name": n.name, "role": n.role, "host": n.host or None,
+                       "state": "leaving" if n.target != "running" else ("allocated" if n.host else "pending")}
+                      for n in cluster.nodes],
+            "outputs": cluster.outputs,
+            "ssh_public_key": cluster.ssh_public_key,
+            "created_at": _iso(cluster.created_at),
+            "ready_at": _iso(cluster.ready_at),
+            "deleted_at": _iso(cluster.deleted_at),
+        }
+        if events:
+            data["events"] = [event_view(e) for e in self.store.events(cluster.id)]
+        return data
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "at": _iso(event.at), "step": event.step, "level": event.level,
+            "message": event.message, "duration_s": event.duration_s}
+
+
+def format_event(event: Event) -> str:
+    took = f" ({event.duration_s:.2f} s)" if event.duration_s is not None else ""
+    return f"{_iso(event.at)} [{event.level}] {event.step}: {event.message}{took}\n"
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat()
+    return text if value.tzinfo else text + "+00:00"

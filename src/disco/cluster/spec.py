@@ -1,0 +1,135 @@
+"""The typed cluster specification users submit (JSON body, YAML file, CLI flags or OCCI)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+
+from disco.errors import InvalidSpec
+from disco.frameworks.catalog import Catalog
+
+HOUR = 3600
+
+
+class FrameworkRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=32)
+    properties: dict[str, Any] = {}
+
+
+class Access(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Who may reach the cluster's ports; providers with a firewall (OpenStack security
+    # groups) turn these and the frameworks' declared ports into rules.
+    allowed_cidrs: list[str] = ["127.0.0.0/8"]
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(cidr, strict=False)) for cidr in value]
+
+
+class ClusterSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    provider: str | None = None
+    masters: Annotated[StrictInt, Field(ge=1)] = 1
+    workers: Annotated[StrictInt, Field(ge=0)] = 1
+    frameworks: list[FrameworkRequest] = []
+    access: Access = Access()
+    idle_timeout_s: Annotated[StrictInt, Field(ge=0)] = 8 * HOUR
+    max_age_s: Annotated[StrictInt, Field(ge=0)] = 7 * 24 * HOUR
+    # Infrastructure settings only some providers read (OpenStack images, flavors, networks).
+    provider_options: dict[str, str] = {}
+
+    @field_validator("frameworks", mode="before")
+    @classmethod
+    def _names_as_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("masters")
+    @classmethod
+    def _one_master(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("exactly one master is supported for now")
+        return value
+
+
+class ResolvedSpec(BaseModel):
+    """A spec checked against the catalogue: dependencies added, properties typed."""
+
+    spec: ClusterSpec
+    order: list[str]
+    properties: dict[str, dict[str, Any]]
+    secrets: dict[str, dict[str, Any]]
+
+    def public_dict(self) -> dict[str, Any]:
+        data = self.spec.model_dump()
+        data["resolved_frameworks"] = self.order
+        data["properties"] = self.properties
+        return data
+
+
+def parse_spec(data: Any) -> ClusterSpec:
+    try:
+        return ClusterSpec.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidSpec(_summarise(exc), details=_errors(exc)) from None
+
+
+def load_spec_file(path: Path) -> ClusterSpec:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidSpec(f"cannot read spec {path}: {exc}") from None
+    return parse_spec(data)
+
+
+def resolve(spec: ClusterSpec, catalog: Catalog, *, max_workers: int) -> ResolvedSpec:
+    if spec.workers > max_workers:
+        raise InvalidSpec(
+            f"workers must be <= {max_workers} (the configured maximum), got {spec.workers}",
+            code="too_many_workers", details={"max_workers": max_workers},
+        )
+    requested = [fw.name for fw in spec.frameworks]
+    duplicates = sorted({n for n in requested if requested.count(n) > 1})
+    if duplicates:
+        raise InvalidSpec(f"framework listed twice: {', '.join(duplicates)}", code="duplicate_framework")
+    order = catalog.resolve(requested)
+    given = {fw.name: fw.properties for fw in spec.frameworks}
+    properties: dict[str, dict[str, Any]] = {}
+    secrets: dict[str, dict[str, Any]] = {}
+    for name in order:
+        fw = catalog.get(name)
+        values = fw.resolve_properties(given.get(name, {}))
+        hidden = fw.secret_properties()
+        properties[name] = {k: v for k, v in values.items() if k not in hidden}
+        secrets[name] = {k: v for k, v in values.items() if k in hidden}
+    # The stored spec keeps no secret values; they live encrypted beside it.
+    clean = spec.model_copy(update={"frameworks": [
+        FrameworkRequest(name=fw.name, properties={
+            k: v for k, v in fw.properties.items() if k not in catalog.get(fw.name).secret_properties()
+        }) for fw in spec.frameworks
+    ]})
+    return ResolvedSpec(spec=clean, order=order, properties=properties, secrets=secrets)
+
+
+def _errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "spec"
+        parts.append(f"{where}: {err['msg']}")
+    return "invalid cluster spec: " + "; ".join(parts)

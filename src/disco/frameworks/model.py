@@ -1,0 +1,181 @@
+"""The schema of `framework.yaml`, as pydantic models (unknown keys are errors)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from disco.errors import InvalidProperty
+
+NAME_RE = r"^[a-z][a-z0-9_-]{0,31}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PropertyDef(Strict):
+    type: Literal["int", "float", "bool", "str"]
+    default: Any = None
+    description: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: list[str] | None = None
+    pattern: str | None = None
+    secret: bool = False
+
+    def coerce(self, framework: str, name: str, value: Any) -> Any:
+        """Turn a JSON or OCCI (string) value into this property's type, or explain why not."""
+        where = f"{framework}.{name}"
+        try:
+            result = _COERCE[self.type](value)
+        except (TypeError, ValueError):
+            raise InvalidProperty(
+                f"property {where} must be of type {self.type}, got {value!r}",
+                details={"property": where, "expected": self.type},
+            ) from None
+        if self.min is not None and result < self.min:
+            raise InvalidProperty(f"property {where} must be >= {self.min:g}, got {result}",
+                                  details={"property": where, "min": self.min})
+        if self.max is not None and result > self.max:
+            raise InvalidProperty(f"property {where} must be <= {self.max:g}, got {result}",
+                                  details={"property": where, "max": self.max})
+        if self.choices is not None and result not in self.choices:
+            raise InvalidProperty(f"property {where} must be one of {self.choices}, got {result!r}",
+                                  details={"property": where, "choices": self.choices})
+        if self.pattern is not None and not re.fullmatch(self.pattern, str(result)):
+            raise InvalidProperty(f"property {where} must match {self.pattern!r}, got {result!r}",
+                                  details={"property": where, "pattern": self.pattern})
+        return result
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(value)
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(value)
+    return int(value)
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError(value)
+    return float(value)
+
+
+def _to_str(value: Any) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(value)
+    return str(value)
+
+
+_COERCE = {"int": _to_int, "float": _to_float, "bool": _to_bool, "str": _to_str}
+
+
+class PortDef(Strict):
+    port: int = Field(ge=1, le=65535)
+    role: Literal["master", "worker"]
+    scheme: str = "tcp"
+    web: bool = False
+    path: str = "/"
+    description: str = ""
+
+
+class ProcessDef(Strict):
+    name: str = Field(pattern=NAME_RE)
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] = {}
+    # Start this process only once the address accepts TCP connections: Spark workers
+    # otherwise fall into a registration back-off of up to 15 s when they beat the master.
+    wait_for_tcp: str | None = None
+
+
+class RoleDef(Strict):
+    processes: list[ProcessDef] = []
+
+
+class HttpCall(Strict):
+    method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
+    url: str
+    json_body: Any = Field(default=None, alias="json")
+    timeout_s: float = 30.0
+
+
+class Readiness(Strict):
+    """A framework-level check: ready means the framework says so, not that processes run."""
+
+    kind: Literal["http_json", "command", "none"] = "none"
+    url: str | None = None
+    ready_when: str | None = None
+    status_text: str | None = None
+    command: list[str] | None = None
+    timeout_s: float = Field(default=120.0, gt=0)
+    interval_s: float = Field(default=0.2, gt=0)
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> "Readiness":
+        if self.kind == "http_json" and not (self.url and self.ready_when):
+            raise ValueError("readiness kind http_json needs url and ready_when")
+        if self.kind == "command" and not self.command:
+            raise ValueError("readiness kind command needs command")
+        return self
+
+
+class Activity(Strict):
+    """How to tell that a cluster is in use, so idle timeouts never stop a busy one."""
+
+    url: str
+    busy_when: str
+
+
+class FrameworkDef(Strict):
+    name: str = Field(pattern=NAME_RE)
+    version: str = ""
+    # A Python distribution whose installed version is this framework's version.
+    version_from: str | None = None
+    description: str = ""
+    depends: list[str] = []
+    properties: dict[str, PropertyDef] = {}
+    ports: dict[str, PortDef] = {}
+    env: dict[str, str] = {}
+    roles: dict[Literal["master", "worker"], RoleDef] = {}
+    readiness: Readiness = Readiness()
+    scale_down: HttpCall | None = None
+    activity: Activity | None = None
+    outputs: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _defaults_are_valid(self) -> "FrameworkDef":
+        for prop_name, prop in self.properties.items():
+            if prop.default is not None:
+                prop.coerce(self.name, prop_name, prop.default)
+        return self
+
+    def resolve_properties(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with the user's values, each checked against its declaration."""
+        unknown = sorted(set(given) - set(self.properties))
+        if unknown:
+            raise InvalidProperty(
+                f"unknown propert{'y' if len(unknown) == 1 else 'ies'} for framework "
+                f"{self.name}: {', '.join(unknown)} (known: {', '.join(sorted(self.properties)) or 'none'})",
+                code="unknown_property",
+                details={"framework": self.name, "unknown": unknown},
+            )
+        values = {name: prop.default for name, prop in self.properties.items()}
+        for name, value in given.items():
+            values[name] = self.properties[name].coerce(self.name, name, value)
+        return values
+
+    def secret_properties(self) -> set[str]:
+        return {name for name, prop in self.properties.items() if prop.secret}

@@ -1,0 +1,62 @@
+"""Renders the templated strings of a framework.yaml in a sandbox.
+
+Templates see only plain data (cluster, node, master, ports, props) and a few helpers
+to locate installed software, so a framework folder can describe how to start its
+processes without any Python of its own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from disco.errors import DiscoError
+
+
+def module_dir(name: str) -> str:
+    """Directory of an installed Python package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise DiscoError(f"Python package {name!r} is not installed", code="missing_software")
+    return str(Path(list(spec.submodule_search_locations)[0]))
+
+
+def which(command: str) -> str:
+    found = shutil.which(command)
+    if not found:
+        raise DiscoError(f"command {command!r} not found on PATH", code="missing_software")
+    return found
+
+
+_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
+_env.globals.update(python=sys.executable, module_dir=module_dir, which=which,
+                    bin_dir=str(Path(sys.executable).parent))
+
+
+def render(value: Any, context: dict[str, Any]) -> Any:
+    """Render every string inside a str / list / dict structure."""
+    if isinstance(value, str):
+        if "{{" not in value and "{%" not in value:
+            return value
+        try:
+            return _env.from_string(value).render(context)
+        except TemplateError as exc:
+            raise DiscoError(f"cannot render {value!r}: {exc}", code="template_error") from exc
+    if isinstance(value, list):
+        return [render(item, context) for item in value]
+    if isinstance(value, dict):
+        return {key: render(item, context) for key, item in value.items()}
+    return value
+
+
+def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    try:
+        return _env.compile_expression(expression)(**context)
+    except TemplateError as exc:
+        raise DiscoError(f"cannot evaluate {expression!r}: {exc}", code="template_error") from exc

@@ -1,0 +1,101 @@
+"""The small interface every infrastructure provider implements.
+
+A provider turns node names into hosts and runs named processes on them. It knows
+nothing of frameworks, readiness or the database: the lifecycle reconciler decides what
+should run where, and asks again after a restart (every call is idempotent).
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ClusterRef:
+    id: str
+    slot: int
+
+
+@dataclass(frozen=True)
+class NodeRef:
+    name: str
+    role: str
+    index: int
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    name: str
+    host: str
+    # Where the node keeps its files, as a path on that node.
+    workdir: str
+
+
+@dataclass(frozen=True)
+class Launch:
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class ProcessState(enum.Enum):
+    RUNNING = "running"
+    EXITED = "exited"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    state: ProcessState
+    exit_code: int | None = None
+    pid: int | None = None
+
+
+class Provider(ABC):
+    """Infrastructure for clusters. Every method may be called again after a crash."""
+
+    name: str = ""
+
+    @abstractmethod
+    async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
+        """Make (or find again) the hosts for these nodes."""
+
+    @abstractmethod
+    async def start_process(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
+        """Start `launch` on the node unless a process of that name already runs there; its pid."""
+
+    @abstractmethod
+    async def process_status(self, cluster: ClusterRef, node: str, process: str) -> ProcessStatus:
+        """Whether a named process runs on a node, and how it ended if it does not."""
+
+    @abstractmethod
+    async def stop_node(self, cluster: ClusterRef, node: str, grace_s: float) -> None:
+        """Stop every process on the node, newest first: SIGTERM, then SIGKILL after grace_s."""
+
+    @abstractmethod
+    async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> None:
+        """Release the hosts of stopped nodes, leaving nothing of them behind."""
+
+    @abstractmethod
+    async def destroy_cluster(self, cluster_id: str) -> None:
+        """Remove everything the provider holds for a cluster: processes, hosts, files."""
+
+    @abstractmethod
+    def cluster_ids(self) -> set[str]:
+        """Ids of every cluster that has anything on this infrastructure (for orphan sweeps)."""
+
+    @abstractmethod
+    async def run_command(self, cluster: ClusterRef, node: NodeAddress, argv: list[str],
+                          env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+        """Run a short command on a node; its exit code and output."""
+
+    @abstractmethod
+    def log_names(self, cluster_id: str) -> list[tuple[str, str]]:
+        """(node, process) pairs that have a log."""
+
+    @abstractmethod
+    def read_log(self, cluster_id: str, node: str, process: str, offset: int = 0,
+                 limit: int = 1 << 20) -> bytes:
+        """Bytes of a process log from `offset`; empty when there is nothing more."""

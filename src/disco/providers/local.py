@@ -1,0 +1,263 @@
+"""The embedded default provider: every node is a directory and a loopback address here.
+
+Node `i` of cluster slot `s` gets 127.(B + s // 256).(s % 256).(i + 1), B being 1 unless
+DISCO_LOCAL_NET_BASE says otherwise, so all nodes of
+a cluster can use the same ports, as on real hosts. Each process runs in its own session
+(its own process group), writes its log beside its pid file, and carries its cluster id
+in its environment, so that after a crash of the service manager every process can be
+found again and adopted or stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeRef, ProcessState,
+                                  ProcessStatus, Provider)
+
+TAG_ENV = "DISCO_CLUSTER_ID"
+
+
+def net_base() -> int:
+    """Second octet of the first cluster's addresses; a test run picks its own to stay apart."""
+    return int(os.environ.get("DISCO_LOCAL_NET_BASE", "1"))
+
+
+def node_host(slot: int, index: int) -> str:
+    octet = net_base() + slot // 256
+    if not 1 <= slot or octet > 254 or not 0 <= index < 254:
+        raise ValueError(f"no loopback address for slot {slot}, node {index}")
+    return f"127.{octet}.{slot % 256}.{index + 1}"
+
+
+class LocalProvider(Provider):
+    name = "local"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir) / "clusters"
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Popen objects of the processes we started, so exited children get reaped.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    # -- files ----------------------------------------------------------------------
+
+    def _node_dir(self, cluster_id: str, node: str) -> Path:
+        return self.root / cluster_id / node
+
+    def _pid_file(self, cluster_id: str, node: str) -> Path:
+        return self._node_dir(cluster_id, node) / "processes.json"
+
+    def _records(self, cluster_id: str, node: str) -> list[dict]:
+        try:
+            return json.loads(self._pid_file(cluster_id, node).read_text())
+        except (OSError, ValueError):
+            return []
+
+    def _save_records(self, cluster_id: str, node: str, records: list[dict]) -> None:
+        path = self._pid_file(cluster_id, node)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(records))
+        os.replace(tmp, path)
+
+    # -- nodes ----------------------------------------------------------------------
+
+    async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
+        result = []
+        for node in nodes:
+            workdir = self._node_dir(cluster.id, node.name)
+            workdir.mkdir(parents=True, exist_ok=True)
+            result.append(NodeAddress(node.name, node_host(cluster.slot, node.index), str(workdir)))
+        return result
+
+    async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> None:
+        for node in nodes:
+            await self.stop_node(cluster, node, grace_s=5.0)
+            shutil.rmtree(self._node_dir(cluster.id, node), ignore_errors=True)
+
+    async def destroy_cluster(self, cluster_id: str) -> None:
+        cluster_dir = self.root / cluster_id
+        ref = ClusterRef(cluster_id, 0)
+        if cluster_dir.is_dir():
+            for node_dir in cluster_dir.iterdir():
+                if node_dir.is_dir():
+                    await self.stop_node(ref, node_dir.name, grace_s=5.0)
+        # Processes whose pid file was never written (a crash right after fork) are
+        # still found by the cluster id in their environment.
+        await _terminate(_tagged_processes(cluster_id), grace_s=5.0)
+        shutil.rmtree(cluster_dir, ignore_errors=True)
+
+    def cluster_ids(self) -> set[str]:
+        ids = {p.name for p in self.root.iterdir() if p.is_dir()} if self.root.is_dir() else set()
+        return ids | {cid for cid, _ in _all_tagged()}
+
+    # -- processes ------------------------------------------------------------------
+
+    async def start_process(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
+        status = await self.process_status(cluster, node.name, launch.name)
+        if status.state is ProcessState.RUNNING and status.pid:
+            return status.pid
+        workdir = Path(node.workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **launch.env, TAG_ENV: cluster.id, "DISCO_NODE": node.name}
+        with open(workdir / f"{launch.name}.log", "ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(launch.argv)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(launch.argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._children[proc.pid] = proc
+        records = [r for r in self._records(cluster.id, node.name) if r["name"] != launch.name]
+        records.append({"name": launch.name, "pid": proc.pid, "started": _create_time(proc.pid)})
+        self._save_records(cluster.id, node.name, records)
+        return proc.pid
+
+    async def process_status(self, cluster: ClusterRef, node: str, process: str) -> ProcessStatus:
+        record = next((r for r in self._records(cluster.id, node) if r["name"] == process), None)
+        if record is None:
+            return ProcessStatus(ProcessState.MISSING)
+        pid = record["pid"]
+        child = self._children.get(pid)
+        if child is not None:
+            code = child.poll()
+            if code is not None:
+                return ProcessStatus(ProcessState.EXITED, exit_code=code, pid=pid)
+            return ProcessStatus(ProcessState.RUNNING, pid=pid)
+        if _alive(pid, record.get("started")):
+            return ProcessStatus(ProcessState.RUNNING, pid=pid)
+        return ProcessStatus(ProcessState.EXITED, pid=pid)
+
+    async def stop_node(self, cluster: ClusterRef, node: str, grace_s: float) -> None:
+        records = self._records(cluster.id, node)
+        for record in reversed(records):
+            pid = record["pid"]
+            if pid in self._children or _alive(pid, record.get("started")):
+                await _terminate_group(pid, grace_s, self._children.get(pid))
+            self._children.pop(pid, None)
+        if records:
+            self._save_records(cluster.id, node, [])
+
+    async def run_command(self, cluster: ClusterRef, node: NodeAddress, argv: list[str],
+                          env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=node.workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
+        except asyncio.TimeoutError:
+            proc.kill()
+            await proc.wait()
+            return -1, f"timed out after {timeout_s:g} s"
+        return proc.returncode or 0, out.decode(errors="replace")
+
+    # -- logs -----------------------------------------------------------------------
+
+    def log_names(self, cluster_id: str) -> list[tuple[str, str]]:
+        cluster_dir = self.root / cluster_id
+        if not cluster_dir.is_dir():
+            return []
+        return sorted((p.parent.name, p.stem) for p in cluster_dir.glob("*/*.log"))
+
+    def read_log(self, cluster_id: str, node: str, process: str, offset: int = 0,
+                 limit: int = 1 << 20) -> bytes:
+        path = self._node_dir(cluster_id, node) / f"{process}.log"
+        if path.parent.parent != self.root / cluster_id:  # node/process names come from users
+            return b""
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                return handle.read(limit)
+        except OSError:
+            return b""
+
+
+def _create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def _alive(pid: int, started: float | None) -> bool:
+    """True when pid is still the process we started (pids get reused)."""
+    try:
+        proc = psutil.Process(pid)
+        if started is not None and abs(proc.create_time() - started) > 0.5:
+            return False
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return any(_in_group(p, pgid) for p in psutil.process_iter())
+
+
+def _in_group(proc: psutil.Process, pgid: int) -> bool:
+    try:
+        return os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE
+    except (OSError, psutil.Error):
+        return False
+
+
+async def _terminate_group(pgid: int, grace_s: float, child: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the whole process group (a JVM's executors too), SIGKILL what outlives grace_s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.monotonic() + (grace_s if sig == signal.SIGTERM else 5.0)
+        while time.monotonic() < deadline:
+            if child is not None:
+                child.poll()
+            if not _group_alive(pgid):
+                return
+            await asyncio.sleep(0.05)
+    if child is not None:
+        child.poll()
+
+
+def _all_tagged() -> list[tuple[str, psutil.Process]]:
+    found = []
+    me = os.getpid()
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        try:
+            cid = proc.environ().get(TAG_ENV)
+        except (psutil.Error, OSError):
+            continue
+        if cid:
+            found.append((cid, proc))
+    return found
+
+
+def _tagged_processes(cluster_id: str) -> list[psutil.Process]:
+    return [proc for cid, proc in _all_tagged() if cid == cluster_id]
+
+
+async def _terminate(procs: list[psutil.Process], grace_s: float) -> None:
+    for proc in procs:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive = await asyncio.to_thread(psutil.wait_procs, procs, grace_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    await asyncio.to_thread(psutil.wait_procs, alive, 5.0)

@@ -1,0 +1,71 @@
+"""A real Dask cluster through the REST API: create, compute, scale both ways, delete."""
+
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+from distributed import Client
+
+from conftest import ServiceManager, cluster_processes, listening_on, wait_state, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def dask_workers(address: str) -> dict:
+    with Client(address, timeout=20) as client:
+        return client.scheduler_info(n_workers=-1)["workers"]
+
+
+def test_dask_lifecycle(sm: ServiceManager, api: httpx.Client) -> None:
+    response = api.post("/api/v1/clusters", json={"frameworks": [{"name": "dask"}], "workers": 2})
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["state"] in ("pending", "provisioning", "installing")
+    assert response.headers["location"] == f"/api/v1/clusters/{created['id']}"
+
+    cluster = wait_state(api, created["id"], {"ready", "failed"}, timeout=90)
+    assert cluster["state"] == "ready", cluster["status_reason"]
+    steps = [e["step"] for e in cluster["events"]]
+    assert steps[0] == "pending" and "provisioning" in steps and steps[-1] == "ready"
+    assert all(e["duration_s"] is not None for e in cluster["events"] if e["step"] == "provisioning")
+
+    address = cluster["outputs"]["frameworks"]["dask"]["scheduler_address"]
+    hosts = [n["host"] for n in cluster["nodes"]]
+    assert len(set(hosts)) == 3 and all(h.startswith("127.") for h in hosts)
+    assert address == f"tcp://{hosts[0]}:8786"
+    dashboard = cluster["outputs"]["frameworks"]["dask"]["web_uis"]["dashboard"]
+    assert httpx.get(dashboard.replace("/status", "/health"), trust_env=False).text == "ok"
+
+    # A real computation, spread over both workers.
+    with Client(address, timeout=20) as client:
+        futures = client.map(lambda x: (x * x, os.environ.get("DISCO_NODE")), range(40))
+        results = client.gather(futures)
+    assert sum(r[0] for r in results) == sum(x * x for x in range(40))
+    assert {r[1] for r in results} == {"worker-1", "worker-2"}
+
+    # Scale up: a third worker joins; scale down: workers retire gracefully.
+    assert api.patch(f"/api/v1/clusters/{cluster['id']}", json={"workers": 3}).status_code == 200
+    cluster = wait_until(lambda: (c := api.get(f"/api/v1/clusters/{created['id']}").json())["state"] == "ready"
+                         and len(c["nodes"]) == 4 and c, timeout=60, what="scale up")
+    assert len(dask_workers(address)) == 3
+
+    assert api.patch(f"/api/v1/clusters/{cluster['id']}", json={"workers": 1}).status_code == 200
+    cluster = wait_until(lambda: (c := api.get(f"/api/v1/clusters/{created['id']}").json())["state"] == "ready"
+                         and len(c["nodes"]) == 2 and c, timeout=60, what="scale down")
+    assert len(dask_workers(address)) == 1
+    messages = " ".join(e["message"] for e in cluster["events"])
+    assert "retired worker-2 gracefully" in messages or "retired worker-3 gracefully" in messages
+    removed_dirs = [sm.data_dir / "clusters" / cluster["id"] / name for name in ("worker-2", "worker-3")]
+    assert not any(d.exists() for d in removed_dirs)
+
+    # Delete: nothing of the cluster is left.
+    assert api.delete(f"/api/v1/clusters/{cluster['id']}").status_code == 202
+    wait_state(api, cluster["id"], {"deleted"}, timeout=60)
+    assert cluster_processes(cluster["id"]) == []
+    assert listening_on(hosts) == []
+    assert not (sm.data_dir / "clusters" / cluster["id"]).exists()
+    assert cluster["id"] not in [c["id"] for c in api.get("/api/v1/clusters").json()]
+    log = api.get(f"/api/v1/clusters/{cluster['id']}/deployment.log").text
+    assert "deleted" in log and "ready" in log
