@@ -23,8 +23,9 @@ from disco.cluster.store import Store
 from disco.providers.local import TAG_ENV, LocalProvider
 
 TEST_FRAMEWORKS = Path(__file__).parent / "frameworks"
-# Each service manager a test run starts gets its own 127.N.x.x block.
-_net_bases = itertools.count(random.randrange(100, 180))
+# Each service manager a test run starts gets its own 127.N.x.x block, apart from the
+# default (127.1.x.x) that a developer's own `disco sm` uses.
+_net_bases = itertools.cycle(random.sample(range(20, 250), 230))
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ from disco.providers.base import Provider
 
 _REGISTRY = {
     "local": "disco.providers.local:LocalProvider",
-    "fake": "disco.providers.fake:FakeProvider",
 }
 
 

@@ -25,6 +25,9 @@ from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeRef, Proc
                                   ProcessStatus, Provider)
 
 TAG_ENV = "DISCO_CLUSTER_ID"
+# Several service managers (each with its own data directory) may share a machine: a
+# process is ours only if it also carries our root.
+ROOT_ENV = "DISCO_PROVIDER_ROOT"
 
 
 def net_base() -> int:
@@ -92,12 +95,15 @@ class LocalProvider(Provider):
                     await self.stop_node(ref, node_dir.name, grace_s=5.0)
         # Processes whose pid file was never written (a crash right after fork) are
         # still found by the cluster id in their environment.
-        await _terminate(_tagged_processes(cluster_id), grace_s=5.0)
+        await _terminate(self._tagged(cluster_id), grace_s=5.0)
         shutil.rmtree(cluster_dir, ignore_errors=True)
 
     def cluster_ids(self) -> set[str]:
         ids = {p.name for p in self.root.iterdir() if p.is_dir()} if self.root.is_dir() else set()
-        return ids | {cid for cid, _ in _all_tagged()}
+        return ids | {cid for cid, _ in _all_tagged(str(self.root))}
+
+    def _tagged(self, cluster_id: str) -> list[psutil.Process]:
+        return [proc for cid, proc in _all_tagged(str(self.root)) if cid == cluster_id]
 
     # -- processes ------------------------------------------------------------------
 
@@ -107,7 +113,8 @@ class LocalProvider(Provider):
             return status.pid
         workdir = Path(node.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **launch.env, TAG_ENV: cluster.id, "DISCO_NODE": node.name}
+        env = {**os.environ, **launch.env, TAG_ENV: cluster.id, ROOT_ENV: str(self.root),
+               "DISCO_NODE": node.name}
         with open(workdir / f"{launch.name}.log", "ab") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(launch.argv)}\n".encode())
             log.flush()
@@ -229,23 +236,19 @@ async def _terminate_group(pgid: int, grace_s: float, child: subprocess.Popen[by
         child.poll()
 
 
-def _all_tagged() -> list[tuple[str, psutil.Process]]:
+def _all_tagged(root: str) -> list[tuple[str, psutil.Process]]:
     found = []
     me = os.getpid()
     for proc in psutil.process_iter():
         if proc.pid == me:
             continue
         try:
-            cid = proc.environ().get(TAG_ENV)
+            env = proc.environ()
         except (psutil.Error, OSError):
             continue
-        if cid:
-            found.append((cid, proc))
+        if env.get(TAG_ENV) and env.get(ROOT_ENV) == root:
+            found.append((env[TAG_ENV], proc))
     return found
-
-
-def _tagged_processes(cluster_id: str) -> list[psutil.Process]:
-    return [proc for cid, proc in _all_tagged() if cid == cluster_id]
 
 
 async def _terminate(procs: list[psutil.Process], grace_s: float) -> None:

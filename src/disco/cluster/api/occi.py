@@ -15,12 +15,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from disco.cluster.api.occi_attributes import SLAVECOUNT, attributes_of, spec_from_attributes
+from disco.cluster.api.occi_attributes import SLAVECOUNT, attributes_of, integer_attribute, spec_from_attributes
 from disco.cluster.api.occi_format import (ACTION_SCHEME, CORE_SCHEME, SM_SCHEME, Category, MalformedOcci,
                                            parse_attributes, parse_category, render_attribute)
 from disco.cluster.auth import authenticate
+from disco.cluster.models import Cluster
 from disco.cluster.service import ClusterService
-from disco.errors import InvalidSpec
+from disco.errors import InvalidSpec, NotFound
 
 router = APIRouter(tags=["occi"])
 ACTIONS = ("suspend", "resume")
@@ -64,7 +65,23 @@ def _wants(request: Request) -> str:
 
 
 def _attribute_headers(request: Request) -> dict[str, str]:
-    return parse_attributes(request.headers.getlist("x-occi-attribute"))
+    return parse_attributes([_utf8(h) for h in request.headers.getlist("x-occi-attribute")])
+
+
+def _utf8(header: str) -> str:
+    """Starlette decodes header bytes as Latin-1; curl sends UTF-8, so read them as such."""
+    try:
+        return header.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return header
+
+
+def _live(svc: ClusterService, tenant: str, cluster_id: str) -> Cluster:
+    """The tenant's cluster, as OCCI sees it: a deleted cluster no longer exists (404)."""
+    cluster = svc.get(tenant, cluster_id)
+    if cluster.state == "deleted":
+        raise NotFound(f"no cluster {cluster_id}", details={"cluster": cluster_id})
+    return cluster
 
 
 def _lines(categories: list[Category], attributes: dict[str, Any], locations: list[str],
@@ -127,7 +144,7 @@ def collection(request: Request) -> Response:
 def retrieve(request: Request, cluster_id: str) -> Response:
     tenant = _tenant(request)
     svc = _service(request)
-    cluster = svc.get(tenant, cluster_id)
+    cluster = _live(svc, tenant, cluster_id)
     attributes = attributes_of(cluster, svc.private_key(cluster), _base(request))
     media = _wants(request)
     if media == "application/occi+json":
@@ -147,31 +164,40 @@ def update(request: Request, cluster_id: str) -> Response:
     tenant = _tenant(request)
     svc = _service(request)
     attrs = _attribute_headers(request)
-    action = request.query_params.get("action") or attrs.pop("action", None)
-    if action is None and request.headers.get("category"):
+    # Every way of naming the action (query, attribute, action Category) must agree.
+    named = {a for a in (request.query_params.get("action"), attrs.pop("action", None)) if a}
+    if request.headers.get("category"):
         category = parse_category(request.headers["category"])
         if category.cls == "action":
-            action = category.term
-    if action is not None:
-        if action not in ACTIONS:
-            raise MalformedOcci(f"unknown action {action!r} (suspend, resume)", code="unknown_action")
-        getattr(svc, action)(tenant, cluster_id)
+            named.add(category.term)
+    if len(named) > 1:
+        raise MalformedOcci(f"conflicting actions {sorted(named)}", code="unknown_action")
+    action = named.pop() if named else None
+    # Check the whole request before changing anything, so a 4xx leaves the cluster as it was.
+    if action is not None and action not in ACTIONS:
+        raise MalformedOcci(f"unknown action {action!r} (suspend, resume)", code="unknown_action")
+    workers = None
     if attrs:
         if set(attrs) != {SLAVECOUNT}:
             raise InvalidSpec(f"only {SLAVECOUNT} can be changed on a cluster", code="immutable_attribute",
                               details={"attributes": sorted(attrs)})
-        try:
-            workers = int(attrs[SLAVECOUNT])
-        except ValueError:
-            raise InvalidSpec(f"{SLAVECOUNT} must be an integer", code="invalid_attribute") from None
-        svc.scale(tenant, cluster_id, workers)
-    if action is None and not attrs:
+        workers = integer_attribute(SLAVECOUNT, attrs[SLAVECOUNT])
+    if action is not None and workers is not None:
+        raise MalformedOcci("give either an action or a new slavecount, not both", code="ambiguous_update")
+    if action is None and workers is None:
         raise MalformedOcci('nothing to do: give action="suspend"/"resume" or a new slavecount')
+    _live(svc, tenant, cluster_id)
+    if action is not None:
+        getattr(svc, action)(tenant, cluster_id)
+    else:
+        svc.scale(tenant, cluster_id, workers)
     return Response("OK", media_type="text/plain")
 
 
 @router.delete("/disco/{cluster_id}")
 def delete(request: Request, cluster_id: str) -> Response:
     tenant = _tenant(request)
-    _service(request).delete(tenant, cluster_id)
+    svc = _service(request)
+    _live(svc, tenant, cluster_id)
+    svc.delete(tenant, cluster_id)
     return Response("OK", media_type="text/plain")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from disco.cluster.models import Cluster
@@ -22,6 +23,7 @@ DEPLOYER_OPTIONS = {"username", "region", "type", "path", "project", "auth_url"}
 IMPLICIT_COMPONENTS = {"heat", "shell", "parameters"}
 EXTENSIONS = {"provider", "name", "idle_timeout", "max_age"}
 SECRET_ATTRIBUTE = PREFIX + "deployer.password"
+_INTEGER = re.compile(r"[+-]?[0-9]{1,9}")
 
 
 def spec_from_attributes(attrs: dict[str, str], catalog: Catalog) -> tuple[ClusterSpec, dict[str, Any]]:
@@ -39,7 +41,7 @@ def spec_from_attributes(attrs: dict[str, str], catalog: Catalog) -> tuple[Clust
         if name == "occi.core.title":
             data["name"] = value
         elif name == SLAVECOUNT:
-            data["workers"] = _integer(name, value)
+            data["workers"] = integer_attribute(name, value)
         elif name == SECRET_ATTRIBUTE:
             secrets["deployer_password"] = value
         elif name.startswith(COMPONENTS):
@@ -64,7 +66,7 @@ def spec_from_attributes(attrs: dict[str, str], catalog: Catalog) -> tuple[Clust
         elif name.startswith(PREFIX) and name[len(PREFIX):] in EXTENSIONS:
             key = name[len(PREFIX):]
             if key in ("idle_timeout", "max_age"):
-                data[f"{key}_s"] = _integer(name, value)
+                data[f"{key}_s"] = integer_attribute(name, value)
             else:
                 data[key] = value
         else:
@@ -73,12 +75,14 @@ def spec_from_attributes(attrs: dict[str, str], catalog: Catalog) -> tuple[Clust
     return parse_spec(data), secrets
 
 
-def _integer(name: str, value: str) -> int:
-    try:
-        return int(value.strip())
-    except ValueError:
-        raise InvalidSpec(f"attribute {name} must be an integer, got {value!r}",
-                          code="invalid_attribute", details={"attribute": name}) from None
+def integer_attribute(name: str, value: str) -> int:
+    """A whole number in ASCII digits; `int()` alone would also take "1_0" (as 10) or
+    non-ASCII digits such as "٣", and any number of digits."""
+    text = value.strip()
+    if not _INTEGER.fullmatch(text):
+        raise InvalidSpec(f"attribute {name} must be an integer, got {value[:40]!r}",
+                          code="invalid_attribute", details={"attribute": name})
+    return int(text)
 
 
 STACK_STATUS = {

@@ -6,6 +6,8 @@ machine-readable body, not a stack trace.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 from disco.errors import DiscoError
@@ -14,6 +16,11 @@ SM_SCHEME = "http://schemas.cloudcomplab.ch/occi/sm#"
 ACTION_SCHEME = "http://schemas.cloudcomplab.ch/occi/sm/action#"
 CORE_SCHEME = "http://schemas.ogf.org/occi/core#"
 MAX_HEADER_CHARS = 65536
+# Attribute names as OCCI writes them (dotted, e.g. icclab.disco.components.heat.slavecount).
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.@-]*")
+# Unquoted values may only be numbers or booleans; strings must be quoted.
+_BARE_VALUE = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?|true|false")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
 
 
 class MalformedOcci(DiscoError):
@@ -81,8 +88,8 @@ def _attribute_pairs(text: str) -> list[tuple[str, str]]:
         if eq < 0:
             raise MalformedOcci(f"attribute without '=': {text[i:i + 60]!r}")
         name = text[i:eq].strip()
-        if not name or any(c in name for c in ' ,"'):
-            raise MalformedOcci(f"bad attribute name {name!r}")
+        if not _NAME.fullmatch(name):
+            raise MalformedOcci(f"bad attribute name {name[:60]!r}")
         i = eq + 1
         while i < n and text[i] == " ":
             i += 1
@@ -92,8 +99,9 @@ def _attribute_pairs(text: str) -> list[tuple[str, str]]:
             end = text.find(",", i)
             end = n if end < 0 else end
             value = text[i:end].strip()
-            if not value or '"' in value:
-                raise MalformedOcci(f"bad value for attribute {name}", details={"attribute": name})
+            if not _BARE_VALUE.fullmatch(value):
+                raise MalformedOcci(f"bad value for attribute {name}: strings must be quoted",
+                                    details={"attribute": name})
             i = end
         pairs.append((name, value))
         while i < n and text[i] == " ":
@@ -109,7 +117,18 @@ def _quoted(text: str, i: int) -> tuple[str, int]:
         char = text[i]
         if char == "\\" and i + 1 < len(text):
             nxt = text[i + 1]
-            out.append({"n": "\n", '"': '"', "\\": "\\"}.get(nxt, "\\" + nxt))
+            if nxt in ("u", "U"):
+                # \uXXXX / \UXXXXXXXX: how render_attribute keeps headers ASCII-only.
+                width = 4 if nxt == "u" else 8
+                digits = text[i + 2:i + 2 + width]
+                if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits) \
+                        or int(digits, 16) > 0x10FFFF or 0xD800 <= int(digits, 16) <= 0xDFFF:
+                    raise MalformedOcci(f"bad \\{nxt} escape in quoted attribute value")
+                out.append(chr(int(digits, 16)))
+                i += 2 + width
+                continue
+            # Unknown escapes stay as written (a Windows path such as C:\data keeps its backslash).
+            out.append(_ESCAPES.get(nxt, "\\" + nxt))
             i += 2
         elif char == '"':
             return "".join(out), i + 1
@@ -120,9 +139,13 @@ def _quoted(text: str, i: int) -> tuple[str, int]:
 
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
-    parts, current, quoted = [], [], False
+    parts, current, quoted, escaped = [], [], False, False
     for char in text:
-        if char == '"':
+        if escaped:  # the character after a backslash inside quotes never ends them
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
             quoted = not quoted
         if char == sep and not quoted:
             parts.append("".join(current))
@@ -136,9 +159,31 @@ def _split_outside_quotes(text: str, sep: str) -> list[str]:
 
 
 def render_attribute(name: str, value: object) -> str:
+    """`name="value"` (or `name=number`), always one line of printable ASCII.
+
+    HTTP header values cannot hold newlines or other control characters, and the server
+    sends headers as Latin-1, so those and every non-ASCII character are escaped
+    (`\\n`, `\\r`, `\\t`, `\\uXXXX`); parse_attributes reads them back.
+    """
     if isinstance(value, bool):
         return f'{name}="{str(value).lower()}"'
-    if isinstance(value, (int, float)):
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
         return f"{name}={value}"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'{name}="{text}"'
+    return f'{name}="{_escape(str(value))}"'
+
+
+def _escape(text: str) -> str:
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char])
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
