@@ -18,7 +18,6 @@ from disco.cli.client import ApiError, Client, resolve_endpoint
 app = typer.Typer(help="Create, inspect, scale and delete clusters.", no_args_is_help=True)
 out = Console()
 err = Console(stderr=True)
-FINAL_STATES = {"ready", "failed", "suspended", "deleted"}
 
 
 class Output(str, Enum):
@@ -105,23 +104,28 @@ def create(
         raise typer.Exit(1)
 
 
-def _wait(client: Client, cluster_id: str, *, until: set[str] = FINAL_STATES) -> dict[str, Any]:
-    """Print each lifecycle event (to stderr, so --output json stays clean) until the cluster
-    reaches a final state."""
-    last = 0
+def _wait(client: Client, cluster_id: str, *, after: int = 0,
+          until: frozenset[str] = frozenset({"ready", "failed"})) -> dict[str, Any]:
+    """Print each lifecycle event after `after` (to stderr, so --output json stays clean) until
+    one of the steps in `until` happens; then the cluster as it is."""
     started = time.monotonic()
     with err.status("waiting…") as status:
         while True:
-            for event in client.request("GET", f"/api/v1/clusters/{cluster_id}/events", params={"after": last}):
-                last = event["id"]
+            for event in client.request("GET", f"/api/v1/clusters/{cluster_id}/events", params={"after": after}):
+                after = event["id"]
                 took = f" [dim]({event['duration_s']:.1f} s)[/dim]" if event["duration_s"] is not None else ""
                 color = {"error": "red", "warning": "yellow"}.get(event["level"], "cyan")
                 err.print(f"[{color}]{event['step']:>12}[/{color}] {event['message']}{took}")
+                if event["step"] in until:
+                    return client.request("GET", f"/api/v1/clusters/{cluster_id}")
             cluster = client.request("GET", f"/api/v1/clusters/{cluster_id}")
             status.update(f"{cluster['state']} ({time.monotonic() - started:.0f} s)")
-            if cluster["state"] in until and cluster["state"] != "deleting":
-                return cluster
             time.sleep(0.3)
+
+
+def _last_event(client: Client, cluster_id: str) -> int:
+    events = client.request("GET", f"/api/v1/clusters/{cluster_id}/events")
+    return events[-1]["id"] if events else 0
 
 
 def _show(cluster: dict[str, Any], output: Output) -> None:
@@ -178,10 +182,11 @@ def scale(cluster_id: str, workers: int = typer.Argument(..., help="New number o
     """Add or remove workers of a ready cluster."""
     client = _client(url, token)
     try:
+        before = client.request("GET", f"/api/v1/clusters/{cluster_id}")
+        last = _last_event(client, cluster_id)
         cluster = client.request("PATCH", f"/api/v1/clusters/{cluster_id}", json={"workers": workers})
-        if wait:
-            time.sleep(0.2)
-            cluster = _wait(client, cluster_id)
+        if wait and before["workers"] != workers:
+            cluster = _wait(client, cluster_id, after=last)
     except ApiError as exc:
         _fail(exc)
     _show(cluster, output)
@@ -193,15 +198,43 @@ def delete(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="Wai
     """Delete a cluster: stop its processes and remove its files."""
     client = _client(url, token)
     try:
+        last = _last_event(client, cluster_id)
         cluster = client.request("DELETE", f"/api/v1/clusters/{cluster_id}")
-        if wait:
-            cluster = _wait(client, cluster_id, until={"deleted"})
+        if wait and cluster["state"] != "deleted":
+            cluster = _wait(client, cluster_id, after=last, until=frozenset({"deleted"}))
     except ApiError as exc:
         _fail(exc)
     if output is Output.json:
         out.print_json(json.dumps(cluster))
     else:
         out.print(f"cluster {cluster_id}: {cluster['state']}")
+
+
+@app.command()
+def suspend(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="Wait until suspended."),
+            output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
+    """Stop a ready cluster's processes but keep its nodes, to resume later."""
+    _action(cluster_id, "suspend", frozenset({"suspend", "failed"}), wait, output, url, token)
+
+
+@app.command()
+def resume(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="Wait until ready."),
+           output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
+    """Start a suspended (or failed) cluster again."""
+    _action(cluster_id, "resume", frozenset({"ready", "failed"}), wait, output, url, token)
+
+
+def _action(cluster_id: str, action: str, until: frozenset[str], wait: bool, output: Output,
+            url: Optional[str], token: Optional[str]) -> None:
+    client = _client(url, token)
+    try:
+        last = _last_event(client, cluster_id)
+        cluster = client.request("POST", f"/api/v1/clusters/{cluster_id}/actions/{action}")
+        if wait:
+            cluster = _wait(client, cluster_id, after=last, until=until)
+    except ApiError as exc:
+        _fail(exc)
+    _show(cluster, output)
 
 
 @app.command()
