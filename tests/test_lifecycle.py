@@ -101,3 +101,13 @@ def test_suspend_and_resume(sm: ServiceManager, api: httpx.Client) -> None:
     assert [n["host"] for n in cluster["nodes"]] == [n["host"] for n in api.get(f"/api/v1/clusters/{cid}").json()["nodes"]]
     api.delete(f"/api/v1/clusters/{cid}")
     wait_state(api, cid, {"deleted"}, 30)
+
+
+def test_cluster_processes_do_not_inherit_manager_settings(sm: ServiceManager, api: httpx.Client) -> None:
+    cluster = wait_state(api, create(api, frameworks=["webecho"], workers=0)["id"], {"ready", "failed"}, 30)
+    env = cluster_processes(cluster["id"])[0].environ()
+    # User code runs in these processes: the data directory, database URL and keys stay private.
+    assert "DISCO_DATA_DIR" not in env and "DISCO_FRAMEWORKS_PATH" not in env
+    assert env["DISCO_NODE"] == "master" and env["DISCO_CLUSTER_ID"] == cluster["id"]
+    api.delete(f"/api/v1/clusters/{cluster['id']}")
+    wait_state(api, cluster["id"], {"deleted"}, 30)

@@ -113,7 +113,7 @@ class LocalProvider(Provider):
             return status.pid
         workdir = Path(node.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **launch.env, TAG_ENV: cluster.id, ROOT_ENV: str(self.root),
+        env = {**_inherited_env(), **launch.env, TAG_ENV: cluster.id, ROOT_ENV: str(self.root),
                "DISCO_NODE": node.name}
         with open(workdir / f"{launch.name}.log", "ab") as log:
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(launch.argv)}\n".encode())
@@ -154,7 +154,7 @@ class LocalProvider(Provider):
     async def run_command(self, cluster: ClusterRef, node: NodeAddress, argv: list[str],
                           env: dict[str, str], timeout_s: float) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=node.workdir, env={**os.environ, **env}, stdin=subprocess.DEVNULL,
+            *argv, cwd=node.workdir, env={**_inherited_env(), **env}, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
@@ -183,6 +183,12 @@ class LocalProvider(Provider):
                 return handle.read(limit)
         except OSError:
             return b""
+
+
+def _inherited_env() -> dict[str, str]:
+    """The service manager's environment minus its own settings: cluster processes run user
+    code, which has no business reading the database URL or the secrets key."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("DISCO_")}
 
 
 def _create_time(pid: int) -> float | None:
