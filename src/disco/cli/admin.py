@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from disco.settings import Settings
+from disco.cluster.settings import Settings
 
 token_app = typer.Typer(help="Manage API tokens (admin: writes to the service manager's database).",
                         no_args_is_help=True)

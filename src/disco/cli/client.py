@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import yaml
 
-from disco.settings import default_data_dir
+from disco.cluster.settings import default_data_dir
 
 DEFAULT_URL = "http://127.0.0.1:8888"
 

@@ -30,7 +30,7 @@ from disco.frameworks.catalog import Catalog
 from disco.frameworks.model import FrameworkDef
 from disco.frameworks.render import evaluate, render
 from disco.providers.base import ClusterRef, NodeAddress, NodeRef, ProcessState, Provider
-from disco.settings import Settings
+from disco.cluster.settings import Settings
 
 log = logging.getLogger("disco.lifecycle")
 

@@ -14,7 +14,7 @@ from disco.cluster.store import Store
 from disco.errors import Conflict, InvalidSpec
 from disco.frameworks.catalog import Catalog
 from disco.providers import available as available_providers
-from disco.settings import Settings
+from disco.cluster.settings import Settings
 
 SCALABLE_STATES = ("pending", "provisioning", "installing", "ready")
 

@@ -20,7 +20,7 @@ from disco.cluster.store import Store
 from disco.errors import DiscoError
 from disco.frameworks.catalog import Catalog, load_catalog
 from disco.providers import load_provider
-from disco.settings import Settings
+from disco.cluster.settings import Settings
 
 
 @dataclass
