@@ -1,0 +1,111 @@
+"""Disco's binary job pack: what a client POSTs to /disco/job/new.
+
+Layout (all integers big-endian):
+
+    0    magic << 16 | version   (magic 0xd5c0; version 1 classic, 2 pipeline)
+    4    offset of jobdict       (always 128: the header is padded to 128 bytes)
+    8    offset of jobenvs
+    12   offset of jobhome
+    16   offset of jobdata
+    128  jobdict (JSON) | jobenvs (JSON) | jobhome (ZIP) | jobdata (opaque, to the end)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+MAGIC = 0xD5C0
+VERSION_CLASSIC = 1
+VERSION_PIPELINE = 2
+HEADER = struct.Struct("!IIIII")
+HEADER_SIZE = 128
+MAX_PACK_BYTES = 1 << 30
+
+
+class JobPackError(ValueError):
+    """A job pack that cannot be read; the master answers ["error", str(exc)]."""
+
+
+@dataclass
+class JobPack:
+    jobdict: dict[str, Any]
+    jobenvs: dict[str, str] = field(default_factory=dict)
+    jobhome: bytes = b""
+    jobdata: bytes = b""
+    version: int = VERSION_CLASSIC
+
+    def dumps(self) -> bytes:
+        sections = [json.dumps(self.jobdict).encode(), json.dumps(self.jobenvs).encode(),
+                    self.jobhome or empty_zip()]
+        offsets = [HEADER_SIZE]
+        for section in sections:
+            offsets.append(offsets[-1] + len(section))
+        header = HEADER.pack(MAGIC << 16 | self.version, *offsets)
+        return header.ljust(HEADER_SIZE, b"\0") + b"".join(sections) + self.jobdata
+
+    @classmethod
+    def loads(cls, data: bytes) -> "JobPack":
+        if len(data) < HEADER_SIZE:
+            raise JobPackError(f"job pack too short: {len(data)} bytes, the header alone is {HEADER_SIZE}")
+        if len(data) > MAX_PACK_BYTES:
+            raise JobPackError("job pack larger than 1 GiB")
+        magic_version, *offsets = HEADER.unpack_from(data)
+        if magic_version >> 16 != MAGIC:
+            raise JobPackError(f"bad magic {magic_version >> 16:#x} (expected {MAGIC:#x})")
+        version = magic_version & 0xFFFF
+        if version not in (VERSION_CLASSIC, VERSION_PIPELINE):
+            raise JobPackError(f"unsupported job pack version {version}")
+        if offsets[0] != HEADER_SIZE or offsets != sorted(offsets) or offsets[-1] > len(data):
+            raise JobPackError(f"invalid section offsets {offsets} for a pack of {len(data)} bytes")
+        dict_at, envs_at, home_at, data_at = offsets
+        jobdict = _json_object(data[dict_at:envs_at], "jobdict")
+        jobenvs = _json_object(data[envs_at:home_at], "jobenvs")
+        jobhome = data[home_at:data_at]
+        if jobhome and not zipfile.is_zipfile(io.BytesIO(jobhome)):
+            raise JobPackError("jobhome is not a ZIP archive")
+        pack = cls(jobdict, jobenvs, jobhome, data[data_at:], version)
+        pack.validate()
+        return pack
+
+    def validate(self) -> None:
+        d = self.jobdict
+        for key in ("prefix", "worker"):
+            if not isinstance(d.get(key), str) or not d[key]:
+                raise JobPackError(f"jobdict needs a non-empty string {key!r}")
+        if any(c in d["prefix"] for c in "/.") or len(d["prefix"]) > 128:
+            raise JobPackError(f"job name prefix {d['prefix']!r} may not contain '/' or '.'")
+        if not all(isinstance(v, str) for v in self.jobenvs.values()):
+            raise JobPackError("jobenvs values must be strings")
+        if self.version == VERSION_CLASSIC:
+            if not isinstance(d.get("input"), list):
+                raise JobPackError("classic jobdict needs an 'input' list")
+            if not (d.get("map") or d.get("reduce")):
+                raise JobPackError("classic jobdict needs map or reduce")
+        else:
+            pipeline = d.get("pipeline")
+            if not isinstance(pipeline, list) or not pipeline:
+                raise JobPackError("pipeline jobdict needs a non-empty 'pipeline' list")
+            if not isinstance(d.get("inputs"), list):
+                raise JobPackError("pipeline jobdict needs an 'inputs' list")
+
+
+def empty_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w"):
+        pass
+    return buffer.getvalue()
+
+
+def _json_object(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JobPackError(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise JobPackError(f"{what} must be a JSON object")
+    return value
