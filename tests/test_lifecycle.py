@@ -111,3 +111,13 @@ def test_cluster_processes_do_not_inherit_manager_settings(sm: ServiceManager, a
     assert env["DISCO_NODE"] == "master" and env["DISCO_CLUSTER_ID"] == cluster["id"]
     api.delete(f"/api/v1/clusters/{cluster['id']}")
     wait_state(api, cluster["id"], {"deleted"}, 30)
+
+
+def test_secret_property_reaches_its_process_but_not_the_api(sm: ServiceManager, api: httpx.Client) -> None:
+    made = create(api, frameworks=[{"name": "webecho", "properties": {"secret_word": "swordfish"}}], workers=0)
+    cluster = wait_state(api, made["id"], {"ready", "failed"}, 30)
+    assert cluster["state"] == "ready", cluster["status_reason"]
+    assert "swordfish" not in api.get(f"/api/v1/clusters/{made['id']}").text
+    assert cluster_processes(made["id"])[0].environ()["WEBECHO_SECRET"] == "swordfish"
+    api.delete(f"/api/v1/clusters/{made['id']}")
+    wait_state(api, made["id"], {"deleted"}, 30)

@@ -23,6 +23,16 @@ async def http_json(client: httpx.AsyncClient, url: str) -> Any:
     return response.json()
 
 
+async def check_http(client: httpx.AsyncClient, readiness: Readiness, ctx: dict[str, Any]) -> CheckResult:
+    """Ready when the URL answers 2xx (for frameworks with no status API of their own)."""
+    url = render(readiness.url, ctx)
+    try:
+        response = await client.get(url, timeout=5.0)
+    except httpx.HTTPError as exc:
+        return CheckResult(False, f"{url}: {type(exc).__name__}")
+    return CheckResult(response.is_success, f"{url}: HTTP {response.status_code}")
+
+
 async def check_http_json(client: httpx.AsyncClient, readiness: Readiness,
                           ctx: dict[str, Any]) -> CheckResult:
     url = render(readiness.url, ctx)

@@ -22,8 +22,9 @@ from collections.abc import Callable
 import httpx
 
 from disco.cluster import plan
-from disco.cluster.checks import check_http_json, http_json
+from disco.cluster.checks import check_http, check_http_json, http_json
 from disco.cluster.models import Cluster, Node, utcnow
+from disco.cluster.secrets import SecretBox
 from disco.cluster.store import Store, age_seconds
 from disco.errors import DiscoError
 from disco.frameworks.catalog import Catalog
@@ -45,8 +46,9 @@ class StepFailed(Exception):
 
 class Lifecycle:
     def __init__(self, store: Store, catalog: Catalog, settings: Settings,
-                 provider_factory: Callable[[str], Provider]) -> None:
+                 provider_factory: Callable[[str], Provider], box: SecretBox) -> None:
         self.store = store
+        self.box = box
         self.catalog = catalog
         self.settings = settings
         self._provider_factory = provider_factory
@@ -213,7 +215,8 @@ class Lifecycle:
 
     async def _start_node_processes(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                                     fw: FrameworkDef, node: Node, address: NodeAddress) -> None:
-        for launch, wait_for in plan.launches(cluster, self.catalog, fw, node, address.workdir):
+        secrets = (self.box.open(cluster.secrets_enc) or {}).get("properties", {})
+        for launch, wait_for in plan.launches(cluster, self.catalog, fw, node, address.workdir, secrets):
             status = await provider.process_status(ref, node.name, launch.name)
             if status.state is ProcessState.RUNNING:
                 continue
@@ -251,7 +254,8 @@ class Lifecycle:
                     return
                 raise StepFailed(f"{fw.name}: check {' '.join(check.command or [])} failed "
                                  f"(exit {code}): {output.strip()[-300:]}")
-            result = await check_http_json(self._http, check, ctx)
+            checker = check_http if check.kind == "http" else check_http_json
+            result = await checker(self._http, check, ctx)
             detail = result.detail
             if result.ok:
                 return

@@ -24,9 +24,12 @@ def master_node(cluster: Cluster) -> Node:
 
 
 def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | None,
-            workdir: str = "") -> dict[str, Any]:
+            workdir: str = "", secrets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What templates see. `secrets` (decrypted secret properties) join the plain ones here
+    only, so they reach the processes that need them but never the stored spec."""
     nodes = live_nodes(cluster)
-    props = cluster.spec.get("properties", {})
+    props = {name: {**_secret_defaults(catalog, name), **values, **(secrets or {}).get(name, {})}
+             for name, values in cluster.spec.get("properties", {}).items()}
     master = master_node(cluster)
     return {
         "cluster": {"id": cluster.id, "name": cluster.name,
@@ -43,13 +46,18 @@ def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | N
     }
 
 
-def launches(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node,
-             workdir: str) -> list[tuple[Launch, str | None]]:
+def _secret_defaults(catalog: Catalog, name: str) -> dict[str, Any]:
+    fw = catalog.get(name)
+    return {key: fw.properties[key].default for key in fw.secret_properties()}
+
+
+def launches(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node, workdir: str,
+             secrets: dict[str, dict[str, Any]] | None = None) -> list[tuple[Launch, str | None]]:
     """The processes of one framework on one node, each with the address to wait for first."""
     role = fw.roles.get(node.role)  # type: ignore[call-overload]
     if role is None:
         return []
-    ctx = context(cluster, catalog, fw, node, workdir)
+    ctx = context(cluster, catalog, fw, node, workdir, secrets)
     env = render(fw.env, ctx)
     result = []
     for proc in role.processes:

@@ -79,6 +79,8 @@ class ClusterService:
 
     def delete(self, tenant: str, cluster_id: str) -> Cluster:
         cluster = self.get(tenant, cluster_id)
+        if cluster.state == "deleted":
+            return cluster
         if cluster.target != "deleted":
             self.store.update_cluster(cluster.id, target="deleted")
             self.store.add_event(cluster.id, "delete", "deletion requested")

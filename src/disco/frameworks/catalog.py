@@ -27,7 +27,10 @@ class Catalog:
                 if dep not in frameworks:
                     raise CatalogError(f"framework {fw.name} depends on unknown framework {dep}")
         for name in frameworks:
-            self.resolve([name])  # reject cycles at load time, not at the first request
+            try:
+                self.resolve([name])  # reject cycles at load time, not at the first request
+            except DependencyCycle as exc:
+                raise CatalogError(exc.message) from exc
 
     def __contains__(self, name: str) -> bool:
         return name in self.frameworks

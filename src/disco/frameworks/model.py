@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -25,6 +26,21 @@ class PropertyDef(Strict):
     choices: list[str] | None = None
     pattern: str | None = None
     secret: bool = False
+
+    @model_validator(mode="after")
+    def _constraints_fit_type(self) -> "PropertyDef":
+        if (self.min is not None or self.max is not None) and self.type not in ("int", "float"):
+            raise ValueError(f"min/max apply to int and float properties, not {self.type}")
+        if self.pattern is not None:
+            if self.type != "str":
+                raise ValueError("pattern applies to str properties only")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid pattern {self.pattern!r}: {exc}") from None
+        if self.choices is not None and self.type != "str":
+            raise ValueError("choices apply to str properties only")
+        return self
 
     def coerce(self, framework: str, name: str, value: Any) -> Any:
         """Turn a JSON or OCCI (string) value into this property's type, or explain why not."""
@@ -62,22 +78,40 @@ def _to_bool(value: Any) -> bool:
     raise ValueError(value)
 
 
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
+_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _to_int(value: Any) -> int:
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+    # Python's int() also takes "1_0" and non-ASCII digits; a property value should not.
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(value)
+    if isinstance(value, float) and not value.is_integer():
         raise ValueError(value)
     return int(value)
 
 
 def _to_float(value: Any) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise ValueError(value)
-    return float(value)
+    if isinstance(value, str) and not _FLOAT_TEXT.fullmatch(value.strip()):
+        raise ValueError(value)
+    result = float(value)
+    if not math.isfinite(result):  # nan would pass every min/max check
+        raise ValueError(value)
+    return result
 
 
 def _to_str(value: Any) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValueError(value)
-    return str(value)
+    text = str(value)
+    # Properties end up on command lines and in config files: no control characters.
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(value)
+    return text
 
 
 _COERCE = {"int": _to_int, "float": _to_float, "bool": _to_bool, "str": _to_str}
@@ -115,7 +149,7 @@ class HttpCall(Strict):
 class Readiness(Strict):
     """A framework-level check: ready means the framework says so, not that processes run."""
 
-    kind: Literal["http_json", "command", "none"] = "none"
+    kind: Literal["http_json", "http", "command", "none"] = "none"
     url: str | None = None
     ready_when: str | None = None
     status_text: str | None = None
@@ -127,6 +161,8 @@ class Readiness(Strict):
     def _fields_for_kind(self) -> "Readiness":
         if self.kind == "http_json" and not (self.url and self.ready_when):
             raise ValueError("readiness kind http_json needs url and ready_when")
+        if self.kind == "http" and not self.url:
+            raise ValueError("readiness kind http needs url")
         if self.kind == "command" and not self.command:
             raise ValueError("readiness kind command needs command")
         return self
@@ -159,7 +195,10 @@ class FrameworkDef(Strict):
     def _defaults_are_valid(self) -> "FrameworkDef":
         for prop_name, prop in self.properties.items():
             if prop.default is not None:
-                prop.coerce(self.name, prop_name, prop.default)
+                try:
+                    prop.coerce(self.name, prop_name, prop.default)
+                except InvalidProperty as exc:  # a packaging bug: report it as a schema error
+                    raise ValueError(f"default of {prop_name}: {exc.message}") from None
         return self
 
     def resolve_properties(self, given: dict[str, Any]) -> dict[str, Any]:

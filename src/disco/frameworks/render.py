@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from disco.errors import DiscoError
@@ -56,7 +56,12 @@ def render(value: Any, context: dict[str, Any]) -> Any:
 
 
 def evaluate(expression: str, context: dict[str, Any]) -> Any:
+    """Value of an expression; a name that does not exist is an error, not a silent None
+    (a typo in `ready_when` must fail the check, not time it out)."""
     try:
-        return _env.compile_expression(expression)(**context)
+        result = _env.compile_expression(expression, undefined_to_none=False)(**context)
+        if isinstance(result, Undefined):
+            result._fail_with_undefined_error()
+        return result
     except TemplateError as exc:
         raise DiscoError(f"cannot evaluate {expression!r}: {exc}", code="template_error") from exc

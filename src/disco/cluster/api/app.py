@@ -36,8 +36,9 @@ def build_manager(settings: Settings) -> Manager:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     catalog = load_catalog(*settings.extra_framework_dirs)
-    lifecycle = Lifecycle(store, catalog, settings, lambda name: load_provider(name, settings.data_dir))
-    service = ClusterService(settings, store, catalog, lifecycle, SecretBox(settings.data_dir))
+    box = SecretBox(settings.data_dir)
+    lifecycle = Lifecycle(store, catalog, settings, lambda name: load_provider(name, settings.data_dir), box)
+    service = ClusterService(settings, store, catalog, lifecycle, box)
     return Manager(settings, store, catalog, lifecycle, service)
 
 

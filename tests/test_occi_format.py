@@ -1,0 +1,292 @@
+"""Unit tests of the OCCI text rendering (occi_format), the attribute mapping
+(occi_attributes) and the safe inject parser: no service manager needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from disco.cluster.api.occi_attributes import spec_from_attributes
+from disco.cluster.api.occi_format import (MAX_HEADER_CHARS, SM_SCHEME, Category, MalformedOcci,
+                                           parse_attributes, parse_category, render_attribute)
+from disco.errors import InvalidSpec, UnknownFramework
+from disco.frameworks.catalog import Catalog, load_catalog
+from disco.frameworks.inject import MAX_LENGTH, parse_inject
+
+TEST_FRAMEWORKS = Path(__file__).parent / "frameworks"
+SEED_CATEGORY = 'disco; scheme="http://schemas.cloudcomplab.ch/occi/sm#"; class="kind";'
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog(TEST_FRAMEWORKS)
+
+
+# -- X-OCCI-Attribute parsing --------------------------------------------------------------
+
+def test_quoted_values_may_contain_commas_and_equals() -> None:
+    header = 'a="x, y", b="k=v,w", c="{\'dask\': \'\', \'spark\': \'\'}"'
+    assert parse_attributes([header]) == {"a": "x, y", "b": "k=v,w", "c": "{'dask': '', 'spark': ''}"}
+
+
+def test_escapes_in_quoted_values() -> None:
+    header = r'q="say \"hi\"", nl="one\ntwo", bs="C:\\data", other="keep \d"'
+    assert parse_attributes([header]) == {
+        "q": 'say "hi"', "nl": "one\ntwo", "bs": "C:\\data",
+        # An unknown escape is kept as written rather than silently dropped.
+        "other": "keep \\d",
+    }
+
+
+def test_repeated_headers_equal_one_comma_separated_header() -> None:
+    repeated = ['icclab.disco.components.heat.slavecount="2"',
+                'icclab.disco.dependencies.inject="{\'webecho\': \'\'}"',
+                "icclab.disco.components.webecho.size=3"]
+    assert parse_attributes(repeated) == parse_attributes([",".join(repeated)]) == \
+        parse_attributes([", ".join(repeated)]) == {
+            "icclab.disco.components.heat.slavecount": "2",
+            "icclab.disco.dependencies.inject": "{'webecho': ''}",
+            "icclab.disco.components.webecho.size": "3",
+        }
+
+
+def test_numbers_and_booleans_may_be_unquoted() -> None:
+    assert parse_attributes(["n=3, f=2.5, neg=-1, e=1e3, yes=true"]) == {
+        "n": "3", "f": "2.5", "neg": "-1", "e": "1e3", "yes": "true"}
+
+
+def test_whitespace_and_empty_headers() -> None:
+    assert parse_attributes([]) == {}
+    assert parse_attributes(["", "  ,  "]) == {}
+    assert parse_attributes(['  a = "1" ,b="2",  ']) == {"a": "1", "b": "2"}
+    assert parse_attributes(['empty=""']) == {"empty": ""}
+
+
+@pytest.mark.parametrize("headers", [
+    ['a="unterminated'],
+    ['a="ends with a backslash\\'],
+    ["no_equals_sign"],
+    ['a="1", b'],
+    ['a="1" b="2"'],              # missing comma
+    ['="no name"'],
+    ['a b="space in name"'],
+    ['"a"="quoted name"'],
+    ["a="],                        # no value
+    ["greeting=hello"],            # strings must be quoted
+    ['a=1"'],
+    ['a="x"y'],
+    ["%%%garbage%%%"],
+    [";;;"],
+    ['a="\\uZZZZ"'],               # bad unicode escape
+    ['a="\\ud800"'],               # lone surrogate
+    ['a="1"', 'a="2"'],            # the same attribute twice (across headers)
+    ['a="1", a="1"'],              # ... or within one
+    ['a="' + "x" * MAX_HEADER_CHARS + '"'],
+])
+def test_malformed_attributes_raise(headers: list[str]) -> None:
+    with pytest.raises(MalformedOcci) as info:
+        parse_attributes(headers)
+    assert info.value.status == 400
+    assert info.value.to_dict()["error"]["code"] == "malformed_occi"
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+def test_render_numbers_unquoted_strings_quoted() -> None:
+    assert render_attribute("n", 3) == "n=3"
+    assert render_attribute("f", 2.5) == "f=2.5"
+    assert render_attribute("b", True) == 'b="true"'
+    assert render_attribute("s", "x") == 's="x"'
+    # A non-finite float is no OCCI number; it goes out as a string.
+    assert render_attribute("inf", float("inf")) == 'inf="inf"'
+
+
+def test_render_escapes_newlines_as_literal_backslash_n() -> None:
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
+    rendered = render_attribute("ssh_private_key", key)
+    assert "\n" not in rendered
+    assert rendered == 'ssh_private_key="-----BEGIN OPENSSH PRIVATE KEY-----\\nabc\\n' \
+                       '-----END OPENSSH PRIVATE KEY-----\\n"'
+    assert parse_attributes([rendered]) == {"ssh_private_key": key}
+
+
+def test_render_is_header_safe_ascii() -> None:
+    # Control and non-ASCII characters would make a text/occi response fail (headers are
+    # one line of Latin-1); they are escaped and read back unchanged.
+    value = 'a\rb\tc\x00d "é" → 😀 \\'
+    rendered = render_attribute("v", value)
+    assert all(0x20 <= ord(ch) < 0x7F for ch in rendered), rendered
+    assert parse_attributes([rendered]) == {"v": value}
+
+
+names = st.from_regex(r"[a-z_][a-z0-9_.]{0,30}", fullmatch=True)
+
+
+@given(st.dictionaries(names, st.text(max_size=200), max_size=8))
+def test_render_then_parse_round_trips(attrs: dict[str, str]) -> None:
+    rendered = [render_attribute(k, v) for k, v in attrs.items()]
+    assert all(0x20 <= ord(ch) < 0x7F for line in rendered for ch in line)
+    assert parse_attributes(rendered) == attrs            # repeated headers
+    assert parse_attributes([", ".join(rendered)]) == attrs  # one comma-separated header
+
+
+@given(st.dictionaries(names, st.integers(min_value=-10**12, max_value=10**12), max_size=5))
+def test_numbers_round_trip_as_their_decimal_strings(attrs: dict[str, int]) -> None:
+    header = ",".join(render_attribute(k, v) for k, v in attrs.items())
+    assert parse_attributes([header]) == {k: str(v) for k, v in attrs.items()}
+
+
+# -- Category ----------------------------------------------------------------------------------
+
+def test_parse_seed_category_with_trailing_semicolon() -> None:
+    category = parse_category(SEED_CATEGORY)
+    assert (category.term, category.scheme, category.cls) == ("disco", SM_SCHEME, "kind")
+    assert category.params == {}
+
+
+def test_category_render_parse_round_trip() -> None:
+    original = Category("disco", SM_SCHEME, "kind", {"title": "a; b", "location": "/disco/"})
+    assert parse_category(original.render()) == original
+
+
+@pytest.mark.parametrize("header", [
+    "",
+    ";;",
+    'scheme="http://schemas.cloudcomplab.ch/occi/sm#"; class="kind"',   # no term
+    'disco; scheme="http://schemas.cloudcomplab.ch/occi/sm#; class="kind"',  # unbalanced quote
+    "disco; scheme",                                                         # parameter without value
+])
+def test_malformed_category_raises(header: str) -> None:
+    with pytest.raises(MalformedOcci):
+        parse_category(header)
+
+
+# -- inject ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("{'spark': ''}", {"spark": ""}),
+    ("{}", {}),
+    ('  {"dask": "", "spark": "default"}  ', {"dask": "", "spark": "default"}),
+])
+def test_inject_accepts_dict_of_strings(value: str, expected: dict[str, str]) -> None:
+    assert parse_inject(value) == expected
+
+
+@pytest.mark.parametrize("value", [
+    "__import__('os').system('id')",
+    "{'spark': __import__('os').system('id')}",
+    "{__import__('os').getcwd(): ''}",
+    "['spark']",                       # list
+    "{'spark'}",                       # set (the pre-2017 format)
+    "('spark',)",
+    "{'spark': {'version': '3'}}",     # nested dict
+    "{'spark': 1}",                    # number value
+    "{1: ''}",                         # number key
+    "{'spark': None}",
+    "{'spark': b''}",                  # bytes are not str
+    "f'{1}'",
+    "{'spark': f'{1}'}",
+    "{**{'spark': ''}}",
+    "lambda: 0",
+    "{'spark': (lambda: '')()}",
+    "{'a': ''} | {'b': ''}",
+    "'a' * 10**9",
+    "{'spark': ''}; import os",
+    "",
+    "{",
+    "None",
+    "spark",
+    "{'spark': '" + "x" * MAX_LENGTH + "'}",  # very long
+])
+def test_inject_rejects_everything_else(value: str) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        parse_inject(value)
+    assert info.value.code == "invalid_inject"
+
+
+def test_inject_payload_is_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    for payload in (f"__import__('pathlib').Path({str(marker)!r}).touch()",
+                    f"{{'spark': __import__('pathlib').Path({str(marker)!r}).touch()}}",
+                    f"{{'spark': ''}} if __import__('pathlib').Path({str(marker)!r}).touch() else {{}}"):
+        with pytest.raises(InvalidSpec):
+            parse_inject(payload)
+    assert not marker.exists()
+
+
+# -- spec_from_attributes ----------------------------------------------------------------------
+
+SEED = {
+    "icclab.disco.components.heat.networkname": "disconetwork-1a2b3c4d",
+    "icclab.disco.components.heat.externalnetworkname": "public",
+    "icclab.disco.components.heat.masterimage": "ubuntu-14.04",
+    "icclab.disco.components.heat.slaveimage": "ubuntu-14.04",
+    "icclab.disco.components.heat.masterflavor": "m1.large",
+    "icclab.disco.components.heat.slaveflavor": "m1.medium",
+    "icclab.disco.components.heat.slavecount": "2",
+    "icclab.disco.deployer.username": "alice",
+    "icclab.disco.deployer.password": "hunter2-not-in-spec",
+    "icclab.disco.deployer.region": "RegionOne",
+    "icclab.disco.dependencies.inject": "{'webecho': ''}",
+    "icclab.disco.components.webecho.greeting": "hi",
+}
+
+
+def test_seed_attributes_make_a_spec(catalog: Catalog) -> None:
+    spec, secrets = spec_from_attributes(SEED, catalog)
+    assert spec.workers == 2
+    assert [(fw.name, fw.properties) for fw in spec.frameworks] == [("webecho", {"greeting": "hi"})]
+    assert spec.provider_options["heat.masterimage"] == "ubuntu-14.04"
+    assert spec.provider_options["deployer.username"] == "alice"
+    # The password goes to the encrypted secrets only, never into the (stored, shown) spec.
+    assert secrets == {"deployer_password": "hunter2-not-in-spec"}
+    assert "hunter2" not in spec.model_dump_json()
+
+
+def test_implicit_components_are_harmless(catalog: Catalog) -> None:
+    spec, _ = spec_from_attributes(
+        {"icclab.disco.dependencies.inject": "{'heat': '', 'shell': '', 'webecho': ''}"}, catalog)
+    assert [fw.name for fw in spec.frameworks] == ["webecho"]
+
+
+@pytest.mark.parametrize(("attrs", "code"), [
+    ({"icclab.disco.dependencies.inject": "__import__('os').system('id')"}, "invalid_inject"),
+    ({"icclab.disco.dependencies.inject": "{'webecho'}"}, "invalid_inject"),
+    ({"icclab.disco.bogus": "1"}, "unknown_attribute"),
+    ({"foo.bar": "1"}, "unknown_attribute"),
+    ({"action": "suspend"}, "unknown_attribute"),
+    ({"icclab.disco.components.heat.colour": "red"}, "unknown_attribute"),
+    ({"icclab.disco.deployer.shoe_size": "42"}, "unknown_attribute"),
+    ({"icclab.disco.components.webecho": "x"}, "unknown_attribute"),
+    ({"icclab.disco.components.webecho.a.b": "x"}, "unknown_attribute"),
+    ({"icclab.disco.components.nosuchfw.x": "1"}, "unknown_framework"),
+    ({"icclab.disco.components.heat.slavecount": "2.5"}, "invalid_attribute"),
+    ({"icclab.disco.components.heat.slavecount": "abc"}, "invalid_attribute"),
+    ({"icclab.disco.components.heat.slavecount": "true"}, "invalid_attribute"),
+    ({"icclab.disco.components.heat.slavecount": "1_0"}, "invalid_attribute"),   # int() would say 10
+    ({"icclab.disco.components.heat.slavecount": "\u0663"}, "invalid_attribute"),  # Arabic-Indic 3
+    ({"icclab.disco.components.heat.slavecount": "9" * 40}, "invalid_attribute"),
+    ({"icclab.disco.components.heat.slavecount": "-1"}, "invalid_spec"),
+    ({"icclab.disco.idle_timeout": "soon"}, "invalid_attribute"),
+])
+def test_bad_attributes_raise_invalid_spec(catalog: Catalog, attrs: dict[str, str], code: str) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        spec_from_attributes(attrs, catalog)
+    assert info.value.code == code
+    assert info.value.status == 422
+
+
+def test_unknown_component_is_unknown_framework(catalog: Catalog) -> None:
+    with pytest.raises(UnknownFramework):
+        spec_from_attributes({"icclab.disco.components.hadoop.replication": "3"}, catalog)
+
+
+def test_unsafe_inject_through_attributes_is_not_executed(catalog: Catalog, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    attrs = {"icclab.disco.dependencies.inject": f"__import__('pathlib').Path({str(marker)!r}).touch()"}
+    with pytest.raises(InvalidSpec):
+        spec_from_attributes(attrs, catalog)
+    assert not marker.exists()
