@@ -84,7 +84,8 @@ class JobPack:
         if self.version == VERSION_CLASSIC:
             if not isinstance(d.get("input"), list):
                 raise JobPackError("classic jobdict needs an 'input' list")
-            if not (d.get("map") or d.get("reduce")):
+            # Disco's own clients write "map?"/"reduce?"; accept the plain names too.
+            if not any(d.get(key) for key in ("map?", "reduce?", "map", "reduce")):
                 raise JobPackError("classic jobdict needs map or reduce")
         else:
             pipeline = d.get("pipeline")

@@ -1,0 +1,183 @@
+"""HTTP for the client and the worker: whole-body requests and streamed reads.
+
+Failures become :class:`disco.error.CommError` with the HTTP status in ``.code`` (None when
+nothing answered), which is a :class:`~disco.error.DataError`: inside a task it means "try
+another replica, or retry the task elsewhere".
+
+Traffic to Disco's own master and nodes ignores proxy environment variables
+(``trust_env=False``): a cluster's hosts talk to each other directly.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from disco.error import CommError
+
+CONNECT_TIMEOUT = 10.0
+READ_TIMEOUT = 600.0
+_clients: dict[bool, httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def client(trust_env: bool = False) -> httpx.Client:
+    """A per-process client (connection pooling); one that honours proxy settings, one not."""
+    with _clients_lock:
+        if trust_env not in _clients:
+            _clients[trust_env] = httpx.Client(
+                trust_env=trust_env, follow_redirects=True,
+                timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
+        return _clients[trust_env]
+
+
+def request(method: str, url: str, data: bytes | str | None = None, *,
+            headers: dict[str, str] | None = None, offset: int = 0,
+            auth: tuple[str, str] | None = None, timeout: float | None = None,
+            trust_env: bool = False) -> httpx.Response:
+    """Send a request and return the complete response; errors become CommError."""
+    headers = dict(headers or {})
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    content = data.encode() if isinstance(data, str) else data
+    kwargs: dict[str, Any] = {"headers": headers, "content": content, "auth": auth}
+    if timeout is not None:
+        kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
+    try:
+        response = client(trust_env).request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise CommError(f"{type(exc).__name__}: {exc}", url) from None
+    if response.status_code == 416 and offset:
+        return response  # asked for bytes past the end: nothing new
+    if response.status_code >= 400:
+        body = response.text[:500].strip()
+        raise CommError(body or response.reason_phrase, url, response.status_code)
+    return response
+
+
+def download(url: str, data: bytes | str | None = None, *, method: str | None = None,
+             offset: int = 0, headers: dict[str, str] | None = None,
+             auth: tuple[str, str] | None = None, timeout: float | None = None,
+             trust_env: bool = False) -> bytes:
+    """The body of a GET (or a POST when ``data`` is given)."""
+    method = method or ("POST" if data is not None else "GET")
+    response = request(method, url, data, headers=headers, offset=offset, auth=auth,
+                       timeout=timeout, trust_env=trust_env)
+    if response.status_code == 416:
+        return b""
+    if offset and response.status_code == 200:
+        return response.content[offset:]  # the server ignored the Range header
+    return response.content
+
+
+class HTTPInputStream(io.RawIOBase):
+    """A streamed HTTP GET body as a binary file: ``read``, ``readline``, line iteration.
+
+    The body is not held in memory, so inputs of any size can be read. A connection that
+    breaks mid-body raises CommError, and a body shorter than its Content-Length too.
+    """
+
+    def __init__(self, url: str, *, auth: tuple[str, str] | None = None,
+                 trust_env: bool = False, offset: int = 0) -> None:
+        super().__init__()
+        self.url = url
+        # Raw bytes are streamed, so ask for no content-coding: Content-Length then counts
+        # exactly the bytes we read, which is how truncation is noticed.
+        headers = {"Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        try:
+            request_ = client(trust_env).build_request("GET", url, headers=headers)
+            self._response = client(trust_env).send(request_, stream=True, auth=auth)
+        except httpx.HTTPError as exc:
+            raise CommError(f"{type(exc).__name__}: {exc}", url) from None
+        if self._response.status_code >= 400:
+            try:
+                body = self._response.read()[:500].decode("utf-8", "replace").strip()
+            finally:
+                self._response.close()
+            raise CommError(body or self._response.reason_phrase, url,
+                            self._response.status_code)
+        length = self._response.headers.get("content-length")
+        self.size: int | None = int(length) if length and length.isdigit() else None
+        self._chunks: Iterator[bytes] = self._response.iter_raw(1 << 16)
+        self._buffer = b""
+        self._received = 0
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        """Append the next chunk to the buffer; False at the end of the body."""
+        if self._eof:
+            return False
+        try:
+            chunk = next(self._chunks, None)
+        except httpx.HTTPError as exc:
+            raise CommError(f"connection broke after {self._received} bytes: {exc}",
+                            self.url) from None
+        if chunk is None:
+            self._eof = True
+            if self.size is not None and self._received < self.size:
+                raise CommError(f"body truncated at {self._received} of {self.size} bytes",
+                                self.url)
+            return False
+        self._received += len(chunk)
+        self._buffer += chunk
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            data, self._buffer = self._buffer, b""
+            return data
+        while len(self._buffer) < size and self._fill():
+            pass
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def readinto(self, target: Any) -> int:
+        data = self.read(len(target))
+        target[:len(data)] = data
+        return len(data)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        while True:
+            end = self._buffer.find(b"\n")
+            if end >= 0 or not self._fill():
+                break
+        end = self._buffer.find(b"\n")
+        cut = len(self._buffer) if end < 0 else end + 1
+        if size is not None and size >= 0:
+            cut = min(cut, size)
+        line, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return line
+
+    def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def close(self) -> None:
+        if not self.closed:
+            self._response.close()
+        super().close()
+
+
+def open_url(url: str, *, auth: tuple[str, str] | None = None, trust_env: bool = False,
+             offset: int = 0) -> HTTPInputStream:
+    return HTTPInputStream(url, auth=auth, trust_env=trust_env, offset=offset)

@@ -1,0 +1,147 @@
+"""Files for tasks: atomic outputs, directories, zip archives for job homes.
+
+:class:`DiscoOutputStream` (Disco's internal record format) lives in
+:mod:`disco.worker.task_io` and is re-exported here, where Disco users import it from.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+import zipfile
+from typing import Any
+
+from disco.error import DataError
+from disco.worker.task_io import (  # noqa: F401  (re-exported)
+    DiscoOutputStream, DiscoOutputStream_v0, DiscoOutputStream_v1, HUNK_SIZE, MAX_RECORD_SIZE)
+
+
+def ensure_path(path: str) -> None:
+    """Create the directory ``path`` (and its parents) unless it exists."""
+    os.makedirs(path, exist_ok=True)
+
+
+def ensure_file(path: str, data: bytes = b"", mode: int | None = None) -> None:
+    """Create ``path`` with ``data`` unless it exists; written atomically."""
+    if os.path.exists(path):
+        return
+    parent = os.path.dirname(path)
+    if parent:
+        ensure_path(parent)
+    with AtomicFile(path) as file:
+        file.write(data)
+    if mode is not None:
+        os.chmod(path, mode)
+
+
+class AtomicFile:
+    """A file that appears under its name only once it is complete.
+
+    Data goes to ``<path>.partial.<pid>``; :meth:`close` flushes, syncs and renames it to
+    ``path``. If the task dies first (or the object is dropped without ``close``), no
+    half-written file is ever seen under ``path``. :meth:`abort` drops the partial file.
+    """
+
+    def __init__(self, path: str, buffering: int = 1 << 16) -> None:
+        self.path = path
+        parent = os.path.dirname(path)
+        if parent:
+            ensure_path(parent)
+        self.partial = f"{path}.partial.{os.getpid()}"
+        try:
+            self.file = open(self.partial, "wb", buffering=buffering)
+        except OSError as exc:
+            raise DataError(f"cannot create output file: {exc}", path) from exc
+        self.isopen = True
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        written = self.file.write(data)
+        self.size += len(data)
+        return written
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+    @property
+    def closed(self) -> bool:
+        return not self.isopen
+
+    def close(self) -> None:
+        if not self.isopen:
+            return
+        self.isopen = False
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        os.rename(self.partial, self.path)
+
+    def abort(self) -> None:
+        if self.isopen:
+            self.isopen = False
+            self.file.close()
+        try:
+            os.unlink(self.partial)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "AtomicFile":
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        # Dropped without close(): the output is incomplete, so it must not appear.
+        if getattr(self, "isopen", False):
+            self.abort()
+
+
+class DiscoZipFile(zipfile.ZipFile):
+    """An in-memory zip archive, for job homes."""
+
+    def __init__(self) -> None:
+        self.buffer = io.BytesIO()
+        super().__init__(self.buffer, "w", zipfile.ZIP_DEFLATED)
+
+    def writebytes(self, name: str, data: bytes | str, executable: bool = False) -> None:
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        mode = 0o755 if executable else 0o644
+        info.external_attr = (stat.S_IFREG | mode) << 16
+        self.writestr(info, data)
+
+    def writepath(self, path: str, arcname: str | None = None,
+                  exclude: tuple[str, ...] = (".pyc", ".pyo")) -> None:
+        """Add a file, or a directory tree, keeping file modes."""
+        arcname = arcname or os.path.basename(path.rstrip("/"))
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs[:] = [d for d in dirs if d != "__pycache__"]
+                for name in files:
+                    if name.endswith(exclude):
+                        continue
+                    full = os.path.join(root, name)
+                    rel = os.path.relpath(full, path)
+                    self.write(full, os.path.join(arcname, rel))
+        else:
+            self.write(path, arcname)
+
+    def dumps(self) -> bytes:
+        if self.fp is not None:
+            self.close()
+        return self.buffer.getvalue()

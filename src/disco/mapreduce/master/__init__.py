@@ -1,0 +1,64 @@
+"""The Disco map/reduce master: job queue, job coordinators, the HTTP API, the web page.
+
+Run it with `python -m disco.mapreduce.master --host H --port P --data DIR [--scheduler
+fair|fifo]`. Modules: `app` (HTTP server, and why Starlette/uvicorn), `ctrl_routes` (Disco's
+API), `node_routes` + `node_desk` (the node protocol below; the web page), `master` (state and
+operations), `coordinator` (one job), `scheduler` + `queue` (who runs what where), `nodes`,
+`grouping`, `pipeline` (jobdicts), `job_inputs`, `data`, `tasks`, `events`, `web`, `config`,
+`jobnames`, `errors`.
+
+On disk (`--data`): `jobs/<hh>/<jobname>/jobpack` (the submitted pack, served to nodes) and
+`jobs/<hh>/<jobname>/events` (the job's event log, JSON lines), `config_table.json` (the saved
+config table). Jobs are kept in memory only: a restarted master knows no jobs, and nodes that
+poll it are told to register again.
+
+Master <-> node protocol
+========================
+
+Nodes call the master; the master never calls a node except to read a `dir://` job input from
+its data server. All bodies are JSON objects; every request after registration carries the
+node's `host` and `session`. A request with a session the master no longer knows (the node was
+declared lost, or the master restarted) gets **410**: the node then kills all its workers and
+registers again.
+
+`POST /disco/node/register` `{host, slots, port}`
+    -> `{session, poll_hold, node_timeout, master, purged: [jobname...]}`.
+    `host` is the node's name in `disco://` URLs, `port` where it serves `/disco/<path>`.
+    Slots may be overridden by the config table (`save_config_table`). Registering again ends
+    the previous session; its tasks are retried elsewhere. `purged` lists jobs purged while
+    the node may have been away, whose folders it deletes.
+
+`POST /disco/node/poll` `{seq, running: [[job, taskid, attempt]...], diskfree, diskused}`
+    -> `{tasks: [assignment...], kill_tasks: [[job, taskid, attempt]...], kill_jobs: [job...],
+    purge_jobs: [job...]}`.
+    The long-poll, and the heartbeat: the master holds it up to `poll_hold` seconds until
+    there is something for the node. A node that has not polled for `node_timeout` seconds is
+    lost: its running tasks fail and are retried on other nodes. `seq` increases with every
+    poll; `running` lists the tasks the node holds and has not yet reported, and a task handed
+    out in an earlier poll but missing from the list was lost on the way and is retried.
+    An assignment is `{job, taskid, attempt, stage, grouping, group: [label, host or ""],
+    worker, inputs: [[input_id, label, [[rep_id, url]...]]...], inputs_done}`; `inputs_done`
+    is false for tasks of a concurrent stage whose inputs may still grow.
+    `kill_*` stop workers without a report (the master has written those attempts off);
+    `purge_jobs` also deletes the jobs' homes.
+
+`POST /disco/node/result` `{job, taskid, attempt, status, message, outputs, failed_inputs}`
+    -> `{ok}`. How a task ended: `status` is `done`, `error` (retry), `input_error` (retry
+    after making the inputs listed in `failed_inputs: [[input_id, [host...]]...]` again) or
+    `fatal` (the job dies with `message`). `outputs` (for `done`) are
+    `{"dir": [host, "dir://...results", [[label, size]...]]}` for the task's local results
+    index and `{"data": [label, size, [url...]]}` for remote outputs. Results for an attempt
+    the master no longer counts are ignored.
+
+`POST /disco/node/events` `{events: [[job, message]...]}` -> `{ok}`.
+    Worker messages and warnings for the job event logs, batched; the master stamps the time
+    and the node's host. Events for jobs that have ended are dropped.
+
+`POST /disco/node/inputs` `{job, taskid, attempt, known}`
+    -> `{status: "more"|"done"|"gone", inputs: [[input_id, label, [[rep_id, url]...]]...]}`.
+    For tasks of concurrent stages: held until the task has inputs beyond the `known` first
+    ones, or its input list is complete, or 15 s pass; `gone` means the attempt no longer
+    counts.
+
+`GET /disco/node/jobpack?name=JOB` -> the job pack, saved by the node as `<jobhome>/jobfile`.
+"""

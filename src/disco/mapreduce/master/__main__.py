@@ -1,0 +1,49 @@
+"""`python -m disco.mapreduce.master --host H --port P --data DIR [--scheduler fair|fifo]`"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from disco.mapreduce.master.app import serve
+from disco.mapreduce.master.config import MasterConfig
+from disco.mapreduce.master.scheduler import POLICIES
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[MasterConfig, str]:
+    defaults = MasterConfig()
+    p = argparse.ArgumentParser(prog="python -m disco.mapreduce.master",
+                                description="Run a Disco map/reduce master.")
+    p.add_argument("--host", default=defaults.host, help="address to listen on (default %(default)s)")
+    p.add_argument("--port", type=int, default=defaults.port, help="DISCO_PORT (default %(default)s)")
+    p.add_argument("--data", type=Path, default=defaults.data, help="folder for job packs and events")
+    p.add_argument("--scheduler", choices=POLICIES, default=defaults.scheduler if defaults.scheduler
+                   in POLICIES else "fair", help="job queue policy (default %(default)s)")
+    p.add_argument("--retry-base", type=float, default=defaults.retry_base,
+                   help="seconds; a task failed n times waits min(n, 60) x this (default %(default)s)")
+    p.add_argument("--node-timeout", type=float, default=defaults.node_timeout,
+                   help="seconds without a poll before a node is lost (default %(default)s)")
+    p.add_argument("--poll-hold", type=float, default=defaults.poll_hold,
+                   help="seconds a node's poll is held when there is nothing for it (default %(default)s)")
+    p.add_argument("--max-failure-rate", type=int, default=defaults.max_failure_rate,
+                   help="failures of one task that kill its job (default %(default)s)")
+    p.add_argument("--log-level", default="INFO")
+    a = p.parse_args(argv)
+    if a.poll_hold >= a.node_timeout:
+        p.error("--poll-hold must be shorter than --node-timeout")
+    return MasterConfig(host=a.host, port=a.port, data=a.data.resolve(), scheduler=a.scheduler,
+                        retry_base=a.retry_base, node_timeout=a.node_timeout,
+                        poll_hold=a.poll_hold, max_failure_rate=a.max_failure_rate), a.log_level
+
+
+def main(argv: list[str] | None = None) -> None:
+    config, level = parse_args(argv)
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format="%(asctime)s master %(levelname)s %(name)s: %(message)s")
+    serve(config)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The master's ASGI application and its server.
+
+Why Starlette + uvicorn rather than plain asyncio: the master speaks HTTP/1.1 to clients, nodes
+and browsers, with keep-alive, request bodies up to 1 GiB and many long-polls held open at once
+(every node's poll, every client's get_results). uvicorn's h11 protocol handling and Starlette's
+routing give that for a few lines, and both run on the same event loop as the coordinators, so
+handlers touch the master's state directly. FastAPI's request models would add nothing: Disco's
+bodies are bare JSON strings and lists whose shapes the handlers check themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import uvicorn
+from starlette.applications import Starlette
+
+from disco.mapreduce.master import ctrl_routes, node_routes
+from disco.mapreduce.master.config import MasterConfig
+from disco.mapreduce.master.master import Master
+
+log = logging.getLogger(__name__)
+
+
+def create_app(master: Master) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await master.start()
+        log.info("master listening on %s (scheduler %s)", master.config.url, master.config.scheduler)
+        try:
+            yield
+        finally:
+            await master.stop()
+
+    app = Starlette(routes=ctrl_routes.routes() + node_routes.routes(), lifespan=lifespan)
+    app.state.master = master
+    return app
+
+
+def serve(config: MasterConfig) -> None:
+    master = Master(config)
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(master), host=config.host, port=config.port, log_level="warning",
+        access_log=False, lifespan="on", timeout_keep_alive=30,
+        # Polls are held open; give a stopping master little time to wait for them.
+        timeout_graceful_shutdown=2,
+    ))
+    server.run()

@@ -1,0 +1,274 @@
+"""The master's state and the operations its HTTP handlers call.
+
+Everything here runs on one asyncio event loop; handlers call these methods without awaiting in
+the middle of a state change, so there are no locks. Blocking work (writing a job pack, deleting
+a job's folder) goes to a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from disco.jobpack import JobPack, JobPackError
+from disco.mapreduce.master.config import MasterConfig, Settings, slots_from_table
+from disco.mapreduce.master.coordinator import Job
+from disco.mapreduce.master.errors import RequestError
+from disco.mapreduce.master.jobnames import new_jobname
+from disco.mapreduce.master.nodes import NodeRegistry, NodeState
+from disco.mapreduce.master.pipeline import JobSpecError, job_spec
+from disco.mapreduce.master.scheduler import Scheduler
+from disco.mapreduce.master.tasks import Task, TaskState
+from disco.mapreduce.urls import disco_to_http, hexhash, url_host
+
+log = logging.getLogger(__name__)
+
+PURGED_MEMORY = 10_000  # purged job names remembered for nodes that were away
+
+
+class Master:
+    def __init__(self, config: MasterConfig) -> None:
+        self.config = config
+        self.settings = Settings(max_failure_rate=config.max_failure_rate)
+        self.registry = NodeRegistry()
+        self.scheduler = Scheduler(self, config.scheduler)
+        self.jobs: dict[str, Job] = {}
+        self.purged: deque[str] = deque(maxlen=PURGED_MEMORY)
+        self.config_table: list[list[Any]] = []
+        self.table_slots: dict[str, int] = {}
+        self.jobs_root = config.data / "jobs"
+        self._table_path = config.data / "config_table.json"
+        self._background: list[asyncio.Task[None]] = []
+        self._job_starts: set[asyncio.Task[None]] = set()
+        self.http: httpx.AsyncClient | None = None
+
+    # ------------------------------------------------------------------ life
+
+    async def start(self) -> None:
+        self.jobs_root.mkdir(parents=True, exist_ok=True)
+        self._load_table()
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+        self._background = [asyncio.create_task(self._watch_nodes()),
+                            asyncio.create_task(self._flush_events())]
+
+    async def stop(self) -> None:
+        for task in self._background + list(self._job_starts):
+            task.cancel()
+        for job in self.jobs.values():
+            job.events.flush()
+        if self.http is not None:
+            await self.http.aclose()
+
+    async def _watch_nodes(self) -> None:
+        """Declare lost the nodes that stopped polling."""
+        interval = min(0.5, self.config.node_timeout / 4)
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            lag = now - before - interval
+            if lag > 1.0:
+                # This loop itself was held up; the nodes' polls were waiting in line too.
+                for node in self.registry.nodes.values():
+                    node.last_seen += lag
+                continue
+            for node in list(self.registry.nodes.values()):
+                if node.connected and now - node.last_seen > self.config.node_timeout:
+                    self.node_lost(node, f"node {node.host} stopped responding")
+
+    async def _flush_events(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            for job in self.active_jobs():
+                job.events.flush()
+
+    # ------------------------------------------------------------------ jobs
+
+    def active_jobs(self) -> list[Job]:
+        return [j for j in self.jobs.values() if j.active]
+
+    def job(self, name: str) -> Job:
+        job = self.jobs.get(name)
+        if job is None:
+            raise RequestError(f"unknown job {name!r}", 404)
+        return job
+
+    async def submit(self, body: bytes) -> str:
+        """A job pack in, a job name out (or RequestError)."""
+        if not self.settings.accept_new_jobs:
+            raise RequestError("this master does not accept new jobs at the moment", 403)
+        try:
+            pack = await asyncio.to_thread(JobPack.loads, body)
+            spec = job_spec(pack)
+        except (JobPackError, JobSpecError) as exc:
+            raise RequestError(str(exc)) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RequestError(f"invalid jobdict: {exc!r}") from None
+        name = new_jobname(spec.prefix, self.jobs)
+        jobdir = self.jobs_root / hexhash(name) / name
+        try:
+            await asyncio.to_thread(_write_pack, jobdir, body)
+        except OSError as exc:
+            raise RequestError(f"cannot store the job pack: {exc}", 500) from None
+        job = Job(self, name, spec, jobdir)
+        self.jobs[name] = job
+        job.event(f"New job {name} from {spec.owner}: "
+                  f"{' -> '.join(f'{s.name}/{s.grouping}' for s in spec.pipeline)}, "
+                  f"{len(spec.inputs)} inputs")
+        start = asyncio.create_task(job.start())
+        self._job_starts.add(start)
+        start.add_done_callback(self._job_starts.discard)
+        return name
+
+    def job_ended(self, job: Job) -> None:
+        self.scheduler.kick()  # its slots are free for the others
+
+    def kill_job(self, name: str) -> None:
+        self.job(name).kill("Job killed on request")
+
+    async def clean_job(self, name: str) -> None:
+        """Forget a job on the master (its data stays on the nodes)."""
+        job = self.job(name)
+        job.kill("Job cleaned on request")
+        del self.jobs[name]
+        await asyncio.to_thread(shutil.rmtree, job.jobdir, True)
+
+    async def purge_job(self, name: str) -> None:
+        """Forget a job and delete its data everywhere."""
+        await self.clean_job(name)
+        self.purged.append(name)
+        for node in self.registry.nodes.values():
+            if node.connected:
+                node.purge_jobs.add(name)
+                node.wake()
+
+    async def fetch_text(self, url: str) -> str:
+        """Read a (small) file that a node serves, such as a dir:// index."""
+        assert self.http is not None
+        host = url_host(url)
+        node = self.registry.nodes.get(host or "")
+        port = node.port if node is not None and node.port else self.config.port
+        resp = await self.http.get(disco_to_http(url, port))
+        resp.raise_for_status()
+        return resp.text
+
+    async def wait_results(self, timeout_ms: float, names: list[str]) -> list[list[Any]]:
+        """Disco's get_results: wait until one of the named active jobs ends (or the timeout),
+        then report every job's status."""
+        waits = [asyncio.ensure_future(self.jobs[n].ended.wait()) for n in names
+                 if n in self.jobs and self.jobs[n].active]
+        if waits:
+            _done, pending = await asyncio.wait(waits, timeout=max(0.0, timeout_ms) / 1000,
+                                                return_when=asyncio.FIRST_COMPLETED)
+            for fut in pending:
+                fut.cancel()
+        out: list[list[Any]] = []
+        for name in names:
+            job = self.jobs.get(name)
+            if job is None:
+                out.append([name, ["unknown job", []]])
+            else:
+                out.append([name, [job.status, job.results if job.status == "ready" else []]])
+        return out
+
+    # ------------------------------------------------------------------ tasks <-> nodes
+
+    def dispatch(self, job: Job, task: Task, host: str) -> None:
+        node = self.registry.nodes[host]
+        job.dispatched(task, host)
+        node.running[task.key] = task
+        node.outbox.append(job.assignment(task))
+        node.wake()
+
+    def release(self, task: Task, kill: bool = False) -> None:
+        """Take a task off its node's books; `kill` tells the node to stop its worker."""
+        node = self.registry.nodes.get(task.host or "")
+        if node is None:
+            return
+        node.running.pop(task.key, None)
+        node.delivered.pop(task.key, None)
+        if kill and node.connected:
+            node.outbox = [a for a in node.outbox
+                           if (a["job"], a["taskid"]) != task.key]
+            node.kill_tasks.append([task.job, task.taskid, task.attempt])
+            node.wake()
+        self.scheduler.kick()
+
+    def forget_job_orders(self, name: str) -> None:
+        """A dead job's undelivered tasks must not start anywhere."""
+        for node in self.registry.nodes.values():
+            if any(a["job"] == name for a in node.outbox):
+                node.outbox = [a for a in node.outbox if a["job"] != name]
+
+    def node_lost(self, node: NodeState, reason: str) -> None:
+        log.warning("%s", reason)
+        node.connected = False
+        node.outbox.clear()
+        for task in list(node.running.values()):
+            self.fail_running(task, node, "error", reason)
+        node.running.clear()
+        node.delivered.clear()
+        node.wake()
+        self.scheduler.kick()
+
+    def fail_running(self, task: Task, node: NodeState, kind: str, message: str,
+                     failed_inputs: list[list[Any]] | None = None) -> None:
+        self.release(task)
+        job = self.jobs.get(task.job)
+        if job is not None and job.active and task.state is TaskState.RUNNING:
+            job.task_failed(task, node.host, kind, message, failed_inputs)
+
+    # ------------------------------------------------------------------ cluster config
+
+    def _load_table(self) -> None:
+        try:
+            table = json.loads(self._table_path.read_text())
+            self.table_slots = slots_from_table(table)
+            self.config_table = table
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable config table %s: %s", self._table_path, exc)
+
+    def load_config_table(self) -> list[list[Any]]:
+        if self.config_table:
+            return self.config_table
+        return [[h, str(n.slots)] for h, n in sorted(self.registry.nodes.items())]
+
+    def save_config_table(self, table: Any) -> None:
+        if not isinstance(table, list):
+            raise RequestError("the config table is a list of [hostspec, cores]")
+        try:
+            slots = slots_from_table(table)
+        except (TypeError, ValueError) as exc:
+            raise RequestError(str(exc)) from None
+        self._table_path.write_text(json.dumps(table))
+        self.config_table, self.table_slots = table, slots
+        for host, node in self.registry.nodes.items():
+            node.slots = slots.get(host, node.declared_slots)
+        self.scheduler.kick()
+
+    def set_blacklisted(self, host: Any, flag: bool) -> None:
+        node = self.registry.nodes.get(host) if isinstance(host, str) else None
+        if node is None:
+            raise RequestError(f"unknown node {host!r}", 404)
+        node.blacklisted = flag
+        self.scheduler.kick()
+
+    def nodeinfo(self) -> dict[str, Any]:
+        return {h: n.info() for h, n in sorted(self.registry.nodes.items())}
+
+
+def _write_pack(jobdir: Path, body: bytes) -> None:
+    jobdir.mkdir(parents=True, exist_ok=True)
+    tmp = jobdir / "jobpack.partial"
+    tmp.write_bytes(body)
+    tmp.replace(jobdir / "jobpack")

@@ -1,0 +1,94 @@
+"""`python -m disco.mapreduce.node --master http://H:P --host N --port P --data DIR [--slots S]`
+
+Runs the data server on N:P and the supervisor on one event loop; SIGTERM or SIGINT stop both
+and kill every worker still running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from disco.mapreduce.node.config import NodeConfig
+from disco.mapreduce.node.dataserver import create_app
+from disco.mapreduce.node.supervisor import Supervisor
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a captured SIGTERM once it has stopped, which would end the process
+    before the workers are killed; signals are handled in `run` instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[NodeConfig, str, str]:
+    """The node's configuration, the log level and the address to listen on."""
+    p = argparse.ArgumentParser(prog="python -m disco.mapreduce.node",
+                                description="Run a Disco map/reduce node.")
+    p.add_argument("--master", required=True, help="the master's URL, http://host:port")
+    p.add_argument("--host", default=os.uname().nodename,
+                   help="this node's name in disco:// URLs, and the address to listen on")
+    p.add_argument("--port", type=int, default=int(os.environ.get("DISCO_PORT", "8989")),
+                   help="DISCO_PORT: where this node serves its data (default %(default)s)")
+    p.add_argument("--data", type=Path, default=Path(os.environ.get("DISCO_DATA", "disco-data")),
+                   help="DISCO_DATA folder")
+    p.add_argument("--slots", type=int, default=os.cpu_count() or 1,
+                   help="tasks run at once (default: one per CPU, %(default)s)")
+    p.add_argument("--ddfs-data", type=Path, default=None, help="DDFS_DATA (default DATA/ddfs)")
+    p.add_argument("--listen", default=None, help="address to listen on (default: --host)")
+    p.add_argument("--worker-start-timeout", type=float, default=30.0,
+                   help="seconds a worker has to say WORKER (default %(default)s)")
+    p.add_argument("--log-level", default="INFO")
+    a = p.parse_args(argv)
+    cfg = NodeConfig(master=a.master, host=a.host, data=a.data.resolve(), port=a.port,
+                     slots=max(0, a.slots), ddfs_data=a.ddfs_data,
+                     worker_start_timeout=a.worker_start_timeout)
+    return cfg, a.log_level, a.listen or a.host
+
+
+async def run(cfg: NodeConfig, listen: str) -> None:
+    supervisor = Supervisor(cfg)
+    server = _Server(uvicorn.Config(create_app(cfg.data, supervisor.status), host=listen,
+                                    port=cfg.port, log_level="warning", access_log=False,
+                                    lifespan="off", timeout_graceful_shutdown=2))
+    work = asyncio.create_task(supervisor.run())
+    serving = asyncio.create_task(server.serve())
+
+    def stop() -> None:
+        server.should_exit = True
+        work.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+    done, _pending = await asyncio.wait({work, serving}, return_when=asyncio.FIRST_COMPLETED)
+    stop()
+    await asyncio.gather(work, serving, return_exceptions=True)
+    if serving in done and serving.exception() is not None:
+        raise serving.exception()  # type: ignore[misc]
+    if serving in done and not server.started:
+        raise SystemExit(f"cannot serve {listen}:{cfg.port}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg, level, listen = parse_args(argv)
+    logging.basicConfig(level=level.upper(), stream=sys.stderr,
+                        format=f"%(asctime)s node {cfg.host} %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
+    cfg.data.mkdir(parents=True, exist_ok=True)
+    asyncio.run(run(cfg, listen))
+
+
+if __name__ == "__main__":
+    main()

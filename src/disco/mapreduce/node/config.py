@@ -1,0 +1,38 @@
+"""The node supervisor's configuration."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+
+@dataclass
+class NodeConfig:
+    master: str                       # http://host:port of the master
+    host: str                         # the name this node has in disco:// URLs
+    data: Path                        # DISCO_DATA
+    port: int = field(default_factory=lambda: int(os.environ.get("DISCO_PORT", "8989")))
+    slots: int = field(default_factory=lambda: os.cpu_count() or 1)
+    ddfs_data: Path | None = None     # DDFS_DATA; default <data>/ddfs
+    put_port: int = field(default_factory=lambda: int(os.environ.get("DDFS_PUT_PORT", "8990")))
+    worker_start_timeout: float = 30.0  # a worker must say WORKER within this
+    message_timeout: float = 30.0     # a message left half-sent this long is an error
+    last_words_wait: float = 10.0     # after garbage, how long to wait for the rest of it
+    nice: int = 19                    # workers run niced, as Disco runs them
+
+    @property
+    def ddfs(self) -> Path:
+        return self.ddfs_data if self.ddfs_data is not None else self.data / "ddfs"
+
+    def worker_settings(self) -> dict[str, str]:
+        """The Disco settings a worker finds in its environment."""
+        return {
+            "DISCO_MASTER": self.master,
+            "DISCO_MASTER_HOST": urlsplit(self.master).hostname or "",
+            "DISCO_PORT": str(self.port),
+            "DDFS_PUT_PORT": str(self.put_port),
+            "DISCO_DATA": str(self.data),
+            "DDFS_DATA": str(self.ddfs),
+        }

@@ -1,0 +1,195 @@
+"""The node supervisor: registers with the master, long-polls it for work and orders, runs each
+task's worker session, and reports how each task ended.
+
+A task stays in the `running` list this node sends with every poll until the master has its
+result; a task the master handed out but never sees listed is taken as lost and run elsewhere.
+If the master forgets this node's session (it thought the node dead), every task still running
+here is killed (the master has given them to other nodes) and the node registers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from disco.mapreduce.node.client import MasterClient, SessionExpired
+from disco.mapreduce.node.config import NodeConfig
+from disco.mapreduce.node.events import EventSender
+from disco.mapreduce.node.jobhome import JobHomeError, JobHomes
+from disco.mapreduce.node.session import Outcome, WorkerSession
+
+log = logging.getLogger(__name__)
+
+RETRY_PAUSE = 0.5
+
+
+@dataclass(eq=False)
+class RunningTask:
+    assignment: dict[str, Any]
+    runner: asyncio.Task[None] | None = None
+    killed: bool = False
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.assignment["job"], int(self.assignment["taskid"]))
+
+    @property
+    def attempt(self) -> int:
+        return int(self.assignment["attempt"])
+
+
+class Supervisor:
+    def __init__(self, cfg: NodeConfig) -> None:
+        self.cfg = cfg
+        self.client = MasterClient(cfg.master, cfg.host)
+        self.events = EventSender(self.client)
+        self.homes = JobHomes(cfg.data, cfg.host, self.client)
+        self.tasks: dict[tuple[str, int], RunningTask] = {}
+        self.registered = False
+
+    def status(self) -> dict[str, Any]:
+        return {"host": self.cfg.host, "master": self.cfg.master, "registered": self.registered,
+                "slots": self.cfg.slots, "running": [list(k) for k in self.tasks]}
+
+    async def run(self) -> None:
+        (self.cfg.data / self.cfg.host).mkdir(parents=True, exist_ok=True)
+        sender = asyncio.create_task(self.events.run())
+        try:
+            while True:
+                await self._register()
+                try:
+                    await self._poll_forever()
+                except SessionExpired:
+                    log.warning("the master dropped this node's session; registering again")
+                    self.registered = False
+                    await self.kill_all()
+                    self.events.drop()
+        finally:
+            sender.cancel()
+            await self.kill_all()
+            await self.client.close()
+
+    async def _register(self) -> None:
+        while True:
+            try:
+                reply = await self.client.register(self.cfg.slots, self.cfg.port)
+                break
+            except (httpx.HTTPError, ValueError, KeyError) as exc:
+                log.info("cannot register with %s yet: %s", self.cfg.master, exc)
+                await asyncio.sleep(1.0)
+        self.registered = True
+        log.info("registered with %s as %s (%d slots)", self.cfg.master, self.cfg.host, self.cfg.slots)
+        for job in reply.get("purged", []):
+            await self.homes.remove(str(job))
+
+    async def _poll_forever(self) -> None:
+        seq = 0
+        while True:
+            seq += 1
+            running = [[k[0], k[1], rt.attempt] for k, rt in self.tasks.items() if not rt.killed]
+            try:
+                orders = await self.client.poll(seq, running, self._disk())
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("poll failed: %s", exc)
+                await asyncio.sleep(RETRY_PAUSE)
+                continue
+            await self._obey(orders)
+
+    def _disk(self) -> tuple[int, int]:
+        try:
+            usage = shutil.disk_usage(self.cfg.data)
+            return usage.free, usage.used
+        except OSError:
+            return 0, 0
+
+    async def _obey(self, orders: dict[str, Any]) -> None:
+        for job, taskid, attempt in orders.get("kill_tasks", []):
+            rt = self.tasks.get((job, int(taskid)))
+            if rt is not None and rt.attempt == int(attempt):
+                self._kill(rt)
+        for job in orders.get("kill_jobs", []):
+            for rt in list(self.tasks.values()):
+                if rt.key[0] == job:
+                    self._kill(rt)
+        for job in orders.get("purge_jobs", []):
+            for rt in list(self.tasks.values()):
+                if rt.key[0] == job:
+                    self._kill(rt)
+            asyncio.create_task(self.homes.remove(job))
+        for assignment in orders.get("tasks", []):
+            self._start(assignment)
+
+    def _start(self, assignment: dict[str, Any]) -> None:
+        rt = RunningTask(assignment)
+        old = self.tasks.get(rt.key)
+        if old is not None:
+            self._kill(old)
+        self.tasks[rt.key] = rt
+        rt.runner = asyncio.create_task(self._run_task(rt))
+
+    def _kill(self, rt: RunningTask) -> None:
+        """Stop a task without reporting it: the master already wrote it off."""
+        rt.killed = True
+        if rt.runner is not None:
+            rt.runner.cancel()
+        if self.tasks.get(rt.key) is rt:
+            del self.tasks[rt.key]
+
+    async def kill_all(self) -> None:
+        runners = [rt.runner for rt in self.tasks.values() if rt.runner is not None]
+        for rt in list(self.tasks.values()):
+            self._kill(rt)
+        if runners:
+            await asyncio.gather(*runners, return_exceptions=True)
+
+    async def _run_task(self, rt: RunningTask) -> None:
+        a = rt.assignment
+        try:
+            try:
+                home = await self.homes.ensure(a["job"])
+                session = WorkerSession(self.cfg, a, home, self.homes.jobenvs(a["job"]),
+                                        self.events, lambda known: self._more_inputs(rt, known))
+                outcome = await session.run()
+            except JobHomeError as exc:
+                outcome = Outcome("error", str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - report it rather than lose the task
+                log.exception("task %s:%s failed on this node", a["job"], a["taskid"])
+                outcome = Outcome("error", f"the node could not run the task: {exc!r}")
+            if not rt.killed:
+                await self.events.flush()
+                await self._report(rt, outcome)
+        finally:
+            if self.tasks.get(rt.key) is rt:
+                del self.tasks[rt.key]
+
+    async def _more_inputs(self, rt: RunningTask, known: int) -> dict[str, Any] | None:
+        a = rt.assignment
+        try:
+            return await self.client.inputs(a["job"], int(a["taskid"]), rt.attempt, known)
+        except SessionExpired:
+            return {"status": "gone", "inputs": []}
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("cannot get inputs of %s:%s: %s", a["job"], a["taskid"], exc)
+            return None
+
+    async def _report(self, rt: RunningTask, outcome: Outcome) -> None:
+        a = rt.assignment
+        report = {"job": a["job"], "taskid": a["taskid"], "attempt": rt.attempt,
+                  "status": outcome.status, "message": outcome.message,
+                  "outputs": outcome.outputs, "failed_inputs": outcome.failed_inputs}
+        while not rt.killed:
+            try:
+                await self.client.result(report)
+                return
+            except SessionExpired:
+                return  # the master has given the task to another node
+            except (httpx.HTTPError, ValueError) as exc:
+                log.warning("cannot report %s:%s: %s", a["job"], a["taskid"], exc)
+                await asyncio.sleep(RETRY_PAUSE)

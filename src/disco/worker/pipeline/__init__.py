@@ -1,0 +1,1 @@
+"""The pipeline worker (:mod:`disco.worker.pipeline.worker`)."""

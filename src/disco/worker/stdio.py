@@ -1,0 +1,137 @@
+"""The worker process's standard streams.
+
+The protocol channel runs on private copies of the process's original stdin and stderr;
+file descriptors 0, 1 and 2 are then pointed away from the node's pipes, so that nothing the
+task (or a child process of it) writes can break the protocol: Python-level prints go
+through :class:`MessageWriter`, and bytes written to fds 1 and 2 are drained from a pipe by
+a thread, both ending up as MSG.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+from typing import Any
+
+class MessageWriter(io.TextIOBase):
+    """``sys.stdout``/``sys.stderr`` of a task: text becomes MSG, one message per batch of
+    complete lines. Lines are held back while the MSG rate limit would be exceeded, so a
+    task that prints in a tight loop sends fewer, longer messages instead of being killed."""
+
+    def __init__(self, channel: Any) -> None:
+        super().__init__()
+        self.channel = channel
+        self.buffer_text = ""
+        self.lock = threading.Lock()
+        self.disabled = False
+        self.timer: threading.Timer | None = None
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: Any) -> int:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8", "replace")
+        text = str(text)
+        if self.disabled or not text:
+            return len(text)
+        with self.lock:
+            self.buffer_text += text
+            cut = self.buffer_text.rfind("\n")
+            if cut >= 0 and not self.channel.msg_allowed():
+                self._flush_later()
+            if cut < 0 or not self.channel.msg_allowed():
+                if len(self.buffer_text) < (1 << 20):
+                    return len(text)
+                cut = len(self.buffer_text) - 1  # do not hold more than a megabyte
+            ready, self.buffer_text = self.buffer_text[:cut + 1], self.buffer_text[cut + 1:]
+        self._send(ready)
+        return len(text)
+
+    def _flush_later(self) -> None:
+        """Held-back lines go out within a second even if the task prints nothing more."""
+        if self.timer is None or not self.timer.is_alive():
+            self.timer = threading.Timer(1.0, self._flush_complete_lines)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _flush_complete_lines(self) -> None:
+        with self.lock:
+            cut = self.buffer_text.rfind("\n")
+            if cut < 0:
+                return
+            ready, self.buffer_text = self.buffer_text[:cut + 1], self.buffer_text[cut + 1:]
+        try:
+            self._send(ready)
+        except Exception:
+            pass  # the channel is gone; nothing left to tell
+
+    def _send(self, text: str) -> None:
+        text = text.strip()
+        if text and not self.disabled:
+            self.channel.msg(text)
+
+    def flush(self, force: bool = False) -> None:  # type: ignore[override]
+        if not force:
+            return
+        with self.lock:
+            text, self.buffer_text = self.buffer_text, ""
+        self._send(text)
+
+
+class WorkerIO:
+    """The worker process's plumbing: the protocol channel on private copies of the
+    original stdin/stderr, and fds 0/1/2 pointed away from the node's pipes."""
+
+    def __init__(self) -> None:
+        from disco.worker.protocol import Channel
+        proto_in = os.dup(0)
+        proto_out = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        self.channel = Channel(proto_in, proto_out)
+        self.writer = MessageWriter(self.channel)
+        sys.stdout = sys.stderr = self.writer  # type: ignore[assignment]
+        sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
+        self.drain = threading.Thread(target=self._drain, args=(read_end,), daemon=True,
+                                      name="disco-stray-output")
+        self.drain.start()
+
+    def _drain(self, fd: int) -> None:
+        import codecs
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                os.close(fd)
+                return
+            try:
+                self.writer.write(decoder.decode(chunk))
+            except Exception:
+                pass  # the channel is gone; nothing left to tell
+
+    def finish(self) -> None:
+        """Stop the stray-output pipe (so the last bytes are read) and send what is held."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        self.drain.join(timeout=2)
+        self.writer.flush(force=True)

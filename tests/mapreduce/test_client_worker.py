@@ -1,0 +1,456 @@
+"""The worker end to end, with this test playing the node: it unpacks a job pack's job home,
+starts `run-worker` as the node does (cwd = job home, DISCO_PYTHON set, stdout and stderr
+merged into one pipe), answers the worker protocol and reads back the outputs."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from disco.job import Job
+from disco.util import hexhash
+from disco.worker.pipeline.worker import Stage
+from disco.worker.pipeline.worker import Worker as PipelineWorker
+from disco.worker.protocol import Parser, encode
+from disco.worker.task_io import DiscoOutputStream, disco_input_stream
+
+HOST = "nodeA"
+JOBNAME = "Job@5a1:2b:3c"
+
+
+@dataclass
+class Session:
+    messages: list[tuple[str, Any]] = field(default_factory=list)
+    outputs: list[list[Any]] = field(default_factory=list)
+    end: str = ""
+    end_payload: Any = None
+    exit_code: int | None = None
+    raw: bytes = b""
+
+    def msgs(self) -> list[str]:
+        return [p for n, p in self.messages if n == "MSG"]
+
+
+class FakeNode:
+    """Just enough of a node to run one task of a job pack's worker."""
+
+    def __init__(self, root: Path, pack: Any) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.home = self.data / HOST / hexhash(JOBNAME) / JOBNAME
+        self.home.mkdir(parents=True)
+        with zipfile.ZipFile(io.BytesIO(pack.jobhome)) as archive:
+            for info in archive.infolist():
+                archive.extract(info, self.home)
+                mode = (info.external_attr >> 16) & 0o777
+                if mode:
+                    os.chmod(self.home / info.filename, mode)
+        (self.home / "jobfile").write_bytes(pack.dumps())
+
+    def local_url(self, relpath: str) -> str:
+        """The disco:// URL the node would give a local output of this job."""
+        return f"disco://{HOST}/disco/{HOST}/{hexhash(JOBNAME)}/{JOBNAME}/{relpath}"
+
+    def write_index(self, name: str, outputs: list[list[Any]]) -> str:
+        """A results index as the node writes it, and its dir:// URL."""
+        index = self.home / ".disco" / name
+        index.parent.mkdir(exist_ok=True)
+        index.write_text("".join(f"{label} {self.local_url(path)} {size}\n"
+                                 for label, path, size in outputs))
+        return f"dir://{HOST}/disco/{HOST}/{hexhash(JOBNAME)}/{JOBNAME}/.disco/{name}"
+
+    def run(self, stage: str, inputs: list[list[Any]], *, taskid: int = 0,
+            grouping: str = "split", group: Any = None, retry: dict[int, list] | None = None,
+            timeout: float = 60) -> Session:
+        task = {"taskid": taskid, "master": "http://127.0.0.1:9", "disco_port": 8989,
+                "put_port": 8990, "ddfs_data": str(self.root / "ddfs"),
+                "disco_data": str(self.data), "stage": stage, "grouping": grouping,
+                "group": group or [0, HOST], "jobfile": str(self.home / "jobfile"),
+                "jobname": JOBNAME, "host": HOST}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))}
+        env["DISCO_PYTHON"] = sys.executable
+        proc = subprocess.Popen([str(self.home / "run-worker")], cwd=self.home, env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        session = Session()
+        parser = Parser()
+        retry = dict(retry or {})
+        deadline = time.monotonic() + timeout
+        try:
+            while not session.end:
+                left = deadline - time.monotonic()
+                assert left > 0, f"worker did not finish; got {session.messages}"
+                ready, _, _ = select.select([proc.stdout], [], [], left)
+                if not ready:
+                    continue
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                session.raw += chunk
+                for name, payload in parser.feed(chunk):
+                    session.messages.append((name, payload))
+                    reply = self.reply(name, payload, task, inputs, retry, session)
+                    if reply is not None:
+                        proc.stdin.write(encode(*reply))
+                        proc.stdin.flush()
+            session.exit_code = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdin.close()
+            proc.stdout.close()
+        return session
+
+    @staticmethod
+    def reply(name: str, payload: Any, task: dict, inputs: list, retry: dict,
+              session: Session) -> tuple[str, Any] | None:
+        if name == "WORKER":
+            assert payload["version"] == "1.1" and isinstance(payload["pid"], int)
+            return "OK", "ok"
+        if name == "TASK":
+            return "TASK", task
+        if name == "INPUT":
+            if payload == "":
+                return "INPUT", ["done", inputs]
+            kind, ids = payload
+            chosen = [i for i in inputs if (i[0] in ids) == (kind == "include")]
+            return "INPUT", ["done", chosen]
+        if name == "INPUT_ERR":
+            input_id, _failed = payload
+            if retry.get(input_id):
+                return "RETRY", retry.pop(input_id)
+            return "FAIL", ""
+        if name == "OUTPUT":
+            session.outputs.append(payload)
+            return "OK", "ok"
+        if name in ("DONE", "ERROR", "FATAL"):
+            session.end, session.end_payload = name, payload
+            return "OK", "ok"
+        return "OK", "ok" if name != "PING" else "pong"
+
+    def records(self, output: list[Any]) -> list[Any]:
+        path = self.home / output[1]
+        assert path.stat().st_size == output[2]
+        with open(path, "rb") as file:
+            return list(disco_input_stream(file, None, str(path)))
+
+
+def make_pack(**jobargs: Any) -> Any:
+    worker = jobargs.pop("worker", None)
+    job = Job(worker=worker) if worker is not None else Job()
+    return job.worker.jobpack(job, **jobargs)
+
+
+def word_map(line, params):
+    for word in line.split():
+        yield word, 1
+
+
+def test_map_task_writes_partitioned_outputs(tmp_path: Path) -> None:
+    pack = make_pack(input=["raw://x"], map=word_map, partitions=3,
+                     partition=lambda key, n, params: len(key) % n)
+    node = FakeNode(tmp_path, pack)
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://a bb ccc dddd a"]]],
+                               [1, "ok", 0, [[1, "raw://bb"]]]])
+    assert session.end == "DONE", session.end_payload
+    assert session.exit_code == 0
+    by_label = {label: node.records([label, path, size]) for label, path, size in session.outputs}
+    assert by_label == {1: [("a", 1), ("dddd", 1), ("a", 1)], 2: [("bb", 1), ("bb", 1)],
+                        0: [("ccc", 1)]}
+    for _label, path, _size in session.outputs:
+        assert not os.path.isabs(path) and (node.home / path).is_file()
+    assert "Done: 2 entries mapped" in session.msgs()
+
+
+def test_map_with_combiner_and_default_partition(tmp_path: Path) -> None:
+    from disco.worker.classic.func import default_partition, sum_combiner
+    pack = make_pack(input=["raw://x"], map=word_map, combiner=sum_combiner, partitions=2)
+    node = FakeNode(tmp_path, pack)
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://a b a c a"]]]])
+    assert session.end == "DONE", session.end_payload
+    records = {label: dict(node.records([label, p, s])) for label, p, s in session.outputs}
+    for label, counts in records.items():
+        for key in counts:
+            assert default_partition(key, 2) == label
+    merged = {k: v for counts in records.values() for k, v in counts.items()}
+    assert merged == {"a": 3, "b": 1, "c": 1}
+
+
+def _map_then_reduce(tmp_path: Path, **jobargs: Any) -> tuple[FakeNode, Session]:
+    pack = make_pack(input=["raw://x"], map=word_map, **jobargs)
+    node = FakeNode(tmp_path, pack)
+    first = node.run("map", [[0, "ok", 0, [[0, "raw://to be or not to be"]]]], taskid=0)
+    second = node.run("map", [[0, "ok", 0, [[0, "raw://be quick"]]]], taskid=1)
+    assert first.end == second.end == "DONE"
+    index_a = node.write_index("map-0.results", first.outputs)
+    index_b = node.write_index("map-1.results", second.outputs)
+    session = node.run("reduce", [[0, "ok", 0, [[0, index_a]]], [1, "ok", 0, [[0, index_b]]]],
+                       taskid=0, grouping="group_label", group=[0, None])
+    return node, session
+
+
+def test_reduce_task_reads_map_outputs_from_local_disco_urls(tmp_path: Path) -> None:
+    def reduce(iter, out, params):
+        from disco.util import kvgroup
+        for word, counts in kvgroup(sorted(iter)):
+            out.add(word, sum(counts))
+
+    node, session = _map_then_reduce(tmp_path, reduce=reduce)
+    assert session.end == "DONE", session.end_payload
+    [output] = session.outputs
+    assert output[0] == 0
+    assert node.records(output) == [("be", 3), ("not", 1), ("or", 1), ("quick", 1), ("to", 2)]
+
+
+def test_reduce_two_argument_form_with_sort(tmp_path: Path) -> None:
+    def reduce(iter, params):
+        from disco.util import kvgroup  # as Disco users write it: imports inside
+        for word, counts in kvgroup(iter):
+            yield word, sum(counts)
+
+    node, session = _map_then_reduce(tmp_path, reduce=reduce, sort=True)
+    assert session.end == "DONE", session.end_payload
+    assert node.records(session.outputs[0]) == [
+        ("be", 3), ("not", 1), ("or", 1), ("quick", 1), ("to", 2)]
+
+
+def test_reduce_of_one_label_reads_only_that_label(tmp_path: Path) -> None:
+    def reduce(iter, params):
+        return sorted(iter)
+
+    pack = make_pack(input=["raw://x"], map=word_map, reduce=reduce, partitions=2,
+                     partition=lambda key, n, params: 0 if key < "m" else 1)
+    node = FakeNode(tmp_path, pack)
+    mapped = node.run("map", [[0, "ok", 0, [[0, "raw://zoo apple kiwi nut"]]]])
+    index = node.write_index("map-0.results", mapped.outputs)
+    session = node.run("reduce", [[0, "ok", 1, [[0, index]]]], taskid=1,
+                       grouping="group_label", group=[1, None])
+    assert session.end == "DONE", session.end_payload
+    [output] = session.outputs
+    assert output[0] == 1
+    assert node.records(output) == [("nut", 1), ("zoo", 1)]
+
+
+def test_failed_replica_falls_back_through_input_err(tmp_path: Path) -> None:
+    stored = tmp_path / "data" / "stored"
+    stored.parent.mkdir(parents=True, exist_ok=True)
+    with open(stored, "wb") as file:
+        out = DiscoOutputStream(file)
+        for i in range(5):
+            out.add(i, i * i)
+        out.close()
+    missing = f"disco://{HOST}/disco/missing"
+    good = f"disco://{HOST}/disco/stored"
+    pack = make_pack(input=["raw://x"], map=lambda kv, params: [kv],
+                     map_reader=lambda fd, size, url, params: disco_input_stream(fd, size, url))
+    node = FakeNode(tmp_path, pack)
+    session = node.run("map", [[7, "ok", 0, [[0, missing]]]], retry={7: [[1, good]]})
+    assert session.end == "DONE", session.end_payload
+    assert ("INPUT_ERR", [7, [0]]) in session.messages
+    assert node.records(session.outputs[0]) == [(i, i * i) for i in range(5)]
+
+
+def test_unreadable_input_ends_with_error(tmp_path: Path) -> None:
+    pack = make_pack(input=["raw://x"], map=word_map)
+    node = FakeNode(tmp_path, pack)
+    session = node.run("map", [[3, "ok", 0, [[0, f"disco://{HOST}/disco/nothing-here"]]]])
+    assert session.end == "ERROR"
+    assert "Failed to read input 3" in session.end_payload
+    assert session.exit_code != 0
+
+
+def test_exception_in_map_is_fatal_with_traceback(tmp_path: Path) -> None:
+    def bad_map(entry, params):
+        raise ValueError("this map is broken")
+
+    node = FakeNode(tmp_path, make_pack(input=["raw://x"], map=bad_map))
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://a"]]]])
+    assert session.end == "FATAL"
+    assert "Traceback" in session.end_payload
+    assert "ValueError: this map is broken" in session.end_payload
+    assert "bad_map" in session.end_payload
+    assert session.outputs == []
+
+
+def test_data_error_in_map_is_a_retryable_error(tmp_path: Path) -> None:
+    def flaky_map(entry, params):
+        from disco.error import DataError
+        raise DataError("temporarily unavailable", "raw://a")
+
+    node = FakeNode(tmp_path, make_pack(input=["raw://x"], map=flaky_map))
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://a"]]]])
+    assert session.end == "ERROR"
+    assert "DataError" in session.end_payload and "temporarily unavailable" in session.end_payload
+
+
+def test_prints_and_stray_output_become_messages(tmp_path: Path) -> None:
+    def chatty_map(entry, params):
+        import os
+        import sys
+        print("hello from map", Task.taskid, this_partition())  # noqa: F821 (node globals)
+        sys.stderr.write("to stderr\n")
+        os.write(1, b"raw bytes on fd 1\n")
+        os.system("echo from a child process")
+        print(b"\xc4\xe4 bytes")
+        print("\u00c4\u00e4rett\u00f6myys")
+        return [(entry, this_host())]  # noqa: F821
+
+    node = FakeNode(tmp_path, make_pack(input=["raw://x"], map=chatty_map, status_interval=0))
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://line"]]]], taskid=4)
+    assert session.end == "DONE", session.end_payload
+    text = "\n".join(session.msgs())
+    for expected in ("hello from map 4 4", "to stderr", "raw bytes on fd 1",
+                     "from a child process", "\u00c4\u00e4rett\u00f6myys"):
+        assert expected in text
+    assert node.records(session.outputs[0]) == [("line", HOST)]
+    # Everything the worker wrote was protocol: the parser consumed it all.
+    parser = Parser()
+    assert len(parser.feed(session.raw)) == len(session.messages) and not parser.pending()
+
+
+def test_many_prints_do_not_flood_the_node(tmp_path: Path) -> None:
+    def loud_map(entry, params):
+        for i in range(2000):
+            print("line", i)
+        return []
+
+    node = FakeNode(tmp_path, make_pack(input=["raw://x"], map=loud_map))
+    started = time.monotonic()
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://a"]]]])
+    assert session.end == "DONE"
+    assert time.monotonic() - started < 30
+    text = "\n".join(session.msgs())
+    assert "line 0" in text and "line 1999" in text
+    assert len(session.msgs()) < 100
+
+
+def test_pipeline_stage_task(tmp_path: Path) -> None:
+    def split_words(interface, state, label, inp):
+        for line in inp:
+            for word in line.split():
+                interface.output(len(word)).add(word, 1)
+
+    def count_init(interface, params):
+        return {}
+
+    def count(interface, state, label, inp):
+        for word, n in inp:
+            state[word] = state.get(word, 0) + n
+
+    def count_done(interface, state):
+        for word in sorted(state):
+            interface.output(0).add(word, state[word])
+
+    pipeline = [("split", Stage("words", process=split_words)),
+                ("group_label", Stage("count", init=count_init, process=count, done=count_done))]
+    pack = make_pack(worker=PipelineWorker(), input=["raw://x"], pipeline=pipeline)
+    assert pack.version == 2
+    node = FakeNode(tmp_path, pack)
+    first = node.run("words", [[0, "ok", 0, [[0, "raw://aa b aa cc"]]]], grouping="split")
+    assert first.end == "DONE", first.end_payload
+    assert sorted(o[0] for o in first.outputs) == [1, 2]
+    index = node.write_index("words-0.results", first.outputs)
+    second = node.run("count", [[0, "ok", 2, [[0, index]]]], grouping="group_label",
+                      group=[2, None])
+    assert second.end == "DONE", second.end_payload
+    assert node.records(second.outputs[0]) == [("aa", 2), ("cc", 1)]
+
+
+def test_map_shuffle_concatenates_per_label(tmp_path: Path) -> None:
+    pack = make_pack(input=["raw://x"], map=word_map, reduce=lambda i, p: i, partitions=2,
+                     partition=lambda key, n, params: len(key) % 2)
+    node = FakeNode(tmp_path, pack)
+    maps = [node.run("map", [[0, "ok", 0, [[0, f"raw://{text}"]]]], taskid=i)
+            for i, text in enumerate(["a bb", "cc d"])]
+    indexes = [node.write_index(f"map-{i}.results", m.outputs) for i, m in enumerate(maps)]
+    session = node.run("map_shuffle", [[i, "ok", "all", [[0, url]]] for i, url in
+                                       enumerate(indexes)], grouping="group_node",
+                       group=[0, HOST])
+    assert session.end == "DONE", session.end_payload
+    shuffled = {label: sorted(node.records([label, p, s])) for label, p, s in session.outputs}
+    assert shuffled == {0: [("bb", 1), ("cc", 1)], 1: [("a", 1), ("d", 1)]}
+
+
+@pytest.mark.parametrize("stage", ["reduce"])
+def test_version_mismatch_is_fatal(tmp_path: Path, stage: str) -> None:
+    pack = make_pack(input=["raw://x"], reduce=lambda i, p: i)
+    pack.jobdata = pack.jobdata.replace(b"DISCO-PY 3.", b"DISCO-PY 2.", 1)
+    node = FakeNode(tmp_path, pack)
+    session = node.run(stage, [[0, "ok", 0, [[0, "raw://a"]]]], grouping="group_all")
+    assert session.end == "FATAL"
+    assert "Python version mismatch" in session.end_payload
+
+
+EXTERNAL_PROGRAM = r'''#!{python}
+import struct, sys
+inp, out = sys.stdin.buffer, sys.stdout.buffer
+
+def read_int():
+    data = inp.read(4)
+    return struct.unpack("<I", data)[0] if len(data) == 4 else None
+
+body = inp.read(int(inp.readline()))
+params, at = {{}}, 0
+while at < len(body):
+    fields = []
+    for _ in range(2):
+        space = body.index(b" ", at)
+        size = int(body[at:space])
+        fields.append(body[space + 1:space + 1 + size])
+        at = space + 2 + size
+    params[fields[0]] = fields[1]
+sys.stderr.write("**<MSG> external {{}} started\n".format(sys.argv[1]))
+sys.stderr.flush()
+while True:
+    size = read_int()
+    if size is None:
+        break
+    key = inp.read(size)
+    value = inp.read(read_int())
+    if value == b"die":
+        sys.stderr.write("**<ERR> cannot handle die\n")
+        sys.stderr.flush()
+        sys.exit(1)
+    pair = [value.upper(), params[b"suffix"]]
+    out.write(struct.pack("<I", 1))
+    for item in pair:
+        out.write(struct.pack("<I", len(item)) + item)
+    out.flush()
+'''
+
+
+def _external_map(tmp_path: Path) -> dict:
+    from disco.util import external
+    program = tmp_path / "ext_map"
+    program.write_text(EXTERNAL_PROGRAM.format(python=sys.executable))
+    return external([str(program)])
+
+
+def test_external_map_program(tmp_path: Path) -> None:
+    pack = make_pack(input=["raw://x"], map=_external_map(tmp_path),
+                     ext_params={"suffix": "!"})
+    node = FakeNode(tmp_path / "node", pack)
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://hello"]]]])
+    assert session.end == "DONE", session.end_payload
+    assert "external map started" in session.msgs()
+    assert node.records(session.outputs[0]) == [("HELLO", "!")]
+
+
+def test_external_program_error_fails_the_job(tmp_path: Path) -> None:
+    pack = make_pack(input=["raw://x"], map=_external_map(tmp_path),
+                     ext_params={"suffix": "!"})
+    node = FakeNode(tmp_path / "node", pack)
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://die"]]]])
+    assert session.end == "FATAL"
+    assert "cannot handle die" in session.end_payload

@@ -1,0 +1,224 @@
+"""Runtime pieces that need no processes: names, pipelines, groupings, the worker protocol's
+framing, inputs and outputs on a node, and the scheduler's choices (on a master object driven
+directly, without HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+
+from disco.jobpack import VERSION_CLASSIC, VERSION_PIPELINE, JobPack
+from disco.mapreduce.master import node_desk
+from disco.mapreduce.master.config import MasterConfig, Settings, expand_hostspec, slots_from_table
+from disco.mapreduce.master.coordinator import Job
+from disco.mapreduce.master.data import DataOutput, DirOutput, InputRef
+from disco.mapreduce.master.grouping import route
+from disco.mapreduce.master.jobnames import new_jobname
+from disco.mapreduce.master.master import Master
+from disco.mapreduce.master.pipeline import JobSpecError, StageSpec, job_spec
+from disco.mapreduce.node.inputs import TaskInputs
+from disco.mapreduce.node.outputs import OutputError, ResultsIndex
+from disco.mapreduce.node.throttle import MsgThrottle
+from disco.mapreduce.node.wire import FrameParser, encode
+from disco.mapreduce.urls import disco_to_http, hexhash, job_path, url_host
+
+
+def test_jobname_format_and_uniqueness() -> None:
+    micros = 0x56D * 10**12 + 0x5C41B * 10**6 + 0xD9C99
+    assert new_jobname("ChainJobA", set(), now_ns=micros * 1000) == "ChainJobA@56d:5c41b:d9c99"
+    taken = {"J@56d:5c41b:d9c99"}
+    assert new_jobname("J", taken, now_ns=micros * 1000) == "J@56d:5c41b:d9c9a"
+    assert re.fullmatch(r"X@[0-9a-f]+:[0-9a-f]+:[0-9a-f]+", new_jobname("X", set()))
+
+
+def test_urls_and_job_paths() -> None:
+    assert hexhash("job") == "9d"  # md5("job") = 9d15ff88...
+    assert job_path("n1", "job") == "n1/9d/job"
+    assert url_host("disco://n1/disco/x") == "n1"
+    assert url_host("http://web:80/x") == "web"
+    assert url_host("raw://disco://n1/x") is None
+    assert url_host("tag://data") is None
+    assert disco_to_http("dir://n1/disco/n1/a.results", 8989) == "http://n1:8989/disco/n1/a.results"
+
+
+def _pack(jobdict: dict, version: int) -> JobPack:
+    base = {"prefix": "p", "worker": "w", "owner": "o"}
+    return JobPack({**base, **jobdict}, version=version)
+
+
+@pytest.mark.parametrize(("jobdict", "stages"), [
+    ({"map?": True}, [("map", "split"), ("map_shuffle", "group_node")]),
+    ({"map?": True, "reduce?": True, "nr_reduces": 1},
+     [("map", "split"), ("map_shuffle", "group_node"), ("reduce", "group_all")]),
+    ({"map?": True, "reduce?": True, "nr_reduces": 4},
+     [("map", "split"), ("map_shuffle", "group_node"), ("reduce", "group_label")]),
+    ({"map?": True, "reduce?": True, "nr_reduces": 4, "reduce_shuffle?": True},
+     [("map", "split"), ("map_shuffle", "group_node"), ("reduce", "group_label"),
+      ("reduce_shuffle", "group_node")]),
+    ({"reduce?": True, "nr_reduces": 1}, [("reduce", "group_all")]),
+    ({"reduce?": True, "nr_reduces": 3}, [("reduce", "group_label")]),
+])
+def test_classic_jobdicts_become_pipelines(jobdict: dict, stages: list) -> None:
+    spec = job_spec(_pack({"input": ["raw://a", ["disco://n1/x", "disco://n2/x"]], **jobdict},
+                          VERSION_CLASSIC))
+    assert [(s.name, s.grouping) for s in spec.pipeline] == stages
+    assert spec.inputs == [DataOutput(0, 0, ("raw://a",)),
+                           DataOutput(0, 0, ("disco://n1/x", "disco://n2/x"))]
+
+
+def test_pipeline_jobdicts() -> None:
+    spec = job_spec(_pack({"pipeline": [["a", "split"], ["b", "group_all", True]],
+                           "inputs": [[3, 10, "raw://x"], [0, 0, ["http://h/1", "http://g/1"]]],
+                           "scheduler": {"max_cores": 2}}, VERSION_PIPELINE))
+    assert spec.pipeline == [StageSpec("a", "split"), StageSpec("b", "group_all", True)]
+    assert spec.inputs[0] == DataOutput(3, 10, ("raw://x",))
+    assert spec.inputs[1].hosts == ["h", "g"]
+    assert spec.max_cores == 2
+    for bad in ({"pipeline": [["a", "shuffle"]], "inputs": []},
+                {"pipeline": [["a", "split"], ["a", "group_all"]], "inputs": []},
+                {"pipeline": [["a", "split"]], "inputs": [["x", 0, "raw://"]]}):
+        with pytest.raises(JobSpecError):
+            job_spec(_pack(bad, VERSION_PIPELINE))
+
+
+def test_groupings_route_outputs_as_disco_does() -> None:
+    d = DirOutput("n1", "dir://n1/i.results", ((0, 5), (2, 7)))
+    data = DataOutput(1, 3, ("disco://n2/f",))
+
+    def routes(grouping: str, out) -> list:
+        return list(route(grouping, 7, 0, out))
+
+    assert [(g, r.label) for _k, g, r in routes("split", d)] == [((0, "n1"), 0), ((2, "n1"), 2)]
+    assert [(k, g) for k, g, _r in routes("group_label", d)] == [(0, (0, None)), (2, (2, None))]
+    assert [(k, g, r) for k, g, r in routes("group_node", d)] == [("n1", (0, "n1"), InputRef(7, 0, "all"))]
+    assert [(k, g) for k, g, _r in routes("group_node_label", d)] == [((0, "n1"), (0, "n1")),
+                                                                       ((2, "n1"), (2, "n1"))]
+    assert [(k, g, r.label) for k, g, r in routes("group_all", d)] == [(0, (0, None), "all")]
+    assert [(g, r.label) for _k, g, r in routes("split", data)] == [((1, "n2"), 1)]
+    assert [g for _k, g, _r in routes("group_node", data)] == [(0, "n2")]
+    assert routes("group_all", DirOutput("n1", "dir://x", ())) == []  # empty index: nothing
+
+
+def test_frame_parser_handles_split_messages_and_garbage() -> None:
+    parser = FrameParser()
+    data = encode("WORKER", {"version": "1.1", "pid": 1}) + encode("TASK", "")
+    frames = []
+    for i in range(len(data)):  # one byte at a time
+        frames += parser.feed(data[i:i + 1])
+    assert [f.name for f in frames] == ["WORKER", "TASK"] and not parser.partial
+    assert frames[1].payload == b'""'
+
+    parser = FrameParser()
+    assert parser.feed(encode("MSG", "hi") + b"Traceback (most recent call last)\n")[0].name == "MSG"
+    assert parser.error is not None
+    assert bytes(parser.buffer).startswith(b"Traceback")
+    for garbage in (b"MSG 3 \"x\"X", b"MSG abc ", b"VERYLONGNAME1 2 \"\"\n", b"ok 2 \"\"\n"):
+        p = FrameParser()
+        p.feed(garbage)
+        assert p.error is not None, garbage
+
+
+def test_msg_throttle() -> None:
+    t = MsgThrottle()
+    delays = [t.check(0.01 * i) for i in range(16)]
+    assert delays[:5] == [0.0] * 5
+    assert delays[5:15] == [0.2] * 10
+    assert delays[15] is None
+    assert MsgThrottle().check(0) == 0.0
+
+
+def test_task_inputs_retry_then_fail() -> None:
+    inputs = TaskInputs([[0, 0, [[0, "disco://a/x"], [1, "disco://b/x"]]], [1, "all", [[0, "raw://y"]]]],
+                        done=True)
+    assert inputs.listing(exclude=[1]) == [[0, "ok", 0, [[0, "disco://a/x"], [1, "disco://b/x"]]]]
+    assert inputs.listing(include=[1]) == [[1, "ok", "all", [[0, "raw://y"]]]]
+    assert inputs.report_failure(0, [0]) == [[1, "disco://b/x"]]
+    assert inputs.listing(include=[0])[0][3] == [[1, "disco://b/x"], [0, "disco://a/x"]]
+    assert inputs.report_failure(0, [0, 1]) == []
+    assert inputs.failures() == [[0, ["a", "b"]]]
+
+
+def test_results_index(tmp_path: Path) -> None:
+    idx = ResultsIndex(tmp_path, "n1", "job", "map", 4)
+    idx.add(0, "out/a", 10)
+    idx.add(3, "./out/b", 5)
+    idx.add(0, "out/c", 1)
+    idx.add(1, "http://web/data", 7)
+    with pytest.raises(OutputError):
+        idx.add(0, "/etc/passwd", 1)
+    with pytest.raises(OutputError):
+        idx.add(0, "../elsewhere", 1)
+    outputs = idx.close()
+    host, url, labels = outputs[0]["dir"]
+    assert host == "n1" and url.startswith("dir://n1/disco/n1/9d/job/.disco/map-4-")
+    assert labels == [[0, 11], [3, 5]]
+    assert outputs[1] == {"data": [1, 7, ["http://web/data"]]}
+    index = (tmp_path / url.split("/job/", 1)[1]).read_text().splitlines()
+    assert index == ["0 disco://n1/disco/n1/9d/job/out/a 10", "3 disco://n1/disco/n1/9d/job/out/b 5",
+                     "0 disco://n1/disco/n1/9d/job/out/c 1"]
+
+
+def test_config_table_and_settings() -> None:
+    assert expand_hostspec("node08:11") == ["node08", "node09", "node10", "node11"]
+    assert expand_hostspec("127.60.0.2") == ["127.60.0.2"]
+    assert slots_from_table([["n1:2", "4"], ["x", 1]]) == {"n1": 4, "n2": 4, "x": 1}
+    s = Settings()
+    s.update({"max_failure_rate": "7", "accept_new_jobs": "0"})
+    assert s.as_json() == {"max_failure_rate": 7, "accept_new_jobs": 0}
+
+
+# ---------------------------------------------------------------------- scheduling
+
+
+def _job(master: Master, prefix: str, inputs: list[str], tmp: Path) -> Job:
+    pack = JobPack({"prefix": prefix, "worker": "w", "owner": "o",
+                    "pipeline": [["map", "split"]], "inputs": [[0, 0, u] for u in inputs]},
+                   version=VERSION_PIPELINE)
+    name = new_jobname(prefix, master.jobs)
+    job = Job(master, name, job_spec(pack), tmp / name)
+    (tmp / name).mkdir(parents=True)
+    master.jobs[name] = job
+    return job
+
+
+def _scheduled(policy: str, tmp: Path, nodes: dict[str, int],
+               jobs: dict[str, list[str]]) -> dict[str, list[tuple[str, str]]]:
+    """Which (job prefix, task group) each node gets in the first scheduling round."""
+    async def run() -> dict[str, list[tuple[str, str]]]:
+        master = Master(MasterConfig(data=tmp, scheduler=policy))
+        for prefix, inputs in jobs.items():  # the jobs queue up before any node is there
+            await _job(master, prefix, inputs, tmp).start()
+        for host, slots in nodes.items():
+            node_desk.register(master, {"host": host, "slots": slots, "port": 1})
+        await asyncio.sleep(0.01)  # let the scheduling round run
+        return {h: [(a["job"].split("@")[0], a["inputs"][0][2][0][1]) for a in n.outbox]
+                for h, n in master.registry.nodes.items()}
+    return asyncio.run(run())
+
+
+def test_fifo_gives_the_oldest_job_every_slot(tmp_path: Path) -> None:
+    got = _scheduled("fifo", tmp_path, {"n1": 2}, {"A": ["raw://1", "raw://2", "raw://3"],
+                                                   "B": ["raw://4", "raw://5"]})
+    assert [j for j, _ in got["n1"]] == ["A", "A"]
+
+
+def test_fair_shares_slots_between_jobs(tmp_path: Path) -> None:
+    got = _scheduled("fair", tmp_path, {"n1": 2}, {"A": ["raw://1", "raw://2", "raw://3"],
+                                                   "B": ["raw://4", "raw://5"]})
+    assert sorted(j for j, _ in got["n1"]) == ["A", "B"]
+
+
+def test_tasks_go_where_their_data_is(tmp_path: Path) -> None:
+    inputs = ["disco://n2/disco/a", "disco://n2/disco/b", "raw://c"]
+    got = _scheduled("fair", tmp_path, {"n1": 2, "n2": 2}, {"A": inputs})
+    assert sorted(u for _j, u in got["n2"]) == ["disco://n2/disco/a", "disco://n2/disco/b"]
+    assert [u for _j, u in got["n1"]] == ["raw://c"]
+
+
+def test_tasks_run_remotely_only_when_their_host_is_full(tmp_path: Path) -> None:
+    inputs = ["disco://n2/disco/a", "disco://n2/disco/b"]
+    got = _scheduled("fair", tmp_path, {"n1": 2, "n2": 1}, {"A": inputs})
+    assert len(got["n2"]) == 1 and len(got["n1"]) == 1
