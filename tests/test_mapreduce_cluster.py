@@ -1,0 +1,67 @@
+"""The `mapreduce` framework: the service manager deploys a Disco master and nodes, and a
+Disco user's word count runs on it unchanged."""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import textwrap
+
+import httpx
+import pytest
+
+from conftest import ServiceManager, cluster_processes, listening_on, wait_state
+
+pytestmark = pytest.mark.slow
+
+WORDCOUNT = textwrap.dedent("""
+    import sys
+    from disco.core import Job, result_iterator
+
+    def map(line, params):
+        for word in line.split():
+            yield word, 1
+
+    def reduce(iter, params):
+        from disco.util import kvgroup
+        for word, counts in kvgroup(sorted(iter)):
+            yield word, sum(counts)
+
+    if __name__ == "__main__":
+        inputs = ["raw://" + line for line in sys.argv[1:]]
+        job = Job().run(input=inputs, map=map, reduce=reduce, partitions=2)
+        for word, count in result_iterator(job.wait()):
+            print(word, count)
+""")
+
+
+def test_wordcount_on_a_deployed_mapreduce_cluster(sm: ServiceManager, api: httpx.Client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    made = api.post("/api/v1/clusters", json={"frameworks": [{"name": "mapreduce", "properties": {"slots": 2}}],
+                                              "workers": 2})
+    assert made.status_code == 201, made.text
+    cluster = wait_state(api, made.json()["id"], {"ready", "failed"}, 60)
+    assert cluster["state"] == "ready", cluster["status_reason"]
+    master_url = cluster["outputs"]["frameworks"]["mapreduce"]["master_url"]
+    assert cluster["outputs"]["frameworks"]["mapreduce"]["web_uis"]["master"].startswith(master_url)
+    nodes = httpx.get(f"{master_url}/disco/ctrl/nodeinfo", trust_env=False).json()
+    assert sorted(nodes) == sorted(n["host"] for n in cluster["nodes"] if n["role"] == "worker")
+    assert all(info["max_workers"] == 2 for info in nodes.values())
+
+    lines = ["the quick brown fox", "jumps over the lazy dog", "the end", "fox and dog"]
+    script = tmp_path / "count_words.py"
+    script.write_text(WORDCOUNT)
+    run = subprocess.run([sys.executable, str(script), *lines], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "DISCO_MASTER": master_url}, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    counted = {word: int(n) for word, n in (line.split() for line in run.stdout.splitlines())}
+    assert counted == dict(collections.Counter(" ".join(lines).split()))
+
+    jobs = httpx.get(f"{master_url}/disco/ctrl/joblist", trust_env=False).json()
+    assert [status for _, status, _ in jobs] == ["ready"]
+
+    hosts = [n["host"] for n in cluster["nodes"]]
+    assert api.delete(f"/api/v1/clusters/{cluster['id']}").status_code == 202
+    wait_state(api, cluster["id"], {"deleted"}, 60)
+    assert cluster_processes(cluster["id"]) == [] and listening_on(hosts) == []
