@@ -2,15 +2,16 @@
 
 Variants, all 1 master + N workers (default 4) on loopback addresses of this machine:
 
-  dask/disco      a real `disco sm` subprocess; POST /api/v1/clusters, poll GET until ready
+  dask/disco      a real `disco sm` subprocess; POST /api/v1/clusters, then follow the
+                  cluster's event stream (?follow=true) until its "ready" event
   dask/hand       the same processes, flags and environment, started by this script the way
                   a careful human would (scheduler, then all workers at once; poll the
-                  scheduler's /json/counts.json every 0.2 s)
+                  scheduler's /json/counts.json as often as framework.yaml's readiness does)
   dask/gateway    dask-gateway-server's local backend (in .bench-venv): new_cluster(),
                   scale(N), wait_for_workers(N)
   spark/disco     as dask/disco
   spark/hand      as dask/hand; workers start once the master's port accepts connections;
-                  poll the master's /json/ every 0.2 s
+                  poll the master's /json/ as often as framework.yaml's readiness does
   spark/default   spark/hand with Spark's default daemon flags (no SPARK_DAEMON_JAVA_OPTS,
                   default SPARK_DAEMON_MEMORY)
 
@@ -60,7 +61,7 @@ DEFAULT_BENCH_VENV = REPO / ".bench-venv"
 
 HAND_NET_BASES = range(250, 255)   # second octets reserved for this benchmark's own clusters
 DISCO_NET_BASE = 240               # DISCO_LOCAL_NET_BASE of the benchmark's service manager
-READY_POLL_S = 0.2                 # what DISCO's readiness check uses (Readiness.interval_s)
+READY_POLL_DEFAULT_S = 0.2         # Readiness.interval_s when framework.yaml gives none
 TCP_POLL_S = 0.05                  # what DISCO's wait_for_tcp uses
 SAMPLE_S = 0.1                     # memory sampling period
 STOP_GRACE_S = 10.0                # SIGTERM -> SIGKILL, as DISCO's default DISCO_STOP_GRACE
@@ -474,8 +475,11 @@ def hand_env(launch: Launch, spec: HandSpec) -> dict[str, str]:
 
 def hand_run(spec: HandSpec, variant: str, rnd: int, hosts: list[str], root: Path,
              http: httpx.Client) -> RunResult:
-    masters, workers = render_launches(load_framework(spec.framework), hosts, root)
+    framework = load_framework(spec.framework)
+    masters, workers = render_launches(framework, hosts, root)
     url_tpl, field, timeout_s = READINESS[spec.framework]
+    # A careful human polls as often as DISCO's readiness check does for this framework.
+    poll_s = float(framework.get("readiness", {}).get("interval_s", READY_POLL_DEFAULT_S))
     url = url_tpl.format(master=hosts[0])
     want = len(hosts) - 1
     started: list[tuple[Launch, subprocess.Popen[bytes]]] = []
@@ -495,7 +499,7 @@ def hand_run(spec: HandSpec, variant: str, rnd: int, hosts: list[str], root: Pat
             for launch in workers:
                 started.append((launch, _hand_spawn(launch, spec)))
             timeline.mark("workers", f"{len(workers)} worker process(es) started")
-            _poll_ready(http, url, field, want, timeout_s, started, timeline)
+            _poll_ready(http, url, field, want, timeout_s, started, timeline, poll_s)
             seconds = timeline.elapsed()
         stop_started = time.perf_counter()
         _hand_stop(started)
@@ -541,7 +545,8 @@ def _hand_spawn(launch: Launch, spec: HandSpec) -> subprocess.Popen[bytes]:
 
 
 def _poll_ready(http: httpx.Client, url: str, field: str, want: int, timeout_s: float,
-                started: list[tuple[Launch, subprocess.Popen[bytes]]], timeline: Timeline) -> None:
+                started: list[tuple[Launch, subprocess.Popen[bytes]]], timeline: Timeline,
+                poll_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     detail = last = "no answer yet"
     while time.monotonic() < deadline:
@@ -562,7 +567,7 @@ def _poll_ready(http: httpx.Client, url: str, field: str, want: int, timeout_s: 
         if detail != last:  # like DISCO's events: a row when the answer changes
             timeline.mark("waiting", detail)
             last = detail
-        time.sleep(READY_POLL_S)
+        time.sleep(poll_s)
     raise BenchError(f"{url} not ready after {timeout_s:g} s ({detail})")
 
 
@@ -645,8 +650,11 @@ def disco_run(sm: ServiceManager, api: httpx.Client, framework: str, workers: in
                 raise BenchError(f"create failed: {response.status_code} {response.text}")
             cluster_id = response.json()["id"]
             sm.cluster_ids.append(cluster_id)
-            body, polls = _poll_state(api, cluster_id, {"ready"}, poll_s, timeout_s=240)
+            polls = _follow_until(api, cluster_id, {"ready", "failed"}, timeout_s=240)
             seconds = time.perf_counter() - t0
+            body = api.get(f"/api/v1/clusters/{cluster_id}").json()
+            if body["state"] != "ready":
+                raise BenchError(f"cluster {cluster_id} failed: {body['status_reason']}")
         stop_started = time.perf_counter()
         api.delete(f"/api/v1/clusters/{cluster_id}").raise_for_status()
         _poll_state(api, cluster_id, {"deleted"}, poll_s, timeout_s=120)
@@ -663,6 +671,23 @@ def disco_run(sm: ServiceManager, api: httpx.Client, framework: str, workers: in
               "timeline": _timeline(body, wall0), **sampler.stats()}
     return RunResult(variant, rnd, seconds, sampler.peak_rss, sampler.max_processes, stop_seconds,
                      busy_cpu, detail)
+
+
+def _follow_until(api: httpx.Client, cluster_id: str, steps: set[str], timeout_s: float) -> int:
+    """Follow the cluster's event stream (server-sent events, pushed as they happen) until an
+    event of one of `steps`; how many events arrived. This is how DISCO's own clients learn
+    that a cluster is ready, so no client-side poll interval is added to the measurement."""
+    seen = 0
+    with api.stream("GET", f"/api/v1/clusters/{cluster_id}/events", params={"follow": True},
+                    timeout=httpx.Timeout(timeout_s)) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            seen += 1
+            if json.loads(line[6:])["step"] in steps:
+                return seen
+    raise BenchError(f"event stream of {cluster_id} ended before any of {steps}")
 
 
 def _poll_state(api: httpx.Client, cluster_id: str, states: set[str], poll_s: float,

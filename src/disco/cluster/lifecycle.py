@@ -58,6 +58,7 @@ class Lifecycle:
         self._restarts: dict[tuple[str, str, str], int] = {}
         self._periodic: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._changed = asyncio.Event()
         self._http = httpx.AsyncClient(trust_env=False)
 
     def provider(self, name: str) -> Provider:
@@ -145,6 +146,19 @@ class Lifecycle:
                level: str = "info") -> None:
         self.store.add_event(cluster_id, step, message, duration_s=duration_s, level=level)
         log.info("cluster %s: %s: %s", cluster_id, step, message)
+        self.notify()
+
+    def notify(self) -> None:
+        """Wake everyone following events (server-sent streams) at once instead of at their
+        next poll."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_for_change(self, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            pass
 
     def _set_state(self, cluster_id: str, state: str, reason: str = "") -> Cluster:
         return self.store.update_cluster(cluster_id, state=state, status_reason=reason)

@@ -111,6 +111,11 @@ class LocalProvider(Provider):
         status = await self.process_status(cluster, node.name, launch.name)
         if status.state is ProcessState.RUNNING and status.pid:
             return status.pid
+        # fork+exec of a large parent takes milliseconds: off the event loop, so that the
+        # workers of a cluster start side by side.
+        return await asyncio.to_thread(self._spawn, cluster, node, launch)
+
+    def _spawn(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
         workdir = Path(node.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         env = {**_inherited_env(), **launch.env, TAG_ENV: cluster.id, ROOT_ENV: str(self.root),

@@ -17,7 +17,8 @@ from disco.cluster.spec import parse_spec
 from disco.errors import DiscoError, InvalidSpec, NotFound
 
 router = APIRouter(prefix="/api/v1")
-FOLLOW_POLL_S = 0.3
+FOLLOW_POLL_S = 1.0  # events wake followers at once; this only bounds a quiet wait
+LOG_POLL_S = 0.3
 
 
 def manager(request: Request) -> Any:
@@ -135,7 +136,7 @@ async def cluster_events(request: Request, cluster_id: str, after: int = 0, foll
                 yield f"id: {event.id}\nevent: cluster-event\ndata: {json.dumps(event_view(event))}\n\n"
             if svc.get(who, cluster_id).state in ("deleted",) or await request.is_disconnected():
                 return
-            await asyncio.sleep(FOLLOW_POLL_S)
+            await svc.lifecycle.wait_for_change(FOLLOW_POLL_S)
 
     return StreamingResponse(stream(), media_type="text/event-stream")
 
@@ -183,7 +184,7 @@ async def process_log(request: Request, cluster_id: str, node: str, process: str
                         return
                 except DiscoError:
                     return
-                await asyncio.sleep(FOLLOW_POLL_S)
+                await asyncio.sleep(LOG_POLL_S)
 
     return StreamingResponse(stream(), media_type="text/event-stream")
 

@@ -21,9 +21,11 @@ node's `host` and `session`. A request with a session the master no longer knows
 declared lost, or the master restarted) gets **410**: the node then kills all its workers and
 registers again.
 
-`POST /disco/node/register` `{host, slots, port}`
+`POST /disco/node/register` `{host, slots, port, put_port}`
     -> `{session, poll_hold, node_timeout, master, purged: [jobname...]}`.
-    `host` is the node's name in `disco://` URLs, `port` where it serves `/disco/<path>`.
+    `host` is the node's name in `disco://` URLs, `port` where it serves `/disco/<path>` and
+    `/ddfs/<path>`, `put_port` (0 or absent: none) where it takes DDFS uploads and the
+    master's DDFS requests (see `disco.mapreduce.ddfs`).
     Slots may be overridden by the config table (`save_config_table`). Registering again ends
     the previous session; its tasks are retried elsewhere. `purged` lists jobs purged while
     the node may have been away, whose folders it deletes.

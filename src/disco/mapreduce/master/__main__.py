@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from disco.mapreduce.ddfs import config as ddfs_config
 from disco.mapreduce.master.app import serve
 from disco.mapreduce.master.config import MasterConfig
 from disco.mapreduce.master.scheduler import POLICIES
@@ -30,12 +31,18 @@ def parse_args(argv: list[str] | None = None) -> tuple[MasterConfig, str]:
     p.add_argument("--max-failure-rate", type=int, default=defaults.max_failure_rate,
                    help="failures of one task that kill its job (default %(default)s)")
     p.add_argument("--log-level", default="INFO")
+    ddfs_config.add_arguments(p)
     a = p.parse_args(argv)
     if a.poll_hold >= a.node_timeout:
         p.error("--poll-hold must be shorter than --node-timeout")
+    try:
+        ddfs = ddfs_config.from_arguments(a)
+    except ValueError as exc:
+        p.error(str(exc))
     return MasterConfig(host=a.host, port=a.port, data=a.data.resolve(), scheduler=a.scheduler,
                         retry_base=a.retry_base, node_timeout=a.node_timeout,
-                        poll_hold=a.poll_hold, max_failure_rate=a.max_failure_rate), a.log_level
+                        poll_hold=a.poll_hold, max_failure_rate=a.max_failure_rate,
+                        ddfs=ddfs), a.log_level
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.applications import Starlette
 
+from disco.mapreduce.ddfs import routes as ddfs_routes
 from disco.mapreduce.master import ctrl_routes, node_routes
 from disco.mapreduce.master.config import MasterConfig
 from disco.mapreduce.master.master import Master
@@ -34,7 +35,8 @@ def create_app(master: Master) -> Starlette:
         finally:
             await master.stop()
 
-    app = Starlette(routes=ctrl_routes.routes() + node_routes.routes(), lifespan=lifespan)
+    app = Starlette(routes=ctrl_routes.routes() + ddfs_routes.routes() + node_routes.routes(),
+                    lifespan=lifespan)
     app.state.master = master
     return app
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from disco.mapreduce.ddfs.config import DdfsConfig
+
 
 def _env_float(name: str, default: float) -> float:
     try:
@@ -39,6 +41,7 @@ class MasterConfig:
     # How long a concurrent-stage task's request for more inputs is held.
     input_hold: float = 15.0
     max_failure_rate: int = field(default_factory=lambda: _env_int("DISCO_MAX_FAILURE_RATE", 100))
+    ddfs: DdfsConfig = field(default_factory=DdfsConfig)
 
     @property
     def url(self) -> str:

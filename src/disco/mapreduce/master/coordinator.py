@@ -90,6 +90,7 @@ class Job:
         self.ended = asyncio.Event()
         self._next_taskid = 0
         self._summary: list[list[Any]] | None = None
+        self._saving: asyncio.Task[None] | None = None
         self._stage_results: dict[str, list[list[str]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -105,10 +106,12 @@ class Job:
         self.events.add(host, f"{kind}: [{task.name}] {msg}")
 
     async def start(self) -> None:
-        """Read the inputs' dir indexes (to learn their labels), then start the first stage."""
+        """Expand tag:// inputs to their blobs and read the inputs' dir indexes (to learn their
+        labels), then start the first stage."""
         try:
-            self.input_outputs = [await annotate(i, self.master.fetch_text)
-                                  for i in self.spec.inputs]
+            self.input_outputs = [await annotate(blob, self.master.fetch_text)
+                                  for i in self.spec.inputs
+                                  for blob in await self.master.ddfs.expand_input(i)]
         except Exception as exc:  # noqa: BLE001 - any failure to read inputs ends the job
             self.kill(f"Cannot read the job's inputs: {exc}")
             return
@@ -141,11 +144,28 @@ class Job:
         self.n_queued = self.n_running = 0
 
     def _finish(self) -> None:
+        if self._saving is not None:
+            return  # the results are being saved; the job ends when they are
         last = self.stages[-1]
         self.results = [output_urls(o) for t in last.tasks for o in t.outputs]
         if self.spec.save_results:
-            self.event("WARNING: save_results needs DDFS, which this master does not run yet; "
-                       "results stay on the nodes")
+            self._saving = asyncio.create_task(self._save_results())
+            return
+        self._ready()
+
+    async def _save_results(self) -> None:
+        """Put the results in the DDFS tag disco:results:<job>, which becomes the result."""
+        try:
+            tag = await self.master.ddfs.save_results(self.name, self.results)
+        except Exception as exc:  # noqa: BLE001 - any failure to save ends the job
+            self.kill(f"Cannot save the results in DDFS: {exc}")
+            return
+        if self.active:
+            self.event(f"Results saved to {tag}")
+            self.results = [[tag]]
+            self._ready()
+
+    def _ready(self) -> None:
         self.status = "ready"
         self.event(f"READY: Job done in {duration(time.monotonic() - self.started_mono)}")
         self._stop_everything()  # nothing should be left running; if it is, free its slot

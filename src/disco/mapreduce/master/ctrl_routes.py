@@ -134,10 +134,6 @@ async def get_blacklist(request: Request) -> Response:
     return _reply(sorted(h for h, n in nodes.items() if n.blacklisted))
 
 
-async def get_gc_blacklist(request: Request) -> Response:
-    return _reply([])  # DDFS garbage collection is not part of this master yet
-
-
 async def load_config_table(request: Request) -> Response:
     return _reply(_master(request).load_config_table())
 
@@ -200,7 +196,6 @@ def routes() -> list[Route]:
         Route("/disco/ctrl/get_stageresults", stageresults, methods=both),
         Route("/disco/ctrl/nodeinfo", nodeinfo, methods=both),
         Route("/disco/ctrl/get_blacklist", get_blacklist, methods=both),
-        Route("/disco/ctrl/get_gc_blacklist", get_gc_blacklist, methods=both),
         Route("/disco/ctrl/load_config_table", load_config_table, methods=both),
         Route("/disco/ctrl/get_settings", get_settings, methods=both),
         Route("/disco/ctrl/get_results", get_results, methods=["POST"]),

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from disco.jobpack import JobPack, JobPackError
+from disco.mapreduce.ddfs.service import Ddfs
 from disco.mapreduce.master.config import MasterConfig, Settings, slots_from_table
 from disco.mapreduce.master.coordinator import Job
 from disco.mapreduce.master.errors import RequestError
@@ -49,6 +50,7 @@ class Master:
         self._background: list[asyncio.Task[None]] = []
         self._job_starts: set[asyncio.Task[None]] = set()
         self.http: httpx.AsyncClient | None = None
+        self.ddfs = Ddfs(self, config.ddfs)
 
     # ------------------------------------------------------------------ life
 
@@ -58,12 +60,14 @@ class Master:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
         self._background = [asyncio.create_task(self._watch_nodes()),
                             asyncio.create_task(self._flush_events())]
+        await self.ddfs.start()
 
     async def stop(self) -> None:
         for task in self._background + list(self._job_starts):
             task.cancel()
         for job in self.jobs.values():
             job.events.flush()
+        await self.ddfs.stop()
         if self.http is not None:
             await self.http.aclose()
 

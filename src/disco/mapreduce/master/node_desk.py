@@ -25,12 +25,14 @@ def register(m: Master, body: dict[str, Any]) -> dict[str, Any]:
     try:
         slots = max(0, int(body.get("slots", 1)))
         port = int(body.get("port", m.config.port))
+        put_port = int(body.get("put_port") or 0)
     except (TypeError, ValueError):
-        raise RequestError("slots and port must be integers") from None
+        raise RequestError("slots and ports must be integers") from None
     old = m.registry.nodes.get(host)
     if old is not None and old.connected:
         m.node_lost(old, f"node {host} registered again; its old tasks are lost")
     node = m.registry.register(host, slots, port, m.table_slots.get(host))
+    node.put_port = put_port
     log.info("node %s registered with %d slots", host, node.slots)
     m.scheduler.kick()
     return {"session": node.session, "poll_hold": m.config.poll_hold,

@@ -24,6 +24,7 @@ class NodeState:
     slots: int
     session: str
     port: int = 0
+    put_port: int = 0  # where it takes DDFS uploads; 0: it stores no DDFS data
     connected: bool = True
     blacklisted: bool = False
     last_seen: float = field(default_factory=time.monotonic)

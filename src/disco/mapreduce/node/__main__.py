@@ -1,7 +1,7 @@
 """`python -m disco.mapreduce.node --master http://H:P --host N --port P --data DIR [--slots S]`
 
-Runs the data server on N:P and the supervisor on one event loop; SIGTERM or SIGINT stop both
-and kill every worker still running.
+Runs the data server on N:P, the DDFS upload server on N:PUT_PORT and the supervisor on one
+event loop; SIGTERM or SIGINT stop them all and kill every worker still running.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import uvicorn
 
+from disco.mapreduce.ddfs.node_server import UploadServer
 from disco.mapreduce.node.config import NodeConfig
 from disco.mapreduce.node.dataserver import create_app
 from disco.mapreduce.node.supervisor import Supervisor
@@ -46,27 +47,33 @@ def parse_args(argv: list[str] | None = None) -> tuple[NodeConfig, str, str]:
     p.add_argument("--slots", type=int, default=os.cpu_count() or 1,
                    help="tasks run at once (default: one per CPU, %(default)s)")
     p.add_argument("--ddfs-data", type=Path, default=None, help="DDFS_DATA (default DATA/ddfs)")
+    p.add_argument("--put-port", type=int, default=int(os.environ.get("DDFS_PUT_PORT", "8990")),
+                   help="DDFS_PUT_PORT: where this node takes DDFS uploads (default %(default)s)")
     p.add_argument("--listen", default=None, help="address to listen on (default: --host)")
     p.add_argument("--worker-start-timeout", type=float, default=30.0,
                    help="seconds a worker has to say WORKER (default %(default)s)")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     cfg = NodeConfig(master=a.master, host=a.host, data=a.data.resolve(), port=a.port,
-                     slots=max(0, a.slots), ddfs_data=a.ddfs_data,
+                     slots=max(0, a.slots), ddfs_data=a.ddfs_data, put_port=a.put_port,
                      worker_start_timeout=a.worker_start_timeout)
     return cfg, a.log_level, a.listen or a.host
 
 
 async def run(cfg: NodeConfig, listen: str) -> None:
     supervisor = Supervisor(cfg)
-    server = _Server(uvicorn.Config(create_app(cfg.data, supervisor.status), host=listen,
-                                    port=cfg.port, log_level="warning", access_log=False,
-                                    lifespan="off", timeout_graceful_shutdown=2))
+    server = _Server(uvicorn.Config(create_app(cfg.data, supervisor.status, cfg.ddfs),
+                                    host=listen, port=cfg.port, log_level="warning",
+                                    access_log=False, lifespan="off", timeout_graceful_shutdown=2))
+    uploads = UploadServer(cfg.ddfs, cfg.host, listen, cfg.put_port, _Server)
+    if uploads.start():
+        supervisor.put_port = cfg.put_port
     work = asyncio.create_task(supervisor.run())
     serving = asyncio.create_task(server.serve())
 
     def stop() -> None:
         server.should_exit = True
+        uploads.stop()
         work.cancel()
 
     loop = asyncio.get_running_loop()
@@ -74,7 +81,7 @@ async def run(cfg: NodeConfig, listen: str) -> None:
         loop.add_signal_handler(sig, stop)
     done, _pending = await asyncio.wait({work, serving}, return_when=asyncio.FIRST_COMPLETED)
     stop()
-    await asyncio.gather(work, serving, return_exceptions=True)
+    await asyncio.gather(work, serving, uploads.wait(), return_exceptions=True)
     if serving in done and serving.exception() is not None:
         raise serving.exception()  # type: ignore[misc]
     if serving in done and not server.started:

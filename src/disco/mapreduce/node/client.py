@@ -36,8 +36,9 @@ class MasterClient:
         resp.raise_for_status()
         return resp.json()
 
-    async def register(self, slots: int, port: int) -> dict[str, Any]:
-        reply = await self._post("/disco/node/register", {"slots": slots, "port": port})
+    async def register(self, slots: int, port: int, put_port: int = 0) -> dict[str, Any]:
+        reply = await self._post("/disco/node/register",
+                                 {"slots": slots, "port": port, "put_port": put_port})
         self.session = reply["session"]
         self.poll_hold = float(reply.get("poll_hold", 2.0))
         return reply

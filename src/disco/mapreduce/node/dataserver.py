@@ -1,5 +1,6 @@
 """The node's HTTP server: its DISCO_DATA folder at `GET /disco/<path>` (what `disco://` and
-`dir://` URLs naming this host resolve to), and a small status document at `/`."""
+`dir://` URLs naming this host resolve to), DDFS_DATA at `GET /ddfs/<path>`, and a small status
+document at `/`."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from disco.mapreduce.ddfs.node_app import file_route
 
-def create_app(data: Path, status: Callable[[], dict[str, Any]]) -> Starlette:
+
+def create_app(data: Path, status: Callable[[], dict[str, Any]],
+               ddfs: Path | None = None) -> Starlette:
     root = data.resolve()
 
     async def serve_file(request: Request) -> Response:
@@ -30,4 +34,5 @@ def create_app(data: Path, status: Callable[[], dict[str, Any]]) -> Starlette:
     return Starlette(routes=[
         Route("/disco/{path:path}", serve_file, methods=["GET", "HEAD"]),
         Route("/", index, methods=["GET"]),
+        *([file_route(ddfs)] if ddfs is not None else []),
     ])

@@ -51,6 +51,7 @@ class Supervisor:
         self.homes = JobHomes(cfg.data, cfg.host, self.client)
         self.tasks: dict[tuple[str, int], RunningTask] = {}
         self.registered = False
+        self.put_port = 0  # announced to the master once the DDFS upload server listens
 
     def status(self) -> dict[str, Any]:
         return {"host": self.cfg.host, "master": self.cfg.master, "registered": self.registered,
@@ -77,7 +78,7 @@ class Supervisor:
     async def _register(self) -> None:
         while True:
             try:
-                reply = await self.client.register(self.cfg.slots, self.cfg.port)
+                reply = await self.client.register(self.cfg.slots, self.cfg.port, self.put_port)
                 break
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 log.info("cannot register with %s yet: %s", self.cfg.master, exc)

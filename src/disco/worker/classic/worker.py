@@ -87,9 +87,8 @@ class Worker(worker.Worker):
         raw_input = get("input") or []
         # A map reads each file of an earlier job's results as its own input; a reduce-only
         # job keeps the indexes, whose labels say which reduce reads what.
+        # No inputs at all is a valid job (Disco runs it and its results are empty).
         inputs = inputlist(raw_input, expand_dirs=has_map, ddfs=master)
-        if not inputs:
-            raise DiscoError("the job has no input")
         if has_map:
             nr_reduces = get("partitions") or 1
         elif ispartitioned(inputs):
