@@ -25,7 +25,7 @@ from disco.frameworks.inject import MAX_LENGTH, parse_inject
 from disco.frameworks.render import evaluate, render
 
 TEST_FRAMEWORKS = Path(__file__).parent / "frameworks"
-BUILTIN = {"dask", "java", "spark"}
+BUILTIN = {"dask", "java", "mapreduce", "spark"}
 
 
 def write_framework(root: Path, folder: str, body: str) -> Path:
@@ -90,7 +90,7 @@ def test_builtin_versions(builtin: Catalog) -> None:
 
 
 def test_test_frameworks_load_beside_the_builtin_ones(catalog: Catalog) -> None:
-    assert set(catalog.frameworks) == BUILTIN | {"webecho", "crashy", "neverready"}
+    assert set(catalog.frameworks) == BUILTIN | {"webecho", "crashy", "neverready", "warmcrashy"}
     assert catalog.folders["webecho"] == TEST_FRAMEWORKS / "webecho"
     assert catalog.version("webecho") == "1.0"
 
@@ -129,7 +129,7 @@ def test_unknown_framework_names_the_available_ones(catalog: Catalog) -> None:
     err = info.value
     assert err.code == "unknown_framework" and err.status == 422
     assert err.message == ("unknown framework 'hadoop' "
-                           "(available: crashy, dask, java, neverready, spark, webecho)")
+                           "(available: crashy, dask, java, mapreduce, neverready, spark, warmcrashy, webecho)")
     assert err.details == {"framework": "hadoop", "available": sorted(catalog.frameworks)}
     with pytest.raises(UnknownFramework):
         catalog.resolve(["dask", "hadoop"])

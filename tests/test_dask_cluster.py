@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import httpx
+import psutil
 import pytest
 from distributed import Client
 
@@ -65,6 +66,9 @@ def test_dask_lifecycle(sm: ServiceManager, api: httpx.Client) -> None:
     wait_state(api, cluster["id"], {"deleted"}, timeout=60)
     assert cluster_processes(cluster["id"]) == []
     assert listening_on(hosts) == []
+    assert sm.proc is not None
+    zombies = [c for c in psutil.Process(sm.proc.pid).children() if c.status() == psutil.STATUS_ZOMBIE]
+    assert zombies == []  # the service manager reaps what it started
     assert not (sm.data_dir / "clusters" / cluster["id"]).exists()
     assert cluster["id"] not in [c["id"] for c in api.get("/api/v1/clusters").json()]
     log = api.get(f"/api/v1/clusters/{cluster['id']}/deployment.log").text

@@ -121,3 +121,21 @@ def test_secret_property_reaches_its_process_but_not_the_api(sm: ServiceManager,
     assert cluster_processes(made["id"])[0].environ()["WEBECHO_SECRET"] == "swordfish"
     api.delete(f"/api/v1/clusters/{made['id']}")
     wait_state(api, made["id"], {"deleted"}, 30)
+
+
+def test_warm_started_processes_come_from_a_zygote(sm: ServiceManager, api: httpx.Client) -> None:
+    cluster = wait_state(api, create(api, frameworks=["dask"], workers=1)["id"], {"ready", "failed"}, 60)
+    assert cluster["state"] == "ready", cluster["status_reason"]
+    for proc in cluster_processes(cluster["id"]):
+        parent = proc.parent()
+        # Forked from the pre-imported zygote, not started by the service manager itself.
+        assert parent is not None and "disco.providers.zygote" in " ".join(parent.cmdline())
+    api.delete(f"/api/v1/clusters/{cluster['id']}")
+    wait_state(api, cluster["id"], {"deleted"}, 30)
+
+
+def test_warm_started_process_that_dies_reports_its_exit_code(sm: ServiceManager, api: httpx.Client) -> None:
+    cluster = wait_state(api, create(api, frameworks=["warmcrashy"], workers=0)["id"], {"ready", "failed"}, 30)
+    assert cluster["state"] == "failed"
+    assert "exited with code 2" in cluster["status_reason"]
+    assert "can't open '/nonexistent/input.json'" in cluster["status_reason"]

@@ -71,6 +71,9 @@ class Lifecycle:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.sweep_orphans()
+        preloads = {tuple(proc.preload) for fw in self.catalog.frameworks.values()
+                    for role in fw.roles.values() for proc in role.processes if proc.preload}
+        await self.provider(self.settings.default_provider).warm(preloads)
         for cluster in self.store.list_clusters():
             self.kick(cluster.id)
         self._periodic = asyncio.create_task(self._periodic_loop(), name="disco-periodic")
@@ -82,6 +85,8 @@ class Lifecycle:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._http.aclose()
+        for provider in self._providers.values():
+            provider.close()
 
     def kick(self, cluster_id: str, *, interrupt: bool = False) -> None:
         """Make sure a driver works on this cluster now; `interrupt` abandons the step under

@@ -62,7 +62,7 @@ def launches(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node, w
     result = []
     for proc in role.processes:
         launch = Launch(name=f"{fw.name}-{proc.name}", argv=render(proc.command, ctx),
-                        env={**env, **render(proc.env, ctx)})
+                        env={**env, **render(proc.env, ctx)}, preload=tuple(proc.preload), after_fork=tuple(proc.after_fork))
         result.append((launch, render(proc.wait_for_tcp, ctx) if proc.wait_for_tcp else None))
     return result
 

@@ -133,6 +133,12 @@ class ProcessDef(Strict):
     # Start this process only once the address accepts TCP connections: Spark workers
     # otherwise fall into a registration back-off of up to 15 s when they beat the master.
     wait_for_tcp: str | None = None
+    # For `{{ python }} -m module …` commands: modules a provider may import ahead of time
+    # and fork the process from (the local provider does), saving each process's imports.
+    preload: list[str] = []
+    # "module:function" calls a preloaded process makes first, for modules that read the
+    # environment when imported (e.g. dask.config:refresh).
+    after_fork: list[str] = []
 
 
 class RoleDef(Strict):

@@ -38,6 +38,10 @@ class Launch:
     name: str
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
+    # Python modules the process imports anyway; a provider may import them ahead of time,
+    # then call the `after_fork` functions ("module:function") once the process has its env.
+    preload: tuple[str, ...] = ()
+    after_fork: tuple[str, ...] = ()
 
 
 class ProcessState(enum.Enum):
@@ -94,6 +98,12 @@ class Provider(ABC):
     @abstractmethod
     def log_names(self, cluster_id: str) -> list[tuple[str, str]]:
         """(node, process) pairs that have a log."""
+
+    async def warm(self, preloads: set[tuple[str, ...]]) -> None:
+        """Get ready to start processes that import these module sets (optional)."""
+
+    def close(self) -> None:
+        """Release what the provider holds for itself (clusters keep running)."""
 
     @abstractmethod
     def read_log(self, cluster_id: str, node: str, process: str, offset: int = 0,

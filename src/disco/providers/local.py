@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +26,8 @@ import psutil
 
 from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeRef, ProcessState,
                                   ProcessStatus, Provider)
+
+log = logging.getLogger("disco.providers.local")
 
 TAG_ENV = "DISCO_CLUSTER_ID"
 # Several service managers (each with its own data directory) may share a machine: a
@@ -50,6 +55,25 @@ class LocalProvider(Provider):
         self.root.mkdir(parents=True, exist_ok=True)
         # Popen objects of the processes we started, so exited children get reaped.
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._zygotes: dict[tuple[str, ...], _Zygote] = {}
+        self._zygote_lock = threading.Lock()
+
+    async def warm(self, preloads: set[tuple[str, ...]]) -> None:
+        for modules in preloads:
+            if modules:
+                self._zygote(modules)
+
+    def close(self) -> None:
+        for zygote in self._zygotes.values():
+            zygote.close()
+        self._zygotes.clear()
+
+    def _zygote(self, modules: tuple[str, ...]) -> "_Zygote":
+        with self._zygote_lock:
+            zygote = self._zygotes.get(modules)
+            if zygote is None or not zygote.alive():
+                zygote = self._zygotes[modules] = _Zygote(modules, self.root.parent / "zygotes")
+            return zygote
 
     # -- files ----------------------------------------------------------------------
 
@@ -120,16 +144,35 @@ class LocalProvider(Provider):
         workdir.mkdir(parents=True, exist_ok=True)
         env = {**_inherited_env(), **launch.env, TAG_ENV: cluster.id, ROOT_ENV: str(self.root),
                "DISCO_NODE": node.name}
-        with open(workdir / f"{launch.name}.log", "ab") as log:
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(launch.argv)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(launch.argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        self._children[proc.pid] = proc
+        log_path = workdir / f"{launch.name}.log"
+        exit_file = workdir / f"{launch.name}.exit"
+        exit_file.unlink(missing_ok=True)
+        with open(log_path, "ab") as log_file:
+            log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
+                           f"{' '.join(launch.argv)}\n".encode())
+        pid = self._fork_warm(launch, env, workdir, log_path, exit_file) if _forkable(launch) else None
+        if pid is None:
+            with open(log_path, "ab") as log_file:
+                proc = subprocess.Popen(launch.argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+            self._children[proc.pid] = proc
+            pid = proc.pid
         records = [r for r in self._records(cluster.id, node.name) if r["name"] != launch.name]
-        records.append({"name": launch.name, "pid": proc.pid, "started": _create_time(proc.pid)})
+        records.append({"name": launch.name, "pid": pid, "started": _create_time(pid)})
         self._save_records(cluster.id, node.name, records)
-        return proc.pid
+        return pid
+
+    def _fork_warm(self, launch: Launch, env: dict[str, str], workdir: Path, log_path: Path,
+                   exit_file: Path) -> int | None:
+        """Start the process from a zygote that has its modules imported; None to fall back
+        to a plain start (the zygote could not be started or answered an error)."""
+        try:
+            return self._zygote(launch.preload).spawn({
+                "module": launch.argv[2], "args": launch.argv[3:], "env": env, "cwd": str(workdir),
+                "log": str(log_path), "exit_file": str(exit_file), "after_fork": list(launch.after_fork)})
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("warm start of %s failed (%s); starting it plainly", launch.name, exc)
+            return None
 
     async def process_status(self, cluster: ClusterRef, node: str, process: str) -> ProcessStatus:
         record = next((r for r in self._records(cluster.id, node) if r["name"] == process), None)
@@ -144,7 +187,18 @@ class LocalProvider(Provider):
             return ProcessStatus(ProcessState.RUNNING, pid=pid)
         if _alive(pid, record.get("started")):
             return ProcessStatus(ProcessState.RUNNING, pid=pid)
-        return ProcessStatus(ProcessState.EXITED, pid=pid)
+        return ProcessStatus(ProcessState.EXITED, exit_code=self._exit_code(cluster.id, node, process), pid=pid)
+
+    def _exit_code(self, cluster_id: str, node: str, process: str) -> int | None:
+        """Exit code that a zygote wrote for a process it started. The zygote writes it when it
+        reaps the child, a moment after the child died: wait that moment."""
+        path = self._node_dir(cluster_id, node) / f"{process}.exit"
+        for _ in range(20):
+            try:
+                return int(path.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.01)
+        return None
 
     async def stop_node(self, cluster: ClusterRef, node: str, grace_s: float) -> None:
         records = self._records(cluster.id, node)
@@ -188,6 +242,57 @@ class LocalProvider(Provider):
                 return handle.read(limit)
         except OSError:
             return b""
+
+
+def _forkable(launch: Launch) -> bool:
+    """Only `<this python> -m module …` can run in a zygote: same interpreter, module entry."""
+    argv = launch.argv
+    return bool(launch.preload) and len(argv) >= 3 and argv[1] == "-m" and \
+        os.path.realpath(argv[0]) == os.path.realpath(sys.executable)
+
+
+class _Zygote:
+    """One `python -m disco.providers.zygote` process, talked to over its stdin/stdout."""
+
+    def __init__(self, modules: tuple[str, ...], log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"{'+'.join(modules)[:100]}.log", "ab") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "disco.providers.zygote", *modules], env=_inherited_env(),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, start_new_session=True)
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _read(self) -> dict:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("zygote exited")
+        return json.loads(line)
+
+    def spawn(self, request: dict) -> int:
+        with self._lock:
+            if not self._ready:  # the first request waits for the imports to finish
+                self._ready = bool(self._read().get("ready"))
+            assert self.proc.stdin is not None
+            self.proc.stdin.write((json.dumps(request) + "\n").encode())
+            self.proc.stdin.flush()
+            reply = self._read()
+        if "pid" not in reply:
+            raise RuntimeError(reply.get("error", "no pid"))
+        return int(reply["pid"])
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def _inherited_env() -> dict[str, str]:
@@ -241,10 +346,19 @@ async def _terminate_group(pgid: int, grace_s: float, child: subprocess.Popen[by
             if child is not None:
                 child.poll()
             if not _group_alive(pgid):
+                _reap(child)
                 return
             await asyncio.sleep(0.05)
+    _reap(child)
+
+
+def _reap(child: subprocess.Popen[bytes] | None) -> None:
+    """Collect our child's exit status now, so no zombie waits for the next Popen to be reaped."""
     if child is not None:
-        child.poll()
+        try:
+            child.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
 
 
 def _all_tagged(root: str) -> list[tuple[str, psutil.Process]]:
