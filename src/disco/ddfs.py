@@ -166,7 +166,7 @@ class DDFS:
         return self.get(tag, token=token).get("user-data", {})
 
     def getattr(self, tag: Any, attr: str, token: str | None = None) -> Any:
-        return self._request(self._attr_url(tag, attr), token=token)
+        return self._request(canonizetag(tag), token=token, attr=attr)
 
     def exists(self, tag: Any) -> bool:
         """Whether the tag exists (a tag one may not read exists too)."""
@@ -278,10 +278,10 @@ class DDFS:
 
     def setattr(self, tag: Any, attr: str, val: str, token: str | None = None) -> list[str]:
         """Set a user attribute, or ``ddfs:read-token`` / ``ddfs:write-token``."""
-        return self._request(self._attr_url(tag, attr), body=val, token=token, method="PUT")
+        return self._request(canonizetag(tag), body=val, token=token, method="PUT", attr=attr)
 
     def delattr(self, tag: Any, attr: str, token: str | None = None) -> Any:
-        return self._request(self._attr_url(tag, attr), token=token, method="DELETE")
+        return self._request(canonizetag(tag), token=token, method="DELETE", attr=attr)
 
     def delete(self, tag: Any, token: str | None = None) -> Any:
         """Delete the tag (not its blobs: the garbage collector removes blobs no tag holds)."""
@@ -380,9 +380,6 @@ class DDFS:
         return json.loads(response.content)
 
     # -- HTTP ----------------------------------------------------------------------------
-    def _attr_url(self, tag: Any, attr: str) -> str:
-        return f"{canonizetag(tag)}/{attr}"
-
     def _token(self, url: str, token: str | None, method: str) -> str | None:
         if token is not None:
             return token
@@ -403,10 +400,15 @@ class DDFS:
         return proxy_url(resolved, proxy=self.proxy) + query
 
     def _request(self, url: str, body: Any = None, token: str | None = None,
-                 method: str = "GET") -> Any:
+                 method: str = "GET", attr: str | None = None) -> Any:
+        """JSON in and out. ``attr``: the request is about that attribute of the tag
+        ``url`` (a tag URL cannot carry it: ``tag://a/b`` is tag ``b`` on host ``a``)."""
         auth_token = self._token(url, token, method)
         data = None if body is None else json.dumps(body)
-        raw = comm.download(self._resolve(url), data, method=method,
+        target = self._resolve(url)
+        if attr is not None:
+            target = f"{target}/{attr}"
+        raw = comm.download(target, data, method=method,
                             auth=("token", auth_token) if auth_token is not None else None)
         return json.loads(raw) if raw.strip() else None
 

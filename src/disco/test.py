@@ -160,8 +160,8 @@ class TestCase(unittest.TestCase):
 
     @property
     def ddfs(self) -> Any:
-        from disco.ddfs import DDFS  # DDFS ships separately from the map/reduce client
-        return DDFS(self.disco_master_url)
+        from disco.ddfs import DDFS  # imported here: the map/reduce client does without it
+        return DDFS(master=self.disco_master_url, settings=self.settings)
 
     @property
     def nodes(self) -> dict[str, int]:

@@ -5,6 +5,7 @@ included) by `Cluster.stop()`, which the fixtures call even when a test fails.""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -15,9 +16,10 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -266,10 +268,12 @@ def classic_pack(inputs: list[Any], env: dict[str, str] | None = None, map_: boo
     return JobPack(d, env or {}, jobhome_zip(), b"", VERSION_CLASSIC).dumps()
 
 
-def _free_port(addresses: list[str]) -> int:
-    """A port free on every one of the addresses."""
+def _free_port(addresses: list[str], avoid: set[int] | None = None) -> int:
+    """A port free on every one of the addresses (and not in `avoid`)."""
     for _ in range(200):
         port = random.randint(20000, 45000)
+        if avoid and port in avoid:
+            continue
         try:
             for addr in addresses:
                 with socket.socket() as s:
@@ -362,6 +366,8 @@ class Cluster:
         self.master_host = f"127.{self.net}.0.1"
         self.node_hosts = [f"127.{self.net}.0.{i + 2}" for i in range(nodes)]
         self.port = _free_port([self.master_host, *self.node_hosts])
+        # DDFS uploads: another port, free on every node address too.
+        self.put_port = _free_port(self.node_hosts, avoid={self.port})
         self.url = f"http://{self.master_host}:{self.port}"
         self.slots = slots
         self.master_args = master_args or []
@@ -390,7 +396,8 @@ class Cluster:
         self.nodes[host] = Proc(
             [PYTHON, "-m", "disco.mapreduce.node", "--master", self.url, "--host", host,
              "--port", str(self.port), "--data", str(self.data(host)), "--slots", str(self.slots),
-             *self.node_args], self.root / f"node-{host}.log", self.env)
+             "--put-port", str(self.put_port), *self.node_args],
+            self.root / f"node-{host}.log", self.env)
 
     def _master_up(self) -> bool:
         try:
@@ -480,3 +487,42 @@ class Cluster:
             for lab, url, _size in self.index(replicas[0]):
                 out.append((lab, self.fetch(url)))
         return out
+
+
+# ---------------------------------------------------------------- the real client
+
+CLIENT_SETTINGS = ("DISCO_", "DDFS_")
+
+
+@contextlib.contextmanager
+def client_cluster(prefix: str, nodes: int = 2, slots: int = 2,
+                   **cluster_args: Any) -> Iterator[Cluster]:
+    """A started cluster, with the environment set up for Disco's own client (`Job`,
+    `result_iterator`, `disco.test.TestCase`) to use it: DISCO_MASTER, DISCO_PORT (nodes
+    serve `disco://` data on the master's port), and DISCO_TEST_HOST/DISCO_TEST_PORT for
+    the test server that nodes read inputs from. Every DISCO_*/DDFS_* variable the caller
+    had is put back afterwards, and the cluster is stopped even if starting it failed."""
+    cluster = Cluster(Path(tempfile.mkdtemp(prefix=f"{prefix}-")), nodes=nodes, slots=slots,
+                      **cluster_args)
+    saved = {k: v for k, v in os.environ.items() if k.startswith(CLIENT_SETTINGS)}
+    try:
+        cluster.start()
+        for key in saved:
+            del os.environ[key]
+        os.environ.update({
+            "DISCO_MASTER": cluster.url,
+            "DISCO_PORT": str(cluster.port),
+            "DDFS_PUT_PORT": str(getattr(cluster, "put_port", 8990)),
+            "DISCO_TEST_HOST": cluster.master_host,
+            "DISCO_TEST_PORT": str(_free_port(
+                [cluster.master_host], avoid={cluster.port, getattr(cluster, "put_port", 0)})),
+            "DISCO_EVENTS": "",
+            "DISCO_SETTINGS_FILE": os.devnull,  # no ~/.disco of the developer's
+        })
+        yield cluster
+    finally:
+        for key in [k for k in os.environ if k.startswith(CLIENT_SETTINGS)]:
+            del os.environ[key]
+        os.environ.update(saved)
+        cluster.stop()
+

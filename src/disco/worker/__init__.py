@@ -305,11 +305,16 @@ class Worker(dict):
         return ReplicaReader(self, task_input, open_records)
 
     @staticmethod
-    def label_filter(task_input: TaskInput, first_stage: bool) -> Any:
+    def label_filter(task_input: TaskInput, first_stage: bool = False) -> Any:
         """Which entries of an index input this task reads: the input's label, or None for
-        all of them. Inputs of the job itself (the first stage) are read whole, whatever
-        label the job gave them; later stages get one label of an index, or "all"."""
-        if first_stage or task_input.label in ("all", None):
+        all of them ("all", given by group_node and group_all).
+
+        The master splits an index by the labels it lists, for the job's own inputs too
+        (a reduce-only job over partitioned results gets one task per label, a pipeline's
+        first stage one input per label), so the label is honoured in every stage:
+        reading the whole index would read each other label's records once more.
+        ``first_stage`` is accepted for callers and does not change the answer."""
+        if task_input.label in ("all", None):
             return None
         return task_input.label
 
@@ -392,7 +397,7 @@ class Worker(dict):
     def globalize(self, task: Task) -> None:
         """Give every job function the globals Disco job functions expect."""
         import importlib
-        from disco.util import flatten, globalize
+        from disco.util import globalize
         names = job_globals(task)
         for module in self.get("required_modules") or ():
             name = module[0] if isinstance(module, (tuple, list)) else str(module)
@@ -400,14 +405,19 @@ class Worker(dict):
                 names[name.split(".")[-1]] = importlib.import_module(name)
             except ImportError as exc:
                 raise DiscoError(f"required module {name} cannot be imported: {exc}") from exc
-        objects = list(flatten(self.values()))
-        for value in self.values():
-            params = value if isinstance(value, Params) else None
-            if params is not None:
-                objects.extend(flatten(vars(params).values()))
-        for obj in objects:
+        for obj in self.job_functions():
             if callable(obj):
                 globalize(obj, names)
+
+    def job_functions(self) -> list[Any]:
+        """The objects that get the job globals: every parameter value (flattened), and the
+        values inside a :class:`Params`."""
+        from disco.util import flatten
+        objects = list(flatten(self.values()))
+        for value in self.values():
+            if isinstance(value, Params):
+                objects.extend(flatten(vars(value).values()))
+        return objects
 
     def run(self, task: Task) -> None:
         raise NotImplementedError

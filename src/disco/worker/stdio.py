@@ -38,6 +38,11 @@ class MessageWriter(io.TextIOBase):
     def isatty(self) -> bool:
         return False
 
+    @property
+    def buffer(self) -> "BinaryMessageWriter":
+        """``sys.stdout.buffer``: tasks that write bytes there are heard as well."""
+        return BinaryMessageWriter(self)
+
     def write(self, text: Any) -> int:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8", "replace")
@@ -86,6 +91,26 @@ class MessageWriter(io.TextIOBase):
         with self.lock:
             text, self.buffer_text = self.buffer_text, ""
         self._send(text)
+
+
+class BinaryMessageWriter(io.BufferedIOBase):
+    """The binary face of a :class:`MessageWriter`: bytes are decoded as UTF-8 (invalid
+    sequences replaced) and go out as MSG like text does."""
+
+    def __init__(self, text: MessageWriter) -> None:
+        super().__init__()
+        self.text = text
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        self.text.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 class WorkerIO:

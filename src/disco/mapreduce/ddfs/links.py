@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
-from disco.mapreduce.ddfs.names import DEFAULT_VOLUME, hexhash, pack_objname, timestamp
+from disco.mapreduce.ddfs.names import DEFAULT_VOLUME, hexhash
 from disco.mapreduce.master.nodes import NodeState
 
 if TYPE_CHECKING:
     from disco.mapreduce.master.master import Master
 
 T = TypeVar("T")
+
+MIN_FREE_SPACE = 1 << 30  # bytes: nodes with less get new data only when nothing else can
 
 
 class NodeRequestError(Exception):
@@ -64,19 +66,24 @@ class NodeLinks:
                 if not n.blacklisted and n.host not in excluded]
 
     def choose(self, k: int, exclude: Iterable[str] = (), prefer: Iterable[str] = ()) -> list[str]:
-        """Up to k writable hosts: those in `prefer` first, then the ones with most free disk
-        (chosen at random among equals, so that data spreads)."""
+        """Up to k writable hosts: those in `prefer` first, then hosts with room chosen at
+        random (so that data spreads), then the fullest ones, emptiest first."""
         candidates = self.writable_hosts(exclude)
         preferred = [h for h in prefer if h in candidates]
-        rest = [h for h in candidates if h not in preferred]
-        random.shuffle(rest)
         nodes = self.master.registry.nodes
-        rest.sort(key=lambda h: -nodes[h].diskfree)
-        return (preferred + rest)[:k]
 
-    def put_url(self, host: str, name: str) -> str:
-        """Where a client uploads a new blob `name` on `host`."""
-        objname = pack_objname(name, timestamp())
+        def roomy(host: str) -> bool:
+            free = nodes[host].diskfree
+            return free == 0 or free > MIN_FREE_SPACE  # 0: not reported yet
+
+        rest = [h for h in candidates if h not in preferred]
+        spacious = [h for h in rest if roomy(h)]
+        random.shuffle(spacious)
+        crowded = sorted((h for h in rest if not roomy(h)), key=lambda h: -nodes[h].diskfree)
+        return (preferred + spacious + crowded)[:k]
+
+    def put_url(self, host: str, objname: str) -> str:
+        """Where a client uploads the new blob `objname` (`name$timestamp`) to `host`."""
         node = self.master.registry.nodes[host]
         return f"http://{host}:{node.put_port}/ddfs/{DEFAULT_VOLUME}/blob/{hexhash(objname)}/{objname}"
 

@@ -31,7 +31,7 @@ from starlette.routing import Route
 
 from disco.mapreduce.ddfs.errors import DdfsError
 from disco.mapreduce.ddfs.service import Ddfs
-from disco.mapreduce.ddfs.tagdata import ALL, URLS, split_tag_path
+from disco.mapreduce.ddfs.tagdata import ALL, MAX_ATTRIBUTE_NAME, URLS, Attrib, split_tag_path
 
 MAX_BODY = 256 << 20  # a tag's urls, or an attribute value
 
@@ -83,6 +83,16 @@ def _guarded(fn: Handler) -> Handler:
     return handler
 
 
+def _tag_path(request: Request, default: Attrib) -> tuple[str, Attrib]:
+    """The tag and the attribute a `/ddfs/tag/<tag>[/<attr>]` request is about."""
+    name, attrib = split_tag_path(request.path_params["path"], default)
+    if attrib.kind == "unknown":
+        raise DdfsError(404, "Tag attribute not found.")
+    if attrib.kind == "user" and len(attrib.name.encode()) > MAX_ATTRIBUTE_NAME:
+        raise DdfsError(403, "Attribute name too big.")
+    return name, attrib
+
+
 @_guarded
 async def new_blob(request: Request) -> Response:
     replicas = request.query_params.get("replicas")
@@ -102,9 +112,7 @@ async def list_tags(request: Request) -> Response:
 
 @_guarded
 async def get_tag(request: Request) -> Response:
-    name, attrib = split_tag_path(request.path_params["path"], ALL)
-    if attrib.kind == "unknown":
-        raise DdfsError(404, "Tag attribute not found.")
+    name, attrib = _tag_path(request, ALL)
     value = await _ddfs(request).tags.get(name, attrib, request_token(request))
     return JSONResponse(value)
 
@@ -120,9 +128,7 @@ async def post_tag(request: Request) -> Response:
 
 @_guarded
 async def put_tag(request: Request) -> Response:
-    name, attrib = split_tag_path(request.path_params["path"], URLS)
-    if attrib.kind == "unknown":
-        raise DdfsError(404, "Tag attribute not found.")
+    name, attrib = _tag_path(request, URLS)
     value = await _json_body(request)
     locations = await _ddfs(request).tags.put(name, attrib, value, request_token(request))
     return JSONResponse(locations)
@@ -130,7 +136,7 @@ async def put_tag(request: Request) -> Response:
 
 @_guarded
 async def delete_tag(request: Request) -> Response:
-    name, attrib = split_tag_path(request.path_params["path"], ALL)
+    name, attrib = _tag_path(request, ALL)
     tags = _ddfs(request).tags
     if attrib == ALL:
         await tags.delete(name, request_token(request))

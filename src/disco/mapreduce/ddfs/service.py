@@ -9,7 +9,7 @@ from disco.mapreduce.ddfs.config import DdfsConfig
 from disco.mapreduce.ddfs.errors import DdfsError
 from disco.mapreduce.ddfs.gc import GarbageCollector
 from disco.mapreduce.ddfs.links import NodeLinks
-from disco.mapreduce.ddfs.names import valid_name
+from disco.mapreduce.ddfs.names import pack_objname, timestamp, valid_name
 from disco.mapreduce.ddfs.tagdata import ALL, INTERNAL, URLS
 from disco.mapreduce.ddfs.tags import Tags
 from disco.mapreduce.master.data import DataOutput
@@ -48,7 +48,9 @@ class Ddfs:
         hosts = self.links.choose(k, exclude=exclude)
         if len(hosts) < k:
             raise DdfsError(403, "Not enough nodes for replicas.")
-        return [self.links.put_url(h, name) for h in hosts]
+        # One object name for all copies: they are the same blob.
+        objname = pack_objname(name, timestamp())
+        return [self.links.put_url(h, objname) for h in hosts]
 
     # ------------------------------------------------------------------ for jobs
 

@@ -32,10 +32,10 @@ from disco.mapreduce.ddfs.errors import DdfsError
 from disco.mapreduce.ddfs.links import NodeLinks, gather_hosts
 from disco.mapreduce.ddfs.names import (
     DELETED_TAG,
+    later,
     object_url,
     pack_objname,
     parse_url,
-    later,
     timestamp,
     unpack_objname,
     url_to_name,

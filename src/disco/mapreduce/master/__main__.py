@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     config, level = parse_args(argv)
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s master %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per node request is noise
     serve(config)
 
 

@@ -152,6 +152,13 @@ class Worker(worker.Worker):
         return jobdict
 
     # -- node side -----------------------------------------------------------------------
+    def job_functions(self) -> list[Any]:
+        # Stage functions are job functions too: they see this_host(), Task, ... as well.
+        objects = super().job_functions()
+        for _grouping, stage, _concurrent in _pipeline_entries(self.get("pipeline")):
+            objects.extend(stage._callables())
+        return objects
+
     def run(self, task: Task) -> None:
         entries = _pipeline_entries(self.get("pipeline"))
         stages = {stage.name: (index, stage) for index, (_g, stage, _c) in enumerate(entries)}
