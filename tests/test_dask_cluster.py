@@ -38,6 +38,8 @@ def test_dask_lifecycle(sm: ServiceManager, api: httpx.Client) -> None:
     assert address == f"tcp://{hosts[0]}:8786"
     dashboard = cluster["outputs"]["frameworks"]["dask"]["web_uis"]["dashboard"]
     assert httpx.get(dashboard.replace("/status", "/health"), trust_env=False).text == "ok"
+    page = httpx.get(dashboard, trust_env=False, follow_redirects=True)
+    assert page.status_code == 200 and "bokeh" in page.text.lower()  # a real web UI, not a 404
 
     # A real computation, spread over both workers.
     with Client(address, timeout=20) as client:

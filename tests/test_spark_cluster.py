@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import httpx
 import pytest
 
 from conftest import ServiceManager, cluster_processes, listening_on
@@ -46,6 +47,8 @@ def test_spark_cluster_runs_a_pyspark_job(sm: ServiceManager, tmp_path) -> None:
         assert step in made.stderr
     master_url = cluster["outputs"]["frameworks"]["spark"]["master_url"]
     assert master_url.startswith("spark://127.")
+    for ui in cluster["outputs"]["frameworks"]["spark"]["web_uis"].values():
+        assert httpx.get(ui, trust_env=False).status_code == 200  # master and worker web UIs answer
 
     script = tmp_path / "job.py"
     script.write_text(JOB)
