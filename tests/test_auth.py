@@ -13,7 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from conftest import ServiceManager, wait_state
+from sm_fixtures import ServiceManager, wait_state
 
 SM_CATEGORY = 'disco; scheme="http://schemas.cloudcomplab.ch/occi/sm#"; class="kind";'
 SECRET_WORD = "xyzzy-" + secrets.token_hex(12)  # unique: any hit in an output is a leak

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ServiceManager, wait_state
+from sm_fixtures import ServiceManager, wait_state
 
 SM_CATEGORY = 'disco; scheme="http://schemas.cloudcomplab.ch/occi/sm#"; class="kind";'
 TENANT = "bad-input"

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ServiceManager, free_port
+from sm_fixtures import ServiceManager, free_port
 
 
 @pytest.fixture(scope="module")

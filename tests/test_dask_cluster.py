@@ -9,7 +9,7 @@ import psutil
 import pytest
 from distributed import Client
 
-from conftest import ServiceManager, cluster_processes, listening_on, wait_state, wait_until
+from sm_fixtures import ServiceManager, cluster_processes, listening_on, wait_state, wait_until
 
 pytestmark = pytest.mark.slow
 

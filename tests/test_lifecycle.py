@@ -7,7 +7,7 @@ import signal
 
 import httpx
 
-from conftest import ServiceManager, cluster_processes, wait_state, wait_until
+from sm_fixtures import ServiceManager, cluster_processes, wait_state, wait_until
 
 
 def create(api: httpx.Client, **spec: object) -> dict:

@@ -12,7 +12,7 @@ import textwrap
 import httpx
 import pytest
 
-from conftest import ServiceManager, cluster_processes, listening_on, wait_state
+from sm_fixtures import ServiceManager, cluster_processes, listening_on, wait_state
 
 pytestmark = pytest.mark.slow
 

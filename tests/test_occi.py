@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import ServiceManager, wait_until
+from sm_fixtures import ServiceManager, wait_until
 from disco.cluster.api.occi_format import parse_attributes
 
 SM_SCHEME = "http://schemas.cloudcomplab.ch/occi/sm#"

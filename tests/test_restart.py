@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ServiceManager, cluster_processes, listening_on, wait_state, wait_until
+from sm_fixtures import ServiceManager, cluster_processes, listening_on, wait_state, wait_until
 from disco.providers.local import ROOT_ENV, TAG_ENV
 
 

@@ -11,7 +11,7 @@ import textwrap
 import httpx
 import pytest
 
-from conftest import ServiceManager, cluster_processes, listening_on
+from sm_fixtures import ServiceManager, cluster_processes, listening_on
 
 pytestmark = pytest.mark.slow
 

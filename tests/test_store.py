@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from conftest import ServiceManager, wait_state
+from sm_fixtures import ServiceManager, wait_state
 from disco.cluster.models import Cluster
 from disco.cluster.store import Store
 from disco.errors import NotFound
