@@ -420,7 +420,8 @@ class Worker(dict):
         return objects
 
     def run(self, task: Task) -> None:
-        raise NotImplementedError
+        """Do one task; every concrete worker (classic, pipeline) defines it."""
+        raise TypeError(f"{type(self).__name__} is a base class: use a worker that defines run()")
 
     @classmethod
     def main(cls) -> None:
