@@ -22,6 +22,7 @@ from disco.mapreduce.node.config import NodeConfig
 from disco.mapreduce.node.events import EventSender
 from disco.mapreduce.node.jobhome import JobHomeError, JobHomes
 from disco.mapreduce.node.session import Outcome, WorkerSession
+from disco.mapreduce.node.warmstart import WarmPool
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Supervisor:
         self.client = MasterClient(cfg.master, cfg.host)
         self.events = EventSender(self.client)
         self.homes = JobHomes(cfg.data, cfg.host, self.client)
+        self.warm = WarmPool(cfg.nice)
         self.tasks: dict[tuple[str, int], RunningTask] = {}
         self.registered = False
         self.put_port = 0  # announced to the master once the DDFS upload server listens
@@ -73,6 +75,7 @@ class Supervisor:
         finally:
             sender.cancel()
             await self.kill_all()
+            await self.warm.close_all()
             await self.client.close()
 
     async def _register(self) -> None:
@@ -100,6 +103,7 @@ class Supervisor:
                 await asyncio.sleep(RETRY_PAUSE)
                 continue
             await self._obey(orders)
+            await self.warm.close_idle({k[0] for k in self.tasks})
 
     def _disk(self) -> tuple[int, int]:
         try:
@@ -121,6 +125,7 @@ class Supervisor:
             for rt in list(self.tasks.values()):
                 if rt.key[0] == job:
                     self._kill(rt)
+            asyncio.create_task(self.warm.close(job))
             asyncio.create_task(self.homes.remove(job))
         for assignment in orders.get("tasks", []):
             self._start(assignment)
@@ -154,7 +159,8 @@ class Supervisor:
             try:
                 home = await self.homes.ensure(a["job"])
                 session = WorkerSession(self.cfg, a, home, self.homes.jobenvs(a["job"]),
-                                        self.events, lambda known: self._more_inputs(rt, known))
+                                        self.events, lambda known: self._more_inputs(rt, known),
+                                        self.warm)
                 outcome = await session.run()
             except JobHomeError as exc:
                 outcome = Outcome("error", str(exc))

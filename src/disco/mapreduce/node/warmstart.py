@@ -1,0 +1,297 @@
+"""Warm starts: workers forked from a per-job zygote (`disco.mapreduce.node.zygote`).
+
+Only a job home whose worker is exactly the `run-worker` script our client writes
+(`exec "${DISCO_PYTHON:-python3}" -m MODULE "$@"`) is started warm: the zygote runs that
+module as the script would, so the task cannot tell the difference. Any other worker, and
+any zygote failure, means the normal spawn (`spawn` returns None).
+
+A warm worker is a child of the zygote, not of the node: the zygote reports its exit code,
+and `WarmProcess` offers what `WorkerSession` uses of `asyncio.subprocess.Process`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# What disco.worker.Worker writes as run-worker (byte for byte), and the module it runs.
+RUN_WORKER = re.compile(rb'#!/bin/sh\nexec "\$\{DISCO_PYTHON:-python3\}" -m '
+                        rb'([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*) "\$@"\n')
+READY_TIMEOUT = 30.0   # the zygote's imports
+REPLY_TIMEOUT = 10.0   # one fork
+IDLE_CLOSE = 60.0      # a job's zygote with no task for this long is stopped
+MAX_MESSAGE = 4096
+STREAM_LIMIT = 2 ** 16  # as asyncio.subprocess
+
+
+class ZygoteError(Exception):
+    """The zygote cannot start workers; the caller spawns normally."""
+
+
+def warm_module(worker: Path) -> str | None:
+    """The module our client's run-worker script runs, or None for any other worker."""
+    try:
+        with open(worker, "rb") as f:
+            script = f.read(1024)
+    except OSError:
+        return None
+    m = RUN_WORKER.fullmatch(script)
+    return m.group(1).decode() if m else None
+
+
+class WarmProcess:
+    """A zygote-forked worker, seen through the parts of asyncio.subprocess.Process a
+    WorkerSession uses: pid, stdin, stdout, returncode, wait()."""
+
+    def __init__(self, pid: int, stdin: asyncio.StreamWriter, stdout: asyncio.StreamReader,
+                 read_transport: asyncio.BaseTransport, exited: asyncio.Future[int | None]) -> None:
+        self.pid = pid
+        self.stdin = stdin
+        self.stdout = stdout
+        self._read_transport = read_transport
+        self._exited = exited
+
+    @property
+    def returncode(self) -> int | None:
+        return self._exited.result() if self._exited.done() else None
+
+    async def wait(self) -> int | None:
+        code = await asyncio.shield(self._exited)
+        if code is None:
+            # The zygote died: nobody reports this exit; wait until the pid is gone.
+            while _alive(self.pid):
+                await asyncio.sleep(0.05)
+        return code
+
+    def close(self) -> None:
+        """Drop the node's end of the worker's output pipe (once the worker is dead)."""
+        self._read_transport.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Zygote:
+    """One job's warm process and the socket to it."""
+
+    def __init__(self, module: str, home: Path, env: dict[str, str]) -> None:
+        self.module = module
+        self.home = home
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self.sock: socket.socket | None = None
+        self.broken = False
+        self.last_used = time.monotonic()
+        self.live: set[int] = set()  # workers forked and not yet reported dead
+        self._lock = asyncio.Lock()  # replies come in request order: one request at a time
+        self._replies: deque[asyncio.Future[dict[str, Any]]] = deque()
+        self._exits: dict[int, asyncio.Future[int | None]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self, nice: int) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            python = self.env.get("DISCO_PYTHON") or sys.executable
+            self.proc = await asyncio.create_subprocess_exec(
+                python, "-m", "disco.mapreduce.node.zygote", str(theirs.fileno()), self.module,
+                cwd=str(self.home), env=self.env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+        except OSError as exc:
+            ours.close()
+            raise ZygoteError(f"cannot start the zygote: {exc}") from exc
+        finally:
+            theirs.close()
+        self.sock = ours
+        ours.setblocking(False)
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, self.proc.pid, nice)  # workers inherit it
+        try:
+            first = json.loads(await asyncio.wait_for(loop.sock_recv(ours, MAX_MESSAGE),
+                                                      READY_TIMEOUT) or b"{}")
+        except (TimeoutError, OSError, ValueError) as exc:
+            await self.close()
+            raise ZygoteError(f"the zygote did not start: {exc!r}") from exc
+        if first.get("ready") is not True:
+            await self.close()
+            raise ZygoteError(f"the zygote did not start: {first.get('error', first)}")
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self.sock is not None
+        try:
+            while True:
+                data = await loop.sock_recv(self.sock, MAX_MESSAGE)
+                if not data:
+                    break
+                msg = json.loads(data)
+                if "exit" in msg:
+                    pid = int(msg["exit"])
+                    self.live.discard(pid)
+                    fut = self._exits.pop(pid, None)
+                    if fut is not None and not fut.done():
+                        fut.set_result(int(msg["code"]))
+                    continue
+                if "pid" in msg:
+                    # Registered before anyone awaits the reply: its exit may be the next message.
+                    self.live.add(int(msg["pid"]))
+                    self._exits[int(msg["pid"])] = loop.create_future()
+                if self._replies:
+                    fut = self._replies.popleft()
+                    if not fut.done():
+                        fut.set_result(msg)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("lost the zygote of %s: %r", self.home.name, exc)
+        finally:
+            self._broken()
+
+    def _broken(self) -> None:
+        self.broken = True
+        while self._replies:
+            fut = self._replies.popleft()
+            if not fut.done():
+                fut.set_exception(ZygoteError("the zygote is gone"))
+        for fut in self._exits.values():
+            if not fut.done():
+                fut.set_result(None)
+        self._exits.clear()
+
+    async def spawn(self) -> WarmProcess:
+        if self.broken or self.sock is None:
+            raise ZygoteError("the zygote is gone")
+        loop = asyncio.get_running_loop()
+        self.last_used = time.monotonic()
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            async with self._lock:
+                reply: asyncio.Future[dict[str, Any]] = loop.create_future()
+                try:
+                    socket.send_fds(self.sock, [b'{"spawn": true}'], [in_r, out_w])
+                except OSError as exc:
+                    raise ZygoteError(f"cannot ask the zygote: {exc}") from exc
+                finally:
+                    # The worker has its copies now; ours would keep its stdout open forever.
+                    os.close(in_r)
+                    os.close(out_w)
+                self._replies.append(reply)
+                try:
+                    msg = await asyncio.wait_for(reply, REPLY_TIMEOUT)
+                except TimeoutError as exc:
+                    self._broken()
+                    raise ZygoteError("the zygote did not answer") from exc
+            if "pid" not in msg:
+                raise ZygoteError(f"the zygote could not fork: {msg.get('error', msg)}")
+            pid = int(msg["pid"])
+            exited = self._exits.get(pid)
+            if exited is None:  # already reaped (or the zygote broke) before we got here
+                exited = loop.create_future()
+                exited.set_result(None)
+            reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+            rt, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(reader, loop=loop), open(out_r, "rb", 0))
+            out_r = -1
+            wt, wp = await loop.connect_write_pipe(
+                lambda: asyncio.streams.FlowControlMixin(loop=loop), open(in_w, "wb", 0))
+            in_w = -1
+            return WarmProcess(pid, asyncio.StreamWriter(wt, wp, None, loop), reader, rt, exited)
+        except BaseException:
+            for fd in (in_w, out_r):
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+            raise
+
+    async def close(self) -> None:
+        """Stop the zygote (its workers are their sessions' to kill)."""
+        if self._reader is not None:
+            self._reader.cancel()
+        if self.sock is not None:
+            self.sock.close()  # EOF: the zygote exits
+        self._broken()
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+            await proc.wait()
+
+
+class WarmPool:
+    """The zygotes of the jobs running on this node, started on a job's first task."""
+
+    def __init__(self, nice: int) -> None:
+        self.nice = nice
+        self._zygotes: dict[str, Zygote] = {}
+        self._cold: set[str] = set()  # jobs that spawn normally (not our script, or failed)
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def zygote(self, job: str) -> Zygote | None:
+        return self._zygotes.get(job)
+
+    async def spawn(self, job: str, worker: Path, home: Path,
+                    env: dict[str, str]) -> WarmProcess | None:
+        """A warm worker for a task of `job`, or None: spawn it the normal way."""
+        if job in self._cold:
+            return None
+        try:
+            async with self._locks.setdefault(job, asyncio.Lock()):
+                z = self._zygotes.get(job)
+                if z is None:
+                    module = warm_module(worker)
+                    if module is None:
+                        self._cold.add(job)
+                        return None
+                    z = Zygote(module, home, env)
+                    await z.start(self.nice)
+                    self._zygotes[job] = z
+            return await z.spawn()
+        except ZygoteError as exc:
+            log.warning("job %s: no warm start (%s); workers are spawned", job, exc)
+            self._cold.add(job)
+            z = self._zygotes.pop(job, None)
+            if z is not None:
+                asyncio.create_task(z.close())
+            return None
+
+    async def close(self, job: str) -> None:
+        self._cold.discard(job)
+        self._locks.pop(job, None)
+        z = self._zygotes.pop(job, None)
+        if z is not None:
+            await z.close()
+
+    async def close_idle(self, busy: set[str]) -> None:
+        """Stop the zygotes of jobs with no task here for IDLE_CLOSE seconds."""
+        now = time.monotonic()
+        for job, z in list(self._zygotes.items()):
+            if job not in busy and not z.live and now - z.last_used > IDLE_CLOSE:
+                await self.close(job)
+
+    async def close_all(self) -> None:
+        for job in list(self._zygotes):
+            await self.close(job)
