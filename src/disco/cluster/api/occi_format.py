@@ -118,7 +118,7 @@ def _quoted(text: str, i: int) -> tuple[str, int]:
         if char == "\\" and i + 1 < len(text):
             nxt = text[i + 1]
             if nxt in ("u", "U"):
-                # \uXXXX / \UXXXXXXXX: how render_attribute keeps headers ASCII-only.
+                # \u + 4 hex digits or \U + 8: how render_attribute keeps headers ASCII-only.
                 width = 4 if nxt == "u" else 8
                 digits = text[i + 2:i + 2 + width]
                 if len(digits) != width or not all(c in "0123456789abcdefABCDEF" for c in digits) \
@@ -163,7 +163,7 @@ def render_attribute(name: str, value: object) -> str:
 
     HTTP header values cannot hold newlines or other control characters, and the server
     sends headers as Latin-1, so those and every non-ASCII character are escaped
-    (`\\n`, `\\r`, `\\t`, `\\uXXXX`); parse_attributes reads them back.
+    (`\\n`, `\\r`, `\\t`, `\\u` + 4 hex digits); parse_attributes reads them back.
     """
     if isinstance(value, bool):
         return f'{name}="{str(value).lower()}"'
