@@ -407,8 +407,15 @@ def _module_dir(name: str) -> str:
 
 
 _jinja = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+def _cache_dir() -> str:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "disco"
+    base.mkdir(parents=True, exist_ok=True)
+    return str(base)
+
+
 _jinja.globals.update(python=sys.executable, module_dir=_module_dir,
-                      bin_dir=str(Path(sys.executable).parent))
+                      bin_dir=str(Path(sys.executable).parent), cache_dir=_cache_dir,
+                      path_exists=os.path.exists)
 
 
 def _render(value: Any, ctx: dict[str, Any]) -> Any:

@@ -8,6 +8,7 @@ processes without any Python of its own.
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 import sys
 from functools import lru_cache
@@ -28,6 +29,18 @@ def module_dir(name: str) -> str:
     return str(Path(list(spec.submodule_search_locations)[0]))
 
 
+def cache_dir() -> str:
+    """A directory of this machine's user that outlives clusters, for caches frameworks keep
+    (e.g. the JVM class-data archives of Spark's daemons)."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "disco"
+    base.mkdir(parents=True, exist_ok=True)
+    return str(base)
+
+
+def path_exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
 def which(command: str) -> str:
     found = shutil.which(command)
     if not found:
@@ -36,7 +49,8 @@ def which(command: str) -> str:
 
 
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
-_env.globals.update(python=sys.executable, module_dir=module_dir, which=which,
+_env.globals.update(python=sys.executable, module_dir=module_dir, which=which, cache_dir=cache_dir,
+                    path_exists=path_exists,
                     bin_dir=str(Path(sys.executable).parent))
 
 
