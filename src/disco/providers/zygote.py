@@ -25,22 +25,18 @@ import signal
 import sys
 from typing import Any
 
+from disco.reaping import reaped_children
+
 _exit_files: dict[int, str] = {}
 
 
 def _reap(_signum: int = 0, _frame: Any = None) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    for pid, code in reaped_children():
         path = _exit_files.pop(pid, None)
         if path:
             try:
                 with open(path, "w") as handle:
-                    handle.write(str(os.waitstatus_to_exitcode(status)))
+                    handle.write(str(code))
             except OSError:
                 pass
 

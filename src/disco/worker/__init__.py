@@ -318,9 +318,9 @@ class Worker(dict):
             return None
         return task_input.label
 
-    def index_labels(self, task_input: TaskInput) -> list[Any]:
-        """The labels present in a ``dir://`` input's index (from the first readable
-        replica)."""
+    def index_entries(self, task_input: Any) -> list[tuple[Any, str, int]]:
+        """The ``(label, url, size)`` lines of a ``dir://`` input's index, from the first
+        readable replica (asking the node for others as replicas fail)."""
         from disco.util import read_index
         error: Exception | None = None
         replicas = task_input.replicas
@@ -328,12 +328,16 @@ class Worker(dict):
             failed = []
             for rep_id, url in replicas:
                 try:
-                    return sorted({lbl for lbl, _u, _s in read_index(url)},
-                                  key=lambda l: (str(type(l)), l))
+                    return list(read_index(url))
                 except (DataError, OSError) as exc:
                     failed.append(rep_id)
                     error = exc
             replicas = self.input_failed(task_input, failed, error)
+
+    def index_labels(self, task_input: TaskInput) -> list[Any]:
+        """The labels present in a ``dir://`` input's index."""
+        return sorted({label for label, _url, _size in self.index_entries(task_input)},
+                      key=lambda l: (str(type(l)), l))
 
     def output(self, label: Any, streams: list[Any], params: Any) -> Any:
         """The output of this task with ``label`` (opened on first use): an object whose

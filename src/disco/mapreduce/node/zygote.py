@@ -31,6 +31,8 @@ import socket
 import sys
 from typing import Any
 
+from disco.reaping import reaped_children
+
 MAX_MESSAGE = 4096
 # Modules Disco's Python workers import lazily, inside functions, in every task: importing
 # them once here saves each forked worker that work. Only library code without per-process
@@ -45,14 +47,8 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
 
 
 def _reap(sock: socket.socket) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        _send(sock, {"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+    for pid, code in reaped_children():
+        _send(sock, {"exit": pid, "code": code})
 
 
 def serve(sock: socket.socket) -> None:

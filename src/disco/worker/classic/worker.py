@@ -245,19 +245,6 @@ class Worker(worker.Worker):
             self.request("OUTPUT", [label, task.path(name),
                                     os.path.getsize(task.abspath(name))])
 
-    def index_entries(self, task_input: Any) -> list[tuple[Any, str, int]]:
-        error: Exception | None = None
-        replicas = task_input.replicas
-        while True:
-            failed = []
-            for rep_id, url in replicas:
-                try:
-                    return list(read_index(url))
-                except (DataError, OSError) as exc:
-                    failed.append(rep_id)
-                    error = exc
-            replicas = self.input_failed(task_input, failed, error)
-
 
 def _record_key(record: Any) -> Any:
     return record[0]
