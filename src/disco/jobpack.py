@@ -95,6 +95,20 @@ class JobPack:
                 raise JobPackError("pipeline jobdict needs an 'inputs' list")
 
 
+def read_jobdata(path: str) -> bytes:
+    """Only the jobdata section of the job pack at ``path``: a worker needs nothing else, and
+    the jobdict of a job with many inputs can be megabytes of JSON."""
+    with open(path, "rb") as file:
+        header = file.read(HEADER_SIZE)
+        if len(header) < HEADER_SIZE:
+            raise JobPackError(f"job pack {path} is too short")
+        magic_version, *offsets = HEADER.unpack_from(header)
+        if magic_version >> 16 != MAGIC or offsets != sorted(offsets):
+            raise JobPackError(f"{path} is not a job pack")
+        file.seek(offsets[-1])
+        return file.read()
+
+
 def empty_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w"):

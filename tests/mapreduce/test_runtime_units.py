@@ -21,6 +21,7 @@ from disco.mapreduce.master.master import Master
 from disco.mapreduce.master.pipeline import JobSpecError, StageSpec, job_spec
 from disco.mapreduce.node.inputs import TaskInputs
 from disco.mapreduce.node.outputs import OutputError, ResultsIndex
+from disco.mapreduce.node.slots import SlotGate
 from disco.mapreduce.node.throttle import MsgThrottle
 from disco.mapreduce.node.wire import FrameParser, encode
 from disco.mapreduce.urls import disco_to_http, hexhash, job_path, url_host
@@ -222,3 +223,52 @@ def test_tasks_run_remotely_only_when_their_host_is_full(tmp_path: Path) -> None
     inputs = ["disco://n2/disco/a", "disco://n2/disco/b"]
     got = _scheduled("fair", tmp_path, {"n1": 2, "n2": 1}, {"A": inputs})
     assert len(got["n2"]) == 1 and len(got["n1"]) == 1
+
+
+def test_short_tasks_are_queued_on_nodes_beyond_their_slots(tmp_path: Path) -> None:
+    async def run() -> tuple[int, int, int]:
+        master = Master(MasterConfig(data=tmp_path))
+        job = _job(master, "A", [f"raw://{i}" for i in range(200)], tmp_path)
+        await job.start()
+        node_desk.register(master, {"host": "n1", "slots": 2, "port": 1})
+        await asyncio.sleep(0.01)
+        unknown = len(master.registry.nodes["n1"].outbox)  # task times not known yet
+        job.task_seconds = 0.05  # 0.25 s of work per slot: 5 more per slot
+        master.scheduler.kick()
+        await asyncio.sleep(0.01)
+        short = len(master.registry.nodes["n1"].outbox)
+        job.task_seconds = 0.0001
+        master.scheduler.kick()
+        await asyncio.sleep(0.01)
+        return unknown, short, len(master.registry.nodes["n1"].outbox)
+    unknown, short, tiny = asyncio.run(run())
+    assert unknown == 2
+    assert short == 2 * (1 + 5)
+    assert tiny == 2 * (1 + 16)  # at most MAX_PIPELINE per slot
+
+
+def test_slot_gate_lets_in_at_most_its_limit_in_order() -> None:
+    async def run() -> tuple[list[int], int]:
+        gate = SlotGate(2)
+        order: list[int] = []
+        peak = 0
+
+        async def task(i: int) -> None:
+            nonlocal peak
+            async with gate:
+                order.append(i)
+                peak = max(peak, gate.held)
+                await asyncio.sleep(0.005)
+
+        waiters = [asyncio.create_task(task(i)) for i in range(6)]
+        await asyncio.sleep(0)
+        waiters[3].cancel()  # cancelled while waiting: it never runs, and holds nothing
+        await asyncio.gather(*waiters, return_exceptions=True)
+        assert gate.held == 0
+        gate.limit = 3
+        more = [asyncio.create_task(task(10 + i)) for i in range(6)]
+        await asyncio.gather(*more)
+        return order, peak
+    order, peak = asyncio.run(run())
+    assert order[:5] == [0, 1, 2, 4, 5]
+    assert peak == 3

@@ -91,6 +91,7 @@ class Worker(dict):
         self.io: WorkerIO | None = None
         self.task: Task | None = None
         self._inputs: list[TaskInput] | None = None
+        self.listed_inputs: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {}  # the parameters travel as dict items; runtime state never does
@@ -105,6 +106,7 @@ class Worker(dict):
             "partitions": 1,
             "params": Params(),
             "profile": False,
+            "reuse_worker": True,
             "required_files": {},
             "required_modules": None,
             "save_results": False,
@@ -210,7 +212,9 @@ class Worker(dict):
     def jobdata(self, job: Any, params: dict[str, Any]) -> bytes:
         import cloudpickle
         shipped = self.__class__.__new__(self.__class__)
-        dict.update(shipped, params)
+        # Workers learn their inputs from the node; a job's whole input list in every
+        # task's jobdata would cost each task time in proportion to the job's size.
+        dict.update(shipped, {k: v for k, v in params.items() if k != "input"})
         shipped._init_runtime()
         version = "%d.%d" % sys.version_info[:2]
         header = JOBDATA_MAGIC + b" " + version.encode() + b"\n"
@@ -238,8 +242,14 @@ class Worker(dict):
     def get_inputs(self) -> Iterator[TaskInput]:
         """The task's inputs, asking the node until it says the list is complete."""
         seen: list[int] = []
+        # Our node lists the inputs in its TASK reply, which saves asking: the answer INPUT
+        # "" would get. Other nodes do not, and then we ask.
+        listed, self.listed_inputs = self.listed_inputs, None
         while True:
-            name, payload = self.request("INPUT", ["exclude", seen] if seen else "")
+            if listed is not None:
+                name, payload, listed = "INPUT", listed, None
+            else:
+                name, payload = self.request("INPUT", ["exclude", seen] if seen else "")
             if name != "INPUT":
                 raise DiscoError(f"unexpected reply {name} to INPUT")
             flag, inputs = payload
@@ -377,7 +387,6 @@ class Worker(dict):
     def start(self, task: Task) -> None:
         """Run the task (profiled when ``profile`` is set), then report its outputs."""
         self.task = task
-        task.makedirs()
         self.globalize(task)
         if self.get("profile"):
             self._run_profiled(task)
@@ -433,14 +442,17 @@ class Worker(dict):
 
 
 # -- the worker process ------------------------------------------------------------------
-def load_worker(jobfile: str) -> Worker:
-    """The Worker pickled into a job pack's jobdata."""
+def load_worker(jobfile: str, cache: dict[str, bytes] | None = None) -> Worker:
+    """The Worker pickled into a job pack's jobdata: a fresh copy on every call (each task
+    gets its own parameters), with the job pack read once per ``cache``."""
     import pickle
 
-    from disco.jobpack import JobPack
-    with open(jobfile, "rb") as file:
-        pack = JobPack.loads(file.read())
-    data = pack.jobdata
+    from disco.jobpack import read_jobdata
+    data = cache.get(jobfile) if cache is not None else None
+    if data is None:
+        data = read_jobdata(jobfile)
+        if cache is not None:
+            cache[jobfile] = data
     if not data.startswith(JOBDATA_MAGIC + b" "):
         raise DiscoError("job data was not written by the DISCO Python client")
     header, _, payload = data.partition(b"\n")
@@ -464,33 +476,51 @@ def _report(worker_io: WorkerIO, name: str, text: str) -> None:
         pass
 
 
+def _run_task(worker_io: WorkerIO, jobhome: str, packs: dict[str, bytes]) -> Worker:
+    """Ask for a task, run it, and report its outputs (everything but DONE)."""
+    name, reply = worker_io.channel.request("TASK")
+    if name != "TASK" or not isinstance(reply, dict):
+        raise DiscoError(f"unexpected reply {name} to TASK")
+    task = Task.from_reply({**reply, "jobhome": jobhome})
+    jobfile = task.jobfile if os.path.isabs(task.jobfile) else \
+        os.path.join(jobhome, task.jobfile)
+    worker = load_worker(jobfile, packs)
+    worker.io = worker_io
+    worker.listed_inputs = reply.get("inputs")
+    set_current_task(task, worker)
+    worker.start(task)
+    worker_io.finish()
+    return worker
+
+
 def main() -> None:
-    """Entry point of a worker process (``python -m disco.worker.classic.worker``)."""
+    """Entry point of a worker process (``python -m disco.worker.classic.worker``).
+
+    The worker offers to stay (``"reuse": true`` in WORKER): a node that takes the offer
+    answers DONE with ``OK "next"``, and the worker then asks for its next TASK of the same
+    job instead of exiting; any other answer ends the process, as Disco's protocol has it.
+    A job opts out with the parameter ``reuse_worker=False``."""
     from disco.worker.protocol import PROTOCOL_VERSION
     worker_io = WorkerIO()
     jobhome = os.getcwd()
     sys.path.insert(0, os.path.join(jobhome, "lib"))
     sys.dont_write_bytecode = True  # tasks of a job share its home: no racing .pyc writes
+    packs: dict[str, bytes] = {}
     try:
-        worker_io.channel.request("WORKER", {"version": PROTOCOL_VERSION, "pid": os.getpid()})
-        name, reply = worker_io.channel.request("TASK")
-        if name != "TASK" or not isinstance(reply, dict):
-            raise DiscoError(f"unexpected reply {name} to TASK")
-        task = Task.from_reply({**reply, "jobhome": jobhome})
-        jobfile = task.jobfile if os.path.isabs(task.jobfile) else \
-            os.path.join(jobhome, task.jobfile)
-        worker = load_worker(jobfile)
-        worker.io = worker_io
-        set_current_task(task, worker)
+        worker_io.channel.request("WORKER", {"version": PROTOCOL_VERSION, "pid": os.getpid(),
+                                             "reuse": True})
         _apply_memory_limit()
-        worker.start(task)
-        worker_io.finish()
-        worker_io.writer.disabled = True
-        try:
-            worker_io.channel.request("DONE", "", timeout=10)
-        except (TimeoutError, EOFError, OSError):
-            pass  # the node stops us on DONE; a missing reply is no error
-        os._exit(0)
+        while True:
+            worker = _run_task(worker_io, jobhome, packs)
+            worker_io.writer.disabled = True
+            try:
+                _name, answer = worker_io.channel.request("DONE", "", timeout=10)
+            except (TimeoutError, EOFError, OSError):
+                os._exit(0)  # the node stops us on DONE; a missing reply is no error
+            if answer != "next" or not worker.get("reuse_worker", True):
+                os._exit(0)
+            set_current_task(None)
+            worker_io.restart()
     except (DataError, OSError, MemoryError, KeyboardInterrupt):
         _report(worker_io, "ERROR", traceback.format_exc())
         os._exit(1)

@@ -132,9 +132,23 @@ class WorkerIO:
         self.writer = MessageWriter(self.channel)
         sys.stdout = sys.stderr = self.writer  # type: ignore[assignment]
         sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
+        self._start_drain(read_end)
+
+    def _start_drain(self, read_end: int) -> None:
         self.drain = threading.Thread(target=self._drain, args=(read_end,), daemon=True,
                                       name="disco-stray-output")
         self.drain.start()
+
+    def restart(self) -> None:
+        """Ready for another task after :meth:`finish`: stray output is caught again, and the
+        next task may send MSG at the full rate, as a new process would."""
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
+        os.close(write_end)
+        self._start_drain(read_end)
+        self.channel.msg_times.clear()
+        self.writer.disabled = False
 
     def _drain(self, fd: int) -> None:
         import codecs

@@ -36,6 +36,7 @@ class Task:
     jobfile: str = ""
     jobhome: str = field(default_factory=os.getcwd)
     uid: str = ""
+    _made: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.group, list):
@@ -45,7 +46,7 @@ class Task:
 
     @classmethod
     def from_reply(cls, reply: dict[str, Any]) -> "Task":
-        known = {name for name in cls.__dataclass_fields__}
+        known = {name for name in cls.__dataclass_fields__ if not name.startswith("_")}
         return cls(**{key: value for key, value in reply.items() if key in known})
 
     # Disco's names
@@ -72,17 +73,29 @@ class Task:
         return os.path.join(hexhash(self.uid), self.uid)
 
     def path(self, name: str) -> str:
-        """``name`` inside this attempt's directory, relative to the job home."""
+        """``name`` inside this attempt's directory, relative to the job home (the directory
+        is made on first use: on some file systems a mkdir costs more than a no-op task)."""
+        self.makedirs()
         return os.path.join(self.taskpath, name)
 
     def abspath(self, name: str) -> str:
         return os.path.join(self.jobhome, self.path(name))
 
     def url(self, name: str, scheme: str = "disco") -> str:
+        self.makedirs()
         return f"{scheme}://{self.host}/disco/{self.jobpath}/{self.taskpath}/{name}"
 
     def makedirs(self) -> None:
-        os.makedirs(os.path.join(self.jobhome, self.taskpath), exist_ok=True)
+        if self._made:
+            return
+        self._made = True
+        path = os.path.join(self.jobhome, self.taskpath)
+        try:
+            os.mkdir(path)  # the usual case, and much cheaper than makedirs
+        except FileNotFoundError:
+            os.makedirs(path, exist_ok=True)
+        except FileExistsError:
+            pass
 
     def get(self, key: str) -> bytes:
         """The out-of-band value stored under ``key`` by a task of this job."""

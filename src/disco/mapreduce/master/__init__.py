@@ -31,8 +31,8 @@ registers again.
     the node may have been away, whose folders it deletes.
 
 `POST /disco/node/poll` `{seq, running: [[job, taskid, attempt]...], diskfree, diskused}`
-    -> `{tasks: [assignment...], kill_tasks: [[job, taskid, attempt]...], kill_jobs: [job...],
-    purge_jobs: [job...]}`.
+    -> `{slots, tasks: [assignment...], kill_tasks: [[job, taskid, attempt]...],
+    kill_jobs: [job...], purge_jobs: [job...]}`.
     The long-poll, and the heartbeat: the master holds it up to `poll_hold` seconds until
     there is something for the node. A node that has not polled for `node_timeout` seconds is
     lost: its running tasks fail and are retried on other nodes. `seq` increases with every
@@ -42,15 +42,23 @@ registers again.
     worker, inputs: [[input_id, label, [[rep_id, url]...]]...], inputs_done}`; `inputs_done`
     is false for tasks of a concurrent stage whose inputs may still grow.
     `kill_*` stop workers without a report (the master has written those attempts off);
-    `purge_jobs` also deletes the jobs' homes.
+    `purge_jobs` also deletes the jobs' homes. `slots` is how many tasks the node may run
+    at once; it may be handed more (tasks of a job whose tasks are short wait on the node,
+    see `scheduler`), and runs them in the order given.
 
-`POST /disco/node/result` `{job, taskid, attempt, status, message, outputs, failed_inputs}`
-    -> `{ok}`. How a task ended: `status` is `done`, `error` (retry), `input_error` (retry
+`POST /disco/node/results` `{results: [result...], events: [[job, message]...]}` -> `{ok}`.
+    Several task ends in one request, after the events that precede them; each result is a
+    body of `/disco/node/result` (without host and session). Nodes send this one.
+
+`POST /disco/node/result` `{job, taskid, attempt, status, message, outputs, failed_inputs,
+    seconds}` -> `{ok}`. How a task ended: `status` is `done`, `error` (retry), `input_error` (retry
     after making the inputs listed in `failed_inputs: [[input_id, [host...]]...]` again) or
     `fatal` (the job dies with `message`). `outputs` (for `done`) are
     `{"dir": [host, "dir://...results", [[label, size]...]]}` for the task's local results
-    index and `{"data": [label, size, [url...]]}` for remote outputs. Results for an attempt
-    the master no longer counts are ignored.
+    index and `{"data": [label, size, [url...]]}` for remote outputs. `seconds` (optional) is
+    how long the worker took, from its TASK to its last message: it tells the scheduler
+    whether the job's tasks are short. Results for an attempt the master no longer counts
+    are ignored.
 
 `POST /disco/node/events` `{events: [[job, message]...]}` -> `{ok}`.
     Worker messages and warnings for the job event logs, batched; the master stamps the time

@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_RETRY_FACTOR = 60  # pauses grow as n x retry_base up to 60 x retry_base
+# Short tasks are pipelined: a node may hold up to this many seconds of a job's queued work
+# per slot beyond what runs (estimated from the job's recent task times), at most
+# MAX_PIPELINE tasks per slot.
+PIPELINE_SECONDS = 0.25
+MAX_PIPELINE = 16
 
 
 @dataclass(eq=False)
@@ -57,6 +62,7 @@ class Stage:
     index: int
     tasks: list[Task] = field(default_factory=list)
     groups: dict[Hashable, Task] = field(default_factory=dict)
+    n_done: int = 0
     started: bool = False
     finished: bool = False
     inputs_closed: bool = False
@@ -86,6 +92,8 @@ class Job:
         self.queue = JobQueue(spec.force_local, spec.force_remote)
         self.n_queued = 0
         self.n_running = 0
+        self.task_seconds: float | None = None  # moving average of recent tasks' run times
+        self._stage_of = {s.name: s for s in self.stages}
         self.hosts: set[str] = set()
         self.ended = asyncio.Event()
         self._next_taskid = 0
@@ -208,7 +216,7 @@ class Job:
                 for task in stage.tasks:
                     task.inputs_done = True
                     task.notify_inputs()
-            if any(t.state is not TaskState.DONE for t in stage.tasks):
+            if stage.n_done < len(stage.tasks):
                 return
             stage.finished = True
             if stage.tasks:
@@ -224,6 +232,7 @@ class Job:
         return [(t.taskid, i, o) for t in prev.tasks for i, o in enumerate(t.outputs)]
 
     def _start_stage(self, stage: Stage) -> None:
+        self.task_seconds = None  # a new stage's tasks may take any time
         stage.started = True
         stage.start_time = time.monotonic()
         grouped: dict[Hashable, tuple[tuple[int, str | None], list[InputRef]]] = {}
@@ -241,7 +250,7 @@ class Job:
 
     def _feed_concurrent(self, producer: Task) -> None:
         """Hand a finished task's outputs to the next stage at once, if it is concurrent."""
-        stage = next(s for s in self.stages if s.name == producer.stage)
+        stage = self._stage_of[producer.stage]
         if stage.index + 1 >= len(self.stages):
             return
         nxt = self.stages[stage.index + 1]
@@ -301,7 +310,22 @@ class Job:
             return
         self.n_queued += (state is TaskState.QUEUED) - (old is TaskState.QUEUED)
         self.n_running += (state is TaskState.RUNNING) - (old is TaskState.RUNNING)
+        if state is TaskState.DONE or old is TaskState.DONE:
+            self._stage_of[task.stage].n_done += 1 if state is TaskState.DONE else -1
         task.state = state
+
+    def pipeline_depth(self) -> int:
+        """How many more of this job's tasks per slot a node may hold beyond those that run:
+        0 until its tasks are known to be short, and for a job limited to fewer cores."""
+        if self.task_seconds is None or self.spec.max_cores < (1 << 31):
+            return 0
+        return min(MAX_PIPELINE, int(PIPELINE_SECONDS / max(self.task_seconds, 1e-3)))
+
+    def _timed(self, seconds: float | None) -> None:
+        if seconds is None or seconds < 0:
+            return
+        old = self.task_seconds
+        self.task_seconds = seconds if old is None else 0.8 * old + 0.2 * seconds
 
     def pick_task(self, free: dict[str, int]) -> tuple[Task, str] | tuple[None, None]:
         hosts = sorted(free, key=lambda h: -free[h])
@@ -363,7 +387,9 @@ class Job:
 
     # ------------------------------------------------------------------ task results
 
-    def task_done(self, task: Task, host: str, outputs: list[Output]) -> None:
+    def task_done(self, task: Task, host: str, outputs: list[Output],
+                  seconds: float | None = None) -> None:
+        self._timed(seconds)
         task.outputs = outputs
         task.completions += 1
         self._set_state(task, TaskState.DONE)
@@ -383,7 +409,7 @@ class Job:
 
     def task_failed(self, task: Task, host: str, kind: str, message: str,
                     failed_inputs: list[list[Any]] | None = None) -> None:
-        stage = next(s for s in self.stages if s.name == task.stage)
+        stage = self._stage_of[task.stage]
         stage.failures += 1
         self._set_state(task, TaskState.PENDING)
         if kind == "fatal":

@@ -77,7 +77,23 @@ def _reconcile(m: Master, node: NodeState, seq: int, running: list[Any]) -> None
 
 
 def result(m: Master, body: dict[str, Any]) -> None:
+    _result(m, _session(m, body), body)
+
+
+def results(m: Master, body: dict[str, Any]) -> None:
+    """Several task ends at once, after the events that precede them."""
     node = _session(m, body)
+    reports = body.get("results", [])
+    events = body.get("events", [])
+    if not isinstance(reports, list) or not isinstance(events, list):
+        raise RequestError("results and events must be lists")
+    _events(m, node, events)
+    for report in reports:
+        if isinstance(report, dict):
+            _result(m, node, report)
+
+
+def _result(m: Master, node: NodeState, body: dict[str, Any]) -> None:
     job = m.jobs.get(str(body.get("job")))
     if job is None or not job.active:
         return
@@ -95,7 +111,9 @@ def result(m: Master, body: dict[str, Any]) -> None:
             return
         m.release(task)
         node.job_ok += 1
-        job.task_done(task, node.host, outputs)
+        seconds = body.get("seconds")
+        job.task_done(task, node.host, outputs,
+                      float(seconds) if isinstance(seconds, (int, float)) else None)
     elif status == "fatal":
         node.error += 1
         m.fail_running(task, node, "fatal", message)
@@ -109,8 +127,11 @@ def result(m: Master, body: dict[str, Any]) -> None:
 
 
 def events(m: Master, body: dict[str, Any]) -> None:
-    node = _session(m, body)
-    for entry in body.get("events", []):
+    _events(m, _session(m, body), body.get("events", []))
+
+
+def _events(m: Master, node: NodeState, entries: list[Any]) -> None:
+    for entry in entries:
         if not isinstance(entry, list) or len(entry) != 2:
             continue
         job = m.jobs.get(str(entry[0]))

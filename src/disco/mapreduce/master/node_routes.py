@@ -56,6 +56,10 @@ async def result(request: Request) -> Response:
     return await _handle(request, node_desk.result)
 
 
+async def results(request: Request) -> Response:
+    return await _handle(request, node_desk.results)
+
+
 async def events(request: Request) -> Response:
     return await _handle(request, node_desk.events)
 
@@ -113,6 +117,7 @@ def routes() -> list[Route]:
         Route("/disco/node/register", register, methods=["POST"]),
         Route("/disco/node/poll", poll, methods=["POST"]),
         Route("/disco/node/result", result, methods=["POST"]),
+        Route("/disco/node/results", results, methods=["POST"]),
         Route("/disco/node/events", events, methods=["POST"]),
         Route("/disco/node/inputs", inputs, methods=["POST"]),
         Route("/disco/node/jobpack", jobpack, methods=["GET"]),

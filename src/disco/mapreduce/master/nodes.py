@@ -70,6 +70,7 @@ class NodeState:
         for a in assignments:
             self.delivered[(a["job"], a["taskid"])] = seq
         orders = {
+            "slots": self.slots,
             "tasks": assignments,
             "kill_tasks": self.kill_tasks,
             "kill_jobs": sorted(self.kill_jobs),

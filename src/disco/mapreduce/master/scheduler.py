@@ -9,6 +9,10 @@ The job queue policy decides which job gets the next free slot:
 
 Within a job, placement favours data locality (see `queue.JobQueue`). `kick()` may be called as
 often as anything changes: one scheduling round runs per turn of the event loop.
+
+A job whose tasks are short (see `Job.pipeline_depth`) may have more tasks on a node than it
+has slots: they wait there, so that a slot goes on to its next task at once instead of after
+a round trip to the master. A node runs at most its slots' worth at a time either way.
 """
 
 from __future__ import annotations
@@ -48,25 +52,24 @@ class Scheduler:
 
     def _round(self) -> None:
         self._pending = False
-        free = {n.host: n.free_slots for n in self.master.registry.usable() if n.free_slots > 0}
-        if not free:
+        nodes = [n for n in self.master.registry.usable() if n.slots > 0]
+        if not nodes:
             return
         jobs = [j for j in self.master.active_jobs() if j.n_queued > 0]
         stuck: set[str] = set()
-        while free:
+        while True:
             job = self._next_job(jobs, stuck)
             if job is None:
                 return
-            task, host = job.pick_task(free)
+            per_slot = 1 + job.pipeline_depth()
+            free = {n.host: room for n in nodes if (room := n.slots * per_slot - len(n.running)) > 0}
+            task, host = job.pick_task(free) if free else (None, None)
             if task is None or host is None:
                 stuck.add(job.name)  # nothing of this job fits the free slots this round
                 continue
             if not job.inputs_reachable(task):
                 continue  # it now waits for its lost input to be made again
             self.master.dispatch(job, task, host)
-            free[host] -= 1
-            if free[host] <= 0:
-                del free[host]
 
     def _next_job(self, jobs: Sequence[Job], stuck: set[str]) -> Job | None:
         best = None

@@ -52,11 +52,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[NodeConfig, str, str]:
     p.add_argument("--listen", default=None, help="address to listen on (default: --host)")
     p.add_argument("--worker-start-timeout", type=float, default=30.0,
                    help="seconds a worker has to say WORKER (default %(default)s)")
+    p.add_argument("--no-worker-reuse", dest="reuse_workers", action="store_false",
+                   help="one worker process per task, as Disco had it (default: a worker "
+                        "that offers it runs the job's next task on this node too)")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     cfg = NodeConfig(master=a.master, host=a.host, data=a.data.resolve(), port=a.port,
                      slots=max(0, a.slots), ddfs_data=a.ddfs_data, put_port=a.put_port,
-                     worker_start_timeout=a.worker_start_timeout)
+                     worker_start_timeout=a.worker_start_timeout,
+                     reuse_workers=a.reuse_workers)
     return cfg, a.log_level, a.listen or a.host
 
 

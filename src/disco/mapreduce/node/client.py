@@ -52,6 +52,10 @@ class MasterClient:
     async def result(self, report: dict[str, Any]) -> None:
         await self._post("/disco/node/result", report)
 
+    async def results(self, reports: list[dict[str, Any]], events: list[list[str]]) -> None:
+        """Several task ends in one request, after the events that precede them."""
+        await self._post("/disco/node/results", {"results": reports, "events": events})
+
     async def events(self, events: list[list[str]]) -> None:
         await self._post("/disco/node/events", {"events": events})
 

@@ -21,6 +21,7 @@ class NodeConfig:
     message_timeout: float = 30.0     # a message left half-sent this long is an error
     last_words_wait: float = 10.0     # after garbage, how long to wait for the rest of it
     nice: int = 19                    # workers run niced, as Disco runs them
+    reuse_workers: bool = True        # keep workers that offer it for the job's next task
 
     @property
     def ddfs(self) -> Path:

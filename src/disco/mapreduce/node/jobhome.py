@@ -33,11 +33,14 @@ class JobHomes:
         self.host = host
         self.client = client
         self._locks: dict[str, asyncio.Lock] = {}
+        self._jobenvs: dict[str, dict[str, str]] = {}
 
     def path(self, jobname: str) -> Path:
         return self.data / job_path(self.host, jobname)
 
     async def ensure(self, jobname: str) -> Path:
+        if jobname in self._jobenvs:
+            return self.path(jobname)  # made, and read since: no need to look again
         lock = self._locks.setdefault(jobname, asyncio.Lock())
         async with lock:
             home = self.path(jobname)
@@ -52,9 +55,14 @@ class JobHomes:
             return home
 
     def jobenvs(self, jobname: str) -> dict[str, str]:
-        return json.loads((self.path(jobname) / MARKER).read_text())["jobenvs"]
+        envs = self._jobenvs.get(jobname)
+        if envs is None:
+            envs = json.loads((self.path(jobname) / MARKER).read_text())["jobenvs"]
+            self._jobenvs[jobname] = envs
+        return envs
 
     async def remove(self, jobname: str) -> None:
+        self._jobenvs.pop(jobname, None)
         lock = self._locks.pop(jobname, None) or asyncio.Lock()
         async with lock:
             await asyncio.to_thread(shutil.rmtree, self.path(jobname), True)

@@ -51,6 +51,11 @@ class ResultsIndex:
         self._file.write(f"{label} disco://{self.prefix}/{rel} {size}\n")
         self.labels[label] = self.labels.get(label, 0) + size
 
+    @property
+    def writing(self) -> bool:
+        """Whether the task declared a local output (and `close` has an index to write)."""
+        return self._file is not None
+
     def close(self) -> list[dict[str, Any]]:
         """Make the index durable and return the task's outputs as the master wants them."""
         outputs: list[dict[str, Any]] = []

@@ -1,11 +1,11 @@
-"""One task on a node: the worker process and the worker protocol (1.1) spoken with it.
+"""One task on a node: the worker protocol (1.1) spoken with its worker process.
 
 The worker runs as `<jobhome>/<jobdict.worker>` in its job home, in a session (and process
 group) of its own, niced, with the job's environment. Its stdout and stderr come through one
 pipe: everything on it must be protocol messages. Replies go to its stdin.
 A job made by our client (its `run-worker` is exactly the script the client writes) has its
-workers forked, already imported, from the job's zygote (`warmstart`); the worker sees the same
-session, directory, environment and pipes, and everything below is the same for both.
+workers forked, already imported, from the job's zygote (`warmstart`); and a worker that
+offered to stay is kept after DONE for the job's next task on this node (`workers`).
 
 How a task ends:
 - DONE: the task is done, with the outputs its OUTPUT messages declared;
@@ -14,17 +14,15 @@ How a task ends:
   words: ..." carries what the worker printed); if inputs could not be read, the master is told
   which, so it can make them again;
 - FATAL, a malformed message, or a worker flooding MSG: the job fails.
-Whatever the end, the worker's whole process group is killed.
+Whatever the end, the worker's whole process group is killed, unless it is parked for reuse.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -32,20 +30,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from disco.mapreduce.node.config import NodeConfig
 from disco.mapreduce.node.events import EventSender
 from disco.mapreduce.node.inputs import TaskInputs
 from disco.mapreduce.node.outputs import OutputError, ResultsIndex
 from disco.mapreduce.node.throttle import MsgThrottle
-from disco.mapreduce.node.warmstart import WarmPool, WarmProcess
-from disco.mapreduce.node.wire import Frame, FrameParser, encode
+from disco.mapreduce.node.warmstart import WarmPool
+from disco.mapreduce.node.wire import Frame, encode
+from disco.mapreduce.node.workers import SpawnError, WorkerPool, WorkerProcess
 
 log = logging.getLogger(__name__)
 
-LAST_WORDS_LIMIT = 100 * 1024
-READ_CHUNK = 1 << 16
 # Variables of the node's own environment a worker also gets (beyond DISCO_*/DDFS_* ones).
 INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
@@ -58,6 +53,7 @@ class Outcome:
     message: str = ""
     outputs: list[dict[str, Any]] = field(default_factory=list)
     failed_inputs: list[list[Any]] = field(default_factory=list)
+    seconds: float = 0.0  # from the worker's TASK to its last message
 
 
 def worker_env(cfg: NodeConfig, jobenvs: dict[str, str]) -> dict[str, str]:
@@ -69,10 +65,14 @@ def worker_env(cfg: NodeConfig, jobenvs: dict[str, str]) -> dict[str, str]:
     return env
 
 
+class _ParkedWorkerGone(Exception):
+    """A parked worker ended before asking for its task: start a new one instead."""
+
+
 class WorkerSession:
     def __init__(self, cfg: NodeConfig, assignment: dict[str, Any], home: Path,
                  jobenvs: dict[str, str], events: EventSender, more_inputs: MoreInputs,
-                 warm: WarmPool | None = None) -> None:
+                 warm: WarmPool | None = None, pool: WorkerPool | None = None) -> None:
         self.cfg = cfg
         self.a = assignment
         self.job: str = assignment["job"]
@@ -83,13 +83,15 @@ class WorkerSession:
         self.events = events
         self.more_inputs = more_inputs
         self.warm = warm
+        self.pool = pool
         self.inputs = TaskInputs(assignment["inputs"], bool(assignment["inputs_done"]))
         self.index = ResultsIndex(home, cfg.host, self.job, self.stage, self.taskid)
         self.throttle = MsgThrottle()
-        self.proc: asyncio.subprocess.Process | WarmProcess | None = None
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._reader_done = asyncio.Event()
+        self.wp: WorkerProcess | None = None
         self._said_worker = False
+        self._got_task = False
+        self._started = 0.0
+        self._keep = False  # the worker is parked for the next task, not killed
         self._handlers: dict[str, Callable[[Any], Awaitable[Outcome | None]]] = {
             "WORKER": self._on_worker, "TASK": self._on_task, "INPUT": self._on_input,
             "INPUT_ERR": self._on_input_err, "MSG": self._on_msg, "OUTPUT": self._on_output,
@@ -103,124 +105,42 @@ class WorkerSession:
     # ------------------------------------------------------------------ process
 
     async def run(self) -> Outcome:
-        worker = self.home / self.a["worker"]
-        env = worker_env(self.cfg, self.jobenvs)
-        if self.warm is not None:
-            # Forked from the job's zygote: the same worker, without its ~0.3 s of imports.
+        while True:
+            parked = self.pool.take(self.job) if self.pool is not None else None
+            if parked is None:
+                break
+            self.wp, self._said_worker = parked, True
             try:
-                self.proc = await self.warm.spawn(self.job, worker, self.home, env)
-            except Exception:  # noqa: BLE001 - any failure of the warm path: spawn as ever
-                log.exception("warm start of %s:%s failed", self.job, self.taskid)
+                return await self._run_worker()
+            except _ParkedWorkerGone:
+                self.wp, self._said_worker = None, False
         try:
-            self.proc = self.proc or await asyncio.create_subprocess_exec(
-                str(worker), cwd=str(self.home), env=env,
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-        except (FileNotFoundError, PermissionError) as exc:
-            # The job's worker is missing or cannot run: no retry anywhere would do better.
-            return Outcome("fatal", f"cannot run the job's worker {self.a['worker']!r}: {exc}")
-        except OSError as exc:
-            if exc.errno == errno.ENOEXEC:
-                return Outcome("fatal", f"the job's worker {self.a['worker']!r} is not an "
-                                        f"executable: {exc}")
-            return self._failed(f"cannot start the worker {self.a['worker']}: {exc}")
+            self.wp = await WorkerProcess.start(
+                self.job, self.home / self.a["worker"], self.home,
+                worker_env(self.cfg, self.jobenvs), self.warm, self.cfg.nice,
+                self.cfg.message_timeout, self.cfg.last_words_wait)
+        except SpawnError as exc:
+            # A worker that is missing or cannot run: no retry anywhere would do better.
+            return Outcome("fatal", str(exc)) if exc.fatal else self._failed(str(exc))
+        return await self._run_worker()
+
+    async def _run_worker(self) -> Outcome:
+        assert self.wp is not None
         try:
-            os.setpriority(os.PRIO_PROCESS, self.proc.pid, self.cfg.nice)
-        except OSError:
-            pass  # not worth failing a task over
-        reader = asyncio.create_task(self._read())
-        try:
-            return await self._converse()
+            outcome = await self._converse()
+            outcome.seconds = time.monotonic() - self._started if self._started else 0.0
+            return outcome
         finally:
-            reader.cancel()
             self.index.abandon()
-            await self._kill()
-
-    async def _kill(self) -> None:
-        """Kill the worker's process group, and any descendant that left it."""
-        proc = self.proc
-        if proc is None:
-            return
-        try:
-            strays = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
-        except psutil.Error:
-            strays = []
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for pid in strays:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        try:
-            await asyncio.wait_for(proc.wait(), 10)
-        except TimeoutError:
-            log.warning("worker %s of %s did not die", proc.pid, self.job)
-        if proc.stdin is not None:
-            proc.stdin.close()
-        if isinstance(proc, WarmProcess):
-            proc.close()  # asyncio closes a subprocess's pipes itself; ours are by hand
-
-    async def _read(self) -> None:
-        """Parse the worker's output into the queue: ("frame", Frame), then one of ("eof", b""),
-        ("died", last words) or ("stuck", last words)."""
-        assert self.proc is not None and self.proc.stdout is not None
-        out = self.proc.stdout
-        parser = FrameParser()
-        try:
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(
-                        out.read(READ_CHUNK), self.cfg.message_timeout if parser.partial else None)
-                except TimeoutError:
-                    await self._queue.put(("stuck", bytes(parser.buffer)))
-                    return
-                if not chunk:
-                    await self._queue.put(("died", bytes(parser.buffer)) if parser.partial
-                                          else ("eof", b""))
-                    return
-                for frame in parser.feed(chunk):
-                    await self._queue.put(("frame", frame))
-                if parser.error is not None:
-                    self.event("WARNING", f"cannot parse the worker's output: {parser.error}")
-                    await self._queue.put(("died", await self._last_words(parser.buffer)))
-                    return
-        finally:
-            self._reader_done.set()
-
-    async def _last_words(self, start: bytearray) -> bytes:
-        """After garbage, collect what else the worker says (until it stops, or enough)."""
-        assert self.proc is not None and self.proc.stdout is not None
-        words = bytearray(start)
-        while len(words) < LAST_WORDS_LIMIT:
-            wait = self.cfg.last_words_wait if self.proc.returncode is None else 0.5
-            try:
-                chunk = await asyncio.wait_for(self.proc.stdout.read(READ_CHUNK), wait)
-            except TimeoutError:
-                break
-            if not chunk:
-                break
-            words += chunk
-        if len(words) > LAST_WORDS_LIMIT:
-            words = words[:LAST_WORDS_LIMIT - 3] + b"..."
-        return bytes(words)
+            if self._keep and self.pool is not None:
+                self.pool.park(self.wp)
+            else:
+                await self.wp.kill()
 
     async def _send(self, name: str, payload: Any) -> None:
-        assert self.proc is not None and self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(encode(name, payload))
-            await self.proc.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the worker is gone; the reader reports how
-
-    async def _exit_code(self) -> int | None:
-        assert self.proc is not None
-        try:
-            return await asyncio.wait_for(self.proc.wait(), 2)
-        except TimeoutError:
-            return None
+        assert self.wp is not None
+        self.wp.send(encode(name, payload))
+        await self.wp.drain()
 
     # ------------------------------------------------------------------ conversation
 
@@ -231,20 +151,29 @@ class WorkerSession:
         return Outcome("error", message)
 
     async def _converse(self) -> Outcome:
+        assert self.wp is not None
         deadline = time.monotonic() + self.cfg.worker_start_timeout
         while True:
-            timeout = None if self._said_worker else max(0.0, deadline - time.monotonic())
+            parked = self.wp.tasks_run > 0 and not self._got_task
+            starting = parked or not self._said_worker
+            timeout = max(0.0, deadline - time.monotonic()) if starting else None
             try:
-                kind, value = await asyncio.wait_for(self._queue.get(), timeout)
+                kind, value = await asyncio.wait_for(self.wp.queue.get(), timeout)
             except TimeoutError:
+                if parked:
+                    raise _ParkedWorkerGone() from None
                 return self._failed(f"Worker did not announce itself (WORKER) within "
                                     f"{self.cfg.worker_start_timeout:g} s; killed")
+            if kind != "frame" and parked:
+                raise _ParkedWorkerGone()
             if kind == "frame":
                 outcome = await self._handle(value)
                 if outcome is not None:
                     return outcome
+            elif kind == "garbage":
+                self.event("WARNING", f"cannot parse the worker's output: {value}")
             elif kind == "eof":
-                code = await self._exit_code()
+                code = await self.wp.exit_code()
                 return self._failed(f"Worker died without output (exit code {code})")
             elif kind == "stuck":
                 return self._failed("Worker left a message half-sent for "
@@ -275,16 +204,23 @@ class WorkerSession:
             return Outcome("fatal", f"The worker speaks protocol version {p.get('version')!r}; "
                                     "this node speaks 1.1")
         self._said_worker = True
+        assert self.wp is not None
+        self.wp.reusable = p.get("reuse") is True
         await self._send("OK", "ok")
         return None
 
     async def _on_task(self, p: Any) -> Outcome | None:
+        self._got_task = True
+        self._started = time.monotonic()
         await self._send("TASK", {
             "taskid": self.taskid, "master": self.cfg.master, "disco_port": self.cfg.port,
             "put_port": self.cfg.put_port, "ddfs_data": str(self.cfg.ddfs),
             "disco_data": str(self.cfg.data), "stage": self.stage,
             "grouping": self.a["grouping"], "group": self.a["group"],
             "jobfile": str(self.home / "jobfile"), "jobname": self.job, "host": self.cfg.host,
+            # Beyond Disco's protocol: what INPUT "" would answer, saving our workers a round
+            # trip; other workers ignore it.
+            **({"inputs": ["done", self.inputs.listing()]} if self.inputs.done else {}),
         })
         return None
 
@@ -307,7 +243,8 @@ class WorkerSession:
 
     async def _wait_for_inputs(self) -> bool:
         fetch = asyncio.ensure_future(self.more_inputs(self.inputs.known))
-        gone = asyncio.ensure_future(self._reader_done.wait())
+        assert self.wp is not None
+        gone = asyncio.ensure_future(self.wp.reader_done.wait())
         try:
             await asyncio.wait({fetch, gone}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -374,7 +311,14 @@ class WorkerSession:
 
     async def _on_done(self, p: Any) -> Outcome | None:
         try:
-            outputs = await asyncio.to_thread(self.index.close)
+            # Writing an index means an fsync: off the event loop. No outputs, no index.
+            outputs = (await asyncio.to_thread(self.index.close) if self.index.writing
+                       else self.index.close())
         except OSError as exc:
             return self._failed(f"cannot write the task's results index: {exc}")
+        assert self.wp is not None
+        self.wp.tasks_run += 1
+        if self.wp.reusable and self.cfg.reuse_workers and self.pool is not None:
+            self._keep = True
+            self.wp.send(encode("OK", "next"))
         return Outcome("done", outputs=outputs)

@@ -1,6 +1,10 @@
 """The node supervisor: registers with the master, long-polls it for work and orders, runs each
 task's worker session, and reports how each task ended.
 
+The master may hand out more tasks than this node has slots (when its tasks are short, so
+that no slot waits for a round trip); at most `slots` run at once, the others wait here in
+order. How tasks ended goes back in batches (`ResultSender`), with the events before them.
+
 A task stays in the `running` list this node sends with every poll until the master has its
 result; a task the master handed out but never sees listed is taken as lost and run elsewhere.
 If the master forgets this node's session (it thought the node dead), every task still running
@@ -21,8 +25,11 @@ from disco.mapreduce.node.client import MasterClient, SessionExpired
 from disco.mapreduce.node.config import NodeConfig
 from disco.mapreduce.node.events import EventSender
 from disco.mapreduce.node.jobhome import JobHomeError, JobHomes
+from disco.mapreduce.node.reports import ResultSender
 from disco.mapreduce.node.session import Outcome, WorkerSession
+from disco.mapreduce.node.slots import SlotGate
 from disco.mapreduce.node.warmstart import WarmPool
+from disco.mapreduce.node.workers import IDLE_CLOSE, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,10 @@ class Supervisor:
         self.events = EventSender(self.client)
         self.homes = JobHomes(cfg.data, cfg.host, self.client)
         self.warm = WarmPool(cfg.nice)
+        self.pool = WorkerPool(max_idle=cfg.slots)
+        self.gate = SlotGate(cfg.slots)
+        self.results = ResultSender(self.client, self.events,
+                                    busy=lambda: self.gate.waiting >= self.gate.limit)
         self.tasks: dict[tuple[str, int], RunningTask] = {}
         self.registered = False
         self.put_port = 0  # announced to the master once the DDFS upload server listens
@@ -62,6 +73,7 @@ class Supervisor:
     async def run(self) -> None:
         (self.cfg.data / self.cfg.host).mkdir(parents=True, exist_ok=True)
         sender = asyncio.create_task(self.events.run())
+        reporter = asyncio.create_task(self.results.run())
         try:
             while True:
                 await self._register()
@@ -72,9 +84,12 @@ class Supervisor:
                     self.registered = False
                     await self.kill_all()
                     self.events.drop()
+                    self.results.drop()
         finally:
             sender.cancel()
+            reporter.cancel()
             await self.kill_all()
+            await self.pool.close()
             await self.warm.close_all()
             await self.client.close()
 
@@ -103,7 +118,8 @@ class Supervisor:
                 await asyncio.sleep(RETRY_PAUSE)
                 continue
             await self._obey(orders)
-            await self.warm.close_idle({k[0] for k in self.tasks})
+            await self.pool.close(older_than=IDLE_CLOSE)
+            await self.warm.close_idle({k[0] for k in self.tasks} | self.pool.jobs())
 
     def _disk(self) -> tuple[int, int]:
         try:
@@ -113,6 +129,9 @@ class Supervisor:
             return 0, 0
 
     async def _obey(self, orders: dict[str, Any]) -> None:
+        if isinstance(orders.get("slots"), int):
+            self.gate.limit = orders["slots"]
+            self.pool.max_idle = orders["slots"]
         for job, taskid, attempt in orders.get("kill_tasks", []):
             rt = self.tasks.get((job, int(taskid)))
             if rt is not None and rt.attempt == int(attempt):
@@ -121,10 +140,12 @@ class Supervisor:
             for rt in list(self.tasks.values()):
                 if rt.key[0] == job:
                     self._kill(rt)
+            asyncio.create_task(self.pool.close(job))
         for job in orders.get("purge_jobs", []):
             for rt in list(self.tasks.values()):
                 if rt.key[0] == job:
                     self._kill(rt)
+            asyncio.create_task(self.pool.close(job))
             asyncio.create_task(self.warm.close(job))
             asyncio.create_task(self.homes.remove(job))
         for assignment in orders.get("tasks", []):
@@ -156,25 +177,30 @@ class Supervisor:
     async def _run_task(self, rt: RunningTask) -> None:
         a = rt.assignment
         try:
-            try:
-                home = await self.homes.ensure(a["job"])
-                session = WorkerSession(self.cfg, a, home, self.homes.jobenvs(a["job"]),
-                                        self.events, lambda known: self._more_inputs(rt, known),
-                                        self.warm)
-                outcome = await session.run()
-            except JobHomeError as exc:
-                outcome = Outcome("error", str(exc))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - report it rather than lose the task
-                log.exception("task %s:%s failed on this node", a["job"], a["taskid"])
-                outcome = Outcome("error", f"the node could not run the task: {exc!r}")
+            async with self.gate:
+                outcome = await self._session(rt)
             if not rt.killed:
-                await self.events.flush()
-                await self._report(rt, outcome)
+                # It stays in the running list until the master has heard how it ended.
+                await self.results.report(self._report_of(rt, outcome), lambda: rt.killed)
         finally:
             if self.tasks.get(rt.key) is rt:
                 del self.tasks[rt.key]
+
+    async def _session(self, rt: RunningTask) -> Outcome:
+        a = rt.assignment
+        try:
+            home = await self.homes.ensure(a["job"])
+            session = WorkerSession(self.cfg, a, home, self.homes.jobenvs(a["job"]),
+                                    self.events, lambda known: self._more_inputs(rt, known),
+                                    self.warm, self.pool)
+            return await session.run()
+        except JobHomeError as exc:
+            return Outcome("error", str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - report it rather than lose the task
+            log.exception("task %s:%s failed on this node", a["job"], a["taskid"])
+            return Outcome("error", f"the node could not run the task: {exc!r}")
 
     async def _more_inputs(self, rt: RunningTask, known: int) -> dict[str, Any] | None:
         a = rt.assignment
@@ -186,17 +212,10 @@ class Supervisor:
             log.warning("cannot get inputs of %s:%s: %s", a["job"], a["taskid"], exc)
             return None
 
-    async def _report(self, rt: RunningTask, outcome: Outcome) -> None:
+    @staticmethod
+    def _report_of(rt: RunningTask, outcome: Outcome) -> dict[str, Any]:
         a = rt.assignment
-        report = {"job": a["job"], "taskid": a["taskid"], "attempt": rt.attempt,
-                  "status": outcome.status, "message": outcome.message,
-                  "outputs": outcome.outputs, "failed_inputs": outcome.failed_inputs}
-        while not rt.killed:
-            try:
-                await self.client.result(report)
-                return
-            except SessionExpired:
-                return  # the master has given the task to another node
-            except (httpx.HTTPError, ValueError) as exc:
-                log.warning("cannot report %s:%s: %s", a["job"], a["taskid"], exc)
-                await asyncio.sleep(RETRY_PAUSE)
+        return {"job": a["job"], "taskid": a["taskid"], "attempt": rt.attempt,
+                "status": outcome.status, "message": outcome.message,
+                "outputs": outcome.outputs, "failed_inputs": outcome.failed_inputs,
+                "seconds": round(outcome.seconds, 6)}
