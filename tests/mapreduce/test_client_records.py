@@ -150,3 +150,38 @@ def test_plain_output_and_readers() -> None:
 
 def test_header_struct_is_little_endian() -> None:
     assert struct.pack("<BBIQ", 129, 1, 2, 3) == HUNK_HEADER.pack(129, 1, 2, 3)
+
+
+def _hunk_sizes(data: bytes) -> list[int]:
+    sizes, offset = [], 0
+    while offset < len(data):
+        size = HUNK_HEADER.unpack(data[offset:offset + 14])[3]
+        sizes.append(len(zlib.decompress(data[offset + 14:offset + 14 + size])))
+        offset += 14 + size
+    return sizes
+
+
+def test_records_pickled_in_batches_still_make_hunks_of_the_set_size() -> None:
+    small = [(f"k{i}", i) for i in range(200_000)]
+    buffer = io.BytesIO()
+    stream = DiscoOutputStream(buffer, min_hunk_size=100_000)
+    stream.extend(small[:1000])  # many at once, as a grouping map writes a key's values
+    for key, value in small[1000:]:
+        stream.add(key, value)
+    stream.close()
+    data = buffer.getvalue()
+    assert decode(data) == small
+    sizes = _hunk_sizes(data)
+    assert len(sizes) > 10
+    # Each hunk ends soon after it passes the set size (within a batch of small records).
+    assert all(100_000 < s < 200_000 for s in sizes[:-1]), sizes
+
+
+def test_a_record_size_limit_is_checked_record_by_record() -> None:
+    buffer = io.BytesIO()
+    stream = DiscoOutputStream(buffer, max_record_size=100)
+    stream.add("ok", "x")
+    with pytest.raises(ValueError, match="exceeds 100"):
+        stream.add("big", "x" * 200)
+    with pytest.raises(ValueError, match="exceeds 100"):
+        stream.extend([("fine", 1), ("big", "y" * 200)])

@@ -27,11 +27,13 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from disco.error import DataError, DiscoError
 
 JOBDATA_MAGIC = b"DISCO-PY"
+STATUS_BATCH = 4096  # records status_iter counts at a time
 RUN_WORKER = "run-worker"
 
 
@@ -375,14 +377,29 @@ class Worker(dict):
         self.outputs.clear()
 
     def status_iter(self, iterator: Any, template: str) -> Iterator[Any]:
-        """Pass records through, with a MSG every ``status_interval`` of them."""
+        """Pass records through, with a MSG every ``status_interval`` of them: progress
+        messages the MSG rate limit has no room for are left out (the next one says more),
+        never waited for; the final "Done: ..." is always sent. Records are counted a batch
+        at a time (pulled a little ahead of the consumer), not one by one."""
         interval = self.get("status_interval") or 0
-        count = 0
-        for count, item in enumerate(iterator, 1):
-            yield item
-            if interval and count % interval == 0:
-                self.msg(template % count)
+        step = min(interval, STATUS_BATCH) if interval else STATUS_BATCH
+        it = iter(iterator)
+        count = reported = 0
+        while True:
+            batch = list(islice(it, step))
+            if not batch:
+                break
+            yield from batch
+            count += len(batch)
+            if interval and count - reported >= interval:
+                reported = count - count % interval
+                self.progress(template % reported)
         self.msg("Done: " + template % count)
+
+    def progress(self, text: str) -> None:
+        """A MSG if the rate limit allows one right now; otherwise nothing."""
+        if self.io is not None and self.io.channel.msg_allowed():
+            self.msg(text)
 
     def start(self, task: Task) -> None:
         """Run the task (profiled when ``profile`` is set), then report its outputs."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from disco.error import DataError
+
+READ_BATCH = 1024  # records read from a replica before they are handed on
 
 if TYPE_CHECKING:
     from disco.worker import Worker
@@ -53,18 +56,22 @@ class ReplicaReader:
             failed: list[int] = []
             error: Exception | None = None
             for rep_id, url in replicas:
-                position = 0
                 try:
-                    for record in self.open_records(url):
-                        position += 1
-                        if position <= consumed:
-                            continue
-                        consumed = position
-                        yield record
-                    return
+                    records = iter(self.open_records(url))
+                    if consumed:
+                        next(islice(records, consumed, consumed), None)  # skip what was read
+                    while True:
+                        # Read a batch, then hand it on: a replica failing mid-batch loses
+                        # nothing (the batch is read again elsewhere), and records are
+                        # counted per batch, not one by one.
+                        batch = list(islice(records, READ_BATCH))
+                        if not batch:
+                            return
+                        consumed += len(batch)
+                        yield from batch
                 except (DataError, OSError) as exc:
                     failed.append(rep_id)
                     error = exc
                     self.worker.msg(f"WARNING: input {self.input.id} replica {url} failed "
-                                    f"after {position} records: {exc}")
+                                    f"after {consumed} records: {exc}")
             replicas = self.worker.input_failed(self.input, failed, error)

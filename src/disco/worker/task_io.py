@@ -24,6 +24,7 @@ import re
 import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import Any
 
 from disco.error import DataError
@@ -36,6 +37,7 @@ MAX_HUNK_SIZE = 1 << 31    # a header claiming more than this is corrupt, not bi
 # Protocol 4 is readable by every Python 3 we support and avoids the per-object overhead of
 # the ancient protocol 1 Disco used; the reader accepts any protocol.
 PICKLE_PROTOCOL = 4
+PICKLE_BATCH = 4096
 
 
 # -- internal format: writing ------------------------------------------------------------
@@ -54,21 +56,62 @@ class DiscoOutputStream_v1:
         self.hunk_size = 0
         self.size = 0  # bytes written to the stream
         self.records = 0
+        # Records wait here and are pickled in batches by a C loop: per-record Python work is
+        # what a map task's time goes to. A batch is as many records as should fill the hunk
+        # (judged by the last batch's record size), so hunks end where they would have. A
+        # size limit needs each record's size at once.
+        self._batch: list[Any] = []
+        self._batch_append = self._batch.append
+        self._limit = 1
+        if max_record_size:
+            self.append = self._append_checked  # type: ignore[method-assign]
+            self.add = lambda key, value: self._append_checked((key, value))  # type: ignore[method-assign]
 
     def add(self, key: Any, value: Any) -> None:
-        self.append((key, value))
+        self._batch_append((key, value))
+        if len(self._batch) >= self._limit:
+            self._pickle_batch()
 
     def append(self, record: Any) -> None:
+        self._batch_append(record)
+        if len(self._batch) >= self._limit:
+            self._pickle_batch()
+
+    def extend(self, records: Iterable[Any]) -> None:
+        """Write many records (``add`` for each, in one call)."""
+        if self.max_record_size:
+            for record in records:
+                self._append_checked(record)
+            return
+        self._batch.extend(records)
+        if len(self._batch) >= self._limit:
+            self._pickle_batch()
+
+    def _append_checked(self, record: Any) -> None:
         data = pickle.dumps(record, PICKLE_PROTOCOL)
-        if self.max_record_size and len(data) > self.max_record_size:
+        if len(data) > (self.max_record_size or len(data)):
             raise ValueError(f"record of {len(data)} bytes exceeds {self.max_record_size}")
+        self._write(data, 1)
+
+    def _pickle_batch(self) -> None:
+        batch = self._batch
+        if batch:
+            data = b"".join(map(pickle.dumps, batch, repeat(PICKLE_PROTOCOL, len(batch))))
+            count = len(batch)
+            batch.clear()
+            self._write(data, count)
+            room = self.min_hunk_size - self.hunk_size
+            self._limit = max(1, min(PICKLE_BATCH, room * count // max(1, len(data)) + 1))
+
+    def _write(self, data: bytes, count: int) -> None:
         self.hunk.write(data)
         self.hunk_size += len(data)
-        self.records += 1
+        self.records += count
         if self.hunk_size > self.min_hunk_size:
             self.flush()
 
     def flush(self) -> None:
+        self._pickle_batch()
         if not self.hunk_size:
             return
         data = self.hunk.getvalue()
@@ -180,12 +223,17 @@ def disco_input_stream(stream: Any, size: int | None = None, url: str | None = N
 
 def _unpickle_all(data: bytes, url: str | None) -> Iterator[Any]:
     buffer = io.BytesIO(data)
-    end = len(data)
-    while buffer.tell() < end:
+    load = pickle.load
+    while True:
         try:
-            yield pickle.load(buffer)
+            record = load(buffer)
+        except EOFError:
+            if buffer.tell() == len(data):
+                return
+            raise DataError("Undecodable record in hunk: it ends in the middle", url) from None
         except Exception as exc:  # a hunk that passed its checksum yet does not unpickle
             raise DataError(f"Undecodable record in hunk: {exc}", url) from None
+        yield record
 
 
 def _read_v0(stream: Any, url: str | None, head: bytes) -> Iterator[tuple[str, str]]:

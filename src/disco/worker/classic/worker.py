@@ -31,6 +31,7 @@ from disco.worker import (  # noqa: F401  (Disco users import these from here)
 from disco.worker.classic.func import (  # noqa: F401
     chain_reader, default_partition, disco_output_stream, init, map_input_stream,
     map_output_stream, reduce_input_stream, reduce_output_stream)
+from disco.worker.classic.map_outputs import MapOutputs
 
 __all__ = ["Worker", "Params", "get", "put", "this_host", "this_inputs", "this_master",
            "this_name", "this_partition"]
@@ -147,34 +148,17 @@ class Worker(worker.Worker):
         map_fn = self["map"]
         if map_fn is None:
             raise DiscoError("this job has no map function")
-        partitions = self.get("partitions")
-        partition = self.get("partition") or default_partition
-        combiner = self.get("combiner")
-        streams = list(self.get("map_output_stream") or ())
+        outputs = MapOutputs(self, self.get("partitions"), self.get("partition"),
+                             self.get("combiner"), list(self.get("map_output_stream") or ()),
+                             params, grouped=bool(self.get("reduce")))
         entries = self.status_iter(self.records(task, "map", params), "%s entries mapped")
         map_init = self.get("map_init")
         if map_init is not None:
             map_init(entries, params)
-        buffers: dict[Any, dict[Any, Any]] = {}
+        put = outputs.put
         for entry in entries:
-            for key, value in map_fn(entry, params) or ():
-                label = self._label(partition(key, partitions, params)) if partitions else 0
-                if combiner is None:
-                    self.output(label, streams, params).add(key, value)
-                    continue
-                buffer = buffers.setdefault(label, {})
-                for record in combiner(key, value, buffer, False, params) or ():
-                    self.output(label, streams, params).add(*record)
-        for label, buffer in buffers.items():
-            for record in combiner(None, None, buffer, True, params) or ():
-                self.output(label, streams, params).add(*record)
-
-    @staticmethod
-    def _label(value: Any) -> int:
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise DiscoError(f"partition function returned {value!r}, not an integer") from None
+            put(map_fn(entry, params) or ())
+        outputs.close()
 
     def run_reduce(self, task: Task, params: Any) -> None:
         reduce_fn = self["reduce"]
