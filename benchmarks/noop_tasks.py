@@ -11,6 +11,9 @@ workers (every descendant of a node, live or already reaped, so forks of a zygot
 
     .venv/bin/python benchmarks/noop_tasks.py --tasks 2000
     .venv/bin/python benchmarks/noop_tasks.py            # 50,000: the PASS/MISS line
+
+The baseline, in the same run, is the same cluster with nodes started `--no-worker-reuse`:
+one worker process per task, as Disco ran them (still forked from the job's zygote).
 """
 
 from __future__ import annotations
@@ -57,10 +60,10 @@ def cpu_by_role(cluster: Cluster) -> dict[str, float]:
     return out
 
 
-def run(tasks: int, slots: int, timeout: float) -> dict[str, Any]:
+def run(tasks: int, slots: int, timeout: float, node_args: list[str] | None = None) -> dict[str, Any]:
     from disco.core import Job
 
-    with client_cluster("noop-bench", nodes=2, slots=slots) as cluster:
+    with client_cluster("noop-bench", nodes=2, slots=slots, node_args=node_args) as cluster:
         before = cpu_by_role(cluster)
         inputs = [f"raw://{i}" for i in range(tasks)]
         t0 = time.monotonic()
@@ -79,18 +82,32 @@ def main() -> None:
     p.add_argument("--tasks", type=int, default=TARGET_TASKS)
     p.add_argument("--slots", type=int, default=2, help="slots per node (default 2)")
     p.add_argument("--timeout", type=float, default=1800)
+    p.add_argument("--baseline-tasks", type=int, default=1000,
+                   help="tasks for the baseline run, one worker process per task as Disco "
+                        "ran them (nodes with --no-worker-reuse); 0 skips it")
     a = p.parse_args()
+    print(f"machine: {os.cpu_count()} cores; master + 2 nodes x {a.slots} slots on loopback")
+    base = None
+    if a.baseline_tasks:
+        base = run(a.baseline_tasks, a.slots, a.timeout, node_args=["--no-worker-reuse"])
+        report("baseline, a process per task", base)
     r = run(a.tasks, a.slots, a.timeout)
-    cpu = r["cpu"]
-    print(f"machine: {os.cpu_count()} cores; master + 2 nodes x {r['slots']} slots on loopback")
-    print(f"{r['tasks']} no-op map tasks: {r['seconds']:.1f} s submit->ready "
-          f"(submit {r['submit_seconds']:.1f} s), {r['tasks_per_s']:.0f} tasks/s")
-    print("CPU s (per task ms): " + ", ".join(
-        f"{k} {v:.1f} ({1000 * v / r['tasks']:.2f})" for k, v in cpu.items()))
+    report("DISCO", r)
+    if base is not None:
+        print(f"ratio: {r['tasks_per_s'] / base['tasks_per_s']:.1f}x the tasks per second of "
+              "a process per task")
     projected = TARGET_TASKS / r["tasks_per_s"]
     verdict = "PASS" if projected <= TARGET_SECONDS else "MISS"
     measured = "measured" if r["tasks"] >= TARGET_TASKS else "projected from this rate"
     print(f"{verdict}: 50000 tasks in {projected:.0f} s ({measured}); target {TARGET_SECONDS:.0f} s")
+
+
+def report(label: str, r: dict[str, Any]) -> None:
+    cpu = r["cpu"]
+    print(f"{label}: {r['tasks']} no-op map tasks: {r['seconds']:.1f} s submit->ready "
+          f"(submit {r['submit_seconds']:.1f} s), {r['tasks_per_s']:.0f} tasks/s")
+    print("  CPU s (per task ms): " + ", ".join(
+        f"{k} {v:.1f} ({1000 * v / r['tasks']:.2f})" for k, v in cpu.items()))
 
 
 if __name__ == "__main__":

@@ -71,8 +71,9 @@ def kvgroup(kviter: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Iterator[A
     The input is not sorted first; use ``kvgroup(sorted(iter))`` (or ``sort=True`` on the
     job) so that equal keys are adjacent.
     """
+    second = itemgetter(1)
     for key, pairs in groupby(kviter, itemgetter(0)):
-        yield key, (value for _key, value in pairs)
+        yield key, map(second, pairs)  # lazy, as a generator, and a C loop
 
 
 def shuffled(obj: Iterable[Any]) -> list[Any]:

@@ -319,3 +319,21 @@ def test_delayed_updates_are_committed_together(ddfs: DDFS, cluster: Cluster) ->
     assert all(len(a) == 2 for a in answers)
     assert sorted(ddfs.urls("test:delayed")) == [[f"raw://{i}"] for i in range(9)]
     ddfs.delete("test:delayed")
+
+
+def test_download_answers_json_of_tags_and_master_urls(ddfs: DDFS, cluster: Cluster) -> None:
+    # `DDFS._download` is the low-level call Disco's own scripts use (test_gc.py polls
+    # `master + "/ddfs/ctrl/gc_status"` with it): a tag URL or a master URL, JSON back.
+    ddfs.tag("test:download", [["raw://a"]])
+    assert ddfs._download("tag://test:download")["urls"] == [["raw://a"]]
+    assert ddfs._download(cluster.url + "/ddfs/tags/test:down") == ["test:download"]
+    status = ddfs._download(ddfs.master + "/ddfs/ctrl/gc_status")
+    assert status == json.loads(cluster.http.get(cluster.url + "/ddfs/ctrl/gc_status").text)
+    # A body goes as it is given, already encoded; tokens apply as with every call.
+    attr = ddfs.master + "/ddfs/tag/test:download/"
+    ddfs._download(attr + "ddfs:write-token", data=json.dumps("w1"), method="PUT")
+    assert code(lambda: ddfs._download(attr + "a1", data='"v"', method="PUT")) == 401
+    ddfs._download(attr + "a1", data='"v"', method="PUT", token="w1")
+    assert ddfs.getattr("test:download", "a1") == "v"
+    assert code(lambda: ddfs._download("tag://test:nosuchtag")) == 404
+    ddfs.delete("test:download", token="w1")

@@ -155,13 +155,19 @@ class MapOutputs:
 
     def writer(self, label: int) -> Callable[[Any, list[Any]], None]:
         """A function writing (key, value) for each of a key's values, to output `label`."""
+        many = self.bulk_writer(label)
+        return lambda key, values: many(zip(repeat(key), values))
+
+    def bulk_writer(self, label: int) -> Callable[[Iterable[tuple[Any, Any]]], None]:
+        """A function writing many (key, value) records to output `label`: the output's own
+        `extend` (one call, a C loop) where it has one."""
         add = self.adder(label)
         extend = getattr(getattr(add, "__self__", None), "extend", None)
         if extend is not None:
-            return lambda key, values: extend(zip(repeat(key), values))
+            return extend
 
-        def one_by_one(key: Any, values: list[Any]) -> None:
-            for value in values:
+        def one_by_one(records: Iterable[tuple[Any, Any]]) -> None:
+            for key, value in records:
                 add(key, value)
         return one_by_one
 
@@ -195,9 +201,9 @@ class MapOutputs:
                 by_label.setdefault(label, []).append(key)
             sums = self._sums
             for label, keys in by_label.items():
-                add = self.adder(label)
-                for key in (_in_order(keys) if self.grouped else keys):
-                    add(key, sums[key])
+                if self.grouped:
+                    keys = _in_order(keys)
+                self.bulk_writer(label)(zip(keys, map(sums.__getitem__, keys)))
         elif self.combiner is None and self.grouped:
             self._write_groups()
         elif self.combiner is not None:
