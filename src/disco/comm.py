@@ -181,3 +181,8 @@ class HTTPInputStream(io.RawIOBase):
 def open_url(url: str, *, auth: tuple[str, str] | None = None, trust_env: bool = False,
              offset: int = 0) -> HTTPInputStream:
     return HTTPInputStream(url, auth=auth, trust_env=trust_env, offset=offset)
+
+
+def open_remote(url: str, token: str | None = None) -> HTTPInputStream:
+    """Disco's name for a streamed read of ``url``, with a DDFS/job ``token`` if given."""
+    return open_url(url, auth=("token", token) if token is not None else None)

@@ -27,6 +27,7 @@ import httpx
 
 from disco import comm
 from disco.error import CommError, DiscoError
+from disco.fileutils import CHUNK_SIZE
 from disco.settings import DiscoSettings
 from disco.util import (
     isiterable,
@@ -42,7 +43,6 @@ from disco.util import (
 )
 from disco.worker.task_io import MAX_RECORD_SIZE, DiscoOutputStream_v1
 
-CHUNK_SIZE = 64 << 20  # `ddfs chunk` makes blobs of about this many bytes (before compression)
 _UNSAFE = "[^A-Za-z0-9_\\-@:]"
 
 
@@ -403,24 +403,27 @@ class DDFS:
                  method: str = "GET", attr: str | None = None) -> Any:
         """JSON in and out. ``attr``: the request is about that attribute of the tag
         ``url`` (a tag URL cannot carry it: ``tag://a/b`` is tag ``b`` on host ``a``)."""
-        auth_token = self._token(url, token, method)
-        data = None if body is None else json.dumps(body)
         target = self._resolve(url)
         if attr is not None:
             target = f"{target}/{attr}"
-        raw = comm.download(target, data, method=method,
-                            auth=("token", auth_token) if auth_token is not None else None)
-        return json.loads(raw) if raw.strip() else None
+        return self._json_call(url, target, None if body is None else json.dumps(body),
+                               token, method)
 
     def _download(self, url: str, data: bytes | str | None = None, token: str | None = None,
                   method: str = "GET", to_master: bool = True) -> Any:
         """The JSON answer to a request for ``url`` (a ``tag://`` URL or any HTTP URL of the
         master, e.g. ``master + "/ddfs/ctrl/gc_status"``), ``data`` sent as it is. Not part
         of the documented API, but Disco's own scripts and tests call it by this name."""
-        auth_token = self._token(url, token, method)
         target = self._resolve(url)
         if schemesplit(url)[0] != "tag":
             target = proxy_url(target, proxy=self.proxy, meth=method, to_master=to_master)
+        return self._json_call(url, target, data, token, method)
+
+    def _json_call(self, url: str, target: str, data: bytes | str | None,
+                   token: str | None, method: str) -> Any:
+        """The JSON answer (None for an empty one) of ``target``, the HTTP URL for ``url``,
+        with the token that ``url`` and ``token`` call for."""
+        auth_token = self._token(url, token, method)
         raw = comm.download(target, data, method=method,
                             auth=("token", auth_token) if auth_token is not None else None)
         return json.loads(raw) if raw.strip() else None

@@ -10,6 +10,7 @@ import io
 import os
 import stat
 import zipfile
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from disco.error import DataError
@@ -145,3 +146,21 @@ class DiscoZipFile(zipfile.ZipFile):
         if self.fp is not None:
             self.close()
         return self.buffer.getvalue()
+
+
+CHUNK_SIZE = 64 << 20  # `ddfs chunk` makes blobs of about this many bytes (before compression)
+
+
+class Chunker:
+    """Disco's ``Chunker``: records in Disco's record format, cut into pieces of about
+    ``chunk_size`` bytes that each begin at a record (:func:`disco.ddfs.chunks`, as files)."""
+
+    def __init__(self, chunk_size: int = CHUNK_SIZE,
+                 max_record_size: int = MAX_RECORD_SIZE) -> None:
+        self.chunk_size = chunk_size
+        self.max_record_size = max_record_size
+
+    def chunks(self, records: Iterable[Any]) -> Iterator[io.BytesIO]:
+        from disco.ddfs import chunks  # here: it loads the HTTP client, which tasks rarely need
+        for data in chunks(records, self.chunk_size, self.max_record_size):
+            yield io.BytesIO(data)

@@ -17,7 +17,7 @@ import json
 import struct
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 MAGIC = 0xD5C0
 VERSION_CLASSIC = 1
@@ -39,19 +39,30 @@ class JobPack:
     jobdata: bytes = b""
     version: int = VERSION_CLASSIC
 
+    # Disco's names on the class (`from disco.job import JobPack; JobPack.HEADER_SIZE`).
+    HEADER_SIZE: ClassVar[int] = HEADER_SIZE
+    MAGIC: ClassVar[int] = MAGIC
+
+    @staticmethod
+    def header(offsets: list[int], magic: int = MAGIC, version: int = VERSION_CLASSIC) -> bytes:
+        """The padded header of a pack whose four sections start at ``offsets``."""
+        return HEADER.pack(magic << 16 | version, *offsets).ljust(HEADER_SIZE, b"\0")
+
     def dumps(self) -> bytes:
         sections = [json.dumps(self.jobdict).encode(), json.dumps(self.jobenvs).encode(),
                     self.jobhome or empty_zip()]
         offsets = [HEADER_SIZE]
         for section in sections:
             offsets.append(offsets[-1] + len(section))
-        header = HEADER.pack(MAGIC << 16 | self.version, *offsets)
-        return header.ljust(HEADER_SIZE, b"\0") + b"".join(sections) + self.jobdata
+        return self.header(offsets, version=self.version) + b"".join(sections) + self.jobdata
 
     @classmethod
     def loads(cls, data: bytes) -> "JobPack":
+        # Refusals begin with Disco's phrases ("invalid header", "missing key", "invalid
+        # prefix"): its clients and tests look for them in the master's answer.
         if len(data) < HEADER_SIZE:
-            raise JobPackError(f"job pack too short: {len(data)} bytes, the header alone is {HEADER_SIZE}")
+            raise JobPackError(f"invalid header: the pack has {len(data)} bytes, "
+                               f"the header alone is {HEADER_SIZE}")
         if len(data) > MAX_PACK_BYTES:
             raise JobPackError("job pack larger than 1 GiB")
         magic_version, *offsets = HEADER.unpack_from(data)
@@ -61,7 +72,8 @@ class JobPack:
         if version not in (VERSION_CLASSIC, VERSION_PIPELINE):
             raise JobPackError(f"unsupported job pack version {version}")
         if offsets[0] != HEADER_SIZE or offsets != sorted(offsets) or offsets[-1] > len(data):
-            raise JobPackError(f"invalid section offsets {offsets} for a pack of {len(data)} bytes")
+            raise JobPackError(f"invalid header: section offsets {offsets} for a pack of "
+                               f"{len(data)} bytes")
         dict_at, envs_at, home_at, data_at = offsets
         jobdict = _json_object(data[dict_at:envs_at], "jobdict")
         jobenvs = _json_object(data[envs_at:home_at], "jobenvs")
@@ -76,9 +88,11 @@ class JobPack:
         d = self.jobdict
         for key in ("prefix", "worker"):
             if not isinstance(d.get(key), str) or not d[key]:
-                raise JobPackError(f"jobdict needs a non-empty string {key!r}")
+                raise JobPackError(f"missing key {key!r}: the jobdict needs a non-empty "
+                                   f"string there")
         if any(c in d["prefix"] for c in "/.") or len(d["prefix"]) > 128:
-            raise JobPackError(f"job name prefix {d['prefix']!r} may not contain '/' or '.'")
+            raise JobPackError(f"invalid prefix {d['prefix']!r}: at most 128 characters, "
+                               f"no '/' or '.'")
         if not all(isinstance(v, str) for v in self.jobenvs.values()):
             raise JobPackError("jobenvs values must be strings")
         if self.version == VERSION_CLASSIC:

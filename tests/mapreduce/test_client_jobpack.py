@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,7 @@ import pytest
 
 from disco.error import DiscoError
 from disco.job import Job, JobPack
-from disco.jobpack import VERSION_CLASSIC, VERSION_PIPELINE
+from disco.jobpack import VERSION_CLASSIC, VERSION_PIPELINE, JobPackError
 from disco.worker import Params, load_worker
 from disco.worker.pipeline.worker import Stage
 from disco.worker.pipeline.worker import Worker as PipelineWorker
@@ -75,6 +76,35 @@ def test_job_subclass_attributes_resolve_after_jobargs() -> None:
     assert worker.getitem("map", job, {})("x", Params(limit=2)) == [("x", 2)]
     pack = worker.jobpack(job, input=["raw://a"])
     assert pack.jobdict["prefix"] == "Counting" and pack.jobdict["nr_reduces"] == 3
+
+
+def test_save_as_a_job_attribute_saves_the_results() -> None:
+    # Disco's short name `save` works as a Job class attribute, not only as run(save=...).
+    class Saving(Job):
+        save = True
+        map = staticmethod(fun_map)
+
+    job = Saving()
+    assert job.worker.jobpack(job, input=["raw://a"]).jobdict["save_results"] is True
+    assert job.worker.jobpack(job, input=["raw://a"], save=False).jobdict["save_results"] is False
+
+
+def test_header_builder_and_refusals_in_discos_words() -> None:
+    # Disco's class-level names; its tests build headers with them.
+    size = JobPack.HEADER_SIZE
+    assert size == 128 and JobPack.MAGIC == 0xD5C0
+    pack = JobPack({"prefix": "P", "worker": "w", "input": [], "map?": True}).dumps()
+    offsets = list(struct.unpack_from("!4I", pack, 4))
+    assert pack[:size] == JobPack.header(offsets)
+    with pytest.raises(JobPackError, match="bad magic"):
+        JobPack.loads(JobPack.header(offsets, magic=0) + pack[size:])
+    for bad, phrase in [(pack[:size - 1], "invalid header"),
+                        (JobPack.header([size + 1] * 4) + b"0", "invalid header"),
+                        (JobPack({"worker": "w"}).dumps(), "missing key 'prefix'"),
+                        (JobPack({"prefix": "a.b", "worker": "w"}).dumps(), "invalid prefix")]:
+        with pytest.raises(JobPackError) as caught:
+            JobPack.loads(bad)
+        assert str(caught.value).startswith(phrase)
 
 
 def test_bad_jobs_are_refused_before_submission() -> None:

@@ -329,6 +329,7 @@ def test_download_answers_json_of_tags_and_master_urls(ddfs: DDFS, cluster: Clus
     assert ddfs._download(cluster.url + "/ddfs/tags/test:down") == ["test:download"]
     status = ddfs._download(ddfs.master + "/ddfs/ctrl/gc_status")
     assert status == json.loads(cluster.http.get(cluster.url + "/ddfs/ctrl/gc_status").text)
+    assert status == ""  # no GC runs: an empty JSON string, not "no answer" (None)
     # A body goes as it is given, already encoded; tokens apply as with every call.
     attr = ddfs.master + "/ddfs/tag/test:download/"
     ddfs._download(attr + "ddfs:write-token", data=json.dumps("w1"), method="PUT")

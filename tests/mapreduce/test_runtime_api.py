@@ -14,6 +14,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from runtime_fixtures import Cluster, pipeline_pack  # noqa: E402
 
+from disco.core import Disco  # noqa: E402
+from disco.jobpack import JobPack  # noqa: E402
 from disco.mapreduce.urls import url_host  # noqa: E402
 
 
@@ -109,15 +111,34 @@ def test_nodeinfo_blacklist_and_whitelist(cluster: Cluster) -> None:
 def test_config_table_sets_slots(cluster: Cluster) -> None:
     node1 = cluster.node_hosts[0]
     assert [node1, "2"] in cluster.get("load_config_table")
-    cluster.post("save_config_table", [[node1, "1"]])
+    # Disco's client checks the master's answer word for word ("table saved!").
+    Disco(cluster.url).config = [[node1, "1"]]
     try:
         assert cluster.get("load_config_table") == [[node1, "1"]]
         assert cluster.get("nodeinfo")[node1]["max_workers"] == 1
     finally:
-        cluster.post("save_config_table", [])
+        assert cluster.post("save_config_table", []) == "table saved!"
     assert cluster.get("nodeinfo")[node1]["max_workers"] == 2
     bad = cluster.http.post(f"{cluster.url}/disco/ctrl/save_config_table", content='[["x"]]')
     assert bad.status_code == 400
+
+
+def test_refused_job_packs_are_named_in_discos_words(cluster: Cluster) -> None:
+    # Disco's clients and tests look for these phrases in the master's answer.
+    size = JobPack.HEADER_SIZE
+    named = JobPack({"prefix": "a/b", "worker": "w", "input": [], "map?": True}).dumps()
+    whole = JobPack({"prefix": "Cut", "worker": "w", "input": ["raw://x"], "map?": True},
+                    jobdata=b"0" * 64).dumps()
+    cases = {
+        "missing key": JobPack({}).dumps(),
+        "invalid prefix": named,
+        "invalid header": whole[:-65],  # the last section ends beyond the pack
+    }
+    # Sections that start before the header ends, by Disco's own header builder.
+    bad_offsets = JobPack.header([size + 1, size + 2, size + 2, size + 2]) + b"0" * 3
+    for phrase, pack in [*cases.items(), ("invalid header", bad_offsets)]:
+        reply = cluster.http.post(f"{cluster.url}/disco/job/new", content=pack).json()
+        assert reply[0] == "error" and reply[1].startswith(phrase), (phrase, reply)
 
 
 def test_settings_and_refusing_new_jobs(cluster: Cluster) -> None:

@@ -16,8 +16,11 @@ A :class:`~disco.error.DataError`, ``OSError`` or ``MemoryError`` ends the task 
 
 Job functions see these extra globals: ``Task`` (the running :class:`Task`),
 ``this_partition()``, ``this_host()``, ``this_name()``, ``this_master()``,
-``this_inputs()``, ``get(key)``/``put(key, value)`` (out-of-band data), the names of
-:mod:`disco.worker.classic.func` and the names of ``required_modules``.
+``this_inputs()``, ``get(key)``/``put(key, value)`` (out-of-band data), ``msg``, ``err``
+and ``data_err`` (of :mod:`disco.util`), the names of :mod:`disco.worker.classic.func` and
+the names of ``required_modules``. Without ``required_modules``, the client finds them: the
+user's own modules the functions need, and modules a function uses as ``name.attr``
+without its module importing ``name`` (as Disco did).
 """
 
 from __future__ import annotations
@@ -132,6 +135,8 @@ class Worker(dict):
             return jobargs["save"]
         if job is not None and hasattr(job, key):
             return getattr(job, key)
+        if key == "save_results" and job is not None and hasattr(job, "save"):
+            return job.save  # Disco's short name works as a Job attribute too
         return self.get(key, default)
 
     def resolve(self, job: Any, jobargs: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +172,8 @@ class Worker(dict):
 
     def jobzip(self, job: Any, params: dict[str, Any]) -> Any:
         from disco.fileutils import DiscoZipFile
-        from disco.worker.modutil import find_modules, module_arcname, module_path
+        from disco.worker.modutil import (UserModules, find_modules, module_arcname,
+                                          module_path, referenced_modules)
         jobzip = DiscoZipFile()
         script = ('#!/bin/sh\n'
                   f'exec "${{DISCO_PYTHON:-python3}}" -m {self.worker_module} "$@"\n')
@@ -180,13 +186,23 @@ class Worker(dict):
             for path in required_files:
                 jobzip.write(path, os.path.join("lib", os.path.basename(path)))
         modules = params.get("required_modules")
+        objects = [job.__class__, *self.job_callables(params)]
+        # The functions travel by reference: their own modules (and the user's own modules
+        # those import) go with the job whatever required_modules says.
+        shipped = find_modules(objects, exclude=["Task"])
+        names = [name for name, _path in shipped]
         if modules is None:
-            shipped = find_modules([job.__class__, *self.job_callables(params)],
-                                   exclude=["Task"])
-            params["required_modules"] = [name for name, _path in shipped]
+            # Modules used as `name.attr` that the functions' modules never import (Disco
+            # imports these on the node, and job scripts rely on it): all are imported by
+            # name there; the user's own are shipped, with the user's own modules they import.
+            implicit = referenced_modules(objects, exclude=["Task", *names])
+            own = UserModules(exclude=names)
+            for name in implicit:
+                own.add(name)
+            shipped.extend(own.expand())
+            params["required_modules"] = list(dict.fromkeys(
+                [*names, *own.found, *implicit]))
         else:
-            shipped = []
-            names = []
             for module in modules:
                 if isinstance(module, (tuple, list)) and len(module) == 2:
                     name, path = str(module[0]), str(module[1])
@@ -197,7 +213,7 @@ class Worker(dict):
                     if path:
                         shipped.append((name, path))
                 names.append(name)
-            params["required_modules"] = names
+            params["required_modules"] = list(dict.fromkeys(names))
         written_dirs: list[str] = []
         written = set(jobzip.namelist())
         for name, path in sorted(shipped, key=lambda item: item[0].count(".")):

@@ -12,6 +12,11 @@ A module counts as the user's own when its file lies outside the interpreter's i
 modules and objects their code refers to as globals, modules imported inside functions
 (``import x`` in the body, as Disco users often do), and the imports at the top of every
 module found this way.
+
+Disco's classic worker also imported, on the node, every module a job function uses as
+``name.attr`` without its module defining ``name`` (``time.sleep`` in a module that never
+imports time); :func:`referenced_modules` finds those, and :mod:`disco.worker.classic.modutil`
+(Disco's ``find_modules`` API) is built on the same helpers.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import site
 import sys
 import sysconfig
 import types
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 
@@ -125,28 +130,47 @@ def _unwrap(obj: Any) -> Any:
     return getattr(obj, "__func__", obj)
 
 
-def find_modules(objects: Iterable[Any], exclude: Iterable[str] = ()) -> list[tuple[str, str]]:
-    """The user's own modules needed by ``objects`` (functions, classes, partials, modules,
-    containers of them), as ``(name, path)`` pairs."""
-    excluded = set(exclude)
-    found: dict[str, str] = {}
-    seen_objects: set[int] = set()
-    pending_modules: list[str] = []
+class UserModules:
+    """The user's own modules found so far, as ``{name: path}``; :meth:`expand` adds,
+    transitively, the user's own modules that these import (installed ones stay out)."""
 
-    checked: set[str] = set()
+    def __init__(self, exclude: Iterable[str] = ()) -> None:
+        self.excluded = set(exclude)
+        self.found: dict[str, str] = {}
+        self._checked: set[str] = set()
+        self._pending: list[str] = []
 
-    def add_module(name: str) -> None:
+    def add(self, name: str) -> None:
         # Importing a.b.c needs a and a.b too; each that is the user's own is shipped.
         parts = name.split(".")
         for i in range(1, len(parts) + 1):
             candidate = ".".join(parts[:i])
-            if candidate in checked or candidate in excluded:
+            if candidate in self._checked or candidate in self.excluded:
                 continue
-            checked.add(candidate)
+            self._checked.add(candidate)
             path = module_path(candidate)
             if path:
-                found[candidate] = path
-                pending_modules.append(candidate)
+                self.found[candidate] = path
+                self._pending.append(candidate)
+
+    def expand(self) -> list[tuple[str, str]]:
+        """Every module found, with what they import; sorted ``(name, path)`` pairs."""
+        while self._pending:
+            name = self._pending.pop()
+            path = self.found[name]
+            package = name if os.path.isdir(path) else name.rpartition(".")[0] or None
+            for imported in _imports_in_source(path, package):
+                self.add(imported)
+        return sorted(self.found.items())
+
+
+def _walk(objects: Iterable[Any], add_module: Callable[[str], None]) -> list[types.FunctionType]:
+    """Every function reachable from ``objects`` (functions, classes, partials, modules,
+    containers of them, objects' attributes; then the functions and classes their code
+    refers to as globals, and their closures). ``add_module`` is told the name of every
+    module these belong to, refer to or import."""
+    seen_objects: set[int] = set()
+    functions: list[types.FunctionType] = []
 
     def visit(obj: Any, depth: int = 0) -> None:
         if isinstance(obj, (str, bytes, bytearray, int, float, complex, type(None))):
@@ -177,6 +201,7 @@ def find_modules(objects: Iterable[Any], exclude: Iterable[str] = ()) -> list[tu
                     visit(value, depth + 1)
             return
         if inspect.isfunction(obj):
+            functions.append(obj)
             add_module(obj.__module__)
             code = obj.__code__
             for name in _imports_in_code(code):
@@ -204,12 +229,57 @@ def find_modules(objects: Iterable[Any], exclude: Iterable[str] = ()) -> list[tu
 
     for obj in objects:
         visit(obj)
-    while pending_modules:
-        name = pending_modules.pop()
-        package = name if os.path.isdir(found[name]) else name.rpartition(".")[0] or None
-        for imported in _imports_in_source(found[name], package):
-            add_module(imported)
-    return sorted(found.items())
+    return functions
+
+
+def find_modules(objects: Iterable[Any], exclude: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """The user's own modules needed by ``objects`` (functions, classes, partials, modules,
+    containers of them), as ``(name, path)`` pairs."""
+    modules = UserModules(exclude)
+    _walk(objects, modules.add)
+    return modules.expand()
+
+
+_ATTR_OPS = {"LOAD_ATTR", "LOAD_METHOD"}
+
+
+def attribute_globals(function: Any) -> list[str]:
+    """The globals that ``function`` (or a function defined inside it) uses as ``name.attr``,
+    in order of first use: Disco's way of spotting the modules a job function needs."""
+    names: list[str] = []
+    for code in _code_objects(_unwrap(function).__code__):
+        previous = None
+        for instruction in dis.get_instructions(code):
+            if previous is not None and instruction.opname in _ATTR_OPS \
+                    and previous not in names:
+                names.append(previous)
+            previous = (instruction.argval if instruction.opname == "LOAD_GLOBAL"
+                        and isinstance(instruction.argval, str) else None)
+    return names
+
+
+def referenced_modules(objects: Iterable[Any], exclude: Iterable[str] = ()) -> list[str]:
+    """Importable modules that the functions of ``objects`` use as ``name.attr`` although
+    their module never defines ``name`` (``time.sleep(1)`` in a module that never imports
+    time): Disco's classic worker imported such modules into the job functions' globals on
+    the node, and job scripts written for it rely on that."""
+    import builtins
+    excluded = set(exclude)
+    names: set[str] = set()
+    for function in _walk(objects, lambda _name: None):
+        if str(function.__module__).split(".")[0] == "disco":
+            continue  # our own code (default streams, readers) imports what it uses
+        names.update(name for name in attribute_globals(function)
+                     if name not in function.__globals__ and name not in excluded
+                     and not hasattr(builtins, name))
+    found = []
+    for name in sorted(names):
+        try:
+            if importlib.util.find_spec(name) is not None:
+                found.append(name)
+        except (ImportError, ValueError):
+            pass
+    return found
 
 
 def module_arcname(name: str, path: str) -> str:

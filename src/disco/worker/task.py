@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from disco.error import DiscoError
-from disco.util import hexhash
+from disco.util import data_err, err, hexhash, msg
 
 if TYPE_CHECKING:
     from disco.worker import Worker
@@ -176,5 +176,7 @@ def job_globals(task: Task) -> dict[str, Any]:
     names: dict[str, Any] = {name: getattr(func, name) for name in func.__all__}
     names.update({"Task": task, "this_partition": this_partition, "this_host": this_host,
                   "this_name": this_name, "this_master": this_master,
-                  "this_inputs": this_inputs, "get": get, "put": put})
+                  "this_inputs": this_inputs, "get": get, "put": put,
+                  # Disco's job functions call these without importing them.
+                  "msg": msg, "err": err, "data_err": data_err})
     return names

@@ -9,7 +9,8 @@
     tag's copies. Adds the urls (skipping, with update, blobs and tags already there).
 `PUT /ddfs/tag/<tag>[/<attr>]` body: the JSON value -> the URLs of the tag's copies.
 `DELETE /ddfs/tag/<tag>[/<attr>]` -> `"deleted"`.
-`/ddfs/ctrl/gc_stats` (the last run's statistics, or `""`), `gc_status`, `gc_start`
+`/ddfs/ctrl/gc_stats` (the last run's statistics, or `""`), `gc_status` (`""` unless a run
+    is going on, then a sentence naming its phase), `gc_start`
     (`?wait=1` answers when the run is over, with its statistics), `safe_gc_blacklist`.
 `POST /disco/ctrl/gc_blacklist` and `gc_whitelist` (a node name), `GET
     /disco/ctrl/get_gc_blacklist`.
@@ -151,7 +152,10 @@ async def gc_stats(request: Request) -> Response:
 
 async def gc_status(request: Request) -> Response:
     gc = _ddfs(request).gc
-    return JSONResponse({"running": gc.running, "phase": gc.phase, "runs": gc.runs})
+    # Disco's answer, which its scripts poll until it is "": empty while no GC runs.
+    if not gc.running:
+        return JSONResponse("")
+    return JSONResponse(f"GC is running (phase: {gc.phase or 'starting'})")
 
 
 async def gc_start(request: Request) -> Response:

@@ -168,7 +168,7 @@ def _name_op(op: Callable[[Master, str], Awaitable[None] | None]) -> Handler:
 @_guard
 async def save_config_table(request: Request) -> Response:
     _master(request).save_config_table(await _json_body(request))
-    return _reply("table saved")
+    return _reply("table saved!")  # Disco's words, which its clients compare with
 
 
 @_guard

@@ -6,6 +6,7 @@ Run on a node as ``python -m disco.worker.classic.worker`` (by the job home's
 - ``map`` (grouping ``split``): each input record goes through ``map(entry, params)``;
   every ``(key, value)`` it yields goes to output label ``partition(key, partitions,
   params)`` (label 0 when ``partitions`` is None or 0), through ``combiner`` when given.
+  A map that returns None fails the job (FATAL), as in Disco.
 - ``reduce`` (``group_label`` or ``group_all``): the records of the inputs of this task's
   label (all of them for ``group_all``), sorted by key when ``sort`` is set, go to
   ``reduce(iter, out, params)`` or ``reduce(iter, params)``; the output has the task's label.
@@ -157,7 +158,11 @@ class Worker(worker.Worker):
             map_init(entries, params)
         put = outputs.put
         for entry in entries:
-            put(map_fn(entry, params) or ())
+            pairs = map_fn(entry, params)
+            if pairs is None:  # as in Disco: most likely a forgotten return, so no silence
+                raise DiscoError(f"map {getattr(map_fn, '__name__', map_fn)!r} returned "
+                                 f"None; it must return or yield (key, value) pairs")
+            put(pairs)
         outputs.close()
 
     def run_reduce(self, task: Task, params: Any) -> None:
