@@ -175,7 +175,6 @@ class Supervisor:
             await asyncio.gather(*runners, return_exceptions=True)
 
     async def _run_task(self, rt: RunningTask) -> None:
-        a = rt.assignment
         try:
             async with self.gate:
                 outcome = await self._session(rt)
