@@ -37,7 +37,7 @@ from disco.mapreduce.master.data import (
 )
 from disco.mapreduce.master.events import EventLog
 from disco.mapreduce.master.grouping import route, sort_key
-from disco.mapreduce.master.job_inputs import annotate
+from disco.mapreduce.master.job_inputs import annotate, index_urls, read_index_text
 from disco.mapreduce.master.pipeline import JobSpec, StageSpec
 from disco.mapreduce.master.queue import JobQueue
 from disco.mapreduce.master.tasks import Task, TaskState
@@ -162,9 +162,17 @@ class Job:
         self._ready()
 
     async def _save_results(self) -> None:
-        """Put the results in the DDFS tag disco:results:<job>, which becomes the result."""
+        """Put the results in the DDFS tag disco:results:<job>, which becomes the result: one
+        entry per output file, as Disco tags them (a results index is read for its files)."""
         try:
-            tag = await self.master.ddfs.save_results(self.name, self.results)
+            entries: list[list[str]] = []
+            for replicas in self.results:
+                if replicas and replicas[0].startswith("dir://"):
+                    text = await read_index_text(replicas, self.master.fetch_text)
+                    entries.extend([url] for url in index_urls(text))
+                else:
+                    entries.append(replicas)
+            tag = await self.master.ddfs.save_results(self.name, entries)
         except Exception as exc:  # noqa: BLE001 - any failure to save ends the job
             self.kill(f"Cannot save the results in DDFS: {exc}")
             return

@@ -26,6 +26,24 @@ def parse_index(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(sorted(sizes.items()))
 
 
+def index_urls(text: str) -> list[str]:
+    """The URLs a results index lists, in its order."""
+    return [parts[1] for line in text.splitlines() if len(parts := line.split()) >= 2]
+
+
+async def read_index_text(urls: tuple[str, ...] | list[str],
+                          fetch_text: Callable[[str], Awaitable[str]]) -> str:
+    """The text of a `dir://` index from the first of its replicas that can be read.
+    Raises RuntimeError when none can."""
+    errors = []
+    for url in urls:
+        try:
+            return await fetch_text(url)
+        except Exception as exc:  # noqa: BLE001 - any failure: try the next replica
+            errors.append(f"{url}: {exc}")
+    raise RuntimeError("; ".join(errors))
+
+
 async def annotate(inp: DataOutput, fetch_text: Callable[[str], Awaitable[str]]) -> Output:
     """A `dir://` input becomes a dir output, with the labels its index lists; its replicas are
     tried in turn. Raises RuntimeError when none can be read."""
@@ -35,7 +53,7 @@ async def annotate(inp: DataOutput, fetch_text: Callable[[str], Awaitable[str]])
     for url in inp.urls:
         try:
             labels = parse_index(await fetch_text(url))
-        except Exception as exc:  # noqa: BLE001 - any failure: try the next replica
+        except Exception as exc:  # noqa: BLE001 - any failure (unreadable or malformed)
             errors.append(f"{url}: {exc}")
             continue
         return DirOutput(url_host(url) or "", url, labels)
