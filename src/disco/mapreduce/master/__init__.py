@@ -47,18 +47,15 @@ registers again.
     see `scheduler`), and runs them in the order given.
 
 `POST /disco/node/results` `{results: [result...], events: [[job, message]...]}` -> `{ok}`.
-    Several task ends in one request, after the events that precede them; each result is a
-    body of `/disco/node/result` (without host and session). Nodes send this one.
-
-`POST /disco/node/result` `{job, taskid, attempt, status, message, outputs, failed_inputs,
-    seconds}` -> `{ok}`. How a task ended: `status` is `done`, `error` (retry), `input_error` (retry
-    after making the inputs listed in `failed_inputs: [[input_id, [host...]]...]` again) or
-    `fatal` (the job dies with `message`). `outputs` (for `done`) are
-    `{"dir": [host, "dir://...results", [[label, size]...]]}` for the task's local results
-    index and `{"data": [label, size, [url...]]}` for remote outputs. `seconds` (optional) is
-    how long the worker took, from its TASK to its last message: it tells the scheduler
-    whether the job's tasks are short. Results for an attempt the master no longer counts
-    are ignored.
+    How tasks ended, several in one request, after the events that precede them. A result is
+    `{job, taskid, attempt, status, message, outputs, failed_inputs, seconds}`: `status` is
+    `done`, `error` (retry), `input_error` (retry after making the inputs listed in
+    `failed_inputs: [[input_id, [host...]]...]` again) or `fatal` (the job dies with
+    `message`). `outputs` (for `done`) are `{"dir": [host, "dir://...results", [[label,
+    size]...]]}` for the task's local results index and `{"data": [label, size, [url...]]}`
+    for remote outputs. `seconds` (optional) is how long the worker took, from its TASK to
+    its last message: it tells the scheduler whether the job's tasks are short. Results for
+    an attempt the master no longer counts are ignored.
 
 `POST /disco/node/events` `{events: [[job, message]...]}` -> `{ok}`.
     Worker messages and warnings for the job event logs, batched; the master stamps the time

@@ -76,10 +76,6 @@ def _reconcile(m: Master, node: NodeState, seq: int, running: list[Any]) -> None
             m.fail_running(task, node, "error", f"node {node.host} lost the task's assignment")
 
 
-def result(m: Master, body: dict[str, Any]) -> None:
-    _result(m, _session(m, body), body)
-
-
 def results(m: Master, body: dict[str, Any]) -> None:
     """Several task ends at once, after the events that precede them."""
     node = _session(m, body)

@@ -44,28 +44,16 @@ async def _handle(request: Request, fn: Callable[[Master, dict[str, Any]], Any])
         return JSONResponse({"error": f"malformed request: {exc}"}, status_code=400)
 
 
-async def register(request: Request) -> Response:
-    return await _handle(request, node_desk.register)
+def _operation(fn: Callable[[Master, dict[str, Any]], Any]) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        return await _handle(request, fn)
+    return endpoint
 
 
-async def poll(request: Request) -> Response:
-    return await _handle(request, node_desk.poll)
-
-
-async def result(request: Request) -> Response:
-    return await _handle(request, node_desk.result)
-
-
-async def results(request: Request) -> Response:
-    return await _handle(request, node_desk.results)
-
-
-async def events(request: Request) -> Response:
-    return await _handle(request, node_desk.events)
-
-
-async def inputs(request: Request) -> Response:
-    return await _handle(request, node_desk.inputs)
+# POST /disco/node/<name>: the node_desk operation of that name.
+OPERATIONS = {"register": node_desk.register, "poll": node_desk.poll,
+              "results": node_desk.results, "events": node_desk.events,
+              "inputs": node_desk.inputs}
 
 
 async def jobpack(request: Request) -> Response:
@@ -114,12 +102,8 @@ async def ui_purge(request: Request) -> Response:
 
 def routes() -> list[Route]:
     return [
-        Route("/disco/node/register", register, methods=["POST"]),
-        Route("/disco/node/poll", poll, methods=["POST"]),
-        Route("/disco/node/result", result, methods=["POST"]),
-        Route("/disco/node/results", results, methods=["POST"]),
-        Route("/disco/node/events", events, methods=["POST"]),
-        Route("/disco/node/inputs", inputs, methods=["POST"]),
+        *(Route(f"/disco/node/{name}", _operation(fn), methods=["POST"])
+          for name, fn in OPERATIONS.items()),
         Route("/disco/node/jobpack", jobpack, methods=["GET"]),
         Route("/", index, methods=["GET"]),
         Route("/ui/job", job_view, methods=["GET"]),

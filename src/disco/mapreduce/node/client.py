@@ -49,9 +49,6 @@ class MasterClient:
                                  "diskfree": disk[0], "diskused": disk[1]},
                                 timeout=self.poll_hold + 30)
 
-    async def result(self, report: dict[str, Any]) -> None:
-        await self._post("/disco/node/result", report)
-
     async def results(self, reports: list[dict[str, Any]], events: list[list[str]]) -> None:
         """Several task ends in one request, after the events that precede them."""
         await self._post("/disco/node/results", {"results": reports, "events": events})

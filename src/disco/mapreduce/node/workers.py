@@ -192,9 +192,6 @@ class WorkerPool:
         self.max_idle = max_idle
         self._idle: OrderedDict[int, WorkerProcess] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self._idle)
-
     def park(self, wp: WorkerProcess) -> None:
         wp.parked_at = time.monotonic()
         self._idle[wp.pid] = wp

@@ -56,7 +56,7 @@ class MapOutputs:
         partition = partition or default_partition
         self._memo = (_default_labels.setdefault(partitions, {})
                       if partitions and partition is default_partition else None)
-        self.label_of = self._labeller(partitions, partition, params)
+        self.label_of = self._labeller(partitions, partition, params, self._memo)
         self._adders: dict[int, Callable[[Any, Any], None]] = {}
         self._buffers: dict[int, dict[Any, Any]] = {}
         self._sums: dict[Any, Any] = {}
@@ -73,22 +73,23 @@ class MapOutputs:
             self.put = self._put_plain
 
     @staticmethod
-    def _labeller(partitions: Any, partition: Any, params: Any) -> Callable[[Any], int]:
+    def _labeller(partitions: Any, partition: Any, params: Any,
+                  memo: dict[Any, int] | None) -> Callable[[Any], int]:
         if not partitions:
             return lambda _key: 0
-        if partition is default_partition:
-            memo = _default_labels.setdefault(partitions, {})
+        if memo is not None:  # the default partition: remembered per key
+            known: dict[Any, int] = memo
 
             def remembered(key: Any) -> int:
                 try:
-                    return memo[key]
+                    return known[key]
                 except KeyError:
                     pass
                 except TypeError:  # an unhashable key
                     return default_partition(key, partitions)
-                if len(memo) >= MEMO_LIMIT:
-                    memo.clear()
-                label = memo[key] = default_partition(key, partitions)
+                if len(known) >= MEMO_LIMIT:
+                    known.clear()
+                label = known[key] = default_partition(key, partitions)
                 return label
             return remembered
         return lambda key: _as_label(partition(key, partitions, params))
