@@ -217,8 +217,7 @@ class DiscoRuntime:
         self.procs: list[subprocess.Popen[bytes]] = []
         self._start([sys.executable, "-m", "disco.mapreduce.master", "--host", self.hosts[0],
                      "--port", str(self.port), "--data", str(root / "master")], root / "master.log", env)
-        _wait_http(f"{self.url}/disco/version")
-        for host in self.hosts[1:]:
+        for host in self.hosts[1:]:  # started with the master: they register once it is up
             self._start([sys.executable, "-m", "disco.mapreduce.node", "--master", self.url, "--host", host,
                          "--port", str(self.port), "--data", str(root / host), "--slots", "1",
                          "--put-port", str(_free_port([host]))], root / f"{host}.log", env)
@@ -243,21 +242,14 @@ class DiscoRuntime:
                 proc.wait(5)
 
 
-def _wait_http(url: str) -> None:
-    import httpx
-
-    def up() -> bool:
-        try:
-            return httpx.get(url, timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-    _wait_until(up)
-
-
 def _nodes(url: str) -> list[str]:
     import httpx
 
-    return [h for h, n in httpx.get(f"{url}/disco/ctrl/nodeinfo", timeout=5).json().items() if n["connected"]]
+    try:
+        reply = httpx.get(f"{url}/disco/ctrl/nodeinfo", timeout=5)
+    except httpx.HTTPError:  # the master is not up yet
+        return []
+    return [h for h, n in reply.json().items() if n["connected"]]
 
 
 def _wait_until(check: Callable[[], bool], timeout: float = 30) -> None:

@@ -5,6 +5,7 @@ Disco's own API for it, disco.worker.classic.modutil, built on the same helpers.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,22 @@ def test_classic_find_modules_refuses_a_missing_module() -> None:
         ["no_such_module_anywhere_xyz"]
     with pytest.raises(ImportError):
         locate_modules(["no_such_module_anywhere_xyz"])
+
+
+def test_finding_modules_does_not_import_installed_packages(
+        user_modules: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A user's module that imports a submodule of an installed package: finding the
+    # user's modules must not import that package (some take seconds to import).
+    Path(user_modules["cm_below"]).write_text("def up(x):\n    import pydoc_data.topics\n"
+                                              "    return x\n")
+    for name in ("pydoc_data", "pydoc_data.topics"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    from disco.worker.modutil import find_modules as find_user_modules
+    try:
+        import cm_top
+        found = dict(find_user_modules([cm_top.plus_up]))
+    finally:  # later tests write these modules again, elsewhere
+        for name in ("cm_top", "cm_below"):
+            sys.modules.pop(name, None)
+    assert set(found) == {"cm_top", "cm_below"}
+    assert "pydoc_data" not in sys.modules

@@ -114,3 +114,13 @@ def test_msg_pacing_allows_four_a_second() -> None:
         assert channel.msg_allowed()
         channel.msg_times.append(__import__("time").monotonic())
     assert not channel.msg_allowed()
+
+
+def test_progress_leaves_room_for_the_last_message() -> None:
+    # Progress lines ask with reserve=1, so the "Done" line after them never waits.
+    channel = Channel(-1, -1)
+    for _ in range(3):
+        assert channel.msg_allowed(reserve=1)
+        channel.msg_times.append(__import__("time").monotonic())
+    assert not channel.msg_allowed(reserve=1)
+    assert channel.msg_allowed()

@@ -29,14 +29,14 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from itertools import islice
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice
 from typing import Any
 
 from disco.error import DataError, DiscoError
 
 JOBDATA_MAGIC = b"DISCO-PY"
-STATUS_BATCH = 4096  # records status_iter counts at a time
+STATUS_BATCH = 4096  # records status_iter counts at a time (when not given lists)
 RUN_WORKER = "run-worker"
 
 
@@ -319,18 +319,18 @@ class Worker(dict):
         concatenation of the files its index lists (only those labelled ``label`` when
         given)."""
         from disco.util import read_index
-        from disco.worker.task_io import iter_records
+        from disco.worker.task_io import iter_batches
 
-        def open_records(url: str) -> Iterator[Any]:
+        def open_batches(url: str) -> Iterator[list[Any]]:
             if url.startswith("dir://"):
                 for entry_label, entry_url, _size in sorted(
                         read_index(url), key=lambda e: (str(type(e[0])), e[0])):
                     if label is None or entry_label == label:
-                        yield from iter_records(entry_url, streams, params)
+                        yield from iter_batches(entry_url, streams, params)
             else:
-                yield from iter_records(url, streams, params)
+                yield from iter_batches(url, streams, params)
 
-        return ReplicaReader(self, task_input, open_records)
+        return ReplicaReader(self, task_input, open_batches)
 
     @staticmethod
     def label_filter(task_input: TaskInput, first_stage: bool = False) -> Any:
@@ -375,16 +375,16 @@ class Worker(dict):
             assert self.task is not None
             self.task.makedirs()
             relpath = self.task.path(f"{self.task.stage}-{label}")
-            chain = StreamChain(self.task.abspath(f"{self.task.stage}-{label}"),
-                                [s for s in streams if s], params, size=label)
-            self.outputs[label] = (relpath, chain)
+            streams_out = StreamChain(self.task.abspath(f"{self.task.stage}-{label}"),
+                                      [s for s in streams if s], params, size=label)
+            self.outputs[label] = (relpath, streams_out)
         return self.outputs[label][1]
 
     def send_outputs(self) -> None:
         """Close every output and report it: OUTPUT [label, path relative to job home, size]."""
         assert self.task is not None
-        for label, (relpath, chain) in list(self.outputs.items()):
-            chain.close()
+        for label, (relpath, streams_out) in list(self.outputs.items()):
+            streams_out.close()
             path = os.path.join(self.task.jobhome, relpath)
             if os.path.exists(path):
                 self.request("OUTPUT", [label, relpath, os.path.getsize(path)])
@@ -393,19 +393,19 @@ class Worker(dict):
         self.outputs.clear()
 
     def status_iter(self, iterator: Any, template: str) -> Iterator[Any]:
-        """Pass records through, with a MSG every ``status_interval`` of them: progress
-        messages the MSG rate limit has no room for are left out (the next one says more),
-        never waited for; the final "Done: ..." is always sent. Records are counted a batch
-        at a time (pulled a little ahead of the consumer), not one by one."""
-        interval = self.get("status_interval") or 0
-        step = min(interval, STATUS_BATCH) if interval else STATUS_BATCH
+        """Pass records through, with progress MSGs (see :meth:`status_batches`)."""
         it = iter(iterator)
+        batches = iter(lambda: list(islice(it, STATUS_BATCH)), [])
+        return chain.from_iterable(self.status_batches(batches, template))
+
+    def status_batches(self, batches: Iterable[list[Any]], template: str) -> Iterator[list[Any]]:
+        """Pass lists of records through, with a MSG every ``status_interval`` records:
+        progress messages the MSG rate limit has no room for are left out (the next one
+        says more), never waited for; the final "Done: ..." is always sent."""
+        interval = self.get("status_interval") or 0
         count = reported = 0
-        while True:
-            batch = list(islice(it, step))
-            if not batch:
-                break
-            yield from batch
+        for batch in batches:
+            yield batch
             count += len(batch)
             if interval and count - reported >= interval:
                 reported = count - count % interval
@@ -413,8 +413,9 @@ class Worker(dict):
         self.msg("Done: " + template % count)
 
     def progress(self, text: str) -> None:
-        """A MSG if the rate limit allows one right now; otherwise nothing."""
-        if self.io is not None and self.io.channel.msg_allowed():
+        """A MSG if the rate limit allows one right now and one more after it (so that the
+        "Done" line that ends a task never waits for room); otherwise nothing."""
+        if self.io is not None and self.io.channel.msg_allowed(reserve=1):
             self.msg(text)
 
     def start(self, task: Task) -> None:

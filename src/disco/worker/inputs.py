@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from disco.error import DataError
-
-READ_BATCH = 1024  # records read from a replica before they are handed on
 
 if TYPE_CHECKING:
     from disco.worker import Worker
@@ -36,20 +34,27 @@ class TaskInput:
 class ReplicaReader:
     """The records of one task input, read from its replicas in turn.
 
-    ``open_records(url)`` gives the records at one replica URL. When a replica fails
-    (DataError or OSError, before or during the read), the next one is tried and the records
-    already handed on are skipped. When all have failed the node is told (INPUT_ERR) and
-    answers with new replicas (RETRY), a pause (WAIT), or FAIL, which ends the task with a
-    DataError so that the master retries it (regenerating the input if need be).
+    ``open_batches(url)`` gives the records at one replica URL, in lists. When a replica
+    fails (DataError or OSError, before or during the read), the next one is tried and the
+    records already handed on are skipped. When all have failed the node is told (INPUT_ERR)
+    and answers with new replicas (RETRY), a pause (WAIT), or FAIL, which ends the task with
+    a DataError so that the master retries it (regenerating the input if need be).
+
+    Records are handed on a whole list at a time, so a replica failing in the middle of a
+    list loses nothing (the list is read again elsewhere), and iterating takes no Python
+    step per record.
     """
 
     def __init__(self, worker: "Worker", task_input: TaskInput,
-                 open_records: Callable[[str], Iterator[Any]]) -> None:
+                 open_batches: Callable[[str], Iterator[list[Any]]]) -> None:
         self.worker = worker
         self.input = task_input
-        self.open_records = open_records
+        self.open_batches = open_batches
 
     def __iter__(self) -> Iterator[Any]:
+        return chain.from_iterable(self.batches())
+
+    def batches(self) -> Iterator[list[Any]]:
         replicas = list(self.input.replicas)
         consumed = 0
         while True:
@@ -57,18 +62,16 @@ class ReplicaReader:
             error: Exception | None = None
             for rep_id, url in replicas:
                 try:
-                    records = iter(self.open_records(url))
-                    if consumed:
-                        next(islice(records, consumed, consumed), None)  # skip what was read
-                    while True:
-                        # Read a batch, then hand it on: a replica failing mid-batch loses
-                        # nothing (the batch is read again elsewhere), and records are
-                        # counted per batch, not one by one.
-                        batch = list(islice(records, READ_BATCH))
-                        if not batch:
-                            return
+                    skip = consumed  # what an earlier replica already handed on
+                    for batch in self.open_batches(url):
+                        if skip:
+                            if len(batch) <= skip:
+                                skip -= len(batch)
+                                continue
+                            batch, skip = batch[skip:], 0
                         consumed += len(batch)
-                        yield from batch
+                        yield batch
+                    return
                 except (DataError, OSError) as exc:
                     failed.append(rep_id)
                     error = exc

@@ -67,6 +67,8 @@ def module_path(name: str) -> str | None:
         return None
     if name.split(".")[0] == "disco":
         return None
+    if "." in name and _installed(name.partition(".")[0]):
+        return None  # finding a submodule would import its package, which can take seconds
     module = sys.modules.get(name)
     origin = getattr(module, "__file__", None) if module else None
     if origin is None:
@@ -83,6 +85,25 @@ def module_path(name: str) -> str | None:
     if os.path.basename(real) == "__init__.py":
         return os.path.dirname(origin)
     return origin
+
+
+def _installed(top: str) -> bool:
+    """Whether the top-level module or package ``top`` is installed (or is disco), found
+    without importing it."""
+    module = sys.modules.get(top)
+    if module is not None:
+        places = list(getattr(module, "__path__", None) or [getattr(module, "__file__", None)])
+    else:
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError, AttributeError):
+            return False
+        if spec is None:
+            return False
+        places = list(spec.submodule_search_locations or [spec.origin])
+    roots = _installed_roots() + (_disco_root(),)
+    return bool(places) and all(
+        place and (os.path.realpath(place) + os.sep).startswith(roots) for place in places)
 
 
 def _code_objects(code: types.CodeType) -> Iterable[types.CodeType]:

@@ -164,11 +164,12 @@ class Channel:
             return self.replies.popleft()
 
     # -- MSG pacing ----------------------------------------------------------------------
-    def msg_allowed(self) -> bool:
+    def msg_allowed(self, reserve: int = 0) -> bool:
+        """Whether a MSG may go now, leaving room for ``reserve`` more in this second."""
         now = time.monotonic()
         while self.msg_times and now - self.msg_times[0] >= 1.0:
             self.msg_times.popleft()
-        return len(self.msg_times) < MSG_PER_SECOND
+        return len(self.msg_times) + reserve < MSG_PER_SECOND
 
     def _pace_msg(self) -> None:
         while not self.msg_allowed():

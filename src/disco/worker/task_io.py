@@ -6,13 +6,16 @@ records. An *output stream* is called as ``f(fd, partition, url, params)`` and r
 ``fd`` or ``(fd, url)``; the last object's ``add(key, value)`` writes a record. In both, the
 ``params`` argument is passed only to functions that take four arguments.
 
-Internal record format (``DiscoOutputStream_v1``): a sequence of hunks, each a 14-byte header
-``struct '<BBIQ'`` = (128 + version, compressed flag, crc32 of the uncompressed hunk, length
-of the stored hunk) followed by the hunk: pickled ``(key, value)`` records back to back,
-zlib-compressed (level 2) when the flag is 1. Hunks are about 1 MB before compression. Files
-in this format can be concatenated (Disco's shuffle does that), so there is no end marker.
-A reader that finds a bad header, a short hunk, undecompressable data or a wrong checksum
-raises :class:`~disco.error.DataError` (so the input is retried from another replica).
+Internal record format (``DiscoOutputStream_v1``): hunks (:mod:`disco.worker.hunks`) of
+version 1, each holding pickled ``(key, value)`` records back to back, zlib-compressed
+(level 2). Hunks are about 1 MB before compression. A reader that finds a bad header, a
+short hunk, undecompressable data or a wrong checksum raises :class:`~disco.error.DataError`
+(so the input is retried from another replica). Readers also take version 2
+(:mod:`disco.worker.record_runs`), which our maps write for their reduce.
+
+Readers hand records on in lists (:meth:`DiscoInputStream.record_batches`,
+:func:`iter_batches`) so that a task's runtime takes no Python step per record; iterating
+gives the records one by one.
 """
 
 from __future__ import annotations
@@ -21,23 +24,22 @@ import gzip
 import io
 import pickle
 import re
-import struct
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import repeat
+from itertools import chain, islice, repeat
 from typing import Any
 
 from disco.error import DataError
 from disco.util import argcount
+from disco.worker import record_runs
+from disco.worker.hunks import HUNK_HEADER, HUNK_SIZE, MAX_HUNK_SIZE, pack_hunk
 
-HUNK_HEADER = struct.Struct("<BBIQ")
-HUNK_SIZE = 1 << 20
 MAX_RECORD_SIZE = 1 << 20  # what `ddfs chunk` allows per record
-MAX_HUNK_SIZE = 1 << 31    # a header claiming more than this is corrupt, not big
 # Protocol 4 is readable by every Python 3 we support and avoids the per-object overhead of
 # the ancient protocol 1 Disco used; the reader accepts any protocol.
 PICKLE_PROTOCOL = 4
-PICKLE_BATCH = 4096
+PICKLE_BATCH = 4096  # records pickled by one C loop
+READ_BATCH = 1024  # records a reader hands on at a time, when the stream is not batched
 
 
 # -- internal format: writing ------------------------------------------------------------
@@ -114,14 +116,9 @@ class DiscoOutputStream_v1:
         self._pickle_batch()
         if not self.hunk_size:
             return
-        data = self.hunk.getvalue()
-        checksum = zlib.crc32(data) & 0xFFFFFFFF
-        compressed = 1 if self.compression_level > 0 else 0
-        if compressed:
-            data = zlib.compress(data, self.compression_level)
-        header = HUNK_HEADER.pack(128 + self.version, compressed, checksum, len(data))
-        self.stream.write(header + data)
-        self.size += len(header) + len(data)
+        hunk = pack_hunk(self.version, self.hunk.getvalue(), self.compression_level)
+        self.stream.write(hunk)
+        self.size += len(hunk)
         self.hunk = io.BytesIO()
         self.hunk_size = 0
 
@@ -178,26 +175,51 @@ def _read_exactly(stream: Any, size: int) -> bytes:
     return b"".join(chunks)
 
 
+class DiscoInputStream:
+    """The records of a stream in Disco's internal format (any version). Iterate it for
+    records, or take :meth:`record_batches` for lists of them; not both."""
+
+    def __init__(self, stream: Any, url: str | None = None, ignore_corrupt: bool = False) -> None:
+        self._batches = _record_batches(stream, url, ignore_corrupt)
+        self._records = chain.from_iterable(self._batches)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._records
+
+    def __next__(self) -> Any:
+        return next(self._records)
+
+    def record_batches(self) -> Iterator[list[Any]]:
+        return self._batches
+
+
 def disco_input_stream(stream: Any, size: int | None = None, url: str | None = None,
-                       ignore_corrupt: bool = False) -> Iterator[Any]:
+                       ignore_corrupt: bool = False) -> DiscoInputStream:
     """The records of a stream in Disco's internal format.
 
     With ``ignore_corrupt``, hunks that fail their checksum or decompression are skipped
     instead of raising DataError (truncation is always an error).
     """
+    return DiscoInputStream(stream, url, ignore_corrupt)
+
+
+def _record_batches(stream: Any, url: str | None, ignore_corrupt: bool) -> Iterator[list[Any]]:
     offset = 0
     while True:
         first = stream.read(1)
         if not first:
             return
         if first[0] < 128:
-            yield from _read_v0(stream, url, first)
+            old = _read_v0(stream, url, first)
+            while batch := list(islice(old, READ_BATCH)):
+                yield batch
             return
         rest = _read_exactly(stream, HUNK_HEADER.size - 1)
         if len(rest) < HUNK_HEADER.size - 1:
             raise DataError(f"Truncated hunk header at byte {offset}", url)
         version, compressed, checksum, hunk_size = HUNK_HEADER.unpack(first + rest)
-        if version != 129 or compressed not in (0, 1) or hunk_size > MAX_HUNK_SIZE:
+        if version not in (129, 128 + record_runs.VERSION) or compressed not in (0, 1) \
+                or hunk_size > MAX_HUNK_SIZE:
             raise DataError(f"Corrupted hunk header at byte {offset} (version byte "
                             f"{version}, compressed {compressed}, size {hunk_size})", url)
         offset += HUNK_HEADER.size
@@ -218,22 +240,27 @@ def disco_input_stream(stream: Any, size: int | None = None, url: str | None = N
             offset += hunk_size
             continue
         offset += hunk_size
-        yield from _unpickle_all(data, url)
+        if version == 129:
+            yield _unpickle_all(data, url)
+        else:
+            yield from record_runs.decode_runs(data, url)
 
 
-def _unpickle_all(data: bytes, url: str | None) -> Iterator[Any]:
+def _unpickle_all(data: bytes, url: str | None) -> list[Any]:
+    """The records of a version 1 hunk: one pickle each."""
     buffer = io.BytesIO(data)
     load = pickle.load
+    records: list[Any] = []
+    append = records.append
     while True:
         try:
-            record = load(buffer)
+            append(load(buffer))
         except EOFError:
             if buffer.tell() == len(data):
-                return
+                return records
             raise DataError("Undecodable record in hunk: it ends in the middle", url) from None
         except Exception as exc:  # a hunk that passed its checksum yet does not unpickle
             raise DataError(f"Undecodable record in hunk: {exc}", url) from None
-        yield record
 
 
 def _read_v0(stream: Any, url: str | None, head: bytes) -> Iterator[tuple[str, str]]:
@@ -289,7 +316,7 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
-def chain_reader(stream: Any, size: int | None, url: str, params: Any = None) -> Iterator[Any]:
+def chain_reader(stream: Any, size: int | None, url: str, params: Any = None) -> DiscoInputStream:
     """Reader for the outputs of earlier tasks (Disco's internal format): yields the
     ``(key, value)`` records with the types they were written with."""
     return disco_input_stream(stream, size, url, ignore_corrupt=False)
@@ -470,14 +497,25 @@ class StreamChain:
                 pass
 
 
-def iter_records(url: str, streams: Iterable[Callable[..., Any]], params: Any) -> Iterator[Any]:
-    """The records of one input URL read through an input chain; the chain is closed at the
-    end (or when the iteration is abandoned)."""
-    chain = StreamChain(url, [s for s in streams if s], params)
+def iter_batches(url: str, streams: Iterable[Callable[..., Any]], params: Any) -> Iterator[list[Any]]:
+    """The records of one input URL read through an input chain, in lists; the chain is
+    closed at the end (or when the iteration is abandoned)."""
+    stream_chain = StreamChain(url, [s for s in streams if s], params)
     try:
-        yield from chain
+        batches = getattr(stream_chain.last, "record_batches", None)
+        if callable(batches):
+            yield from batches()
+            return
+        records = iter(stream_chain)
+        while batch := list(islice(records, READ_BATCH)):
+            yield batch
     finally:
         try:
-            chain.close()
+            stream_chain.close()
         except Exception:
             pass
+
+
+def iter_records(url: str, streams: Iterable[Callable[..., Any]], params: Any) -> Iterator[Any]:
+    """The records of one input URL read through an input chain (see :func:`iter_batches`)."""
+    return chain.from_iterable(iter_batches(url, streams, params))

@@ -94,13 +94,16 @@ class Supervisor:
             await self.client.close()
 
     async def _register(self) -> None:
+        # Nodes are often started together with their master: try again soon at first.
+        delay = 0.05
         while True:
             try:
                 reply = await self.client.register(self.cfg.slots, self.cfg.port, self.put_port)
                 break
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 log.info("cannot register with %s yet: %s", self.cfg.master, exc)
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(delay)
+                delay = min(1.0, delay * 2)
         self.registered = True
         log.info("registered with %s as %s (%d slots)", self.cfg.master, self.cfg.host, self.cfg.slots)
         for job in reply.get("purged", []):

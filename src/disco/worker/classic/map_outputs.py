@@ -18,6 +18,10 @@ changes for it, but the common reduce that sorts its input itself (``kvgroup(sor
 then gets a few long sorted runs, which Python's sort merges in a fraction of the time. The
 grouping costs a dict lookup per record; it holds at most GROUP_LIMIT records before writing
 them out as one run. Outputs of a map-only job keep the map's order.
+
+Outputs a reduce reads are written in our record format (:mod:`disco.worker.record_runs`,
+a key once per run of its values) when they go through the default encoder; outputs of a
+map-only job are job results and stay in Disco's version 1.
 """
 
 from __future__ import annotations
@@ -28,12 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from disco.error import DiscoError
 from disco.worker.classic.func import default_partition, sum_combiner
+from disco.worker.record_runs import RunsOutputStream
+from disco.worker.task_io import DiscoOutputStream_v1
 
 if TYPE_CHECKING:
     from disco.worker import Worker
 
 MEMO_LIMIT = 1 << 20  # distinct keys whose default partition is remembered, per process
-GROUP_LIMIT = 1 << 21  # records held for grouping before they are written
+GROUP_LIMIT = 1 << 23  # records held for grouping before they are written (~64 MB of values)
 # Shared by the tasks a worker runs one after another: {partitions: {key: label}}.
 _default_labels: dict[int, dict[Any, int]] = {}
 
@@ -60,7 +66,7 @@ class MapOutputs:
         self._adders: dict[int, Callable[[Any, Any], None]] = {}
         self._buffers: dict[int, dict[Any, Any]] = {}
         self._sums: dict[Any, Any] = {}
-        self._groups: dict[Any, tuple[int, list[Any]]] = {}  # key -> (label, values)
+        self._groups: dict[Any, list[Any]] = {}  # key -> its values, in the map's order
         self._held = 0
         self.put: Callable[[Iterable[Any]], None]
         if combiner is sum_combiner:
@@ -108,11 +114,13 @@ class MapOutputs:
         add = self._adders.get(label)
         if add is None:
             chain = self.worker.output(label, self.streams, self.params)
+            last = getattr(chain, "fds", None) and chain.last
+            if self.grouped and type(last) is DiscoOutputStream_v1 and not last.records:
+                # Only our reduce reads these outputs: our faster format (record_runs).
+                last = chain.fds[-1] = RunsOutputStream(last.stream, last.compression_level,
+                                                        last.min_hunk_size)
             # The chain's add passes records to its last stream: call that one directly.
-            try:
-                add = chain.last.add
-            except (AttributeError, IndexError):
-                add = chain.add
+            add = getattr(last, "add", None) or chain.add
             self._adders[label] = add
         return add
 
@@ -127,35 +135,46 @@ class MapOutputs:
         groups = self._groups
         get = groups.get
         held = self._held
-        for key, value in pairs:
+        pairs = iter(pairs)
+        key: Any = None
+        while True:
             try:
-                group = get(key)
-            except TypeError:  # an unhashable key cannot be grouped: write it now
-                label = self.label_of(key)
-                self.adder(label)(key, value)
-                continue
-            if group is None:
-                group = groups[key] = (self.label_of(key), [])
-            group[1].append(value)
-            held += 1
+                for key, value in pairs:
+                    values = get(key)
+                    if values is None:
+                        groups[key] = [value]
+                    else:
+                        values.append(value)
+                    held += 1
+                break
+            except TypeError:
+                if not _unhashable(key):
+                    raise
+                self.adder(self.label_of(key))(key, value)  # cannot be grouped: written now
+                key = None
         self._held = held
         if held >= GROUP_LIMIT:
             self._write_groups()
 
     def _write_groups(self) -> None:
+        groups = self._groups
         by_label: dict[int, list[Any]] = {}
-        for key, (label, _values) in self._groups.items():
+        keys = list(groups)
+        for label, key in zip(self.labels_of(keys), keys):
             by_label.setdefault(label, []).append(key)
         for label, keys in by_label.items():
-            many = self.writer(label)
-            groups = self._groups
+            write = self.writer(label)
             for key in _in_order(keys):
-                many(key, groups[key][1])
-        self._groups.clear()
+                write(key, groups[key])
+        groups.clear()
         self._held = 0
 
     def writer(self, label: int) -> Callable[[Any, list[Any]], None]:
         """A function writing (key, value) for each of a key's values, to output `label`."""
+        add = self.adder(label)
+        extend_run = getattr(getattr(add, "__self__", None), "extend_run", None)
+        if extend_run is not None:
+            return extend_run
         many = self.bulk_writer(label)
         return lambda key, values: many(zip(repeat(key), values))
 
@@ -214,6 +233,14 @@ class MapOutputs:
                     add = self.adder(label)
                     for record in records:
                         add(*record)
+
+
+def _unhashable(key: Any) -> bool:
+    try:
+        hash(key)
+    except TypeError:
+        return True
+    return False
 
 
 def _in_order(keys: list[Any]) -> list[Any]:

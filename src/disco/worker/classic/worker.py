@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 from disco import worker
@@ -137,13 +138,17 @@ class Worker(worker.Worker):
             streams.append(reader)
         return streams
 
-    def records(self, task: Task, mode: str, params: Any) -> Iterator[Any]:
-        """The records of all the task's inputs, one input after the other."""
+    def records(self, task: Task, mode: str, params: Any, template: str) -> Iterator[Any]:
+        """The records of all the task's inputs, one input after the other, with progress
+        MSGs (``template`` % count)."""
+        return chain.from_iterable(self.status_batches(self._batches(mode, params), template))
+
+    def _batches(self, mode: str, params: Any) -> Iterator[list[Any]]:
         streams = self.input_streams(mode)
         first_stage = mode == "map" or not self.get("map")
         for task_input in self.all_inputs():
             label = self.label_filter(task_input, first_stage)
-            yield from self.open_input(task_input, streams, params, label=label)
+            yield from self.open_input(task_input, streams, params, label=label).batches()
 
     def run_map(self, task: Task, params: Any) -> None:
         map_fn = self["map"]
@@ -152,7 +157,7 @@ class Worker(worker.Worker):
         outputs = MapOutputs(self, self.get("partitions"), self.get("partition"),
                              self.get("combiner"), list(self.get("map_output_stream") or ()),
                              params, grouped=bool(self.get("reduce")))
-        entries = self.status_iter(self.records(task, "map", params), "%s entries mapped")
+        entries = self.records(task, "map", params, "%s entries mapped")
         map_init = self.get("map_init")
         if map_init is not None:
             map_init(entries, params)
@@ -170,10 +175,11 @@ class Worker(worker.Worker):
         if reduce_fn is None:
             raise DiscoError("this job has no reduce function")
         label = task.group_label
-        records: Any = self.records(task, "reduce", params)
         if self.get("sort"):
-            records = self.sort(records, task)
-        entries = self.status_iter(records, "%s entries reduced")
+            unsorted = chain.from_iterable(self._batches("reduce", params))
+            entries = self.status_iter(self.sort(unsorted, task), "%s entries reduced")
+        else:
+            entries = self.records(task, "reduce", params, "%s entries reduced")
         out_label = label if isinstance(label, int) else 0
         out = self.output(out_label, list(self.get("reduce_output_stream") or ()), params)
         reduce_init = self.get("reduce_init")
