@@ -18,7 +18,9 @@ throughput is MB of input per second of wall time, from start to counts in hand:
                  word count (map yields (word, 1), reduce sums), with sum_combiner
   disco-nocomb   the same without a combiner
 
-Targets printed as PASS/MISS: disco ≥ 0.8 × pool2; disco-nocomb ≥ spark-rdd.
+Targets printed as PASS/MISS: disco ≥ 0.8 × pool2; disco-nocomb ≥ spark-rdd. For the
+methods that start a runtime (Dask, Spark, DISCO) the throughput without that start-up, as
+on a cluster that is already running, is printed too (not used for the targets).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from pathlib import Path
 
 CHUNK_BYTES = 8 << 20
 VOCABULARY = 50_000
+RUNTIME_SECONDS: dict[str, float] = {}  # starting and stopping each method's runtime, last run
 
 
 # -- data -----------------------------------------------------------------------------------------
@@ -136,30 +139,39 @@ def run_pool2_mapfn(path: Path, _work: Path) -> dict[str, int]:
     return _pool2(path, count_chunk_with_map)
 
 
-def _dask_cluster() -> tuple[object, object]:
+def _dask_cluster(method: str) -> tuple[object, object]:
     from distributed import Client, LocalCluster
 
+    started = time.perf_counter()
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=None)
-    return cluster, Client(cluster)
+    client = Client(cluster)
+    RUNTIME_SECONDS[method] = time.perf_counter() - started
+    return cluster, client
+
+
+def _dask_stop(method: str, cluster: object, client: object) -> None:
+    started = time.perf_counter()
+    client.close()  # type: ignore[attr-defined]
+    cluster.close()  # type: ignore[attr-defined]
+    RUNTIME_SECONDS[method] += time.perf_counter() - started
 
 
 def run_dask_bag(path: Path, _work: Path) -> dict[str, int]:
     import dask.bag as db
 
-    cluster, client = _dask_cluster()
+    cluster, client = _dask_cluster("dask-bag")
     try:
         bag = db.read_text(str(path), blocksize=CHUNK_BYTES)
         return dict(bag.str.split().flatten().frequencies().compute())
     finally:
-        client.close()  # type: ignore[attr-defined]
-        cluster.close()  # type: ignore[attr-defined]
+        _dask_stop("dask-bag", cluster, client)
 
 
 def run_dask_counter(path: Path, _work: Path) -> dict[str, int]:
     import dask.bag as db
 
-    cluster, client = _dask_cluster()
+    cluster, client = _dask_cluster("dask-counter")
     try:
         bag = db.read_text(str(path), blocksize=CHUNK_BYTES)
         partials = bag.map_partitions(lambda lines: [collections.Counter(w for line in lines for w in line.split())])
@@ -168,22 +180,25 @@ def run_dask_counter(path: Path, _work: Path) -> dict[str, int]:
             total.update(partial)
         return dict(total)
     finally:
-        client.close()  # type: ignore[attr-defined]
-        cluster.close()  # type: ignore[attr-defined]
+        _dask_stop("dask-counter", cluster, client)
 
 
 def run_spark_rdd(path: Path, _work: Path) -> dict[str, int]:
     from pyspark.sql import SparkSession
 
+    started = time.perf_counter()
     spark = (SparkSession.builder.master("local[2]").appName("wordcount-bench")
              .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
              .config("spark.ui.enabled", "false").config("spark.driver.memory", "2g").getOrCreate())
+    RUNTIME_SECONDS["spark-rdd"] = time.perf_counter() - started
     try:
         lines = spark.sparkContext.textFile(str(path), minPartitions=max(2, path.stat().st_size // CHUNK_BYTES))
         pairs = lines.flatMap(str.split).map(lambda word: (word, 1)).reduceByKey(lambda a, b: a + b)
         return dict(pairs.collect())
     finally:
+        started = time.perf_counter()
         spark.stop()
+        RUNTIME_SECONDS["spark-rdd"] += time.perf_counter() - started
 
 
 # -- DISCO ----------------------------------------------------------------------------------------
@@ -221,7 +236,11 @@ class DiscoRuntime:
             self._start([sys.executable, "-m", "disco.mapreduce.node", "--master", self.url, "--host", host,
                          "--port", str(self.port), "--data", str(root / host), "--slots", "1",
                          "--put-port", str(_free_port([host]))], root / f"{host}.log", env)
-        _wait_until(lambda: len(_nodes(self.url)) == 2)
+        try:
+            _wait_until(lambda: len(_nodes(self.url)) == 2)
+        except BaseException:
+            self.close()
+            raise
 
     def _start(self, argv: list[str], log: Path, env: dict[str, str]) -> None:
         with open(log, "ab") as handle:
@@ -277,7 +296,10 @@ def _run_disco(path: Path, work: Path, combiner: bool) -> dict[str, int]:
     from disco.func import sum_combiner
 
     parts = split_file(path, work / "parts", max(1 << 20, path.stat().st_size // 16))
+    started = time.perf_counter()
     runtime = DiscoRuntime(work / "runtime")
+    method = "disco" if combiner else "disco-nocomb"
+    RUNTIME_SECONDS[method] = time.perf_counter() - started
     previous = os.environ.get("DISCO_MASTER"), os.environ.get("DISCO_PORT")
     os.environ["DISCO_MASTER"], os.environ["DISCO_PORT"] = runtime.url, str(runtime.port)
     try:
@@ -294,7 +316,9 @@ def _run_disco(path: Path, work: Path, combiner: bool) -> dict[str, int]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        started = time.perf_counter()
         runtime.close()
+        RUNTIME_SECONDS[method] += time.perf_counter() - started
 
 
 METHODS: dict[str, Callable[[Path, Path], dict[str, int]]] = {
@@ -326,8 +350,9 @@ def main() -> None:
         print(f"generated {size_mb:.1f} MB of Zipf text in {time.perf_counter() - started:.1f} s")
         expected = run_counter(text, work)
         results: dict[str, float] = {}
+        warm: dict[str, float] = {}
         for name in args.only:
-            best = float("inf")
+            best = best_warm = float("inf")
             for round_ in range(args.repeat):
                 run_dir = work / f"{name}-{round_}"
                 run_dir.mkdir()
@@ -338,11 +363,18 @@ def main() -> None:
                 if counts != expected:
                     raise SystemExit(f"{name}: wrong counts ({len(counts)} words, {len(expected)} expected)")
                 best = min(best, seconds)
+                if name in RUNTIME_SECONDS:
+                    best_warm = min(best_warm, seconds - RUNTIME_SECONDS.pop(name))
             results[name] = size_mb / best
-            print(f"{name:>13}  {best:7.2f} s  {results[name]:6.1f} MB/s")
+            line = f"{name:>13}  {best:7.2f} s  {results[name]:6.1f} MB/s"
+            if best_warm < best:
+                warm[name] = size_mb / best_warm
+                line += f"   runtime already up: {best_warm:6.2f} s  {warm[name]:6.1f} MB/s"
+            print(line)
         _targets(results)
         if args.json:
-            args.json.write_text(json.dumps({"mb": size_mb, "mb_per_s": results}, indent=2))
+            args.json.write_text(json.dumps({"mb": size_mb, "mb_per_s": results,
+                                             "mb_per_s_runtime_up": warm}, indent=2))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

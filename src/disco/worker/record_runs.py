@@ -106,4 +106,7 @@ def decode_runs(data: bytes, url: str | None) -> Iterator[list[tuple[Any, Any]]]
                 raise ValueError("not three lists of matching lengths")
         except Exception as exc:  # a hunk that passed its checksum yet does not decode
             raise DataError(f"Undecodable records in hunk: {exc}", url) from None
-        yield list(zip(chain.from_iterable(map(repeat, keys, counts)), values))
+        if len(keys) == len(values):  # every run is one record (a combiner's output)
+            yield list(zip(keys, values))
+        else:
+            yield list(zip(chain.from_iterable(map(repeat, keys, counts)), values))
