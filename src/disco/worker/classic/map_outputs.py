@@ -115,7 +115,7 @@ class MapOutputs:
         if add is None:
             chain = self.worker.output(label, self.streams, self.params)
             last = getattr(chain, "fds", None) and chain.last
-            if self.grouped and type(last) is DiscoOutputStream_v1 and not last.records:
+            if self.grouped and _plain_v1(last):
                 # Only our reduce reads these outputs: our faster format (record_runs).
                 last = chain.fds[-1] = RunsOutputStream(last.stream, last.compression_level,
                                                         last.min_hunk_size)
@@ -233,6 +233,12 @@ class MapOutputs:
                     add = self.adder(label)
                     for record in records:
                         add(*record)
+
+
+def _plain_v1(stream: Any) -> bool:
+    """Whether ``stream`` is the default encoder as made, nothing written or asked of it."""
+    return (type(stream) is DiscoOutputStream_v1 and stream.version == 1
+            and not stream.max_record_size and not stream.records)
 
 
 def _unhashable(key: Any) -> bool:
