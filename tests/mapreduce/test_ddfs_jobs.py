@@ -94,6 +94,22 @@ def test_save_results_in_a_tag(ddfs: DDFS) -> None:
     ddfs.delete(tag)
 
 
+def test_saved_map_only_results_keep_one_blob_per_task(ddfs: DDFS) -> None:
+    # Disco saves every task's output as a blob; the per-node shuffle must not merge them.
+    def shout(line: str, params: object) -> list[tuple[str, str]]:
+        return [(line + "!", "")]
+
+    inputs = [f"raw://{n}" for n in range(6)]
+    job = Job(name="savemap").run(input=inputs, map=shout, save_results=True)
+    results = job.wait(poll_interval=0.2)
+    tag = f"disco:results:{job.name}"
+    assert results == [[f"tag://{tag}"]]
+    assert sorted(result_iterator(results)) == [(f"{n}!", "") for n in range(6)]
+    assert len(ddfs.urls(tag)) == len(inputs)
+    job.purge()
+    ddfs.delete(tag)
+
+
 def test_out_of_band_data(ddfs: DDFS, cluster: Cluster) -> None:
     def store(line: str, params: object) -> list[tuple[str, int]]:
         Task.put(f"len-{line}", str(len(line)).encode())  # noqa: F821 - a task global

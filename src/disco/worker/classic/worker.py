@@ -10,8 +10,10 @@ Run on a node as ``python -m disco.worker.classic.worker`` (by the job home's
 - ``reduce`` (``group_label`` or ``group_all``): the records of the inputs of this task's
   label (all of them for ``group_all``), sorted by key when ``sort`` is set, go to
   ``reduce(iter, out, params)`` or ``reduce(iter, params)``; the output has the task's label.
-- ``*_shuffle`` stages, when a master hands them to a worker: inputs are passed on as they
-  are (each file listed by an input index becomes an output with its label).
+- ``*_shuffle`` stages: the inputs of each label are concatenated into one local file (what
+  Disco's node does with the outputs of the tasks that ran on it); when the job saves its
+  results in DDFS, each input is copied to an output of its own instead, so that the tag
+  gets one blob per task, as Disco's does.
 
 Parameters and their defaults are listed in :meth:`Worker.defaults`.
 """
@@ -206,9 +208,8 @@ class Worker(worker.Worker):
     def run_shuffle(self, task: Task) -> None:
         """Concatenate the inputs of each label into one local file per label (what Disco's
         shuffle does with the outputs of the tasks that ran on a node), so that the next
-        stage reads one file per node and label instead of one per task."""
-        from disco.fileutils import AtomicFile
-        from disco.schemes import open_location
+        stage reads one file per node and label instead of one per task. Results saved in
+        DDFS keep one file per input (Disco saves every task's output as a blob)."""
         by_label: dict[Any, list[list[str]]] = {}
         for task_input in self.all_inputs():
             wanted = self.label_filter(task_input, first_stage=False)
@@ -219,26 +220,36 @@ class Worker(worker.Worker):
             else:
                 by_label.setdefault(task_input.label, []).append(task_input.urls)
         task.makedirs()
+        saved = task.stage == "reduce_shuffle" or not self.get("reduce")  # the last stage
+        separate = saved and bool(self.get("save_results"))
         for label in sorted(by_label, key=lambda l: (str(type(l)), l)):
-            name = f"{task.stage}-{label}"
-            with AtomicFile(task.abspath(name)) as out:
-                for replicas in by_label[label]:
-                    error: Exception | None = None
-                    for url in replicas:
-                        try:
-                            source = open_location(url)[0]
-                        except DataError as exc:
-                            error = exc
-                            continue
-                        try:
-                            shutil.copyfileobj(source, out, 1 << 20)
-                        finally:
-                            source.close()
-                        break
-                    else:
-                        raise DataError(f"cannot read shuffle input: {error}", replicas[0])
-            self.request("OUTPUT", [label, task.path(name),
-                                    os.path.getsize(task.abspath(name))])
+            if separate:
+                for n, replicas in enumerate(by_label[label]):
+                    self._copy_out(task, f"{task.stage}-{label}-{n}", label, [replicas])
+            else:
+                self._copy_out(task, f"{task.stage}-{label}", label, by_label[label])
+
+    def _copy_out(self, task: Task, name: str, label: Any, sources: list[list[str]]) -> None:
+        """One output file, ``name``, made of ``sources`` (each a list of replica URLs)."""
+        from disco.fileutils import AtomicFile
+        from disco.schemes import open_location
+        with AtomicFile(task.abspath(name)) as out:
+            for replicas in sources:
+                error: Exception | None = None
+                for url in replicas:
+                    try:
+                        source = open_location(url)[0]
+                    except DataError as exc:
+                        error = exc
+                        continue
+                    try:
+                        shutil.copyfileobj(source, out, 1 << 20)
+                    finally:
+                        source.close()
+                    break
+                else:
+                    raise DataError(f"cannot read shuffle input: {error}", replicas[0])
+        self.request("OUTPUT", [label, task.path(name), os.path.getsize(task.abspath(name))])
 
 
 def _record_key(record: Any) -> Any:
