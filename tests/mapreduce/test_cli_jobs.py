@@ -8,6 +8,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,8 @@ def test_job_verbs(cluster: MiniCluster, tmp_path: Path) -> None:
     assert results.stdout.splitlines()[0] == "ready"
     jobs = json.loads(disco(cluster, "jobs", "--json").stdout)
     assert [(status, job) for _, status, job in jobs] == [("ready", name)]
+    table = disco(cluster, "jobs").stdout  # the start as a local time, as events show it
+    assert time.strftime("%Y/%m/%d %H:%M", time.localtime(jobs[0][0])) in table
     events = disco(cluster, "events", name).stdout
     assert "READY" in events
     nodes = json.loads(disco(cluster, "nodeinfo").stdout)

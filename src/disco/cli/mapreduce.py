@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Optional
 
 import typer
@@ -67,6 +68,15 @@ def _run(action: Any) -> None:
         raise typer.Exit(2) from None
 
 
+def _when(started: Any) -> str:
+    """A job's start (seconds since the epoch, as the joblist gives it) in local time, the way
+    job events print it."""
+    try:
+        return time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(float(started)))
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(started)
+
+
 def register(app: typer.Typer) -> None:
     """Add the job verbs at the top level of `disco`, as in Disco's own command."""
 
@@ -80,7 +90,7 @@ def register(app: typer.Typer) -> None:
                 return
             table = Table("started", "status", "job")
             for started, status, name in listing:
-                table.add_row(str(started), status, name)
+                table.add_row(_when(started), status, name)
             out.print(table)
         _run(show)
 
