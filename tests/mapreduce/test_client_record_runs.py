@@ -138,3 +138,21 @@ def test_a_map_writes_runs_for_its_reduce_and_version_1_results(tmp_path: Path) 
     assert first_bytes(with_reduce, tmp_path / "a") == {130}
     map_only = make_pack(input=["raw://x"], map=word_map, partitions=2)
     assert first_bytes(map_only, tmp_path / "b") == {129}
+
+
+def test_grouping_big_values_writes_a_run_before_memory_runs_out(tmp_path: Path) -> None:
+    # 4,000 values of 100 kB: more than the 256 MB a map may grow by while grouping, so
+    # the records are written as two sorted runs, none lost.
+    def big_map(n: Any, params: Any) -> Any:
+        yield ("a" if int(n) % 2 else "b"), bytes(100_000) + str(n).encode()
+
+    pack = make_pack(input=["raw://x"], map=big_map, reduce=lambda iter, params: iter,
+                     map_reader=lambda fd, size, url, params: range(4000))
+    node = FakeNode(tmp_path, pack)
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://-"]]]])
+    assert session.end == "DONE", session.end_payload
+    [output] = session.outputs
+    keys = [key for key, _value in node.records(output)]
+    assert len(keys) == 4000 and keys.count("a") == keys.count("b") == 2000
+    runs = 1 + sum(1 for before, after in zip(keys, keys[1:]) if after < before)
+    assert runs == 2

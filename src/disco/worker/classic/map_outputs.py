@@ -16,8 +16,9 @@ they can be compared (values of a key keep the order the map gave them), as Hado
 side does. Disco promises a reduce no order of its input unless ``sort`` is set, so nothing
 changes for it, but the common reduce that sorts its input itself (``kvgroup(sorted(iter))``)
 then gets a few long sorted runs, which Python's sort merges in a fraction of the time. The
-grouping costs a dict lookup per record; it holds at most GROUP_LIMIT records before writing
-them out as one run. Outputs of a map-only job keep the map's order.
+grouping costs a dict lookup per record; it holds at most GROUP_LIMIT records, and lets the
+process grow by at most GROUP_MEMORY bytes (big values), before writing them out as one
+run. Outputs of a map-only job keep the map's order.
 
 Outputs a reduce reads are written in our record format (:mod:`disco.worker.record_runs`,
 a key once per run of its values) when they go through the default encoder; outputs of a
@@ -26,6 +27,7 @@ map-only job are job results and stay in Disco's version 1.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 
 MEMO_LIMIT = 1 << 20  # distinct keys whose default partition is remembered, per process
 GROUP_LIMIT = 1 << 23  # records held for grouping before they are written (~64 MB of values)
+GROUP_MEMORY = 256 << 20  # growth of the process allowed while grouping (values may be big)
+GROUP_CHECK = 1 << 10  # map calls between two looks at the process's size
 # Shared by the tasks a worker runs one after another: {partitions: {key: label}}.
 _default_labels: dict[int, dict[Any, int]] = {}
 
@@ -68,6 +72,8 @@ class MapOutputs:
         self._sums: dict[Any, Any] = {}
         self._groups: dict[Any, list[Any]] = {}  # key -> its values, in the map's order
         self._held = 0
+        self._puts = 0
+        self._rss_base = _resident_bytes()
         self.put: Callable[[Iterable[Any]], None]
         if combiner is sum_combiner:
             self.put = self._put_summed
@@ -153,7 +159,9 @@ class MapOutputs:
                 self.adder(self.label_of(key))(key, value)  # cannot be grouped: written now
                 key = None
         self._held = held
-        if held >= GROUP_LIMIT:
+        self._puts += 1
+        if held >= GROUP_LIMIT or (not self._puts % GROUP_CHECK
+                                   and _resident_bytes() - self._rss_base > GROUP_MEMORY):
             self._write_groups()
 
     def _write_groups(self) -> None:
@@ -168,6 +176,9 @@ class MapOutputs:
                 write(key, groups[key])
         groups.clear()
         self._held = 0
+        # Memory freed here is reused before the process grows again, so the next run may
+        # hold up to twice GROUP_MEMORY when the allocator keeps what it had.
+        self._rss_base = _resident_bytes()
 
     def writer(self, label: int) -> Callable[[Any, list[Any]], None]:
         """A function writing (key, value) for each of a key's values, to output `label`."""
@@ -233,6 +244,18 @@ class MapOutputs:
                     add = self.adder(label)
                     for record in records:
                         add(*record)
+
+
+def _resident_bytes() -> int:
+    """The process's resident size (0 where /proc cannot tell)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _plain_v1(stream: Any) -> bool:
