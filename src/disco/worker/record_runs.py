@@ -94,6 +94,12 @@ class RunsOutputStream:
         self.flush()
 
 
+def runs_output_stream(stream: Any, partition: Any, url: str, params: Any) -> RunsOutputStream:
+    """Encodes records in this format (an output stream function, as
+    ``disco_output_stream`` is for version 1)."""
+    return RunsOutputStream(stream)
+
+
 def decode_runs(data: bytes, url: str | None) -> Iterator[list[tuple[Any, Any]]]:
     """The records of a version 2 hunk's data, a list of them per pickle."""
     buffer = io.BytesIO(data)

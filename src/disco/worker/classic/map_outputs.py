@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from disco.error import DiscoError
 from disco.worker.classic.func import default_partition, sum_combiner
-from disco.worker.record_runs import RunsOutputStream
-from disco.worker.task_io import DiscoOutputStream_v1
+from disco.worker.record_runs import runs_output_stream
+from disco.worker.task_io import disco_output_stream
 
 if TYPE_CHECKING:
     from disco.worker import Worker
@@ -60,6 +60,9 @@ class MapOutputs:
                  streams: list[Any], params: Any, grouped: bool = False) -> None:
         self.worker = worker
         self.grouped = grouped  # a reduce reads the outputs: write them grouped by key
+        if grouped and streams and streams[-1] is disco_output_stream:
+            # Only our reduce reads these outputs: our faster format (record_runs).
+            streams = [*streams[:-1], runs_output_stream]
         self.streams = streams
         self.params = params
         self.combiner = combiner
@@ -120,13 +123,11 @@ class MapOutputs:
         add = self._adders.get(label)
         if add is None:
             chain = self.worker.output(label, self.streams, self.params)
-            last = getattr(chain, "fds", None) and chain.last
-            if self.grouped and _plain_v1(last):
-                # Only our reduce reads these outputs: our faster format (record_runs).
-                last = chain.fds[-1] = RunsOutputStream(last.stream, last.compression_level,
-                                                        last.min_hunk_size)
             # The chain's add passes records to its last stream: call that one directly.
-            add = getattr(last, "add", None) or chain.add
+            try:
+                add = chain.last.add
+            except (AttributeError, IndexError):
+                add = chain.add
             self._adders[label] = add
         return add
 
@@ -256,12 +257,6 @@ def _resident_bytes() -> int:
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _plain_v1(stream: Any) -> bool:
-    """Whether ``stream`` is the default encoder as made, nothing written or asked of it."""
-    return (type(stream) is DiscoOutputStream_v1 and stream.version == 1
-            and not stream.max_record_size and not stream.records)
 
 
 def _unhashable(key: Any) -> bool:
