@@ -19,8 +19,9 @@ throughput is MB of input per second of wall time, from start to counts in hand:
   disco-nocomb   the same without a combiner
 
 Targets printed as PASS/MISS: disco ≥ 0.8 × pool2; disco-nocomb ≥ spark-rdd. For the
-methods that start a runtime (Dask, Spark, DISCO) the throughput without that start-up, as
-on a cluster that is already running, is printed too (not used for the targets).
+methods that start a runtime (Dask, Spark, DISCO) the throughput without starting and
+stopping it, as on a cluster that is already running, is printed too (not used for the
+targets).
 """
 
 from __future__ import annotations
