@@ -39,13 +39,15 @@ def ensure_file(path: str, data: bytes = b"", mode: int | None = None) -> None:
 class AtomicFile:
     """A file that appears under its name only once it is complete.
 
-    Data goes to ``<path>.partial.<pid>``; :meth:`close` flushes, syncs and renames it to
-    ``path``. If the task dies first (or the object is dropped without ``close``), no
-    half-written file is ever seen under ``path``. :meth:`abort` drops the partial file.
+    Data goes to ``<path>.partial.<pid>``; :meth:`close` flushes, syncs (unless ``sync`` is
+    false) and renames it to ``path``. If the task dies first (or the object is dropped
+    without ``close``), no half-written file is ever seen under ``path``. :meth:`abort`
+    drops the partial file.
     """
 
-    def __init__(self, path: str, buffering: int = 1 << 16) -> None:
+    def __init__(self, path: str, buffering: int = 1 << 16, sync: bool = True) -> None:
         self.path = path
+        self.sync = sync
         parent = os.path.dirname(path)
         if parent:
             ensure_path(parent)
@@ -84,7 +86,8 @@ class AtomicFile:
             return
         self.isopen = False
         self.file.flush()
-        os.fsync(self.file.fileno())
+        if self.sync:
+            os.fsync(self.file.fileno())
         self.file.close()
         os.rename(self.partial, self.path)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,6 +120,37 @@ def test_atomic_file_appears_only_when_closed(tmp_path: Path) -> None:
     aborted.write(b"half")
     del aborted  # dropped unclosed, as by a task that failed
     assert list(p.name for p in tmp_path.iterdir()) == ["sub"]
+
+
+def test_atomic_file_syncs_unless_told_not_to(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    with AtomicFile(str(tmp_path / "result")) as kept:
+        kept.write(b"kept")
+    with AtomicFile(str(tmp_path / "passing"), sync=False) as passing:
+        passing.write(b"read by the next stage")
+    assert len(synced) == 1
+    assert (tmp_path / "passing").read_bytes() == b"read by the next stage"
+
+
+def test_workers_know_which_stage_makes_the_results() -> None:
+    from types import SimpleNamespace
+
+    from disco.worker.classic.worker import Worker as ClassicWorker
+    from disco.worker.pipeline.worker import Stage
+    from disco.worker.pipeline.worker import Worker as PipelineWorker
+
+    def stage(name: str) -> Any:
+        return SimpleNamespace(stage=name)
+    with_reduce, map_only = ClassicWorker(), ClassicWorker()
+    with_reduce["reduce"] = lambda iter, params: iter
+    assert [with_reduce.final_stage(stage(s)) for s in ("map", "map_shuffle", "reduce")] == \
+        [False, False, True]
+    assert [map_only.final_stage(stage(s)) for s in ("map", "map_shuffle")] == [False, True]
+    pipeline = PipelineWorker(pipeline=[("split", Stage("first")), ("group_all", Stage("last"))])
+    assert [pipeline.final_stage(stage(s)) for s in ("first", "last")] == [False, True]
 
 
 def test_output_chain_closes_encoder_then_file(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ directly, without HTTP)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from pathlib import Path
 
@@ -272,3 +273,32 @@ def test_slot_gate_lets_in_at_most_its_limit_in_order() -> None:
     order, peak = asyncio.run(run())
     assert order[:5] == [0, 1, 2, 4, 5]
     assert peak == 3
+
+
+
+def test_only_tasks_of_the_last_stage_are_final(tmp_path: Path) -> None:
+    # A node syncs the results index of the job's last stage only: the outputs of earlier
+    # stages are read by the next stage, and made again if lost.
+    async def finals(pipeline: list[list[str]]) -> set[bool]:
+        master = Master(MasterConfig(data=tmp_path))
+        pack = JobPack({"prefix": "F", "worker": "w", "owner": "o", "pipeline": pipeline,
+                        "inputs": [[0, 0, "raw://1"], [0, 0, "raw://2"]]}, version=VERSION_PIPELINE)
+        name = new_jobname("F", master.jobs)
+        job = Job(master, name, job_spec(pack), tmp_path / name)
+        (tmp_path / name).mkdir()
+        await job.start()
+        return {job.assignment(task)["final"] for task in job.stages[0].tasks}
+    assert asyncio.run(finals([["map", "split"], ["reduce", "group_all"]])) == {False}
+    assert asyncio.run(finals([["map", "split"]])) == {True}
+
+
+def test_a_results_index_is_synced_only_when_asked(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    for sync in (True, False):
+        index = ResultsIndex(tmp_path, "n1", "J@1:2:3", "map", int(sync), sync=sync)
+        index.add(0, "map-0", 3)
+        assert index.close()[0]["dir"][2] == [[0, 3]]
+    assert len(synced) == 1

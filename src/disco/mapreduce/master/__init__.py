@@ -39,8 +39,10 @@ registers again.
     poll; `running` lists the tasks the node holds and has not yet reported, and a task handed
     out in an earlier poll but missing from the list was lost on the way and is retried.
     An assignment is `{job, taskid, attempt, stage, grouping, group: [label, host or ""],
-    worker, inputs: [[input_id, label, [[rep_id, url]...]]...], inputs_done}`; `inputs_done`
-    is false for tasks of a concurrent stage whose inputs may still grow.
+    worker, inputs: [[input_id, label, [[rep_id, url]...]]...], inputs_done, final}`;
+    `inputs_done` is false for tasks of a concurrent stage whose inputs may still grow;
+    `final` is true in the job's last stage, whose outputs are the results (only those are
+    synced to disk; a node that misses the field syncs everything).
     `kill_*` stop workers without a report (the master has written those attempts off);
     `purge_jobs` also deletes the jobs' homes. `slots` is how many tasks the node may run
     at once; it may be handed more (tasks of a job whose tasks are short wait on the node,

@@ -382,6 +382,9 @@ class Job:
             "stage": task.stage, "grouping": task.grouping, "group": [label, host or ""],
             "worker": self.spec.worker, "inputs": self.worker_inputs(task, 0),
             "inputs_done": task.inputs_done,
+            # Outputs of the last stage are the job's results; the others only a later stage
+            # reads, and the node need not sync their index to disk.
+            "final": task.stage == self.stages[-1].spec.name,
         }
 
     def worker_inputs(self, task: Task, start: int) -> list[list[Any]]:

@@ -22,8 +22,10 @@ class OutputError(Exception):
 
 
 class ResultsIndex:
-    def __init__(self, jobhome: Path, host: str, jobname: str, stage: str, taskid: int) -> None:
+    def __init__(self, jobhome: Path, host: str, jobname: str, stage: str, taskid: int,
+                 sync: bool = True) -> None:
         self.jobhome = jobhome
+        self.sync = sync  # the job's results: made durable; a later stage's input: not
         self.host = host
         self.prefix = f"{host}/disco/{job_path(host, jobname)}"
         self.stage = stage
@@ -57,11 +59,13 @@ class ResultsIndex:
         return self._file is not None
 
     def close(self) -> list[dict[str, Any]]:
-        """Make the index durable and return the task's outputs as the master wants them."""
+        """Write the index out (durably for results) and return the task's outputs as the
+        master wants them."""
         outputs: list[dict[str, Any]] = []
         if self._file is not None:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if self.sync:
+                os.fsync(self._file.fileno())
             self._file.close()
             self._file = None
             outputs.append({"dir": [self.host, f"dir://{self.prefix}/{self._name}",

@@ -85,7 +85,8 @@ class WorkerSession:
         self.warm = warm
         self.pool = pool
         self.inputs = TaskInputs(assignment["inputs"], bool(assignment["inputs_done"]))
-        self.index = ResultsIndex(home, cfg.host, self.job, self.stage, self.taskid)
+        self.index = ResultsIndex(home, cfg.host, self.job, self.stage, self.taskid,
+                                  sync=bool(assignment.get("final", True)))
         self.throttle = MsgThrottle()
         self.wp: WorkerProcess | None = None
         self._said_worker = False
@@ -311,9 +312,9 @@ class WorkerSession:
 
     async def _on_done(self, p: Any) -> Outcome | None:
         try:
-            # Writing an index means an fsync: off the event loop. No outputs, no index.
-            outputs = (await asyncio.to_thread(self.index.close) if self.index.writing
-                       else self.index.close())
+            # A results index is synced to disk: off the event loop. No outputs, no index.
+            outputs = (await asyncio.to_thread(self.index.close)
+                       if self.index.writing and self.index.sync else self.index.close())
         except OSError as exc:
             return self._failed(f"cannot write the task's results index: {exc}")
         assert self.wp is not None

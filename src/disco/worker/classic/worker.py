@@ -193,6 +193,14 @@ class Worker(worker.Worker):
         else:
             reduce_fn(entries, out, params)
 
+    def final_stage(self, task: Task) -> bool:
+        # A map_shuffle follows every map; a reduce follows a map_shuffle when there is one.
+        if task.stage == "map":
+            return False
+        if task.stage == "map_shuffle":
+            return not self.get("reduce")
+        return True
+
     def sort(self, records: Any, task: Task) -> Iterator[Any]:
         """Records sorted by key (stable): an external merge sort in the task's directory."""
         budget = parse_size(self.get("sort_buffer_size") or "10%")
@@ -233,7 +241,7 @@ class Worker(worker.Worker):
         """One output file, ``name``, made of ``sources`` (each a list of replica URLs)."""
         from disco.fileutils import AtomicFile
         from disco.schemes import open_location
-        with AtomicFile(task.abspath(name)) as out:
+        with AtomicFile(task.abspath(name), sync=self.final_stage(task)) as out:
             for replicas in sources:
                 error: Exception | None = None
                 for url in replicas:
