@@ -8,8 +8,8 @@ A version 2 hunk (version byte 130) holds pickles back to back, each a tuple ``(
 counts, values)`` of three lists: the records are ``(keys[i], v)`` for the next
 ``counts[i]`` values ``v`` of ``values``. A map whose outputs are grouped by key writes a
 key once for all its values. Writing and reading are C loops (one pickle per hunk, no
-Python step per record): for a word count this costs a tenth of version 1, which pickles
-every record on its own.
+Python step per record): for a word count, writing costs a tenth of what version 1 costs
+(it pickles every record on its own) and reading a fifth or less.
 """
 
 from __future__ import annotations
