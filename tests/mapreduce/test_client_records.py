@@ -135,22 +135,11 @@ def test_atomic_file_syncs_unless_told_not_to(tmp_path: Path,
     assert (tmp_path / "passing").read_bytes() == b"read by the next stage"
 
 
-def test_workers_know_which_stage_makes_the_results() -> None:
-    from types import SimpleNamespace
-
-    from disco.worker.classic.worker import Worker as ClassicWorker
-    from disco.worker.pipeline.worker import Stage
-    from disco.worker.pipeline.worker import Worker as PipelineWorker
-
-    def stage(name: str) -> Any:
-        return SimpleNamespace(stage=name)
-    with_reduce, map_only = ClassicWorker(), ClassicWorker()
-    with_reduce["reduce"] = lambda iter, params: iter
-    assert [with_reduce.final_stage(stage(s)) for s in ("map", "map_shuffle", "reduce")] == \
-        [False, False, True]
-    assert [map_only.final_stage(stage(s)) for s in ("map", "map_shuffle")] == [False, True]
-    pipeline = PipelineWorker(pipeline=[("split", Stage("first")), ("group_all", Stage("last"))])
-    assert [pipeline.final_stage(stage(s)) for s in ("first", "last")] == [False, True]
+def test_a_task_knows_from_its_node_whether_it_makes_the_results() -> None:
+    from disco.worker.task import Task
+    assert Task.from_reply({"stage": "map", "final": False}).final is False
+    assert Task.from_reply({"stage": "reduce", "final": True}).final is True
+    assert Task.from_reply({"stage": "map"}).final is True  # Disco's node: sync everything
 
 
 def test_output_chain_closes_encoder_then_file(tmp_path: Path) -> None:

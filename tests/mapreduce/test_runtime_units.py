@@ -279,10 +279,16 @@ def test_slot_gate_lets_in_at_most_its_limit_in_order() -> None:
 def test_only_tasks_of_the_last_stage_are_final(tmp_path: Path) -> None:
     # A node syncs the results index of the job's last stage only: the outputs of earlier
     # stages are read by the next stage, and made again if lost.
-    async def finals(pipeline: list[list[str]]) -> set[bool]:
+    async def finals(pipeline: list[list[str]] | None, **classic: bool) -> set[bool]:
         master = Master(MasterConfig(data=tmp_path))
-        pack = JobPack({"prefix": "F", "worker": "w", "owner": "o", "pipeline": pipeline,
-                        "inputs": [[0, 0, "raw://1"], [0, 0, "raw://2"]]}, version=VERSION_PIPELINE)
+        if pipeline is None:  # a classic job: map, map_shuffle, then reduce if it has one
+            pack = JobPack({"prefix": "F", "worker": "w", "owner": "o", "nr_reduces": 1,
+                            "input": ["raw://1", "raw://2"], "map?": True, **classic},
+                           version=VERSION_CLASSIC)
+        else:
+            pack = JobPack({"prefix": "F", "worker": "w", "owner": "o", "pipeline": pipeline,
+                            "inputs": [[0, 0, "raw://1"], [0, 0, "raw://2"]]},
+                           version=VERSION_PIPELINE)
         name = new_jobname("F", master.jobs)
         job = Job(master, name, job_spec(pack), tmp_path / name)
         (tmp_path / name).mkdir()
@@ -290,6 +296,8 @@ def test_only_tasks_of_the_last_stage_are_final(tmp_path: Path) -> None:
         return {job.assignment(task)["final"] for task in job.stages[0].tasks}
     assert asyncio.run(finals([["map", "split"], ["reduce", "group_all"]])) == {False}
     assert asyncio.run(finals([["map", "split"]])) == {True}
+    assert asyncio.run(finals(None, **{"reduce?": True})) == {False}  # map tasks of either
+    assert asyncio.run(finals(None, **{"reduce?": False})) == {False}
 
 
 def test_a_results_index_is_synced_only_when_asked(tmp_path: Path,

@@ -377,17 +377,10 @@ class Worker(dict):
             relpath = self.task.path(f"{self.task.stage}-{label}")
             streams_out = StreamChain(self.task.abspath(f"{self.task.stage}-{label}"),
                                       [s for s in streams if s], params, size=label)
-            if not self.final_stage(self.task):
+            if not self.task.final:  # a later stage reads it: no need to sync it to disk
                 _no_sync(streams_out.fds)
             self.outputs[label] = (relpath, streams_out)
         return self.outputs[label][1]
-
-    def final_stage(self, task: Task) -> bool:
-        """Whether the task's outputs are the job's results. Outputs that only a later stage
-        of the job reads are not synced to disk (as Hadoop's map outputs and Spark's shuffle
-        files are not): if the node goes down they are made again anyway. Subclasses that
-        know their pipeline say so; the default syncs everything."""
-        return True
 
     def send_outputs(self) -> None:
         """Close every output and report it: OUTPUT [label, path relative to job home, size]."""

@@ -40,8 +40,6 @@ class RunsOutputStream:
         self.stream = stream
         self.compression_level = compression_level
         self.min_hunk_size = min_hunk_size
-        self.size = 0  # bytes written to the stream
-        self.records = 0
         self._keys: list[Any] = []
         self._counts: list[int] = []
         self._values: list[Any] = []
@@ -84,9 +82,7 @@ class RunsOutputStream:
         data = pickle.dumps((self._keys, self._counts, self._values), PICKLE_PROTOCOL)
         hunk = pack_hunk(VERSION, data, self.compression_level)
         self.stream.write(hunk)
-        self.size += len(hunk)
         count = len(self._values)
-        self.records += count
         self._limit = max(1024, min(MAX_LIMIT, self.min_hunk_size * count // len(data)))
         self._keys, self._counts, self._values = [], [], []
 

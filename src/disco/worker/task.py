@@ -36,6 +36,9 @@ class Task:
     jobfile: str = ""
     jobhome: str = field(default_factory=os.getcwd)
     uid: str = ""
+    # Whether the outputs are the job's results (our node says; Disco's does not, and then
+    # everything is synced to disk as Disco did).
+    final: bool = True
     _made: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

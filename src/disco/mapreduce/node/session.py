@@ -219,6 +219,7 @@ class WorkerSession:
             "disco_data": str(self.cfg.data), "stage": self.stage,
             "grouping": self.a["grouping"], "group": self.a["group"],
             "jobfile": str(self.home / "jobfile"), "jobname": self.job, "host": self.cfg.host,
+            "final": bool(self.a.get("final", True)),
             # Beyond Disco's protocol: what INPUT "" would answer, saving our workers a round
             # trip; other workers ignore it.
             **({"inputs": ["done", self.inputs.listing()]} if self.inputs.done else {}),

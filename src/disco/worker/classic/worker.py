@@ -11,9 +11,9 @@ Run on a node as ``python -m disco.worker.classic.worker`` (by the job home's
   label (all of them for ``group_all``), sorted by key when ``sort`` is set, go to
   ``reduce(iter, out, params)`` or ``reduce(iter, params)``; the output has the task's label.
 - ``*_shuffle`` stages: the inputs of each label are concatenated into one local file (what
-  Disco's node does with the outputs of the tasks that ran on it); when the job saves its
-  results in DDFS, each input is copied to an output of its own instead, so that the tag
-  gets one blob per task, as Disco's does.
+  Disco's node does with the outputs of the tasks that ran on it); when the shuffle makes
+  the results of a job that saves them in DDFS, each input is copied to an output of its
+  own instead, so that the tag gets one blob per task, as Disco's does.
 
 Parameters and their defaults are listed in :meth:`Worker.defaults`.
 """
@@ -140,7 +140,7 @@ class Worker(worker.Worker):
             streams.append(reader)
         return streams
 
-    def records(self, task: Task, mode: str, params: Any, template: str) -> Iterator[Any]:
+    def records(self, mode: str, params: Any, template: str) -> Iterator[Any]:
         """The records of all the task's inputs, one input after the other, with progress
         MSGs (``template`` % count)."""
         return chain.from_iterable(self.status_batches(self._batches(mode, params), template))
@@ -159,7 +159,7 @@ class Worker(worker.Worker):
         outputs = MapOutputs(self, self.get("partitions"), self.get("partition"),
                              self.get("combiner"), list(self.get("map_output_stream") or ()),
                              params, grouped=bool(self.get("reduce")))
-        entries = self.records(task, "map", params, "%s entries mapped")
+        entries = self.records("map", params, "%s entries mapped")
         map_init = self.get("map_init")
         if map_init is not None:
             map_init(entries, params)
@@ -181,7 +181,7 @@ class Worker(worker.Worker):
             unsorted = chain.from_iterable(self._batches("reduce", params))
             entries = self.status_iter(self.sort(unsorted, task), "%s entries reduced")
         else:
-            entries = self.records(task, "reduce", params, "%s entries reduced")
+            entries = self.records("reduce", params, "%s entries reduced")
         out_label = label if isinstance(label, int) else 0
         out = self.output(out_label, list(self.get("reduce_output_stream") or ()), params)
         reduce_init = self.get("reduce_init")
@@ -192,14 +192,6 @@ class Worker(worker.Worker):
                 out.add(key, value)
         else:
             reduce_fn(entries, out, params)
-
-    def final_stage(self, task: Task) -> bool:
-        # A map_shuffle follows every map; a reduce follows a map_shuffle when there is one.
-        if task.stage == "map":
-            return False
-        if task.stage == "map_shuffle":
-            return not self.get("reduce")
-        return True
 
     def sort(self, records: Any, task: Task) -> Iterator[Any]:
         """Records sorted by key (stable): an external merge sort in the task's directory."""
@@ -228,8 +220,7 @@ class Worker(worker.Worker):
             else:
                 by_label.setdefault(task_input.label, []).append(task_input.urls)
         task.makedirs()
-        saved = task.stage == "reduce_shuffle" or not self.get("reduce")  # the last stage
-        separate = saved and bool(self.get("save_results"))
+        separate = task.final and bool(self.get("save_results"))
         for label in sorted(by_label, key=lambda l: (str(type(l)), l)):
             if separate:
                 for n, replicas in enumerate(by_label[label]):
@@ -241,7 +232,7 @@ class Worker(worker.Worker):
         """One output file, ``name``, made of ``sources`` (each a list of replica URLs)."""
         from disco.fileutils import AtomicFile
         from disco.schemes import open_location
-        with AtomicFile(task.abspath(name), sync=self.final_stage(task)) as out:
+        with AtomicFile(task.abspath(name), sync=task.final) as out:
             for replicas in sources:
                 error: Exception | None = None
                 for url in replicas:

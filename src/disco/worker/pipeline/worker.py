@@ -159,10 +159,6 @@ class Worker(worker.Worker):
             objects.extend(stage._callables())
         return objects
 
-    def final_stage(self, task: Task) -> bool:
-        entries = _pipeline_entries(self.get("pipeline"))
-        return not entries or entries[-1][1].name == task.stage
-
     def run(self, task: Task) -> None:
         entries = _pipeline_entries(self.get("pipeline"))
         stages = {stage.name: (index, stage) for index, (_g, stage, _c) in enumerate(entries)}
