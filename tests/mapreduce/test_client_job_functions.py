@@ -13,21 +13,50 @@ from typing import TYPE_CHECKING, Any
 
 from fake_node import FakeNode, make_pack
 
+from disco.func import nop_reduce, sum_combiner
+
 if TYPE_CHECKING:
     import pytest
 
 ONE_INPUT = [[0, "ok", 0, [[0, "raw://abc"]]]]
 
 
+def _summing(key: Any, value: Any, buf: dict[Any, Any], done: bool, params: Any) -> Any:
+    if not done:
+        buf[key] = buf.get(key, 0) + value
+        return None
+    return list(buf.items())
+
+
+# Every route a map's records take (map_outputs.MapOutputs.map_all): plain, grouped for a
+# reduce, sum_combiner's table, any other combiner.
+ROUTES: list[dict[str, Any]] = [{}, {"reduce": nop_reduce}, {"combiner": sum_combiner},
+                                {"combiner": _summing, "reduce": nop_reduce}]
+
+
 def test_map_returning_none_fails_the_job_with_a_clear_error(tmp_path: Path) -> None:
     def forgetful_map(entry: Any, params: Any) -> None:
         [(entry, 1)]  # the forgotten `return` this test is about
 
-    session = FakeNode(tmp_path, make_pack(input=["raw://x"], map=forgetful_map)).run(
-        "map", ONE_INPUT)
-    assert session.end == "FATAL" and session.outputs == []  # FATAL: no retry elsewhere
-    assert "'forgetful_map' returned None; it must return or yield (key, value) pairs" \
-        in session.end_payload
+    for n, route in enumerate(ROUTES):
+        session = FakeNode(tmp_path / str(n), make_pack(input=["raw://x"], map=forgetful_map,
+                                                        **route)).run("map", ONE_INPUT)
+        assert session.end == "FATAL" and session.outputs == [], route  # no retry elsewhere
+        assert "'forgetful_map' returned None; it must return or yield (key, value) pairs" \
+            in session.end_payload, route
+
+
+def test_a_type_error_inside_the_map_is_the_maps_own(tmp_path: Path) -> None:
+    def typo_map(entry: Any, params: Any) -> Any:
+        yield entry, 1
+        yield entry + 1, 1  # str + int: the map's own TypeError
+
+    for n, route in enumerate(ROUTES):
+        session = FakeNode(tmp_path / str(n), make_pack(input=["raw://x"], map=typo_map,
+                                                        **route)).run("map", ONE_INPUT)
+        assert session.end == "FATAL", route
+        assert "can only concatenate str" in session.end_payload, route
+        assert "returned None" not in session.end_payload, route
 
     def quiet_map(entry: Any, params: Any) -> list[Any]:
         return []  # no output at all is fine

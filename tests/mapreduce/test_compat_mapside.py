@@ -30,6 +30,15 @@ def mixed_map(line: Any, params: Any) -> Iterator[tuple[Any, Any]]:
         yield i, True
 
 
+def unhashable_map(line: Any, params: Any) -> Any:
+    """Keys that cannot be hashed in the middle of a call's records, which come from a
+    generator or (params "list") a list."""
+    words = line.split()
+    pairs = [(w, 1) for w in words[:1]] + [([w], 2) for w in words[1:2]] + \
+        [(w, 3) for w in words[2:]]
+    return pairs if params == "list" else (pair for pair in pairs)
+
+
 def plain_sum_combiner(key: Any, value: Any, buf: dict[Any, Any], done: bool,
                        params: Any) -> Any:
     """sum_combiner's documented behaviour, as a user would write it: no fast path."""
@@ -53,6 +62,11 @@ def total_reduce(iter: Any, params: Any) -> Iterator[tuple[Any, Any]]:
     for key, value in iter:
         totals[key] = totals.get(key, 0) + value
     yield from totals.items()
+
+
+def records_reduce(iter: Any, params: Any) -> Iterator[tuple[str, int]]:
+    for record in iter:
+        yield repr(record), 1
 
 
 def progress_reduce(iter: Any, params: Any) -> Iterator[tuple[str, int]]:
@@ -89,6 +103,14 @@ def test_keys_that_cannot_be_compared_are_still_grouped(jobs: JobList) -> None:
     assert len(keys) == len(set(map(repr, keys)))  # each key's records came together
     assert Counter(map(repr, keys)) == Counter(map(repr, ["x", "y", (0, "x"), (1, "y"),
                                                            (2, "x"), 0, 1, 2]))
+
+
+def test_records_with_unhashable_keys_reach_the_reduce_with_the_rest(jobs: JobList) -> None:
+    expected = Counter(repr(pair) for line in LINES for pair in unhashable_map(line, None))
+    for params in ("list", "generator"):
+        job = jobs(Job().run(input=inputs(), map=unhashable_map, reduce=records_reduce,
+                             params=params, partitions=2))
+        assert Counter(key for key, _ in job_results(job)) == expected, params
 
 
 def test_a_map_only_job_keeps_the_order_the_map_gave(jobs: JobList) -> None:

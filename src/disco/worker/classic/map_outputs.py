@@ -4,6 +4,8 @@ Every ``(key, value)`` the map yields goes to output label ``partition(key, part
 params)`` (label 0 when ``partitions`` is None or 0), through ``combiner`` when given. This
 is the inner loop of every map task, so it is written for speed:
 
+- :meth:`MapOutputs.map_all` calls the map itself, in one loop per route (summed, grouped,
+  combined, plain): on the first two a map call and its records cost no call of ours;
 - the outputs' ``add`` methods are looked up once per label, not once per record;
 - :func:`default_partition` (an md5 per call) is remembered per distinct key: it depends on
   the key alone;
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from itertools import repeat
+from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
 
 from disco.error import DiscoError
@@ -75,17 +77,7 @@ class MapOutputs:
         self._sums: dict[Any, Any] = {}
         self._groups: dict[Any, list[Any]] = {}  # key -> its values, in the map's order
         self._held = 0
-        self._puts = 0
         self._rss_base = _resident_bytes()
-        self.put: Callable[[Iterable[Any]], None]
-        if combiner is sum_combiner:
-            self.put = self._put_summed
-        elif combiner is not None:
-            self.put = self._put_combined
-        elif grouped:
-            self.put = self._put_grouped
-        else:
-            self.put = self._put_plain
 
     @staticmethod
     def _labeller(partitions: Any, partition: Any, params: Any,
@@ -131,20 +123,55 @@ class MapOutputs:
             self._adders[label] = add
         return add
 
-    def _put_plain(self, pairs: Iterable[Any]) -> None:
-        label_of, adders = self.label_of, self._adders
-        for key, value in pairs:
-            label = label_of(key)
-            add = adders.get(label) or self.adder(label)
-            add(key, value)
+    def map_all(self, entries: Iterable[Any], map_fn: Callable[[Any, Any], Any],
+                params: Any) -> None:
+        """Call ``map_fn(entry, params)`` for every entry and take the records it gives: the
+        task's inner loop, one loop per route so that a record costs no call of ours."""
+        calls = map(map_fn, entries, repeat(params))
+        try:
+            if self.combiner is sum_combiner:
+                self._map_summed(calls)
+            elif self.combiner is not None:
+                self._map_each(calls, self._put_combined)
+            elif self.grouped:
+                self._map_grouped(calls)
+            else:
+                self._map_each(calls, self._put_plain)
+        except _ReturnedNone:  # as in Disco: most likely a forgotten return, so no silence
+            raise DiscoError(f"map {getattr(map_fn, '__name__', map_fn)!r} returned None; "
+                             f"it must return or yield (key, value) pairs") from None
 
-    def _put_grouped(self, pairs: Iterable[Any]) -> None:
+    @staticmethod
+    def _map_each(calls: Iterable[Any], put: Callable[[Iterable[Any]], None]) -> None:
+        for pairs in calls:
+            if pairs is None:
+                raise _ReturnedNone
+            put(pairs)
+
+    def _map_summed(self, calls: Iterable[Any]) -> None:
+        # What sum_combiner does per record, inline: measured faster than calling it, and
+        # than any C-level batching of the pairs (a map call yields few records).
+        sums = self._sums
+        get = sums.get
+        pairs: Any = ()
+        try:
+            for pairs in calls:
+                for key, value in pairs:
+                    sums[key] = get(key, 0) + value
+        except TypeError:
+            # A None from the map fails here; telling it apart now costs nothing per call.
+            if pairs is None:
+                raise _ReturnedNone from None
+            raise
+
+    def _map_grouped(self, calls: Iterable[Any]) -> None:
         groups = self._groups
         get = groups.get
         held = self._held
-        pairs = iter(pairs)
+        limit, next_look = GROUP_LIMIT, GROUP_CHECK
         key: Any = None
-        while True:
+        for made, pairs in enumerate(calls, 1):
+            first = held
             try:
                 for key, value in pairs:
                     values = get(key)
@@ -153,17 +180,46 @@ class MapOutputs:
                     else:
                         values.append(value)
                     held += 1
-                break
             except TypeError:
+                if pairs is None:
+                    raise _ReturnedNone from None
                 if not _unhashable(key):
                     raise
-                self.adder(self.label_of(key))(key, value)  # cannot be grouped: written now
+                # Cannot be grouped: written now, and the rest of this call's records after it.
+                self.adder(self.label_of(key))(key, value)
+                rest = pairs if iter(pairs) is pairs else islice(pairs, held - first + 1, None)
+                self._held = held
+                self._put_grouped_slowly(rest)
+                held = self._held
                 key = None
+            if held >= limit or made >= next_look:
+                self._held = held
+                self._check_groups()
+                held = self._held
+                next_look = made + GROUP_CHECK
         self._held = held
-        self._puts += 1
-        if held >= GROUP_LIMIT or (not self._puts % GROUP_CHECK
-                                   and _resident_bytes() - self._rss_base > GROUP_MEMORY):
+
+    def _put_grouped_slowly(self, pairs: Iterable[Any]) -> None:
+        """Group records one at a time, writing each unhashable key's record at once."""
+        for key, value in pairs:
+            if _unhashable(key):
+                self.adder(self.label_of(key))(key, value)
+            else:
+                self._groups.setdefault(key, []).append(value)
+                self._held += 1
+
+    def _check_groups(self) -> None:
+        """Write the groups out as one run when they hold GROUP_LIMIT records or the process
+        has grown by GROUP_MEMORY since the last run."""
+        if self._held >= GROUP_LIMIT or _resident_bytes() - self._rss_base > GROUP_MEMORY:
             self._write_groups()
+
+    def _put_plain(self, pairs: Iterable[Any]) -> None:
+        label_of, adders = self.label_of, self._adders
+        for key, value in pairs:
+            label = label_of(key)
+            add = adders.get(label) or self.adder(label)
+            add(key, value)
 
     def _write_groups(self) -> None:
         groups = self._groups
@@ -216,14 +272,6 @@ class MapOutputs:
                 for record in records:
                     add(*record)
 
-    def _put_summed(self, pairs: Iterable[Any]) -> None:
-        # What sum_combiner does per record, without the call: measured faster than any
-        # C-level batching of the pairs (a map call yields few records).
-        sums = self._sums
-        get = sums.get
-        for key, value in pairs:
-            sums[key] = get(key, 0) + value
-
     def close(self) -> None:
         """Write what the combiner kept back (the records its ``done`` call returns)."""
         if self.combiner is sum_combiner:
@@ -245,6 +293,10 @@ class MapOutputs:
                     add = self.adder(label)
                     for record in records:
                         add(*record)
+
+
+class _ReturnedNone(Exception):
+    """The map function returned None for an entry."""
 
 
 def _resident_bytes() -> int:

@@ -163,13 +163,7 @@ class Worker(worker.Worker):
         map_init = self.get("map_init")
         if map_init is not None:
             map_init(entries, params)
-        put = outputs.put
-        for entry in entries:
-            pairs = map_fn(entry, params)
-            if pairs is None:  # as in Disco: most likely a forgotten return, so no silence
-                raise DiscoError(f"map {getattr(map_fn, '__name__', map_fn)!r} returned "
-                                 f"None; it must return or yield (key, value) pairs")
-            put(pairs)
+        outputs.map_all(entries, map_fn, params)
         outputs.close()
 
     def run_reduce(self, task: Task, params: Any) -> None:
