@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -171,3 +173,24 @@ def test_web_pages(cluster: Cluster, done_job: str) -> None:
     assert page.status_code == 200
     assert "<h2>Stages</h2>" in page.text and ">map<" in page.text and "READY: Job done" in page.text
     assert cluster.http.get(f"{cluster.url}/ui/job", params={"name": "x@1:2:3"}).status_code == 404
+
+
+def test_a_stopping_master_answers_the_requests_it_holds() -> None:
+    # No node: the job never ends, so get_results holds its request for the full minute
+    # asked, unless the master answers it when told to stop.
+    lone = Cluster(Path(tempfile.mkdtemp(prefix="mr-held-")), nodes=0)
+    try:
+        lone.start()
+        name = lone.submit(pipeline_pack(["raw://x"], [["map", "split"]], prefix="Held"))
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(lone.http.post, f"{lone.url}/disco/ctrl/get_results",
+                               json=[60_000, [name]], timeout=60)
+            time.sleep(0.5)  # the request is in the master's hands
+            assert not held.done()
+            assert lone.master is not None
+            lone.master.stop()
+            reply = held.result(timeout=30)
+        assert reply.status_code == 200
+        assert reply.json() == [[name, ["active", []]]]
+    finally:
+        lone.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -41,12 +42,23 @@ def create_app(master: Master) -> Starlette:
     return app
 
 
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, master: Master) -> None:
+        super().__init__(config)
+        self.master = master
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Held requests end now, not when their hold runs out (up to 2 s for a node's poll).
+        self.master.release_held()
+        await super().shutdown(sockets)
+
+
 def serve(config: MasterConfig) -> None:
     master = Master(config)
-    server = uvicorn.Server(uvicorn.Config(
+    server = _Server(uvicorn.Config(
         create_app(master), host=config.host, port=config.port, log_level="warning",
         access_log=False, lifespan="on", timeout_keep_alive=30,
         # Polls are held open; give a stopping master little time to wait for them.
         timeout_graceful_shutdown=2,
-    ))
+    ), master)
     server.run()

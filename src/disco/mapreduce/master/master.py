@@ -51,6 +51,7 @@ class Master:
         self._job_starts: set[asyncio.Task[None]] = set()
         self.http: httpx.AsyncClient | None = None
         self.ddfs = Ddfs(self, config.ddfs)
+        self.stopping = asyncio.Event()  # once set, held requests are answered at once
 
     # ------------------------------------------------------------------ life
 
@@ -61,6 +62,16 @@ class Master:
         self._background = [asyncio.create_task(self._watch_nodes()),
                             asyncio.create_task(self._flush_events())]
         await self.ddfs.start()
+
+    def release_held(self) -> None:
+        """Answer every request held open (node polls, get_results, input waits) now and
+        hold no more: a stopping server waits for them, up to its graceful timeout."""
+        self.stopping.set()
+        for node in self.registry.nodes.values():
+            node.wake()
+        for job in self.jobs.values():
+            for task in job.tasks.values():
+                task.notify_inputs()
 
     async def stop(self) -> None:
         for task in self._background + list(self._job_starts):
@@ -169,7 +180,8 @@ class Master:
         then report every job's status."""
         waits = [asyncio.ensure_future(self.jobs[n].ended.wait()) for n in names
                  if n in self.jobs and self.jobs[n].active]
-        if waits:
+        if waits and not self.stopping.is_set():
+            waits.append(asyncio.ensure_future(self.stopping.wait()))
             _done, pending = await asyncio.wait(waits, timeout=max(0.0, timeout_ms) / 1000,
                                                 return_when=asyncio.FIRST_COMPLETED)
             for fut in pending:

@@ -55,7 +55,8 @@ async def poll(m: Master, body: dict[str, Any]) -> dict[str, Any]:
     node.diskfree = int(body.get("diskfree", node.diskfree) or 0)
     node.diskused = int(body.get("diskused", node.diskused) or 0)
     _reconcile(m, node, seq, body.get("running", []))
-    await node.wait_for_orders(m.config.poll_hold)
+    if not m.stopping.is_set():
+        await node.wait_for_orders(m.config.poll_hold)
     if m.registry.session(node.host, node.session) is None:
         raise RequestError("node session ended", 410)
     return node.take_orders(seq)
@@ -145,7 +146,7 @@ async def inputs(m: Master, body: dict[str, Any]) -> dict[str, Any]:
             or task.host != node.host or task.attempt != int(body.get("attempt", -1))):
         return {"status": "gone", "inputs": []}
     known = int(body.get("known", 0))
-    if not task.inputs_done and len(task.inputs) <= known:
+    if not task.inputs_done and len(task.inputs) <= known and not m.stopping.is_set():
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         task.input_watchers.append(fut)
         try:
