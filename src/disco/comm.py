@@ -25,13 +25,40 @@ _clients: dict[bool, httpx.Client] = {}
 _clients_lock = threading.Lock()
 
 
+class _LazyTLSTransport(httpx.BaseTransport):
+    """httpx's own transport, certificates verified as ever, made on the first https://
+    request: loading the CA bundle costs a process ~40 ms, and tasks mostly read plain
+    http:// from the cluster's nodes."""
+
+    def __init__(self) -> None:
+        self._transport: httpx.HTTPTransport | None = None
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with self._lock:
+            if self._transport is None:
+                self._transport = httpx.HTTPTransport()
+        return self._transport.handle_request(request)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
 def client(trust_env: bool = False) -> httpx.Client:
     """A per-process client (connection pooling); one that honours proxy settings, one not."""
     with _clients_lock:
         if trust_env not in _clients:
-            _clients[trust_env] = httpx.Client(
-                trust_env=trust_env, follow_redirects=True,
-                timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT))
+            timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+            if trust_env:  # proxies for http and https come from the environment
+                _clients[trust_env] = httpx.Client(trust_env=True, follow_redirects=True,
+                                                   timeout=timeout)
+            else:
+                # verify=False is for the plain-http transport only, which never does TLS:
+                # every https:// URL (redirects too) goes to the verifying transport.
+                _clients[trust_env] = httpx.Client(
+                    trust_env=False, follow_redirects=True, timeout=timeout, verify=False,
+                    mounts={"https://": _LazyTLSTransport()})
         return _clients[trust_env]
 
 

@@ -1,0 +1,100 @@
+"""disco.comm's cluster client: plain http:// without loading certificates, and https://
+(also when an http:// URL redirects there) verified as ever. Servers on loopback only."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import http.server
+import ssl
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from disco import comm
+from disco.error import CommError
+
+HOST = "127.0.0.1"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    redirect_to = ""
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path == "/redirect":
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = b"hello"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _self_signed(where: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address(HOST))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = where / "cert.pem", where / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_file, key_file
+
+
+def _serve(server: http.server.HTTPServer) -> Iterator[str]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{HOST}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.fixture()
+def plain() -> Iterator[str]:
+    yield from _serve(http.server.HTTPServer((HOST, 0), _Handler))
+
+
+@pytest.fixture()
+def tls(tmp_path: Path) -> Iterator[str]:
+    server = http.server.HTTPServer((HOST, 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*_self_signed(tmp_path))
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    yield from _serve(server)
+
+
+def test_plain_http_is_read(plain: str) -> None:
+    assert comm.request("GET", f"http://{plain}/data").content == b"hello"
+
+
+def test_https_certificates_are_still_verified(tls: str, plain: str) -> None:
+    # The server's certificate is self-signed: no trusted authority vouches for it.
+    with pytest.raises(CommError, match="CERTIFICATE_VERIFY_FAILED"):
+        comm.request("GET", f"https://{tls}/data")
+    _Handler.redirect_to = f"https://{tls}/data"
+    with pytest.raises(CommError, match="CERTIFICATE_VERIFY_FAILED"):
+        comm.request("GET", f"http://{plain}/redirect")
