@@ -187,6 +187,7 @@ def run_dask_counter(path: Path, _work: Path) -> dict[str, int]:
 def run_spark_rdd(path: Path, _work: Path) -> dict[str, int]:
     from pyspark.sql import SparkSession
 
+    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # loopback only, whatever the hostname resolves to
     started = time.perf_counter()
     spark = (SparkSession.builder.master("local[2]").appName("wordcount-bench")
              .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
