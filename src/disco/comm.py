@@ -37,7 +37,7 @@ class _LazyTLSTransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         with self._lock:
             if self._transport is None:
-                self._transport = httpx.HTTPTransport()
+                self._transport = httpx.HTTPTransport(trust_env=False)  # as its client
         return self._transport.handle_request(request)
 
     def close(self) -> None:

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import datetime
-import ipaddress
 import http.server
+import ipaddress
 import ssl
 import threading
 from collections.abc import Iterator
