@@ -108,7 +108,7 @@ class LocalProvider(Provider):
     async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> None:
         for node in nodes:
             await self.stop_node(cluster, node, grace_s=5.0)
-            shutil.rmtree(self._node_dir(cluster.id, node), ignore_errors=True)
+            await _remove_tree(self._node_dir(cluster.id, node))
 
     async def destroy_cluster(self, cluster_id: str) -> None:
         cluster_dir = self.root / cluster_id
@@ -120,7 +120,7 @@ class LocalProvider(Provider):
         # Processes whose pid file was never written (a crash right after fork) are
         # still found by the cluster id in their environment.
         await _terminate(self._tagged(cluster_id), grace_s=5.0)
-        shutil.rmtree(cluster_dir, ignore_errors=True)
+        await _remove_tree(cluster_dir)
 
     def cluster_ids(self) -> set[str]:
         ids = {p.name for p in self.root.iterdir() if p.is_dir()} if self.root.is_dir() else set()
@@ -350,6 +350,18 @@ async def _terminate_group(pgid: int, grace_s: float, child: subprocess.Popen[by
                 return
             await asyncio.sleep(0.05)
     _reap(child)
+
+
+async def _remove_tree(path: Path, attempts: int = 20) -> None:
+    """Remove a node's or a cluster's directory. A zygote writes the exit code of a child
+    there when it reaps it, a moment after the child is dead to us: if that lands while the
+    tree is being removed, the directory is left non-empty, so it is removed again."""
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        await asyncio.sleep(0.05)
+    log.warning("could not remove %s: something keeps writing into it", path)
 
 
 def _reap(child: subprocess.Popen[bytes] | None) -> None:
