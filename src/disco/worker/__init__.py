@@ -30,7 +30,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable, Iterator
-from itertools import chain, islice
+from itertools import chain
 from typing import Any
 
 from disco.error import DataError, DiscoError
@@ -396,9 +396,8 @@ class Worker(dict):
 
     def status_iter(self, iterator: Any, template: str) -> Iterator[Any]:
         """Pass records through, with progress MSGs (see :meth:`status_batches`)."""
-        it = iter(iterator)
-        batches = iter(lambda: list(islice(it, STATUS_BATCH)), [])
-        return chain.from_iterable(self.status_batches(batches, template))
+        from disco.worker.task_io import in_lists
+        return chain.from_iterable(self.status_batches(in_lists(iterator, STATUS_BATCH), template))
 
     def status_batches(self, batches: Iterable[list[Any]], template: str) -> Iterator[list[Any]]:
         """Pass lists of records through, with a MSG every ``status_interval`` records:

@@ -42,6 +42,13 @@ PICKLE_BATCH = 4096  # records pickled by one C loop
 READ_BATCH = 1024  # records a reader hands on at a time, when the stream is not batched
 
 
+def in_lists(records: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``records`` handed on in lists of ``size`` (the last one shorter)."""
+    it = iter(records)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
 # -- internal format: writing ------------------------------------------------------------
 class DiscoOutputStream_v1:
     """Writes ``(key, value)`` records in hunks. ``close`` flushes the last hunk but leaves
@@ -210,9 +217,7 @@ def _record_batches(stream: Any, url: str | None, ignore_corrupt: bool) -> Itera
         if not first:
             return
         if first[0] < 128:
-            old = _read_v0(stream, url, first)
-            while batch := list(islice(old, READ_BATCH)):
-                yield batch
+            yield from in_lists(_read_v0(stream, url, first), READ_BATCH)
             return
         rest = _read_exactly(stream, HUNK_HEADER.size - 1)
         if len(rest) < HUNK_HEADER.size - 1:
@@ -506,9 +511,7 @@ def iter_batches(url: str, streams: Iterable[Callable[..., Any]], params: Any) -
         if callable(batches):
             yield from batches()
             return
-        records = iter(stream_chain)
-        while batch := list(islice(records, READ_BATCH)):
-            yield batch
+        yield from in_lists(stream_chain, READ_BATCH)
     finally:
         try:
             stream_chain.close()

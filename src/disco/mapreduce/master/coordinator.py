@@ -37,7 +37,7 @@ from disco.mapreduce.master.data import (
 )
 from disco.mapreduce.master.events import EventLog
 from disco.mapreduce.master.grouping import route, sort_key
-from disco.mapreduce.master.job_inputs import annotate, index_urls, read_index_text
+from disco.mapreduce.master.job_inputs import annotate, index_urls, read_index
 from disco.mapreduce.master.pipeline import JobSpec, StageSpec
 from disco.mapreduce.master.queue import JobQueue
 from disco.mapreduce.master.tasks import Task, TaskState
@@ -168,8 +168,8 @@ class Job:
             entries: list[list[str]] = []
             for replicas in self.results:
                 if replicas and replicas[0].startswith("dir://"):
-                    text = await read_index_text(replicas, self.master.fetch_text)
-                    entries.extend([url] for url in index_urls(text))
+                    _url, urls = await read_index(replicas, self.master.fetch_text, index_urls)
+                    entries.extend([url] for url in urls)
                 else:
                     entries.append(replicas)
             tag = await self.master.ddfs.save_results(self.name, entries)

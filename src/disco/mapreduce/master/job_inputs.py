@@ -7,10 +7,13 @@ split and group them by the labels they hold.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from disco.mapreduce.master.data import DataOutput, DirOutput, Output
 from disco.mapreduce.urls import url_host
+
+T = TypeVar("T")
 
 
 def parse_index(text: str) -> tuple[tuple[int, int], ...]:
@@ -31,15 +34,15 @@ def index_urls(text: str) -> list[str]:
     return [parts[1] for line in text.splitlines() if len(parts := line.split()) >= 2]
 
 
-async def read_index_text(urls: tuple[str, ...] | list[str],
-                          fetch_text: Callable[[str], Awaitable[str]]) -> str:
-    """The text of a `dir://` index from the first of its replicas that can be read.
-    Raises RuntimeError when none can."""
+async def read_index(urls: Sequence[str], fetch_text: Callable[[str], Awaitable[str]],
+                     parse: Callable[[str], T]) -> tuple[str, T]:
+    """A `dir://` index parsed by ``parse``, from the first of its replicas that can be read
+    and parsed, with that replica's URL. Raises RuntimeError when none can."""
     errors = []
     for url in urls:
         try:
-            return await fetch_text(url)
-        except Exception as exc:  # noqa: BLE001 - any failure: try the next replica
+            return url, parse(await fetch_text(url))
+        except Exception as exc:  # noqa: BLE001 - any failure (unreadable or malformed)
             errors.append(f"{url}: {exc}")
     raise RuntimeError("; ".join(errors))
 
@@ -49,12 +52,5 @@ async def annotate(inp: DataOutput, fetch_text: Callable[[str], Awaitable[str]])
     tried in turn. Raises RuntimeError when none can be read."""
     if not inp.urls[0].startswith("dir://"):
         return inp
-    errors = []
-    for url in inp.urls:
-        try:
-            labels = parse_index(await fetch_text(url))
-        except Exception as exc:  # noqa: BLE001 - any failure (unreadable or malformed)
-            errors.append(f"{url}: {exc}")
-            continue
-        return DirOutput(url_host(url) or "", url, labels)
-    raise RuntimeError("; ".join(errors))
+    url, labels = await read_index(inp.urls, fetch_text, parse_index)
+    return DirOutput(url_host(url) or "", url, labels)

@@ -85,8 +85,10 @@ class WorkerSession:
         self.warm = warm
         self.pool = pool
         self.inputs = TaskInputs(assignment["inputs"], bool(assignment["inputs_done"]))
+        # Whether the outputs are the job's results (a master that does not say: they are).
+        self.final = bool(assignment.get("final", True))
         self.index = ResultsIndex(home, cfg.host, self.job, self.stage, self.taskid,
-                                  sync=bool(assignment.get("final", True)))
+                                  sync=self.final)
         self.throttle = MsgThrottle()
         self.wp: WorkerProcess | None = None
         self._said_worker = False
@@ -219,7 +221,7 @@ class WorkerSession:
             "disco_data": str(self.cfg.data), "stage": self.stage,
             "grouping": self.a["grouping"], "group": self.a["group"],
             "jobfile": str(self.home / "jobfile"), "jobname": self.job, "host": self.cfg.host,
-            "final": bool(self.a.get("final", True)),
+            "final": self.final,
             # Beyond Disco's protocol: what INPUT "" would answer, saving our workers a round
             # trip; other workers ignore it.
             **({"inputs": ["done", self.inputs.listing()]} if self.inputs.done else {}),
