@@ -42,6 +42,9 @@ class Launch:
     # then call the `after_fork` functions ("module:function") once the process has its env.
     preload: tuple[str, ...] = ()
     after_fork: tuple[str, ...] = ()
+    # Files the process reads (certificates, config with secrets): path relative to the node's
+    # workdir -> text. Written before the process starts, readable by the process's user only.
+    files: dict[str, str] = field(default_factory=dict)
 
 
 class ProcessState(enum.Enum):

@@ -142,6 +142,7 @@ class LocalProvider(Provider):
     def _spawn(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
         workdir = Path(node.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
+        _write_files(workdir, launch.files)
         env = {**_inherited_env(), **launch.env, TAG_ENV: cluster.id, ROOT_ENV: str(self.root),
                "DISCO_NODE": node.name}
         log_path = workdir / f"{launch.name}.log"
@@ -293,6 +294,20 @@ class _Zygote:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _write_files(workdir: Path, files: dict[str, str]) -> None:
+    """Write a launch's files under its workdir, private to the owner from the first byte."""
+    for relative, content in files.items():
+        path = (workdir / relative).resolve()
+        if workdir.resolve() not in path.parents:
+            raise ValueError(f"file {relative!r} is outside the node's directory")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+        os.replace(tmp, path)
 
 
 def _inherited_env() -> dict[str, str]:
