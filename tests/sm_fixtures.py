@@ -20,7 +20,8 @@ import httpx
 import psutil
 
 from disco.cluster.store import Store
-from disco.providers.local import TAG_ENV, LocalProvider
+from disco.providers.local import LocalProvider
+from disco.providers.marks import cluster_of
 
 TEST_FRAMEWORKS = Path(__file__).parent / "frameworks"
 # Each service manager a test run starts gets its own 127.N.x.x block, apart from the
@@ -149,10 +150,12 @@ def wait_state(client: httpx.Client, cluster_id: str, states: set[str], timeout:
 
 
 def cluster_processes(cluster_id: str) -> list[psutil.Process]:
+    """Every live process that carries the cluster's mark, found by scanning /proc (not by
+    asking the service manager), whichever service manager started it."""
     found = []
     for proc in psutil.process_iter():
         try:
-            if proc.environ().get(TAG_ENV) == cluster_id and proc.status() != psutil.STATUS_ZOMBIE:
+            if cluster_of(proc, None) == cluster_id and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except (psutil.Error, OSError):
             continue
@@ -160,6 +163,13 @@ def cluster_processes(cluster_id: str) -> list[psutil.Process]:
 
 
 def listening_on(hosts: list[str]) -> list[str]:
+    """host:port of every listening TCP socket on these addresses (a JVM's IPv4-mapped IPv6
+    sockets included)."""
     wanted = set(hosts)
-    return [f"{c.laddr.ip}:{c.laddr.port}" for c in psutil.net_connections("tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.ip in wanted]
+    found = []
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr:
+            ip = conn.laddr.ip.removeprefix("::ffff:")
+            if ip in wanted:
+                found.append(f"{ip}:{conn.laddr.port}")
+    return found

@@ -38,9 +38,9 @@ def test_kill9_during_provisioning_converges_without_duplicates(fresh_sm: Servic
     # Kill as soon as the Spark master runs but before the cluster is ready.
     wait_until(lambda: api.get(f"/api/v1/clusters/{cid}").json()["state"] == "installing"
                and cluster_processes(cid), timeout=60, interval=0.05, what="installing")
-    master_file = fresh_sm.data_dir / "clusters" / cid / "master" / "processes.json"
+    master_file = fresh_sm.data_dir / "clusters" / cid / "master" / "spark-master.pid"
     wait_until(master_file.exists, timeout=10, what="master pid file")
-    master_pid = json.loads(master_file.read_text())[0]["pid"]
+    master_pid = json.loads(master_file.read_text())["pid"]
     fresh_sm.kill9()
 
     api = restart(fresh_sm)

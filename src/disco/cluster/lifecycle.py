@@ -18,6 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -277,6 +278,7 @@ class Lifecycle:
             result = await checker(self._http, check, ctx)
             detail = result.detail
             if result.ok:
+                self._check_answered_by_cluster(cluster, provider, render(check.url, ctx))
                 return
             if detail != last_reported:
                 self._event(cluster.id, fw.name, f"waiting: {detail}")
@@ -284,6 +286,16 @@ class Lifecycle:
             if time.monotonic() > deadline:
                 raise StepFailed(f"{fw.name} not ready after {check.timeout_s:g} s ({detail})")
             await asyncio.sleep(check.interval_s)
+
+    @staticmethod
+    def _check_answered_by_cluster(cluster: Cluster, provider: Provider, url: str) -> None:
+        """A readiness answer counts only if this cluster's own process gave it: a leftover of
+        another cluster on the same address must never make this one ready."""
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if parts.hostname and provider.owns_listener(cluster.id, parts.hostname, port) is False:
+            raise StepFailed(f"{parts.hostname}:{port} is held by a process that is not this "
+                             "cluster's; the readiness answer is not trusted")
 
     async def _raise_if_exited(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                                fw: FrameworkDef, nodes: list[Node]) -> None:

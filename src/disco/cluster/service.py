@@ -47,7 +47,7 @@ class ClusterService:
             secrets_enc=self.box.seal(secrets), outputs={},
         )
         nodes = [("master", "master", 0)] + [(f"worker-{i}", "worker", i) for i in range(1, spec.workers + 1)]
-        cluster = self.store.add_cluster(cluster, nodes)
+        cluster = self.store.add_cluster(cluster, nodes, self.lifecycle.provider(provider).slot_free)
         self.store.add_event(cluster.id, "pending",
                              f"requested: 1 master, {spec.workers} worker(s), frameworks "
                              f"{', '.join(resolved.order) or 'none'} on provider {provider}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -95,13 +95,15 @@ class Store:
 
     # -- clusters -------------------------------------------------------------------
 
-    def add_cluster(self, cluster: Cluster, node_names: list[tuple[str, str, int]]) -> Cluster:
-        """Insert a cluster with the lowest free slot; retried when another insert races us."""
+    def add_cluster(self, cluster: Cluster, node_names: list[tuple[str, str, int]],
+                    slot_free: Callable[[int], bool] = lambda _slot: True) -> Cluster:
+        """Insert a cluster with the lowest free slot (one no live cluster has and `slot_free`
+        accepts); retried when another insert races us."""
         for _ in range(20):
             try:
                 with self.session() as s:
                     used = set(s.scalars(select(Cluster.slot).where(Cluster.slot.is_not(None))))
-                    cluster.slot = next(i for i in range(1, 1 << 16) if i not in used)
+                    cluster.slot = next(i for i in range(1, 1 << 16) if i not in used and slot_free(i))
                     cluster.nodes = [Node(name=n, role=r, index=i) for n, r, i in node_names]
                     s.add(cluster)
                 return self.get_cluster(cluster.id)

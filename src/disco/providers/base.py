@@ -102,6 +102,16 @@ class Provider(ABC):
     def log_names(self, cluster_id: str) -> list[tuple[str, str]]:
         """(node, process) pairs that have a log."""
 
+    def slot_free(self, slot: int) -> bool:
+        """Whether a cluster slot may be handed out (nothing of an earlier cluster still holds
+        its addresses). Providers whose hosts are made anew need not check."""
+        return True
+
+    def owns_listener(self, cluster_id: str, host: str, port: int) -> bool | None:
+        """Whether what listens on host:port is a process of this cluster; None when the
+        provider cannot tell (remote hosts: their addresses are the cluster's own)."""
+        return None
+
     async def warm(self, preloads: set[tuple[str, ...]]) -> None:
         """Get ready to start processes that import these module sets (optional)."""
 

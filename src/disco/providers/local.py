@@ -2,10 +2,11 @@
 
 Node `i` of cluster slot `s` gets 127.(B + s // 256).(s % 256).(i + 1), B being 1 unless
 DISCO_LOCAL_NET_BASE says otherwise, so all nodes of
-a cluster can use the same ports, as on real hosts. Each process runs in its own session
-(its own process group), writes its log beside its pid file, and carries its cluster id
-in its environment, so that after a crash of the service manager every process can be
-found again and adopted or stopped.
+a cluster can use the same ports, as on real hosts. Every process is forked by a zygote
+(warm, with its modules imported, or to exec a command), runs in its own session (its own
+process group), writes its log beside its record, and carries its cluster's mark (marks.py).
+The zygote writes each process's record before the process runs, so after a crash of the
+service manager at any moment every process is found again, adopted or stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,13 +26,13 @@ import psutil
 
 from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeRef, ProcessState,
                                   ProcessStatus, Provider)
+from disco.providers.marks import ROOT_ENV, TAG_ENV, cluster_of, marked_processes, title_mark
+from disco.providers.zygote_client import Zygote, runs_in_zygote
 
 log = logging.getLogger("disco.providers.local")
 
-TAG_ENV = "DISCO_CLUSTER_ID"
-# Several service managers (each with its own data directory) may share a machine: a
-# process is ours only if it also carries our root.
-ROOT_ENV = "DISCO_PROVIDER_ROOT"
+__all__ = ["LocalProvider", "ROOT_ENV", "TAG_ENV", "node_host"]
+RECORD_SUFFIX = ".pid"
 
 
 def net_base() -> int:
@@ -53,26 +53,30 @@ class LocalProvider(Provider):
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir) / "clusters"
         self.root.mkdir(parents=True, exist_ok=True)
-        # Popen objects of the processes we started, so exited children get reaped.
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
-        self._zygotes: dict[tuple[str, ...], _Zygote] = {}
+        self._zygotes: dict[tuple[str, ...], Zygote] = {}
         self._zygote_lock = threading.Lock()
+        # Starts under way per cluster, and clusters being destroyed: a start that was asked
+        # for just before a delete must either finish before the delete stops everything, or
+        # not happen at all (a thread cannot be cancelled half-way through a fork).
+        self._starting: dict[str, int] = {}
+        self._closing: set[str] = set()
+        self._starts_done = threading.Condition()
 
     async def warm(self, preloads: set[tuple[str, ...]]) -> None:
-        for modules in preloads:
-            if modules:
-                self._zygote(modules)
+        for modules in preloads | {()}:
+            self._zygote(modules)
 
     def close(self) -> None:
         for zygote in self._zygotes.values():
             zygote.close()
         self._zygotes.clear()
 
-    def _zygote(self, modules: tuple[str, ...]) -> "_Zygote":
+    def _zygote(self, modules: tuple[str, ...]) -> Zygote:
         with self._zygote_lock:
             zygote = self._zygotes.get(modules)
             if zygote is None or not zygote.alive():
-                zygote = self._zygotes[modules] = _Zygote(modules, self.root.parent / "zygotes")
+                zygote = self._zygotes[modules] = Zygote(modules, self.root.parent / "zygotes",
+                                                         _inherited_env())
             return zygote
 
     # -- files ----------------------------------------------------------------------
@@ -80,20 +84,18 @@ class LocalProvider(Provider):
     def _node_dir(self, cluster_id: str, node: str) -> Path:
         return self.root / cluster_id / node
 
-    def _pid_file(self, cluster_id: str, node: str) -> Path:
-        return self._node_dir(cluster_id, node) / "processes.json"
-
     def _records(self, cluster_id: str, node: str) -> list[dict]:
-        try:
-            return json.loads(self._pid_file(cluster_id, node).read_text())
-        except (OSError, ValueError):
-            return []
+        """The node's processes as their zygote recorded them, oldest first."""
+        records = []
+        for path in self._node_dir(cluster_id, node).glob(f"*{RECORD_SUFFIX}"):
+            try:
+                records.append(json.loads(path.read_text()))
+            except (OSError, ValueError):
+                continue
+        return sorted(records, key=lambda r: r.get("started") or 0.0)
 
-    def _save_records(self, cluster_id: str, node: str, records: list[dict]) -> None:
-        path = self._pid_file(cluster_id, node)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(records))
-        os.replace(tmp, path)
+    def _record_path(self, cluster_id: str, node: str, process: str) -> Path:
+        return self._node_dir(cluster_id, node) / f"{process}{RECORD_SUFFIX}"
 
     # -- nodes ----------------------------------------------------------------------
 
@@ -105,29 +107,63 @@ class LocalProvider(Provider):
             result.append(NodeAddress(node.name, node_host(cluster.slot, node.index), str(workdir)))
         return result
 
+    def slot_free(self, slot: int) -> bool:
+        """Nothing listens on any address of the slot (an orphan would answer for its cluster)."""
+        prefix = node_host(slot, 0).rsplit(".", 1)[0] + "."
+        return not any(ip.startswith(prefix) for ip, _port, _pid in _listeners())
+
+    def owns_listener(self, cluster_id: str, host: str, port: int) -> bool:
+        for ip, listening_port, pid in _listeners():
+            if (ip, listening_port) == (host, port):
+                owner = pid and self._process_cluster(pid)
+                if owner != cluster_id:
+                    log.warning("%s:%s is held by pid %s (cluster %s), not by cluster %s",
+                                host, port, pid, owner, cluster_id)
+                return owner == cluster_id
+        return False
+
+    def _process_cluster(self, pid: int) -> str | None:
+        try:
+            return cluster_of(psutil.Process(pid), str(self.root))
+        except psutil.Error:
+            return None
+
     async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> None:
         for node in nodes:
             await self.stop_node(cluster, node, grace_s=5.0)
             await _remove_tree(self._node_dir(cluster.id, node))
 
     async def destroy_cluster(self, cluster_id: str) -> None:
+        await asyncio.to_thread(self._stop_starting, cluster_id)
         cluster_dir = self.root / cluster_id
         ref = ClusterRef(cluster_id, 0)
         if cluster_dir.is_dir():
             for node_dir in cluster_dir.iterdir():
                 if node_dir.is_dir():
                     await self.stop_node(ref, node_dir.name, grace_s=5.0)
-        # Processes whose pid file was never written (a crash right after fork) are
-        # still found by the cluster id in their environment.
-        await _terminate(self._tagged(cluster_id), grace_s=5.0)
+        # Whatever the records miss (a process that left its group, a child of a child) still
+        # carries the cluster's mark.
+        for _ in range(3):
+            left = self._marked(cluster_id)
+            if not left:
+                break
+            await _terminate(left, grace_s=5.0)
+        else:
+            raise RuntimeError(f"{len(left)} process(es) of cluster {cluster_id} did not stop: "
+                               + ", ".join(str(p.pid) for p in left))
         await _remove_tree(cluster_dir)
+
+    def _stop_starting(self, cluster_id: str) -> None:
+        with self._starts_done:
+            self._closing.add(cluster_id)
+            self._starts_done.wait_for(lambda: not self._starting.get(cluster_id), timeout=60)
 
     def cluster_ids(self) -> set[str]:
         ids = {p.name for p in self.root.iterdir() if p.is_dir()} if self.root.is_dir() else set()
-        return ids | {cid for cid, _ in _all_tagged(str(self.root))}
+        return ids | {cid for cid, _ in marked_processes(str(self.root))}
 
-    def _tagged(self, cluster_id: str) -> list[psutil.Process]:
-        return [proc for cid, proc in _all_tagged(str(self.root)) if cid == cluster_id]
+    def _marked(self, cluster_id: str) -> list[psutil.Process]:
+        return [proc for cid, proc in marked_processes(str(self.root)) if cid == cluster_id]
 
     # -- processes ------------------------------------------------------------------
 
@@ -135,9 +171,23 @@ class LocalProvider(Provider):
         status = await self.process_status(cluster, node.name, launch.name)
         if status.state is ProcessState.RUNNING and status.pid:
             return status.pid
-        # fork+exec of a large parent takes milliseconds: off the event loop, so that the
+        # A fork of a large parent takes milliseconds: off the event loop, so that the
         # workers of a cluster start side by side.
-        return await asyncio.to_thread(self._spawn, cluster, node, launch)
+        return await asyncio.to_thread(self._spawn_once, cluster, node, launch)
+
+    def _spawn_once(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
+        with self._starts_done:
+            if cluster.id in self._closing:
+                raise RuntimeError(f"cluster {cluster.id} is being deleted")
+            self._starting[cluster.id] = self._starting.get(cluster.id, 0) + 1
+        try:
+            return self._spawn(cluster, node, launch)
+        finally:
+            with self._starts_done:
+                self._starting[cluster.id] -= 1
+                if not self._starting[cluster.id]:
+                    del self._starting[cluster.id]
+                self._starts_done.notify_all()
 
     def _spawn(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
         workdir = Path(node.workdir)
@@ -151,41 +201,28 @@ class LocalProvider(Provider):
         with open(log_path, "ab") as log_file:
             log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
                            f"{' '.join(launch.argv)}\n".encode())
-        pid = self._fork_warm(launch, env, workdir, log_path, exit_file) if _forkable(launch) else None
-        if pid is None:
-            with open(log_path, "ab") as log_file:
-                proc = subprocess.Popen(launch.argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-            self._children[proc.pid] = proc
-            pid = proc.pid
-        records = [r for r in self._records(cluster.id, node.name) if r["name"] != launch.name]
-        records.append({"name": launch.name, "pid": pid, "started": _create_time(pid)})
-        self._save_records(cluster.id, node.name, records)
-        return pid
-
-    def _fork_warm(self, launch: Launch, env: dict[str, str], workdir: Path, log_path: Path,
-                   exit_file: Path) -> int | None:
-        """Start the process from a zygote that has its modules imported; None to fall back
-        to a plain start (the zygote could not be started or answered an error)."""
+        request = {"name": launch.name, "env": env, "cwd": str(workdir), "log": str(log_path),
+                   "exit_file": str(exit_file),
+                   "record": str(self._record_path(cluster.id, node.name, launch.name))}
+        if runs_in_zygote(launch):
+            modules = launch.preload
+            request.update(module=launch.argv[2], args=launch.argv[3:], after_fork=list(launch.after_fork),
+                           title=" ".join([*launch.argv, title_mark(cluster.id, str(self.root))]))
+        else:
+            modules = ()
+            request["exec"] = launch.argv
         try:
-            return self._zygote(launch.preload).spawn({
-                "module": launch.argv[2], "args": launch.argv[3:], "env": env, "cwd": str(workdir),
-                "log": str(log_path), "exit_file": str(exit_file), "after_fork": list(launch.after_fork)})
-        except (OSError, ValueError, RuntimeError) as exc:
-            log.warning("warm start of %s failed (%s); starting it plainly", launch.name, exc)
-            return None
+            return self._zygote(modules).spawn(request)
+        except (OSError, ValueError) as exc:  # the zygote died: one more try with a new one
+            log.warning("zygote for %s failed (%s); starting a new one", launch.name, exc)
+            return self._zygote(modules).spawn(request)
 
     async def process_status(self, cluster: ClusterRef, node: str, process: str) -> ProcessStatus:
-        record = next((r for r in self._records(cluster.id, node) if r["name"] == process), None)
-        if record is None:
+        try:
+            record = json.loads(self._record_path(cluster.id, node, process).read_text())
+        except (OSError, ValueError):
             return ProcessStatus(ProcessState.MISSING)
         pid = record["pid"]
-        child = self._children.get(pid)
-        if child is not None:
-            code = child.poll()
-            if code is not None:
-                return ProcessStatus(ProcessState.EXITED, exit_code=code, pid=pid)
-            return ProcessStatus(ProcessState.RUNNING, pid=pid)
         if _alive(pid, record.get("started")):
             return ProcessStatus(ProcessState.RUNNING, pid=pid)
         return ProcessStatus(ProcessState.EXITED, exit_code=self._exit_code(cluster.id, node, process), pid=pid)
@@ -202,14 +239,11 @@ class LocalProvider(Provider):
         return None
 
     async def stop_node(self, cluster: ClusterRef, node: str, grace_s: float) -> None:
-        records = self._records(cluster.id, node)
-        for record in reversed(records):
+        for record in reversed(self._records(cluster.id, node)):
             pid = record["pid"]
-            if pid in self._children or _alive(pid, record.get("started")):
-                await _terminate_group(pid, grace_s, self._children.get(pid))
-            self._children.pop(pid, None)
-        if records:
-            self._save_records(cluster.id, node, [])
+            if _alive(pid, record.get("started")):
+                await _terminate_group(pid, grace_s)
+            self._record_path(cluster.id, node, record["name"]).unlink(missing_ok=True)
 
     async def run_command(self, cluster: ClusterRef, node: NodeAddress, argv: list[str],
                           env: dict[str, str], timeout_s: float) -> tuple[int, str]:
@@ -245,55 +279,15 @@ class LocalProvider(Provider):
             return b""
 
 
-def _forkable(launch: Launch) -> bool:
-    """Only `<this python> -m module …` can run in a zygote: same interpreter, module entry."""
-    argv = launch.argv
-    return bool(launch.preload) and len(argv) >= 3 and argv[1] == "-m" and \
-        os.path.realpath(argv[0]) == os.path.realpath(sys.executable)
-
-
-class _Zygote:
-    """One `python -m disco.providers.zygote` process, talked to over its stdin/stdout."""
-
-    def __init__(self, modules: tuple[str, ...], log_dir: Path) -> None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / f"{'+'.join(modules)[:100]}.log", "ab") as log_file:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "disco.providers.zygote", *modules], env=_inherited_env(),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, start_new_session=True)
-        self._lock = threading.Lock()
-        self._ready = False
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def _read(self) -> dict:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("zygote exited")
-        return json.loads(line)
-
-    def spawn(self, request: dict) -> int:
-        with self._lock:
-            if not self._ready:  # the first request waits for the imports to finish
-                self._ready = bool(self._read().get("ready"))
-            assert self.proc.stdin is not None
-            self.proc.stdin.write((json.dumps(request) + "\n").encode())
-            self.proc.stdin.flush()
-            reply = self._read()
-        if "pid" not in reply:
-            raise RuntimeError(reply.get("error", "no pid"))
-        return int(reply["pid"])
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def _listeners() -> list[tuple[str, int, int | None]]:
+    """(IPv4 address, port, pid) of every listening TCP socket; a JVM's IPv4-mapped IPv6
+    sockets count as the IPv4 address they stand for."""
+    found = []
+    for conn in psutil.net_connections("tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr:
+            ip = conn.laddr.ip.removeprefix("::ffff:")
+            found.append((ip, conn.laddr.port, conn.pid))
+    return found
 
 
 def _write_files(workdir: Path, files: dict[str, str]) -> None:
@@ -314,13 +308,6 @@ def _inherited_env() -> dict[str, str]:
     """The service manager's environment minus its own settings: cluster processes run user
     code, which has no business reading the database URL or the secrets key."""
     return {k: v for k, v in os.environ.items() if not k.startswith("DISCO_")}
-
-
-def _create_time(pid: int) -> float | None:
-    try:
-        return psutil.Process(pid).create_time()
-    except psutil.Error:
-        return None
 
 
 def _alive(pid: int, started: float | None) -> bool:
@@ -349,22 +336,18 @@ def _in_group(proc: psutil.Process, pgid: int) -> bool:
         return False
 
 
-async def _terminate_group(pgid: int, grace_s: float, child: subprocess.Popen[bytes] | None) -> None:
+async def _terminate_group(pgid: int, grace_s: float) -> None:
     """SIGTERM the whole process group (a JVM's executors too), SIGKILL what outlives grace_s."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pgid, sig)
         except (ProcessLookupError, PermissionError):
-            break
+            return
         deadline = time.monotonic() + (grace_s if sig == signal.SIGTERM else 5.0)
         while time.monotonic() < deadline:
-            if child is not None:
-                child.poll()
             if not _group_alive(pgid):
-                _reap(child)
                 return
             await asyncio.sleep(0.05)
-    _reap(child)
 
 
 async def _remove_tree(path: Path, attempts: int = 20) -> None:
@@ -377,30 +360,6 @@ async def _remove_tree(path: Path, attempts: int = 20) -> None:
             return
         await asyncio.sleep(0.05)
     log.warning("could not remove %s: something keeps writing into it", path)
-
-
-def _reap(child: subprocess.Popen[bytes] | None) -> None:
-    """Collect our child's exit status now, so no zombie waits for the next Popen to be reaped."""
-    if child is not None:
-        try:
-            child.wait(timeout=1.0)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def _all_tagged(root: str) -> list[tuple[str, psutil.Process]]:
-    found = []
-    me = os.getpid()
-    for proc in psutil.process_iter():
-        if proc.pid == me:
-            continue
-        try:
-            env = proc.environ()
-        except (psutil.Error, OSError):
-            continue
-        if env.get(TAG_ENV) and env.get(ROOT_ENV) == root:
-            found.append((env[TAG_ENV], proc))
-    return found
 
 
 async def _terminate(procs: list[psutil.Process], grace_s: float) -> None:

@@ -7,10 +7,16 @@ session leader with its own working directory, environment and log, and runs the
 `python -m` would. Copy-on-write also shares the imported code's memory between children.
 
 Protocol (one JSON object per line): the zygote writes {"ready": true} once its imports are
-done; each request {"module", "args", "env", "cwd", "log", "exit_file",
-"after_fork"} is answered with
-{"pid": N} or {"error": "..."}. When a child ends, its exit code is written to exit_file.
+done; each request {"name", "module" and "args" (run the module) or "exec" (an argv to exec),
+"env", "cwd", "log", "exit_file", "record", "title", "after_fork"} is answered with {"pid": N}
+or {"error": "..."}. When a child ends, its exit code is written to exit_file.
 End of input makes the zygote exit; its children keep running.
+
+A child runs nothing of its own until the zygote has written its record ({"name", "pid",
+"started"} in the file `record`): whoever dies at whatever moment, no process of a cluster
+exists that its node's records do not list (a child whose zygote dies first exits). A child
+that runs a module in the zygote's interpreter shows the launch's `title` (with its cluster's
+mark, see marks.py) as its command line, since /proc shows it the zygote's environment.
 
 Run as: python -m disco.providers.zygote MODULE [MODULE ...]
 """
@@ -25,7 +31,14 @@ import signal
 import sys
 from typing import Any
 
+import psutil
+
 from disco.reaping import reaped_children
+
+try:  # renaming a forked child is what makes it findable by a /proc scan (marks.py)
+    from setproctitle import setproctitle
+except ImportError:  # pragma: no cover - a declared dependency; the record still finds it
+    setproctitle = None
 
 _exit_files: dict[int, str] = {}
 
@@ -41,13 +54,20 @@ def _reap(_signum: int = 0, _frame: Any = None) -> None:
                 pass
 
 
-def _become(request: dict[str, Any]) -> None:
-    """In the child: detach, take the request's environment and run the module."""
+def _become(request: dict[str, Any], go: int) -> None:
+    """In the child: once the zygote says go, detach, take the request's environment and run
+    the module or exec the command."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if os.read(go, 1) != b"g":  # the zygote could not record us, or died: run nothing
+        os._exit(1)
+    os.close(go)
     os.setsid()
     os.chdir(request["cwd"])
+    # Kept open for the process's life: /proc/PID/fd names the node's directory, a mark of
+    # its cluster that survives the program renaming itself (marks.py).
+    os.open(request["cwd"], os.O_RDONLY | os.O_DIRECTORY)
     devnull = os.open(os.devnull, os.O_RDONLY)
     log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(devnull, 0)
@@ -55,8 +75,14 @@ def _become(request: dict[str, Any]) -> None:
     os.dup2(log, 2)
     os.close(devnull)
     os.close(log)
+    # Before the environment changes: setproctitle finds the memory to write the title in
+    # next to the process's original environment block.
+    if setproctitle is not None and request.get("title"):
+        setproctitle(request["title"])
     os.environ.clear()
     os.environ.update(request["env"])
+    if "exec" in request:
+        _exec(request["exec"], request["env"])
     sys.argv = [request["module"], *request["args"]]
     code = 0
     try:
@@ -82,6 +108,41 @@ def _become(request: dict[str, Any]) -> None:
             os._exit(code)
 
 
+def _exec(argv: list[str], env: dict[str, str]) -> None:
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        print(f"cannot run {argv[0]}: {exc}", file=sys.stderr, flush=True)
+    os._exit(127)
+
+
+def _write_record(path: str, name: str, pid: int) -> None:
+    record = {"name": name, "pid": pid, "started": psutil.Process(pid).create_time()}
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as handle:
+        json.dump(record, handle)
+    os.replace(tmp, path)
+
+
+def _fork(request: dict[str, Any]) -> int:
+    """Fork the child, record it, then let it go. Raises if it could not be recorded (the child
+    then exits without running anything)."""
+    go_read, go_write = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_write)
+        _become(request, go_read)
+    os.close(go_read)
+    try:
+        _write_record(request["record"], request["name"], pid)
+        os.write(go_write, b"g")
+    finally:
+        os.close(go_write)
+    return pid
+
+
 def _answer(reply: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(reply) + "\n")
     sys.stdout.flush()
@@ -98,15 +159,11 @@ def main(modules: list[str]) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
             request = json.loads(line)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-        except (ValueError, OSError) as exc:
+            pid = _fork(request)
+        except (ValueError, KeyError, OSError, psutil.Error) as exc:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
             _answer({"error": f"{type(exc).__name__}: {exc}"})
             continue
-        if pid == 0:
-            _become(request)
         _exit_files[pid] = request["exit_file"]
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         _answer({"pid": pid})
