@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from disco.cluster.api.occi_attributes import spec_from_attributes
+from disco.cluster.api.occi_attributes import reject_control_characters, spec_from_attributes
 from disco.cluster.api.occi_format import (MAX_HEADER_CHARS, SM_SCHEME, Category, MalformedOcci,
-                                           parse_attributes, parse_category, render_attribute)
+                                           parse_attributes, parse_categories, parse_category,
+                                           render_attribute)
 from disco.errors import InvalidSpec, UnknownFramework
 from disco.frameworks.catalog import Catalog, load_catalog
 from disco.frameworks.inject import MAX_LENGTH, parse_inject
@@ -58,11 +60,50 @@ def test_numbers_and_booleans_may_be_unquoted() -> None:
         "n": "3", "f": "2.5", "neg": "-1", "e": "1e3", "yes": "true"}
 
 
-def test_whitespace_and_empty_headers() -> None:
+def test_whitespace_around_attributes_is_allowed() -> None:
     assert parse_attributes([]) == {}
-    assert parse_attributes(["", "  ,  "]) == {}
-    assert parse_attributes(['  a = "1" ,b="2",  ']) == {"a": "1", "b": "2"}
+    assert parse_attributes(['  a = "1" ,\tb="2"  ']) == {"a": "1", "b": "2"}
     assert parse_attributes(['empty=""']) == {"empty": ""}
+
+
+@pytest.mark.parametrize("headers", [
+    [""], ["   "], [",,,,"], ["  ,  "], ['a="1",'], [',a="1"'], ['a="1",,b="2"'], ['a="1", ,b="2"'],
+    ['a="1"', ""],
+])
+def test_empty_attributes_are_refused(headers: list[str]) -> None:
+    with pytest.raises(MalformedOcci) as info:
+        parse_attributes(headers)
+    assert info.value.code == "empty_attribute"
+    assert "empty attribute" in info.value.message
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x01", "\n", "\r", "\x1b", "\x7f"])
+def test_raw_control_characters_in_headers_are_refused(char: str) -> None:
+    with pytest.raises(MalformedOcci) as info:
+        parse_attributes([f'a="x{char}y"'])
+    assert info.value.code == "control_character"
+    assert f"U+{ord(char):04X}" in info.value.message
+    with pytest.raises(MalformedOcci) as info:
+        parse_categories([f'disco; scheme="{SM_SCHEME}{char}"'])
+    assert info.value.code == "control_character"
+
+
+@pytest.mark.parametrize("escaped", ["\\u0000", "\\u001b", "\\u007f", "\\u0008"])
+def test_escaped_control_characters_are_refused_as_input(escaped: str) -> None:
+    # The format reads them back (render_attribute writes them so) ...
+    attrs = parse_attributes([f'icclab.disco.name="a{escaped}b"'])
+    assert attrs["icclab.disco.name"] == "a" + chr(int(escaped[2:], 16)) + "b"
+    # ... but no cluster spec takes them.
+    with pytest.raises(MalformedOcci) as info:
+        reject_control_characters(attrs)
+    assert info.value.code == "control_character"
+    assert info.value.details == {"attribute": "icclab.disco.name"}
+
+
+def test_tab_newline_and_return_are_text() -> None:
+    attrs = parse_attributes(['v="one\\ttwo\\nthree\\r"'])
+    reject_control_characters(attrs)
+    assert attrs == {"v": "one\ttwo\nthree\r"}
 
 
 @pytest.mark.parametrize("headers", [
@@ -130,13 +171,14 @@ def test_render_then_parse_round_trips(attrs: dict[str, str]) -> None:
     rendered = [render_attribute(k, v) for k, v in attrs.items()]
     assert all(0x20 <= ord(ch) < 0x7F for line in rendered for ch in line)
     assert parse_attributes(rendered) == attrs            # repeated headers
-    assert parse_attributes([", ".join(rendered)]) == attrs  # one comma-separated header
+    # One comma-separated header (none at all for no attributes: an empty one is refused).
+    assert parse_attributes([", ".join(rendered)] if rendered else []) == attrs
 
 
 @given(st.dictionaries(names, st.integers(min_value=-10**12, max_value=10**12), max_size=5))
 def test_numbers_round_trip_as_their_decimal_strings(attrs: dict[str, int]) -> None:
     header = ",".join(render_attribute(k, v) for k, v in attrs.items())
-    assert parse_attributes([header]) == {k: str(v) for k, v in attrs.items()}
+    assert parse_attributes([header] if header else []) == {k: str(v) for k, v in attrs.items()}
 
 
 # -- Category ----------------------------------------------------------------------------------
@@ -162,6 +204,43 @@ def test_category_render_parse_round_trip() -> None:
 def test_malformed_category_raises(header: str) -> None:
     with pytest.raises(MalformedOcci):
         parse_category(header)
+
+
+@pytest.mark.parametrize("header", [
+    'disco; scheme="a#"; scheme="b#"; class="kind"',
+    'disco; scheme="a#"; class="kind"; class="mixin"',
+    'disco; title="a"; title="b"',
+])
+def test_category_parameter_given_twice_is_refused(header: str) -> None:
+    with pytest.raises(MalformedOcci) as info:
+        parse_category(header)
+    assert "given twice" in info.value.message
+
+
+@pytest.mark.parametrize("term", ["dis co", "1disco", "disco!", "dísco"])
+def test_category_term_must_be_an_occi_term(term: str) -> None:
+    with pytest.raises(MalformedOcci) as info:
+        parse_category(f'{term}; scheme="{SM_SCHEME}"; class="kind"')
+    assert "term" in info.value.message
+
+
+def test_categories_comma_joined_or_repeated() -> None:
+    one = f'disco; scheme="{SM_SCHEME}"; class="kind"'
+    other = 'extra; scheme="http://example.com/occi#"; class="mixin"; title="a, b"'
+    joined = parse_categories([f"{one}, {other}"])
+    assert [c.term for c in joined] == ["disco", "extra"]
+    assert joined[1].params == {"title": "a, b"}   # a comma inside quotes separates nothing
+    assert parse_categories([one, other]) == joined
+    assert parse_categories([SEED_CATEGORY]) == [parse_category(SEED_CATEGORY)]
+    assert parse_categories([]) == []
+
+
+@pytest.mark.parametrize("headers", [[""], [","], [f'disco; scheme="{SM_SCHEME}",'],
+                                     [f',disco; scheme="{SM_SCHEME}"']])
+def test_empty_category_is_refused(headers: list[str]) -> None:
+    with pytest.raises(MalformedOcci) as info:
+        parse_categories(headers)
+    assert info.value.code == "empty_category"
 
 
 # -- inject ------------------------------------------------------------------------------------
@@ -205,6 +284,69 @@ def test_inject_rejects_everything_else(value: str) -> None:
     with pytest.raises(InvalidSpec) as info:
         parse_inject(value)
     assert info.value.code == "invalid_inject"
+
+
+@pytest.mark.parametrize("prefix", ["-", "+", "~", "not ", "(", "[", "{", "{'a': ", "lambda: ", "await ",
+                                    "*", "{'a': -", "x.", "x[", "f(", "'a' if "])
+def test_inject_fails_cleanly_at_any_depth(prefix: str) -> None:
+    # Deep nesting once made the syntax-tree parser raise RecursionError (a 500). Every depth
+    # up to the length limit is now an ordinary 422, and fast.
+    for depth in (1, 10, 100, 1000, 2969, (MAX_LENGTH - 1) // len(prefix)):
+        value = (prefix * depth + "1")[:MAX_LENGTH]
+        started = time.perf_counter()
+        with pytest.raises(InvalidSpec) as info:
+            parse_inject(value)
+        assert info.value.code == "invalid_inject"
+        assert time.perf_counter() - started < 0.5, (prefix, depth)
+
+
+def test_inject_duplicate_key_is_refused() -> None:
+    with pytest.raises(InvalidSpec) as info:
+        parse_inject("{'spark': '', 'dask': '', 'spark': 'x'}")
+    assert info.value.code == "invalid_inject"
+    assert info.value.details == {"key": "spark"}
+    assert "twice" in info.value.message
+    with pytest.raises(InvalidSpec):   # the same key, spelt two ways
+        parse_inject("{'spark': '', \"sp\\x61rk\": ''}")
+
+
+@pytest.mark.parametrize("value", ["{'spark\\x00': ''}", "{'spark': '\\x1b[31m'}", "{'a\\u007f': ''}",
+                                   "{'spark': '\x00'}"])
+def test_inject_control_characters_are_refused(value: str) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        parse_inject(value)
+    assert info.value.code == "invalid_inject"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("{'spark': '',}", {"spark": ""}),                         # a trailing comma, as Python allows
+    ("{\n  'spark': '',\n  'dask': ''\n}", {"spark": "", "dask": ""}),  # over several lines
+    ("{r'spark': u'x'}", {"spark": "x"}),                      # raw and u'' strings are plain str
+    ('{"""spark""": \'\'}', {"spark": ""}),
+    ("{'sp\\x61rk': ''}", {"spark": ""}),                      # escapes are decoded
+])
+def test_inject_accepts_python_spellings_of_a_dict(value: str, expected: dict[str, str]) -> None:
+    assert parse_inject(value) == expected
+
+
+@pytest.mark.parametrize("value", [
+    "{'a': ''} # a comment", "{'a' 'b': ''}", "{'a': '' ''}", "{,}", "{'a': '',,}", "{'a': ''}}",
+    "{'a': ''} {'b': ''}", "{'a': '\\N{NO SUCH NAME}'}", "{'a': '''x}", "{'a': ''",
+])
+def test_inject_refuses_near_misses(value: str) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        parse_inject(value)
+    assert info.value.code == "invalid_inject"
+
+
+@given(st.text(max_size=300) | st.text(alphabet="{}[]()'\":,-~ a\\\n", max_size=MAX_LENGTH))
+def test_inject_answers_any_text_with_a_dict_or_invalid_inject(value: str) -> None:
+    try:
+        result = parse_inject(value)
+    except InvalidSpec as exc:
+        assert exc.code == "invalid_inject"
+    else:
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in result.items())
 
 
 def test_inject_payload_is_never_executed(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from disco.cluster.api.occi_format import MalformedOcci
 from disco.cluster.models import Cluster
 from disco.cluster.spec import ClusterSpec, parse_spec
 from disco.errors import InvalidSpec
@@ -73,6 +74,16 @@ def spec_from_attributes(attrs: dict[str, str], catalog: Catalog) -> tuple[Clust
             raise InvalidSpec(f"unknown attribute {name}", code="unknown_attribute", details={"attribute": name})
     data["frameworks"] = [{"name": fw, "properties": props} for fw, props in requested.items()]
     return parse_spec(data), secrets
+
+
+def reject_control_characters(attrs: dict[str, str]) -> None:
+    """Attribute values arrive escaped (`\\u0000`); once decoded, only tab, newline and carriage
+    return among the control characters are text a cluster spec can hold."""
+    for name, value in attrs.items():
+        bad = next((c for c in value if (ord(c) < 0x20 and c not in "\t\n\r") or ord(c) == 0x7F), None)
+        if bad is not None:
+            raise MalformedOcci(f"attribute {name} contains the control character U+{ord(bad):04X}",
+                                code="control_character", details={"attribute": name})
 
 
 def integer_attribute(name: str, value: str) -> int:

@@ -20,6 +20,10 @@ MAX_HEADER_CHARS = 65536
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.@-]*")
 # Unquoted values may only be numbers or booleans; strings must be quoted.
 _BARE_VALUE = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?|true|false")
+# OCCI terms (GFD.185: a letter, then letters, digits, '_' or '-').
+_TERM = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+# Control characters other than the horizontal tab, which HTTP allows inside a header value.
+_RAW_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
 
 
@@ -41,19 +45,39 @@ class Category:
         return "; ".join(parts)
 
 
+def parse_categories(headers: list[str]) -> list[Category]:
+    """Every category in the Category headers, whether comma-separated in one header or repeated."""
+    categories = []
+    for header in headers:
+        _check_raw(header, "Category")
+        for piece in _split_outside_quotes(header, ","):
+            if not piece.strip():
+                raise MalformedOcci("empty Category (two commas in a row, or a leading or trailing comma)",
+                                    code="empty_category")
+            categories.append(parse_category(piece))
+    return categories
+
+
 def parse_category(header: str) -> Category:
+    _check_raw(header, "Category")
     pieces = [p.strip() for p in _split_outside_quotes(header, ";") if p.strip()]
     if not pieces or "=" in pieces[0]:
-        raise MalformedOcci(f"Category header has no term: {header!r}")
+        raise MalformedOcci(f"Category header has no term: {header[:80]!r}")
+    if not _TERM.fullmatch(pieces[0]):
+        raise MalformedOcci(f"bad Category term {pieces[0][:60]!r} (letters, digits, '_' and '-')")
     category = Category(term=pieces[0])
+    seen: set[str] = set()
     for piece in pieces[1:]:
         key, sep, value = piece.partition("=")
         if not sep:
-            raise MalformedOcci(f"Category parameter without value: {piece!r}")
+            raise MalformedOcci(f"Category parameter without value: {piece[:60]!r}")
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
         key = key.strip()
+        if key in seen:
+            raise MalformedOcci(f"Category parameter {key[:60]!r} given twice", details={"parameter": key[:60]})
+        seen.add(key)
         if key == "scheme":
             category.scheme = value
         elif key == "class":
@@ -69,6 +93,7 @@ def parse_attributes(headers: list[str]) -> dict[str, str]:
     for header in headers:
         if len(header) > MAX_HEADER_CHARS:
             raise MalformedOcci("X-OCCI-Attribute header too long")
+        _check_raw(header, "X-OCCI-Attribute")
         for name, value in _attribute_pairs(header):
             if name in result:
                 raise MalformedOcci(f"attribute {name} given twice", details={"attribute": name})
@@ -77,22 +102,21 @@ def parse_attributes(headers: list[str]) -> dict[str, str]:
 
 
 def _attribute_pairs(text: str) -> list[tuple[str, str]]:
+    """`name=value` pairs separated by single commas; an empty element is an error, not a no-op."""
     pairs = []
     i, n = 0, len(text)
-    while i < n:
-        while i < n and text[i] in " \t,":
-            i += 1
-        if i >= n:
-            break
+    while True:
+        i = _skip_blanks(text, i)
+        if i >= n or text[i] == ",":
+            raise MalformedOcci("empty attribute in X-OCCI-Attribute (an empty header, two commas in a row, "
+                                "or a leading or trailing comma)", code="empty_attribute")
         eq = text.find("=", i)
         if eq < 0:
             raise MalformedOcci(f"attribute without '=': {text[i:i + 60]!r}")
         name = text[i:eq].strip()
         if not _NAME.fullmatch(name):
             raise MalformedOcci(f"bad attribute name {name[:60]!r}")
-        i = eq + 1
-        while i < n and text[i] == " ":
-            i += 1
+        i = _skip_blanks(text, eq + 1)
         if i < n and text[i] == '"':
             value, i = _quoted(text, i + 1)
         else:
@@ -104,11 +128,27 @@ def _attribute_pairs(text: str) -> list[tuple[str, str]]:
                                     details={"attribute": name})
             i = end
         pairs.append((name, value))
-        while i < n and text[i] == " ":
-            i += 1
-        if i < n and text[i] != ",":
+        i = _skip_blanks(text, i)
+        if i >= n:
+            return pairs
+        if text[i] != ",":
             raise MalformedOcci(f"expected ',' after attribute {name}", details={"attribute": name})
-    return pairs
+        i += 1
+
+
+def _skip_blanks(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    return i
+
+
+def _check_raw(header: str, name: str) -> None:
+    """Header text is one line of visible characters: a control character there is no OCCI
+    (render_attribute escapes them), and would otherwise reach the spec unnoticed."""
+    found = _RAW_CONTROL.search(header)
+    if found:
+        raise MalformedOcci(f"control character U+{ord(found.group()):04X} in the {name} header",
+                            code="control_character", details={"header": name})
 
 
 def _quoted(text: str, i: int) -> tuple[str, int]:
