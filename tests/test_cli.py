@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import typer
 
 from sm_fixtures import ServiceManager, free_port
 
@@ -18,9 +20,9 @@ def token(sm: ServiceManager) -> str:
 
 
 def disco(sm: ServiceManager, token: str | None, *args: str, url: str | None = None,
-          timeout: float = 120) -> subprocess.CompletedProcess[str]:
+          timeout: float = 120, columns: int = 200) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DISCO_URL": url or sm.url, "DISCO_DATA_DIR": str(sm.data_dir / "cli-home"),
-           "XDG_CONFIG_HOME": str(sm.data_dir / "cli-config"), "COLUMNS": "200"}
+           "XDG_CONFIG_HOME": str(sm.data_dir / "cli-config"), "COLUMNS": str(columns)}
     env.pop("DISCO_TOKEN", None)
     if token:
         env["DISCO_TOKEN"] = token
@@ -45,13 +47,17 @@ def test_create_scale_logs_suspend_delete(sm: ServiceManager, token: str) -> Non
     scaled = disco(sm, token, "cluster", "scale", cid, "3", "--wait", "-o", "json")
     assert scaled.returncode == 0, scaled.stderr
     assert len(json.loads(scaled.stdout)["nodes"]) == 4
+    assert json.loads(scaled.stdout)["spec"]["workers"] == 3  # the spec follows the scale
     scaled = disco(sm, token, "cluster", "scale", cid, "1", "--wait", "-o", "json")
     assert [n["name"] for n in json.loads(scaled.stdout)["nodes"]] == ["master", "worker-1"]
+    shown = json.loads(disco(sm, token, "cluster", "show", cid, "-o", "json").stdout)
+    assert shown["workers"] == shown["spec"]["workers"] == 1
 
     log = disco(sm, token, "cluster", "logs", cid)
     assert "provisioning" in log.stdout and "removed 2 worker(s)" in log.stdout
     names = disco(sm, token, "cluster", "logs", cid, "list").stdout.split()
     assert "master/webecho-web" in names
+    assert disco(sm, token, "cluster", "logs", cid, "--list").stdout.split() == names
     served = disco(sm, token, "cluster", "logs", cid, "master/webecho-web")
     assert "starting:" in served.stdout and "http.server" in served.stdout
 
@@ -104,6 +110,8 @@ def test_bad_input_gives_exit_code_and_message(sm: ServiceManager, token: str, a
 def test_missing_token_and_unreachable_service(sm: ServiceManager) -> None:
     no_token = disco(sm, None, "cluster", "list")
     assert no_token.returncode == 2 and "missing X-Auth-Token" in no_token.stderr
+    # Where the CLI looked, and what a second terminal needs (the service manager's data dir).
+    assert str(sm.data_dir / "cli-home" / "token") in no_token.stderr and "DISCO_DATA_DIR" in no_token.stderr
     unreachable = disco(sm, "x", "cluster", "list", url=f"http://127.0.0.1:{free_port()}")
     assert unreachable.returncode == 1 and "cannot reach the service manager" in unreachable.stderr
 
@@ -118,3 +126,94 @@ def test_token_from_config_file(sm: ServiceManager, token: str) -> None:
         assert isinstance(json.loads(result.stdout), list)
     finally:
         (config / "config.yaml").unlink()
+
+
+def _make(sm: ServiceManager, token: str, name: str) -> str:
+    made = disco(sm, token, "cluster", "create", "-f", "webecho", "-w", "0", "--name", name, "-o", "json")
+    assert made.returncode == 0, made.stderr
+    return str(json.loads(made.stdout)["id"])
+
+
+def test_clusters_by_unique_prefix_or_name(sm: ServiceManager, token: str) -> None:
+    first, second, third = (_make(sm, token, name) for name in ("lookup-one", "lookup-twin", "lookup-twin"))
+    try:
+        listed = json.loads(disco(sm, token, "cluster", "list", "-o", "json").stdout)
+        assert {first, second, third} <= {c["id"] for c in listed}  # full ids
+        assert all(len(c["id"]) == 36 for c in listed)
+
+        by_name = disco(sm, token, "cluster", "show", "lookup-one", "-o", "json")
+        assert by_name.returncode == 0, by_name.stderr
+        assert json.loads(by_name.stdout)["id"] == first
+        prefix = first[:8]
+        assert not any(c["id"].startswith(prefix) for c in listed if c["id"] != first)
+        by_prefix = disco(sm, token, "cluster", "logs", prefix)
+        assert by_prefix.returncode == 0 and "requested: 1 master, 0 worker(s)" in by_prefix.stdout
+
+        # Two clusters of one name: an error that lists both, as text and as the error envelope.
+        twin = disco(sm, token, "cluster", "show", "lookup-twin")
+        assert twin.returncode == 2 and twin.stdout == ""
+        assert "ambiguous_cluster" in twin.stderr and second in twin.stderr and third in twin.stderr
+        twin_json = disco(sm, token, "cluster", "delete", "lookup-twin", "-o", "json")
+        assert twin_json.returncode == 2
+        error = json.loads(twin_json.stdout)["error"]
+        assert error["code"] == "ambiguous_cluster"
+        assert {c["id"] for c in error["details"]["candidates"]} == {second, third}
+        assert json.loads(disco(sm, token, "cluster", "show", second, "-o", "json").stdout)["state"] != "deleted"
+
+        missing = disco(sm, token, "cluster", "scale", "no-such-name", "2", "-o", "json")
+        assert missing.returncode == 2 and json.loads(missing.stdout)["error"]["code"] == "no_such_cluster"
+
+        # The table's id column, on a narrow terminal: whole, and good as input.
+        table = disco(sm, token, "cluster", "list", columns=60)
+        assert table.returncode == 0, table.stderr
+        assert "…" not in table.stdout
+        cells = [line.split("│")[1].strip() for line in table.stdout.splitlines() if line.startswith("│")]
+        shown_ids = [cell for cell in cells if cell and first.startswith(cell)]
+        assert len(shown_ids) == 1 and len(shown_ids[0]) >= 8
+        again = disco(sm, token, "cluster", "show", shown_ids[0], "-o", "json")
+        assert json.loads(again.stdout)["id"] == first
+
+        # Once deleted, a name is free again: the live cluster of that name wins.
+        assert disco(sm, token, "cluster", "delete", first, "--wait").returncode == 0
+        newer = _make(sm, token, "lookup-one")
+        assert json.loads(disco(sm, token, "cluster", "show", "lookup-one", "-o", "json").stdout)["id"] == newer
+        assert disco(sm, token, "cluster", "delete", newer, "--wait").returncode == 0
+    finally:
+        for cid in (second, third):
+            disco(sm, token, "cluster", "delete", cid, "--wait")
+
+
+def test_errors_are_printed_verbatim_and_as_json(sm: ServiceManager, token: str) -> None:
+    bad = disco(sm, token, "cluster", "create", "-f", "spark", "-p", "spark.worker_memory=lots")
+    assert bad.returncode == 2
+    assert "must match '[0-9]+[mMgG]'" in bad.stderr  # not eaten as Rich markup
+    as_json = disco(sm, token, "cluster", "create", "-f", "spark", "-p", "spark.worker_memory=lots", "-o", "json")
+    assert as_json.returncode == 2 and as_json.stderr == ""
+    error = json.loads(as_json.stdout)["error"]
+    assert "[0-9]+[mMgG]" in error["message"] and error["code"] and "details" in error
+    usage = disco(sm, token, "cluster", "create", "-w", "many", "-o", "json")  # rejected by the parser
+    assert usage.returncode == 2 and json.loads(usage.stdout)["error"]["code"] == "usage_error"
+    unreachable = disco(sm, "x", "cluster", "list", "-o", "json", url=f"http://127.0.0.1:{free_port()}")
+    assert unreachable.returncode == 1 and json.loads(unreachable.stdout)["error"]["code"] == "unreachable"
+
+
+def _commands(group: typer.main.TyperGroup, path: str = "disco"):  # type: ignore[name-defined,no-untyped-def]
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            yield from _commands(command, f"{path} {name}")
+        else:
+            yield f"{path} {name}", command
+
+
+def test_help_names_only_options_that_exist() -> None:
+    from disco.cli.main import app
+    checked = 0
+    for path, command in _commands(typer.main.get_command(app)):
+        if command.context_settings.get("ignore_unknown_options"):
+            continue  # `disco mr master|node` hand every option on to their own parser
+        texts = [command.help or ""] + [getattr(p, "help", "") or "" for p in command.params]
+        named = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", " ".join(texts)))
+        real = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)} | {"--help"}
+        assert named <= real, f"{path}: help mentions {sorted(named - real)}, which it does not take"
+        checked += 1
+    assert checked > 10

@@ -3,47 +3,52 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
-from enum import Enum
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from disco.cli.client import ApiError, Client, resolve_endpoint
+from disco.cli.client import ApiError, Client, resolve_cluster_id, resolve_endpoint, short_ids
+from disco.cli.output import Output, fail, print_json
+from disco.cli.cluster_env import env as env_command
 
 app = typer.Typer(help="Create, inspect, scale and delete clusters.", no_args_is_help=True)
+# Text from the service manager (names, messages, logs) is never read as Rich markup: it is
+# passed as Text or escaped, so that e.g. `[0-9]+[mMgG]` is shown as written.
 out = Console()
 err = Console(stderr=True)
 
-
-class Output(str, Enum):
-    table = "table"
-    json = "json"
-
-
 URL = typer.Option(None, "--url", help="Service manager URL (env DISCO_URL; default http://127.0.0.1:8888).")
 TOKEN = typer.Option(None, "--token", help="API token (env DISCO_TOKEN, ~/.config/disco/config.yaml).")
-OUTPUT = typer.Option(Output.table, "--output", "-o", help="table for people, json for scripts.")
+OUTPUT = typer.Option(Output.table, "--output", "-o", help="table for people, json for scripts (errors too).")
+CLUSTER = typer.Argument(..., help="The cluster's id, a unique prefix of it, or its name.")
 
 
 def _client(url: Optional[str], token: Optional[str]) -> Client:
     return Client(*resolve_endpoint(url, token))
 
 
-def _fail(exc: ApiError) -> None:
-    err.print(f"[red]error[/red] ({exc.code or exc.status}): {exc.message}")
-    raise typer.Exit(1 if exc.status >= 500 or exc.status == 0 else 2)
+def _target(ref: str, output: Output, url: Optional[str], token: Optional[str]) -> tuple[Client, str]:
+    """A client and the full id of the cluster the user named (id, id prefix or name)."""
+    client = _client(url, token)
+    try:
+        return client, resolve_cluster_id(client, ref)
+    except ApiError as exc:
+        fail(exc, output)
 
 
 def _parse_property(text: str) -> tuple[str, str, str]:
     key, sep, value = text.partition("=")
     framework, dot, prop = key.partition(".")
     if not sep or not dot or not framework or not prop:
-        raise typer.BadParameter(f"{text!r}: expected FRAMEWORK.PROPERTY=VALUE, e.g. spark.worker_memory=2g")
+        raise ValueError(f"--property {text!r}: expected FRAMEWORK.PROPERTY=VALUE, e.g. spark.worker_memory=2g")
     return framework, prop, value
 
 
@@ -74,14 +79,18 @@ def create(
         try:
             spec = yaml.safe_load(spec_file.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            err.print(f"[red]error[/red]: cannot read {spec_file}: {exc}")
-            raise typer.Exit(2)
+            fail(ApiError(400, "invalid_spec_file", f"cannot read {spec_file}: {exc}"), output)
+        if not isinstance(spec, dict):
+            fail(ApiError(400, "invalid_spec_file", f"{spec_file} must hold a mapping (a cluster spec)"), output)
     frameworks = {f["name"] if isinstance(f, dict) else f: dict(f.get("properties", {})) if isinstance(f, dict) else {}
                   for f in spec.get("frameworks", [])}
     for name_ in framework:
         frameworks.setdefault(name_, {})
     for text in prop:
-        fw, key, value = _parse_property(text)
+        try:
+            fw, key, value = _parse_property(text)
+        except ValueError as exc:
+            fail(ApiError(400, "invalid_property", str(exc)), output)
         frameworks.setdefault(fw, {})[key] = _coerce(value)
     spec["frameworks"] = [{"name": n, "properties": p} for n, p in frameworks.items()]
     for key, value in (("workers", workers), ("name", name), ("provider", provider),
@@ -95,10 +104,10 @@ def create(
             _show(cluster, output)
             return
         if output is Output.table:
-            out.print(f"cluster [bold]{cluster['id']}[/bold] requested")
+            out.print(f"cluster [bold]{escape(cluster['id'])}[/bold] requested")
         cluster = _wait(client, cluster["id"])
     except ApiError as exc:
-        _fail(exc)
+        fail(exc, output)
     _show(cluster, output)
     if cluster["state"] != "ready":
         raise typer.Exit(1)
@@ -115,7 +124,7 @@ def _wait(client: Client, cluster_id: str, *, after: int = 0,
                 after = event["id"]
                 took = f" [dim]({event['duration_s']:.1f} s)[/dim]" if event["duration_s"] is not None else ""
                 color = {"error": "red", "warning": "yellow"}.get(event["level"], "cyan")
-                err.print(f"[{color}]{event['step']:>12}[/{color}] {event['message']}{took}")
+                err.print(f"[{color}]{escape(event['step']):>12}[/{color}] {escape(event['message'])}{took}")
                 if event["step"] in until:
                     return client.request("GET", f"/api/v1/clusters/{cluster_id}")
             cluster = client.request("GET", f"/api/v1/clusters/{cluster_id}")
@@ -130,143 +139,166 @@ def _last_event(client: Client, cluster_id: str) -> int:
 
 def _show(cluster: dict[str, Any], output: Output) -> None:
     if output is Output.json:
-        out.print_json(json.dumps(cluster))
+        print_json(cluster)
         return
     table = Table(show_header=False, box=None)
-    table.add_row("id", cluster["id"])
-    table.add_row("name", cluster["name"])
-    table.add_row("state", cluster["state"] + (f" — {cluster['status_reason']}" if cluster["status_reason"] else ""))
-    table.add_row("frameworks", ", ".join(cluster["frameworks"]) or "(none)")
-    table.add_row("nodes", ", ".join(f"{n['name']}={n['host'] or '…'}" for n in cluster["nodes"]))
+
+    def row(label: str, value: str) -> None:
+        table.add_row(Text(label), Text(value))
+
+    row("id", cluster["id"])
+    row("name", cluster["name"])
+    row("state", cluster["state"] + (f" — {cluster['status_reason']}" if cluster["status_reason"] else ""))
+    row("workers", str(cluster["workers"]))
+    row("frameworks", ", ".join(cluster["frameworks"]) or "(none)")
+    row("nodes", ", ".join(f"{n['name']}={n['host'] or '…'}" for n in cluster["nodes"]))
     for fw, outputs in cluster.get("outputs", {}).get("frameworks", {}).items():
         for key, value in outputs.items():
             if key == "web_uis":
                 for ui, link in value.items():
-                    table.add_row(f"{fw} UI {ui}", link)
+                    row(f"{fw} UI {ui}", link)
             else:
-                table.add_row(f"{fw} {key}", str(value))
+                row(f"{fw} {key}", str(value))
     out.print(table)
 
 
 @app.command("list")
 def list_(all_: bool = typer.Option(False, "--all", help="Include deleted clusters."),
           output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
-    """List your clusters."""
+    """List your clusters. The id column shows each id's shortest unique prefix (8 characters
+    or more), which every `disco cluster` command takes; `--output json` gives full ids."""
     try:
         clusters = _client(url, token).request("GET", "/api/v1/clusters", params={"include_deleted": all_})
     except ApiError as exc:
-        _fail(exc)
+        fail(exc, output)
     if output is Output.json:
-        out.print_json(json.dumps(clusters))
+        print_json(clusters)
         return
-    table = Table("id", "name", "state", "workers", "frameworks", "created")
+    short = short_ids(clusters)
+    table = Table()
+    # The id column never wraps or shrinks: what it shows must work as input.
+    table.add_column("id", no_wrap=True, min_width=max((len(v) for v in short.values()), default=2))
+    for header in ("name", "state", "workers", "frameworks", "created"):
+        table.add_column(header, overflow="fold")  # on a narrow terminal: folded, never cut short
     for c in clusters:
-        table.add_row(c["id"], c["name"], c["state"], str(c["workers"]), ", ".join(c["frameworks"]),
-                      (c["created_at"] or "")[:19])
+        table.add_row(*(Text(v) for v in (short[c["id"]], c["name"], c["state"], str(c["workers"]),
+                                          ", ".join(c["frameworks"]), (c["created_at"] or "")[:19])))
     out.print(table)
 
 
 @app.command()
-def show(cluster_id: str, output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
+def show(cluster_id: str = CLUSTER, output: Output = OUTPUT, url: Optional[str] = URL,
+         token: Optional[str] = TOKEN) -> None:
     """Show a cluster: state, nodes, addresses and web UIs."""
+    client, cid = _target(cluster_id, output, url, token)
     try:
-        _show(_client(url, token).request("GET", f"/api/v1/clusters/{cluster_id}"), output)
+        _show(client.request("GET", f"/api/v1/clusters/{cid}"), output)
     except ApiError as exc:
-        _fail(exc)
+        fail(exc, output)
 
 
 @app.command()
-def scale(cluster_id: str, workers: int = typer.Argument(..., help="New number of workers."),
+def scale(cluster_id: str = CLUSTER, workers: int = typer.Argument(..., help="New number of workers."),
           wait: bool = typer.Option(False, "--wait", help="Wait until the cluster is ready again."),
           output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
     """Add or remove workers of a ready cluster."""
-    client = _client(url, token)
+    client, cid = _target(cluster_id, output, url, token)
     try:
-        before = client.request("GET", f"/api/v1/clusters/{cluster_id}")
-        last = _last_event(client, cluster_id)
-        cluster = client.request("PATCH", f"/api/v1/clusters/{cluster_id}", json={"workers": workers})
+        before = client.request("GET", f"/api/v1/clusters/{cid}")
+        last = _last_event(client, cid)
+        cluster = client.request("PATCH", f"/api/v1/clusters/{cid}", json={"workers": workers})
         if wait and before["workers"] != workers:
-            cluster = _wait(client, cluster_id, after=last)
+            cluster = _wait(client, cid, after=last)
     except ApiError as exc:
-        _fail(exc)
+        fail(exc, output)
     _show(cluster, output)
 
 
 @app.command()
-def delete(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="Wait until it is gone."),
+def delete(cluster_id: str = CLUSTER, wait: bool = typer.Option(False, "--wait", help="Wait until it is gone."),
            output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
     """Delete a cluster: stop its processes and remove its files."""
-    client = _client(url, token)
+    client, cid = _target(cluster_id, output, url, token)
     try:
-        last = _last_event(client, cluster_id)
-        cluster = client.request("DELETE", f"/api/v1/clusters/{cluster_id}")
+        last = _last_event(client, cid)
+        cluster = client.request("DELETE", f"/api/v1/clusters/{cid}")
         if wait and cluster["state"] != "deleted":
-            cluster = _wait(client, cluster_id, after=last, until=frozenset({"deleted"}))
+            cluster = _wait(client, cid, after=last, until=frozenset({"deleted"}))
     except ApiError as exc:
-        _fail(exc)
+        fail(exc, output)
     if output is Output.json:
-        out.print_json(json.dumps(cluster))
+        print_json(cluster)
     else:
-        out.print(f"cluster {cluster_id}: {cluster['state']}")
+        out.print(Text(f"cluster {cid} ({cluster['name']}): {cluster['state']}"))
 
 
 @app.command()
-def suspend(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="Wait until suspended."),
+def suspend(cluster_id: str = CLUSTER, wait: bool = typer.Option(False, "--wait", help="Wait until suspended."),
             output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
     """Stop a ready cluster's processes but keep its nodes, to resume later."""
     _action(cluster_id, "suspend", frozenset({"suspend", "failed"}), wait, output, url, token)
 
 
 @app.command()
-def resume(cluster_id: str, wait: bool = typer.Option(False, "--wait", help="Wait until ready."),
+def resume(cluster_id: str = CLUSTER, wait: bool = typer.Option(False, "--wait", help="Wait until ready."),
            output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
     """Start a suspended (or failed) cluster again."""
     _action(cluster_id, "resume", frozenset({"ready", "failed"}), wait, output, url, token)
 
 
-def _action(cluster_id: str, action: str, until: frozenset[str], wait: bool, output: Output,
+def _action(ref: str, action: str, until: frozenset[str], wait: bool, output: Output,
             url: Optional[str], token: Optional[str]) -> None:
-    client = _client(url, token)
+    client, cid = _target(ref, output, url, token)
     try:
-        last = _last_event(client, cluster_id)
-        cluster = client.request("POST", f"/api/v1/clusters/{cluster_id}/actions/{action}")
+        last = _last_event(client, cid)
+        cluster = client.request("POST", f"/api/v1/clusters/{cid}/actions/{action}")
         if wait:
-            cluster = _wait(client, cluster_id, after=last, until=until)
+            cluster = _wait(client, cid, after=last, until=until)
     except ApiError as exc:
-        _fail(exc)
+        fail(exc, output)
     _show(cluster, output)
 
 
+def _write(text: str) -> None:
+    # Logs go out as they are: no markup, no wrapping at the terminal's width.
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
 @app.command()
-def logs(cluster_id: str,
+def logs(cluster_id: str = CLUSTER,
          process: Optional[str] = typer.Argument(None, help="NODE/PROCESS, e.g. master/spark-master; "
                                                  "default: the deployment log."),
+         list_: bool = typer.Option(False, "--list", "-l", help="List the processes that have logs (NODE/PROCESS)."),
          follow: bool = typer.Option(False, "--follow", "-F", help="Keep printing new lines."),
-         url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
-    """Print the deployment log, or one process's log (`disco cluster logs ID --list` to see them)."""
-    client = _client(url, token)
+         output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN) -> None:
+    """Print the deployment log, or one process's log (`--list` names them)."""
+    client, cid = _target(cluster_id, output, url, token)
     try:
+        if list_ or process == "list":
+            entries = client.request("GET", f"/api/v1/clusters/{cid}/logs")
+            if output is Output.json:
+                print_json(entries)
+            else:
+                _write("".join(f"{entry['node']}/{entry['process']}\n" for entry in entries))
+            return
         if process is None and not follow:
-            out.print(client.request("GET", f"/api/v1/clusters/{cluster_id}/deployment.log"), end="")
+            _write(client.request("GET", f"/api/v1/clusters/{cid}/deployment.log"))
             return
         if process is None:
-            for line in client.stream_lines(f"/api/v1/clusters/{cluster_id}/events", {"follow": True}):
+            for line in client.stream_lines(f"/api/v1/clusters/{cid}/events", {"follow": True}):
                 event = json.loads(line)
-                out.print(f"{event['at'][:19]} {event['step']}: {event['message']}")
-            return
-        if process == "list":
-            for entry in client.request("GET", f"/api/v1/clusters/{cluster_id}/logs"):
-                out.print(f"{entry['node']}/{entry['process']}")
+                _write(f"{event['at'][:19]} {event['step']}: {event['message']}\n")
             return
         node, _, name = process.partition("/")
-        path = f"/api/v1/clusters/{cluster_id}/logs/{node}/{name}"
+        path = f"/api/v1/clusters/{cid}/logs/{node}/{name}"
         if follow:
             for line in client.stream_lines(path, {"follow": True}):
-                out.print(line, markup=False, highlight=False)
+                _write(line + "\n")
         else:
-            out.print(client.request("GET", path), end="", markup=False, highlight=False)
+            _write(client.request("GET", path))
     except ApiError as exc:
-        _fail(exc)
+        fail(exc, output)
     except KeyboardInterrupt:
         pass
 
@@ -277,12 +309,15 @@ def frameworks(output: Output = OUTPUT, url: Optional[str] = URL, token: Optiona
     try:
         catalogue = _client(url, token).request("GET", "/api/v1/frameworks")
     except ApiError as exc:
-        _fail(exc)
+        fail(exc, output)
     if output is Output.json:
-        out.print_json(json.dumps(catalogue))
+        print_json(catalogue)
         return
     table = Table("framework", "version", "needs", "properties (default)")
     for fw in catalogue:
         props = ", ".join(f"{k}={v.get('default')}" for k, v in fw["properties"].items())
-        table.add_row(fw["name"], fw["version"], ", ".join(fw["depends"]), props)
+        table.add_row(*(Text(v) for v in (fw["name"], fw["version"], ", ".join(fw["depends"]), props)))
     out.print(table)
+
+
+app.command("env")(env_command)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from disco.cli import admin, clusters, mapreduce
+from disco.cli.client import ApiError
+from disco.cli.output import Output, json_requested, show_error
 
 app = typer.Typer(help="DISCO: distributed computing clusters in seconds.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -16,7 +20,22 @@ mapreduce.register(app)
 
 
 def main() -> None:
-    app()
+    if not json_requested(sys.argv[1:]):
+        app()  # usage errors as Typer prints them (markup escaped), exit code 2
+        return
+    # With --output json, a usage error (a bad option value, a missing argument) is printed as
+    # the error envelope too, as every other error of the command is.
+    try:
+        result = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "format_message"):
+            raise
+        show_error(ApiError(getattr(exc, "exit_code", 2), "usage_error", exc.format_message()), Output.json)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        sys.stderr.write("Aborted!\n")
+        sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":
