@@ -303,10 +303,11 @@ class Lifecycle:
             for name in plan.process_names(fw, node.role):
                 status = await provider.process_status(ref, node.name, name)
                 if status.state is not ProcessState.RUNNING:
-                    tail = provider.read_log(cluster.id, node.name, name, 0, 1 << 22)[-600:]
+                    from disco.cluster.log_tail import describe_exit
+                    log = provider.read_log(cluster.id, node.name, name, 0, 1 << 22)
                     raise StepFailed(
                         f"{name} on {node.name} ({node.host}) exited with code {status.exit_code} "
-                        f"while starting; last log lines: {tail.decode(errors='replace').strip()}")
+                        f"while starting; {describe_exit(log)}")
 
     # -- scaling, suspend, teardown -------------------------------------------------------
 

@@ -73,7 +73,9 @@ class ClusterService:
             self.store.update_node(cluster.id, node.name, target="absent")
         if workers != len(current):
             self.store.add_event(cluster.id, "scale", f"requested {workers} worker(s) (from {len(current)})")
-        self.store.update_cluster(cluster.id, workers=workers)
+        # The spec is what a user reads back (and what a restart would rebuild from), so it
+        # follows the scale too; a new dict, so that the JSON column sees the change.
+        self.store.update_cluster(cluster.id, workers=workers, spec={**cluster.spec, "workers": workers})
         self.lifecycle.kick(cluster.id)
         return self.store.get_cluster(cluster.id)
 
