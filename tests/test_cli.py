@@ -7,7 +7,9 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
 import pytest
 import typer
 
@@ -217,3 +219,24 @@ def test_help_names_only_options_that_exist() -> None:
         assert named <= real, f"{path}: help mentions {sorted(named - real)}, which it does not take"
         checked += 1
     assert checked > 10
+
+
+def test_readme_token_line_follows_disco_data_dir(sm: ServiceManager) -> None:
+    """The token line of README.md and docs/api.md, run as written, with the service manager's
+    DISCO_DATA_DIR; and the service manager says where its token file is."""
+    root = Path(__file__).resolve().parents[1]
+    for doc in ("README.md", "docs/api.md"):
+        lines = [line.split("#")[0].strip() for line in (root / doc).read_text().splitlines()
+                 if line.startswith("TOKEN=$(")]
+        assert lines, f"{doc} has no TOKEN=$(...) line"
+        for line in lines:
+            env = {"PATH": os.environ["PATH"], "HOME": str(sm.data_dir / "elsewhere"),
+                   "DISCO_DATA_DIR": str(sm.data_dir)}
+            got = subprocess.run(["bash", "-c", f'{line}\nprintf %s "$TOKEN"'], env=env, capture_output=True,
+                                 text=True, timeout=30)
+            assert got.returncode == 0 and got.stdout, (doc, got.stderr)
+            answer = httpx.get(f"{sm.url}/api/v1/clusters", headers={"X-Auth-Token": got.stdout}, timeout=30)
+            assert answer.status_code == 200, (doc, answer.text)
+    started = sm.log_path.read_text()
+    assert f"token from {sm.data_dir / 'token'}" in started
+    assert f"export DISCO_DATA_DIR={sm.data_dir}" in started

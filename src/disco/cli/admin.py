@@ -46,6 +46,11 @@ def _first_token(settings: Settings, store: object) -> None:
             with os.fdopen(fd, "w") as handle:
                 handle.write(token + "\n")
             typer.echo(f"created a token for tenant 'default' in {path}", err=True)
+        if path.exists():
+            # A second terminal finds this file only through the same DISCO_DATA_DIR.
+            where = (f"; in another terminal, `export DISCO_DATA_DIR={settings.data_dir}` first"
+                     if os.environ.get("DISCO_DATA_DIR") else "")
+            typer.echo(f"the disco command reads tenant 'default''s token from {path}{where}", err=True)
     finally:
         store.close()
 
