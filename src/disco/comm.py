@@ -6,23 +6,33 @@ another replica, or retry the task elsewhere".
 
 Traffic to Disco's own master and nodes ignores proxy environment variables
 (``trust_env=False``): a cluster's hosts talk to each other directly.
+
+Requests to the cluster's master and nodes carry the cluster token (DISCO_CLUSTER_TOKEN) when
+one is configured; :mod:`disco.comm_auth` says which requests those are, for every redirect
+too. ``scope=`` names the cluster explicitly (``disco.core.Disco`` passes its own settings
+and master); by default it comes from the settings (environment).
 """
 
 from __future__ import annotations
 
 import io
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
+from disco import comm_auth
+from disco.comm_auth import ClusterScope
 from disco.error import CommError
 
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 600.0
 _clients: dict[bool, httpx.Client] = {}
 _clients_lock = threading.Lock()
+DEFAULT: Any = object()  # scope=DEFAULT: the cluster the settings name, if they hold a token
+_HOOKS = {"request": [comm_auth.hook]}
 
 
 class _LazyTLSTransport(httpx.BaseTransport):
@@ -52,26 +62,57 @@ def client(trust_env: bool = False) -> httpx.Client:
             timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
             if trust_env:  # proxies for http and https come from the environment
                 _clients[trust_env] = httpx.Client(trust_env=True, follow_redirects=True,
-                                                   timeout=timeout)
+                                                   timeout=timeout, event_hooks=_HOOKS)
             else:
                 # verify=False is for the plain-http transport only, which never does TLS:
                 # every https:// URL (redirects too) goes to the verifying transport.
                 _clients[trust_env] = httpx.Client(
                     trust_env=False, follow_redirects=True, timeout=timeout, verify=False,
-                    mounts={"https://": _LazyTLSTransport()})
+                    mounts={"https://": _LazyTLSTransport()}, event_hooks=_HOOKS)
         return _clients[trust_env]
+
+
+def _prepare(url: str, headers: dict[str, str], auth: tuple[str, str] | None,
+             trust_env: bool, scope: Any) -> tuple[dict[str, Any], bool]:
+    """The extensions and auth arguments of a request, and whether it may use a proxy.
+
+    With a cluster token in use, a DDFS tag token moves out of the Authorization header
+    (see comm_auth), and requests to the cluster never go through a proxy."""
+    effective: ClusterScope | None = comm_auth.scope_for() if scope is DEFAULT else scope
+    kwargs: dict[str, Any] = {"extensions": {comm_auth.EXTENSION: effective}, "auth": auth}
+    if effective is not None:
+        if auth is not None:
+            headers.update(comm_auth.ddfs_token_headers(auth[1]))
+            kwargs["auth"] = None
+        if trust_env and effective.covers(httpx.URL(url)):
+            trust_env = False
+    return kwargs, trust_env
+
+
+def error_text(response: httpx.Response) -> str:
+    """What a failed response says: the message of an error envelope, else its text."""
+    body = response.text[:2000].strip()
+    if body.startswith("{"):
+        try:
+            message = json.loads(body)["error"]["message"]
+            if isinstance(message, str):
+                return message
+        except (ValueError, KeyError, TypeError):
+            pass
+    return body[:500] or response.reason_phrase
 
 
 def request(method: str, url: str, data: bytes | str | None = None, *,
             headers: dict[str, str] | None = None, offset: int = 0,
             auth: tuple[str, str] | None = None, timeout: float | None = None,
-            trust_env: bool = False) -> httpx.Response:
+            trust_env: bool = False, scope: Any = DEFAULT) -> httpx.Response:
     """Send a request and return the complete response; errors become CommError."""
     headers = dict(headers or {})
     if offset:
         headers["Range"] = f"bytes={offset}-"
     content = data.encode() if isinstance(data, str) else data
-    kwargs: dict[str, Any] = {"headers": headers, "content": content, "auth": auth}
+    kwargs, trust_env = _prepare(url, headers, auth, trust_env, scope)
+    kwargs.update(headers=headers, content=content)
     if timeout is not None:
         kwargs["timeout"] = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
     try:
@@ -81,19 +122,18 @@ def request(method: str, url: str, data: bytes | str | None = None, *,
     if response.status_code == 416 and offset:
         return response  # asked for bytes past the end: nothing new
     if response.status_code >= 400:
-        body = response.text[:500].strip()
-        raise CommError(body or response.reason_phrase, url, response.status_code)
+        raise CommError(error_text(response), url, response.status_code)
     return response
 
 
 def download(url: str, data: bytes | str | None = None, *, method: str | None = None,
              offset: int = 0, headers: dict[str, str] | None = None,
              auth: tuple[str, str] | None = None, timeout: float | None = None,
-             trust_env: bool = False) -> bytes:
+             trust_env: bool = False, scope: Any = DEFAULT) -> bytes:
     """The body of a GET (or a POST when ``data`` is given)."""
     method = method or ("POST" if data is not None else "GET")
     response = request(method, url, data, headers=headers, offset=offset, auth=auth,
-                       timeout=timeout, trust_env=trust_env)
+                       timeout=timeout, trust_env=trust_env, scope=scope)
     if response.status_code == 416:
         return b""
     if offset and response.status_code == 200:
@@ -109,7 +149,7 @@ class HTTPInputStream(io.RawIOBase):
     """
 
     def __init__(self, url: str, *, auth: tuple[str, str] | None = None,
-                 trust_env: bool = False, offset: int = 0) -> None:
+                 trust_env: bool = False, offset: int = 0, scope: Any = DEFAULT) -> None:
         super().__init__()
         self.url = url
         # Raw bytes are streamed, so ask for no content-coding: Content-Length then counts
@@ -118,17 +158,18 @@ class HTTPInputStream(io.RawIOBase):
         if offset:
             headers["Range"] = f"bytes={offset}-"
         try:
-            request_ = client(trust_env).build_request("GET", url, headers=headers)
-            self._response = client(trust_env).send(request_, stream=True, auth=auth)
+            kwargs, trust_env = _prepare(url, headers, auth, trust_env, scope)
+            request_ = client(trust_env).build_request("GET", url, headers=headers,
+                                                       extensions=kwargs["extensions"])
+            self._response = client(trust_env).send(request_, stream=True, auth=kwargs["auth"])
         except httpx.HTTPError as exc:
             raise CommError(f"{type(exc).__name__}: {exc}", url) from None
         if self._response.status_code >= 400:
             try:
-                body = self._response.read()[:500].decode("utf-8", "replace").strip()
+                self._response.read()
             finally:
                 self._response.close()
-            raise CommError(body or self._response.reason_phrase, url,
-                            self._response.status_code)
+            raise CommError(error_text(self._response), url, self._response.status_code)
         length = self._response.headers.get("content-length")
         self.size: int | None = int(length) if length and length.isdigit() else None
         self._chunks: Iterator[bytes] = self._response.iter_raw(1 << 16)
@@ -206,8 +247,8 @@ class HTTPInputStream(io.RawIOBase):
 
 
 def open_url(url: str, *, auth: tuple[str, str] | None = None, trust_env: bool = False,
-             offset: int = 0) -> HTTPInputStream:
-    return HTTPInputStream(url, auth=auth, trust_env=trust_env, offset=offset)
+             offset: int = 0, scope: Any = DEFAULT) -> HTTPInputStream:
+    return HTTPInputStream(url, auth=auth, trust_env=trust_env, offset=offset, scope=scope)
 
 
 def open_remote(url: str, token: str | None = None) -> HTTPInputStream:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
-from disco import comm
+from disco import comm, comm_auth
 from disco.error import CommError, DataError, DiscoError, JobError
 from disco.job import Job, JobChain  # noqa: F401  (re-exported)
 from disco.settings import DiscoSettings
@@ -53,7 +53,8 @@ class Disco:
                 method: str | None = None) -> bytes:
         url = proxy_url(f"{self.master}{path}", proxy=self.proxy)
         try:
-            return comm.download(url, data, method=method, offset=offset)
+            return comm.download(url, data, method=method, offset=offset,
+                                 scope=comm_auth.scope_for(self.settings, self.master))
         except CommError as exc:
             if exc.code is None:
                 exc.msg += f" (is the disco master running at {self.master}?)"

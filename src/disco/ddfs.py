@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from disco import comm
+from disco import comm, comm_auth
 from disco.error import CommError, DiscoError
 from disco.fileutils import CHUNK_SIZE
 from disco.settings import DiscoSettings
@@ -371,15 +371,20 @@ class DDFS:
         target = proxy_url(url, proxy=self.proxy, meth="PUT", to_master=False)
         with _open_source(source) as body:
             try:
-                response = comm.client(False).request("PUT", target, content=body)
+                response = comm.client(False).request(
+                    "PUT", target, content=body,
+                    extensions={comm_auth.EXTENSION: self._scope()})
             except httpx.HTTPError as exc:
                 raise CommError(f"{type(exc).__name__}: {exc}", url) from None
         if response.status_code >= 400:
-            raise CommError(response.text[:500].strip() or response.reason_phrase, url,
-                            response.status_code)
+            raise CommError(comm.error_text(response), url, response.status_code)
         return json.loads(response.content)
 
     # -- HTTP ----------------------------------------------------------------------------
+    def _scope(self) -> comm_auth.ClusterScope | None:
+        """The cluster token's reach, from this client's settings and master."""
+        return comm_auth.scope_for(self.settings, self.master)
+
     def _token(self, url: str, token: str | None, method: str) -> str | None:
         if token is not None:
             return token
@@ -425,7 +430,8 @@ class DDFS:
         with the token that ``url`` and ``token`` call for."""
         auth_token = self._token(url, token, method)
         raw = comm.download(target, data, method=method,
-                            auth=("token", auth_token) if auth_token is not None else None)
+                            auth=("token", auth_token) if auth_token is not None else None,
+                            scope=self._scope())
         return json.loads(raw) if raw.strip() else None
 
 

@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Default] = {
     "DISCO_JOB_OWNER": _job_owner,
     "DISCO_USER": lambda s: os.getenv("LOGNAME") or os.getenv("USER") or "",
     "DISCO_SETTINGS_FILE": lambda s: _guess_settings_file(),
+    # The cluster token: sent (as `Authorization: Bearer`) to the master and nodes only;
+    # None for an open cluster. See disco.comm_auth.
+    "DISCO_CLUSTER_TOKEN": lambda s: None,
     # Tests
     "DISCO_TEST_HOST": lambda s: s["DISCO_MASTER_HOST"],
     "DISCO_TEST_PORT": lambda s: 9444,
@@ -93,6 +96,8 @@ INT_SETTINGS = frozenset({
     "DISCO_GC_AFTER", "DATA_GC_INTERVAL",
 })
 FLOAT_SETTINGS = frozenset({"DISCO_SCHEDULER_ALPHA"})
+# Never shown in a repr (and so never in a log line or a traceback's locals).
+SECRET_SETTINGS = frozenset({"DISCO_CLUSTER_TOKEN", "DDFS_READ_TOKEN", "DDFS_WRITE_TOKEN"})
 
 
 def _guess_settings_file() -> str:
@@ -173,7 +178,8 @@ class DiscoSettings(MutableMapping[str, Any]):
                                          or key in os.environ)
 
     def __repr__(self) -> str:
-        return f"DiscoSettings({self._overrides!r})"
+        shown = {k: ("***" if k in SECRET_SETTINGS else v) for k, v in self._overrides.items()}
+        return f"DiscoSettings({shown!r})"
 
     def __getstate__(self) -> dict[str, Any]:
         return {"overrides": self._overrides, "filename": self._filename}

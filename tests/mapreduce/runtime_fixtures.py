@@ -10,6 +10,7 @@ import io
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import socket
@@ -109,7 +110,11 @@ def fetch(url, task):
 
     rest = url.split("://", 1)[1]
     host, path = rest.split("/", 1)
-    with urllib.request.urlopen("http://%s:%d/%s" % (host, task["disco_port"], path), timeout=5) as r:
+    request = urllib.request.Request("http://%s:%d/%s" % (host, task["disco_port"], path))
+    token = os.environ.get("DISCO_CLUSTER_TOKEN")  # the node gives workers the cluster token
+    if token:
+        request.add_header("Authorization", "Bearer " + token)
+    with urllib.request.urlopen(request, timeout=5) as r:
         return r.read()
 
 
@@ -356,11 +361,22 @@ def _kill(p: psutil.Process) -> None:
         pass
 
 
+def write_token_file(path: Path, token: str) -> Path:
+    """A token file as a deployer writes one: readable by its owner only."""
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return path
+
+
 class Cluster:
-    """A master on 127.N.0.1 and nodes on 127.N.0.2, 127.N.0.3, ... all on one port."""
+    """A master on 127.N.0.1 and nodes on 127.N.0.2, 127.N.0.3, ... all on one port.
+
+    The cluster has a token of its own (a fresh random one) unless `open_cluster` is set;
+    `self.http` sends it with every request, as Disco's clients do with DISCO_CLUSTER_TOKEN."""
 
     def __init__(self, root: Path, nodes: int = 2, slots: int = 2, net: int | None = None,
-                 master_args: list[str] | None = None, node_args: list[str] | None = None) -> None:
+                 master_args: list[str] | None = None, node_args: list[str] | None = None,
+                 open_cluster: bool = False) -> None:
         self.root = root
         self.net = net if net is not None else random.randint(60, 90)
         self.master_host = f"127.{self.net}.0.1"
@@ -374,8 +390,18 @@ class Cluster:
         self.node_args = node_args or []
         self.master: Proc | None = None
         self.nodes: dict[str, Proc] = {}
-        self.http = httpx.Client(timeout=30)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.token: str | None = None if open_cluster else secrets.token_urlsafe(32)
+        self.token_args: list[str] = []
+        if self.token is not None:
+            token_file = write_token_file(self.root / "cluster.token", self.token)
+            self.token_args = ["--token-file", str(token_file)]
+        self.http = httpx.Client(timeout=30, trust_env=False, headers=self.auth_headers)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))}
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def data(self, host: str) -> Path:
         return self.root / host
@@ -385,7 +411,7 @@ class Cluster:
         self.master = Proc([PYTHON, "-m", "disco.mapreduce.master", "--host", self.master_host,
                             "--port", str(self.port), "--data", str(mdata),
                             "--retry-base", "0.05", "--node-timeout", "3", "--poll-hold", "0.5",
-                            *self.master_args], self.root / "master.log", self.env)
+                            *self.token_args, *self.master_args], self.root / "master.log", self.env)
         wait_until(self._master_up, 20, "the master to answer")
         for host in self.node_hosts:
             self.start_node(host)
@@ -396,7 +422,7 @@ class Cluster:
         self.nodes[host] = Proc(
             [PYTHON, "-m", "disco.mapreduce.node", "--master", self.url, "--host", host,
              "--port", str(self.port), "--data", str(self.data(host)), "--slots", str(self.slots),
-             "--put-port", str(self.put_port), *self.node_args],
+             "--put-port", str(self.put_port), *self.token_args, *self.node_args],
             self.root / f"node-{host}.log", self.env)
 
     def _master_up(self) -> bool:
@@ -519,6 +545,8 @@ def client_cluster(prefix: str, nodes: int = 2, slots: int = 2,
             "DISCO_EVENTS": "",
             "DISCO_SETTINGS_FILE": os.devnull,  # no ~/.disco of the developer's
         })
+        if cluster.token is not None:
+            os.environ["DISCO_CLUSTER_TOKEN"] = cluster.token
         yield cluster
     finally:
         for key in [k for k in os.environ if k.startswith(CLIENT_SETTINGS)]:

@@ -16,7 +16,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
-import httpx
 import pytest
 from starlette.requests import Request
 
@@ -138,7 +137,7 @@ def test_node_loss_is_repaired(cluster: Cluster) -> None:
         assert replicas[:2] == live  # the live copies are listed first
         name = DDFS.blob_name(replicas[0])
         for url in live:
-            assert httpx.get(f"http://{parse_url(url).host}:{cluster.port}/"
+            assert cluster.http.get(f"http://{parse_url(url).host}:{cluster.port}/"
                              f"{url.split('/', 3)[3]}").content == contents[name]
     for host in survivors:  # both live nodes hold the tag's current version
         assert tag_versions(cluster, host, "gc:rr")[-1] == tag["id"]

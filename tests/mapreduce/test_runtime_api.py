@@ -18,6 +18,7 @@ from runtime_fixtures import Cluster, pipeline_pack  # noqa: E402
 
 from disco.core import Disco  # noqa: E402
 from disco.jobpack import JobPack  # noqa: E402
+from disco.settings import DiscoSettings  # noqa: E402
 from disco.mapreduce.urls import url_host  # noqa: E402
 
 
@@ -86,7 +87,8 @@ def test_stage_results_parameters_and_data_redirect(cluster: Cluster, done_job: 
     moved = cluster.http.get(f"{cluster.url}/{path}")  # the master sends us to the node
     assert moved.status_code == 302
     assert moved.headers["location"] == f"http://{host}:{cluster.port}/{path}"
-    assert httpx.get(moved.headers["location"]).text.startswith("0 disco://")
+    assert cluster.http.get(moved.headers["location"]).text.startswith("0 disco://")
+    assert httpx.get(moved.headers["location"], trust_env=False).status_code == 401
 
 
 def test_nodeinfo_blacklist_and_whitelist(cluster: Cluster) -> None:
@@ -114,7 +116,8 @@ def test_config_table_sets_slots(cluster: Cluster) -> None:
     node1 = cluster.node_hosts[0]
     assert [node1, "2"] in cluster.get("load_config_table")
     # Disco's client checks the master's answer word for word ("table saved!").
-    Disco(cluster.url).config = [[node1, "1"]]
+    # (The token from the client's own settings, as a script may give it.)
+    Disco(cluster.url, settings=DiscoSettings(DISCO_CLUSTER_TOKEN=cluster.token)).config = [[node1, "1"]]
     try:
         assert cluster.get("load_config_table") == [[node1, "1"]]
         assert cluster.get("nodeinfo")[node1]["max_workers"] == 1

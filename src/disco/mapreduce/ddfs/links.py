@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from disco.mapreduce.auth import bearer_headers
 from disco.mapreduce.ddfs.names import DEFAULT_VOLUME, hexhash
 from disco.mapreduce.master.nodes import NodeState
 
@@ -41,7 +42,8 @@ class NodeLinks:
     async def start(self) -> None:
         # Cluster traffic never goes through the proxies of the master's environment.
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout, connect=5.0),
-                                      trust_env=False, limits=httpx.Limits(max_connections=200))
+                                      trust_env=False, limits=httpx.Limits(max_connections=200),
+                                      headers=bearer_headers(self.master.config.token))
 
     async def stop(self) -> None:
         if self.http is not None:

@@ -34,6 +34,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from disco.mapreduce.auth import bearer_headers
 from disco.mapreduce.ddfs.names import PARTIAL_PREFIX, hexhash, parse_url, valid_objname
 from disco.mapreduce.ddfs.store import DdfsStore, StoreError
 
@@ -52,7 +53,8 @@ def file_route(root: Path) -> Route:
     return Route("/ddfs/{path:path}", serve, methods=["GET", "HEAD"])
 
 
-def create_put_app(store: DdfsStore) -> Starlette:
+def create_put_app(store: DdfsStore, token: str | None = None) -> Starlette:
+    """`token`: the cluster token, for reading a blob from another node in `fetch`."""
     def refused(exc: StoreError) -> Response:
         return PlainTextResponse(str(exc), status_code=exc.status)
 
@@ -123,8 +125,9 @@ def create_put_app(store: DdfsStore) -> Starlette:
                 return JSONResponse({"url": f"disco://{store.host}/ddfs/{vol}/blob/"
                                             f"{hexhash(objname)}/{objname}"})
             # Re-replication is rare: a client of its own per copy keeps the app stateless.
+            # The source is another node of the cluster, named by the master.
             async with httpx.AsyncClient(timeout=httpx.Timeout(300.0, connect=5.0),
-                                         trust_env=False) as http, \
+                                         trust_env=False, headers=bearer_headers(token)) as http, \
                     http.stream("GET", source) as resp:
                 if resp.status_code != 200:
                     return PlainTextResponse(f"{source} answered {resp.status_code}",

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from disco.mapreduce.auth import guarded
 from disco.mapreduce.ddfs.node_app import create_put_app
 from disco.mapreduce.ddfs.store import DdfsStore
 
@@ -22,7 +23,9 @@ log = logging.getLogger(__name__)
 
 class UploadServer:
     def __init__(self, root: Path, host: str, listen: str, port: int,
-                 server_class: type[uvicorn.Server] = uvicorn.Server) -> None:
+                 server_class: type[uvicorn.Server] = uvicorn.Server,
+                 token: str | None = None) -> None:
+        self.token = token
         self.port = port
         self.listen = listen
         self.store = DdfsStore(root, host)
@@ -43,7 +46,7 @@ class UploadServer:
                       self.listen, self.port, exc)
             return False
         self.server = self.server_class(uvicorn.Config(
-            create_put_app(self.store), log_level="warning", access_log=False, lifespan="off",
+            guarded(create_put_app(self.store, self.token), self.token), log_level="warning", access_log=False, lifespan="off",
             timeout_graceful_shutdown=2, timeout_keep_alive=30))
         self.task = asyncio.create_task(self.server.serve(sockets=[sock]))
         return True

@@ -15,7 +15,9 @@
 `POST /disco/ctrl/gc_blacklist` and `gc_whitelist` (a node name), `GET
     /disco/ctrl/get_gc_blacklist`.
 
-Tokens come as HTTP Basic authentication with the user name `token`.
+Tag tokens come as HTTP Basic authentication with the user name `token`, as Disco sends
+them, or in an `X-DDFS-Token` header: a client that proves the cluster token
+(`Authorization: Bearer`, see `disco.mapreduce.auth`) sends its tag token there.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from disco.comm_auth import DDFS_TOKEN_HEADER
 from disco.mapreduce.ddfs.errors import DdfsError
 from disco.mapreduce.ddfs.service import Ddfs
 from disco.mapreduce.ddfs.tagdata import ALL, MAX_ATTRIBUTE_NAME, URLS, Attrib, split_tag_path
@@ -44,11 +47,12 @@ def _ddfs(request: Request) -> Ddfs:
 
 
 def request_token(request: Request) -> str | None:
-    """The token of `Authorization: Basic base64("token:<token>")`; None without one."""
+    """The tag token of `Authorization: Basic base64("token:<token>")`, else of the
+    `X-DDFS-Token` header; None without one."""
     header = request.headers.get("authorization", "")
     scheme, _space, value = header.partition(" ")
     if scheme.lower() != "basic":
-        return None
+        return request.headers.get(DDFS_TOKEN_HEADER)
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):

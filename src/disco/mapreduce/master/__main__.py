@@ -1,4 +1,5 @@
-"""`python -m disco.mapreduce.master --host H --port P --data DIR [--scheduler fair|fifo]`"""
+"""`python -m disco.mapreduce.master --host H --port P --data DIR [--scheduler fair|fifo]
+[--token-file PATH]`"""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from disco.mapreduce.auth import TOKEN_ENV, TokenError, load_token, warn_if_open
 from disco.mapreduce.ddfs import config as ddfs_config
 from disco.mapreduce.master.app import serve
 from disco.mapreduce.master.config import MasterConfig
@@ -30,6 +32,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[MasterConfig, str]:
                    help="seconds a node's poll is held when there is nothing for it (default %(default)s)")
     p.add_argument("--max-failure-rate", type=int, default=defaults.max_failure_rate,
                    help="failures of one task that kill its job (default %(default)s)")
+    p.add_argument("--token-file", type=Path, default=None,
+                   help=f"file holding the cluster token that every request must carry "
+                        f"(default: {TOKEN_ENV} from the environment; neither: open to all)")
     p.add_argument("--log-level", default="INFO")
     ddfs_config.add_arguments(p)
     a = p.parse_args(argv)
@@ -39,10 +44,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[MasterConfig, str]:
         ddfs = ddfs_config.from_arguments(a)
     except ValueError as exc:
         p.error(str(exc))
+    try:
+        token = load_token(a.token_file)
+    except TokenError as exc:
+        p.error(str(exc))
     return MasterConfig(host=a.host, port=a.port, data=a.data.resolve(), scheduler=a.scheduler,
                         retry_base=a.retry_base, node_timeout=a.node_timeout,
                         poll_hold=a.poll_hold, max_failure_rate=a.max_failure_rate,
-                        ddfs=ddfs), a.log_level
+                        ddfs=ddfs, token=token), a.log_level
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format="%(asctime)s master %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per node request is noise
+    warn_if_open(config.token, "master")
     serve(config)
 
 

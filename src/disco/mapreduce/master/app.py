@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.applications import Starlette
 
+from disco.mapreduce.auth import ASGIApp, guarded
 from disco.mapreduce.ddfs import routes as ddfs_routes
 from disco.mapreduce.master import ctrl_routes, node_routes
 from disco.mapreduce.master.config import MasterConfig
@@ -42,6 +43,11 @@ def create_app(master: Master) -> Starlette:
     return app
 
 
+def guarded_app(master: Master) -> ASGIApp:
+    """The app behind the cluster token, if the master has one (the web page takes Basic)."""
+    return guarded(create_app(master), master.config.token, web_page=True)
+
+
 class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, master: Master) -> None:
         super().__init__(config)
@@ -56,7 +62,7 @@ class _Server(uvicorn.Server):
 def serve(config: MasterConfig) -> None:
     master = Master(config)
     server = _Server(uvicorn.Config(
-        create_app(master), host=config.host, port=config.port, log_level="warning",
+        guarded_app(master), host=config.host, port=config.port, log_level="warning",
         access_log=False, lifespan="on", timeout_keep_alive=30,
         # Polls are held open; give a stopping master little time to wait for them.
         timeout_graceful_shutdown=2,

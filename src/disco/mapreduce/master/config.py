@@ -42,6 +42,8 @@ class MasterConfig:
     input_hold: float = 15.0
     max_failure_rate: int = field(default_factory=lambda: _env_int("DISCO_MAX_FAILURE_RATE", 100))
     ddfs: DdfsConfig = field(default_factory=DdfsConfig)
+    # The cluster token every request must carry (None: open, as Disco was); see ..auth.
+    token: str | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:

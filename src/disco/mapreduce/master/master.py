@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from disco.jobpack import JobPack, JobPackError
+from disco.mapreduce.auth import bearer_headers
 from disco.mapreduce.ddfs.service import Ddfs
 from disco.mapreduce.master.config import MasterConfig, Settings, slots_from_table
 from disco.mapreduce.master.coordinator import Job
@@ -58,7 +59,8 @@ class Master:
     async def start(self) -> None:
         self.jobs_root.mkdir(parents=True, exist_ok=True)
         self._load_table()
-        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+        # Reads of the nodes' dir:// indexes: cluster traffic, never through a proxy.
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), trust_env=False)
         self._background = [asyncio.create_task(self._watch_nodes()),
                             asyncio.create_task(self._flush_events())]
         await self.ddfs.start()
@@ -171,7 +173,9 @@ class Master:
         host = url_host(url)
         node = self.registry.nodes.get(host or "")
         port = node.port if node is not None and node.port else self.config.port
-        resp = await self.http.get(disco_to_http(url, port))
+        # The token goes to this cluster's nodes only, not to any host a job input names.
+        headers = bearer_headers(self.config.token) if node is not None else {}
+        resp = await self.http.get(disco_to_http(url, port), headers=headers)
         resp.raise_for_status()
         return resp.text
 

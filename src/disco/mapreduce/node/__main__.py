@@ -1,4 +1,5 @@
-"""`python -m disco.mapreduce.node --master http://H:P --host N --port P --data DIR [--slots S]`
+"""`python -m disco.mapreduce.node --master http://H:P --host N --port P --data DIR [--slots S]
+[--token-file PATH]`
 
 Runs the data server on N:P, the DDFS upload server on N:PUT_PORT and the supervisor on one
 event loop; SIGTERM or SIGINT stop them all and kill every worker still running.
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import uvicorn
 
+from disco.mapreduce.auth import TOKEN_ENV, TokenError, guarded, load_token, warn_if_open
 from disco.mapreduce.ddfs.node_server import UploadServer
+from disco.mapreduce.node.client import TokenRefused
 from disco.mapreduce.node.config import NodeConfig
 from disco.mapreduce.node.dataserver import create_app
 from disco.mapreduce.node.supervisor import Supervisor
@@ -55,21 +58,30 @@ def parse_args(argv: list[str] | None = None) -> tuple[NodeConfig, str, str]:
     p.add_argument("--no-worker-reuse", dest="reuse_workers", action="store_false",
                    help="one worker process per task, as Disco had it (default: a worker "
                         "that offers it runs the job's next task on this node too)")
+    p.add_argument("--token-file", type=Path, default=None,
+                   help=f"file holding the cluster token (the master's): sent to the master and "
+                        f"other nodes, asked of every request here, given to workers (default: "
+                        f"{TOKEN_ENV} from the environment; neither: open to all)")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
+    try:
+        token = load_token(a.token_file)
+    except TokenError as exc:
+        p.error(str(exc))
     cfg = NodeConfig(master=a.master, host=a.host, data=a.data.resolve(), port=a.port,
                      slots=max(0, a.slots), ddfs_data=a.ddfs_data, put_port=a.put_port,
                      worker_start_timeout=a.worker_start_timeout,
-                     reuse_workers=a.reuse_workers)
+                     reuse_workers=a.reuse_workers, token=token)
     return cfg, a.log_level, a.listen or a.host
 
 
 async def run(cfg: NodeConfig, listen: str) -> None:
     supervisor = Supervisor(cfg)
-    server = _Server(uvicorn.Config(create_app(cfg.data, supervisor.status, cfg.ddfs),
+    app = guarded(create_app(cfg.data, supervisor.status, cfg.ddfs), cfg.token)
+    server = _Server(uvicorn.Config(app,
                                     host=listen, port=cfg.port, log_level="warning",
                                     access_log=False, lifespan="off", timeout_graceful_shutdown=2))
-    uploads = UploadServer(cfg.ddfs, cfg.host, listen, cfg.put_port, _Server)
+    uploads = UploadServer(cfg.ddfs, cfg.host, listen, cfg.put_port, _Server, token=cfg.token)
     if uploads.start():
         supervisor.put_port = cfg.put_port
     work = asyncio.create_task(supervisor.run())
@@ -90,6 +102,8 @@ async def run(cfg: NodeConfig, listen: str) -> None:
         raise serving.exception()  # type: ignore[misc]
     if serving in done and not server.started:
         raise SystemExit(f"cannot serve {listen}:{cfg.port}")
+    if work in done and not work.cancelled() and isinstance(work.exception(), TokenRefused):
+        raise SystemExit(str(work.exception()))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,6 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s node {cfg.host} %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
+    warn_if_open(cfg.token, "node")
     cfg.data.mkdir(parents=True, exist_ok=True)
     asyncio.run(run(cfg, listen))
 

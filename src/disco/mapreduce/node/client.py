@@ -8,19 +8,27 @@ from typing import Any
 
 import httpx
 
+from disco.mapreduce.auth import bearer_headers
+
 
 class SessionExpired(Exception):
     """The master no longer knows this node's session: register again."""
 
 
+class TokenRefused(httpx.HTTPError):
+    """The master does not take this node's cluster token (or the node has none). Registering
+    gives up on it; a later request that meets it fails like any other HTTP error."""
+
+
 class MasterClient:
-    def __init__(self, master: str, host: str) -> None:
+    def __init__(self, master: str, host: str, token: str | None = None) -> None:
         self.master = master.rstrip("/")
         self.host = host
         self.session = ""
         self.poll_hold = 2.0
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0),
-                                      limits=httpx.Limits(max_connections=64))
+                                      limits=httpx.Limits(max_connections=64),
+                                      trust_env=False, headers=bearer_headers(token))
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -33,6 +41,9 @@ class MasterClient:
         resp = await self.http.post(f"{self.master}{path}", **kwargs)
         if resp.status_code == 410:
             raise SessionExpired(resp.text)
+        if resp.status_code == 401:
+            raise TokenRefused(f"the master at {self.master} refused this node's cluster token "
+                               f"(401); start the node with the master's --token-file")
         resp.raise_for_status()
         return resp.json()
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from disco.mapreduce.auth import TOKEN_ENV
+
 
 @dataclass
 class NodeConfig:
@@ -22,6 +24,9 @@ class NodeConfig:
     last_words_wait: float = 10.0     # after garbage, how long to wait for the rest of it
     nice: int = 19                    # workers run niced, as Disco runs them
     reuse_workers: bool = True        # keep workers that offer it for the job's next task
+    # The cluster token (None: open). It goes with every request to the master and other
+    # nodes, is asked of every request here, and workers get it as DISCO_CLUSTER_TOKEN.
+    token: str | None = field(default=None, repr=False)
 
     @property
     def ddfs(self) -> Path:
@@ -29,7 +34,7 @@ class NodeConfig:
 
     def worker_settings(self) -> dict[str, str]:
         """The Disco settings a worker finds in its environment."""
-        return {
+        settings = {
             "DISCO_MASTER": self.master,
             "DISCO_MASTER_HOST": urlsplit(self.master).hostname or "",
             "DISCO_PORT": str(self.port),
@@ -37,3 +42,6 @@ class NodeConfig:
             "DISCO_DATA": str(self.data),
             "DDFS_DATA": str(self.ddfs),
         }
+        if self.token is not None:
+            settings[TOKEN_ENV] = self.token
+        return settings

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from disco.mapreduce.auth import TOKEN_ENV
 from disco.mapreduce.node.config import NodeConfig
 from disco.mapreduce.node.events import EventSender
 from disco.mapreduce.node.inputs import TaskInputs
@@ -61,6 +62,10 @@ def worker_env(cfg: NodeConfig, jobenvs: dict[str, str]) -> dict[str, str]:
     env.update({k: v for k, v in os.environ.items() if k.startswith(("DISCO_", "DDFS_"))})
     env.update(cfg.worker_settings())
     env.update(jobenvs)
+    # The node's token, whatever the job's environment says (a job cannot lend one either).
+    env.pop(TOKEN_ENV, None)
+    if cfg.token is not None:
+        env[TOKEN_ENV] = cfg.token
     env["DISCO_PYTHON"] = sys.executable
     return env
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from disco.mapreduce.node.client import MasterClient, SessionExpired
+from disco.mapreduce.node.client import MasterClient, SessionExpired, TokenRefused
 from disco.mapreduce.node.config import NodeConfig
 from disco.mapreduce.node.events import EventSender
 from disco.mapreduce.node.jobhome import JobHomeError, JobHomes
@@ -54,7 +54,7 @@ class RunningTask:
 class Supervisor:
     def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
-        self.client = MasterClient(cfg.master, cfg.host)
+        self.client = MasterClient(cfg.master, cfg.host, cfg.token)
         self.events = EventSender(self.client)
         self.homes = JobHomes(cfg.data, cfg.host, self.client)
         self.warm = WarmPool(cfg.nice)
@@ -100,6 +100,8 @@ class Supervisor:
             try:
                 reply = await self.client.register(self.cfg.slots, self.cfg.port, self.put_port)
                 break
+            except TokenRefused:
+                raise  # trying again cannot help: the node ends, saying why
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 log.info("cannot register with %s yet: %s", self.cfg.master, exc)
                 await asyncio.sleep(delay)
