@@ -7,7 +7,9 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -199,7 +201,8 @@ def test_errors_are_printed_verbatim_and_as_json(sm: ServiceManager, token: str)
     assert unreachable.returncode == 1 and json.loads(unreachable.stdout)["error"]["code"] == "unreachable"
 
 
-def _commands(group: typer.main.TyperGroup, path: str = "disco"):  # type: ignore[name-defined,no-untyped-def]
+def _commands(group: Any, path: str = "disco") -> Iterator[tuple[str, Any]]:
+    """Every leaf command of a click group, with the words that call it."""
     for name, command in group.commands.items():
         if hasattr(command, "commands"):
             yield from _commands(command, f"{path} {name}")

@@ -182,7 +182,8 @@ def list_(all_: bool = typer.Option(False, "--all", help="Include deleted cluste
         table.add_column(header, overflow="fold")  # on a narrow terminal: folded, never cut short
     for c in clusters:
         table.add_row(*(Text(v) for v in (short[c["id"]], c["name"], c["state"], str(c["workers"]),
-                                          ", ".join(c["frameworks"]), (c["created_at"] or "")[:19])))
+                                          ", ".join(c["frameworks"]),
+                                          (c["created_at"] or "")[:19].replace("T", " "))))
     out.print(table)
 
 
