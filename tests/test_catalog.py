@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from disco.cluster import plan
+from disco.cluster.credentials import new_credentials
 from disco.cluster.models import Cluster, Node
 from disco.cluster.settings import Settings
 from disco.cluster.spec import ClusterSpec, parse_spec, resolve
@@ -630,7 +631,8 @@ def test_every_builtin_template_renders(catalog: Catalog) -> None:
     for name in ("java", "spark", "dask"):
         fw = catalog.get(name)
         for node in cluster.nodes:
-            for launch, _ in plan.launches(cluster, catalog, fw, node, f"/w/{node.name}"):
+            for launch, _ in plan.launches(cluster, catalog, fw, node, f"/w/{node.name}",
+                                           credentials=new_credentials(cluster.id)):
                 assert launch.name.startswith(f"{name}-")
                 assert all("{{" not in arg for arg in launch.argv)
                 assert all("{{" not in value for value in launch.env.values())
@@ -639,6 +641,6 @@ def test_every_builtin_template_renders(catalog: Catalog) -> None:
             assert render(fw.readiness.url, ctx).startswith("http://127.9.1.1:")
     outputs = plan.outputs(cluster, catalog)["frameworks"]
     assert outputs["spark"]["master_url"] == "spark://127.9.1.1:7077"
-    assert outputs["dask"]["scheduler_address"] == "tcp://127.9.1.1:8786"
+    assert outputs["dask"]["scheduler_address"] == "tls://127.9.1.1:8786"
     assert outputs["dask"]["web_uis"]["dashboard"] == "http://127.9.1.1:8787/status"
     assert outputs["java"] == {}

@@ -8,14 +8,22 @@ import httpx
 import psutil
 import pytest
 from distributed import Client
+from distributed.security import Security
 
 from sm_fixtures import ServiceManager, cluster_processes, listening_on, wait_state, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def dask_workers(address: str) -> dict:
-    with Client(address, timeout=20) as client:
+def dask_security(api: httpx.Client, cluster_id: str) -> Security:
+    """The cluster's certificate, as its tenant gets it (the endpoints take nothing else)."""
+    files = api.get(f"/api/v1/clusters/{cluster_id}/credentials").json()["frameworks"]["dask"]["files"]
+    return Security(tls_ca_file=files["cluster.pem"], tls_client_cert=files["cluster.pem"],
+                    tls_client_key=files["cluster.key"], require_encryption=True)
+
+
+def dask_workers(address: str, security: Security) -> dict:
+    with Client(address, security=security, timeout=20) as client:
         return client.scheduler_info(n_workers=-1)["workers"]
 
 
@@ -24,7 +32,7 @@ def test_dask_lifecycle(sm: ServiceManager, api: httpx.Client) -> None:
     assert response.status_code == 201, response.text
     created = response.json()
     assert created["state"] in ("pending", "provisioning", "installing")
-    assert response.headers["location"] == f"/api/v1/clusters/{created['id']}"
+    assert response.headers["location"] == f"{sm.url}/api/v1/clusters/{created['id']}"
 
     cluster = wait_state(api, created["id"], {"ready", "failed"}, timeout=90)
     assert cluster["state"] == "ready", cluster["status_reason"]
@@ -35,14 +43,15 @@ def test_dask_lifecycle(sm: ServiceManager, api: httpx.Client) -> None:
     address = cluster["outputs"]["frameworks"]["dask"]["scheduler_address"]
     hosts = [n["host"] for n in cluster["nodes"]]
     assert len(set(hosts)) == 3 and all(h.startswith("127.") for h in hosts)
-    assert address == f"tcp://{hosts[0]}:8786"
+    assert address == f"tls://{hosts[0]}:8786"
+    security = dask_security(api, cluster["id"])
     dashboard = cluster["outputs"]["frameworks"]["dask"]["web_uis"]["dashboard"]
     assert httpx.get(dashboard.replace("/status", "/health"), trust_env=False).text == "ok"
     page = httpx.get(dashboard, trust_env=False, follow_redirects=True)
     assert page.status_code == 200 and "bokeh" in page.text.lower()  # a real web UI, not a 404
 
     # A real computation, spread over both workers.
-    with Client(address, timeout=20) as client:
+    with Client(address, security=security, timeout=20) as client:
         futures = client.map(lambda x: (x * x, os.environ.get("DISCO_NODE")), range(40))
         results = client.gather(futures)
     assert sum(r[0] for r in results) == sum(x * x for x in range(40))
@@ -52,12 +61,12 @@ def test_dask_lifecycle(sm: ServiceManager, api: httpx.Client) -> None:
     assert api.patch(f"/api/v1/clusters/{cluster['id']}", json={"workers": 3}).status_code == 200
     cluster = wait_until(lambda: (c := api.get(f"/api/v1/clusters/{created['id']}").json())["state"] == "ready"
                          and len(c["nodes"]) == 4 and c, timeout=60, what="scale up")
-    assert len(dask_workers(address)) == 3
+    assert len(dask_workers(address, security)) == 3
 
     assert api.patch(f"/api/v1/clusters/{cluster['id']}", json={"workers": 1}).status_code == 200
     cluster = wait_until(lambda: (c := api.get(f"/api/v1/clusters/{created['id']}").json())["state"] == "ready"
                          and len(c["nodes"]) == 2 and c, timeout=60, what="scale down")
-    assert len(dask_workers(address)) == 1
+    assert len(dask_workers(address, security)) == 1
     messages = " ".join(e["message"] for e in cluster["events"])
     assert "retired worker-2 gracefully" in messages or "retired worker-3 gracefully" in messages
     removed_dirs = [sm.data_dir / "clusters" / cluster["id"] / name for name in ("worker-2", "worker-3")]

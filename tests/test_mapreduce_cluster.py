@@ -45,7 +45,11 @@ def test_wordcount_on_a_deployed_mapreduce_cluster(sm: ServiceManager, api: http
     assert cluster["state"] == "ready", cluster["status_reason"]
     master_url = cluster["outputs"]["frameworks"]["mapreduce"]["master_url"]
     assert cluster["outputs"]["frameworks"]["mapreduce"]["web_uis"]["master"].startswith(master_url)
-    nodes = httpx.get(f"{master_url}/disco/ctrl/nodeinfo", trust_env=False).json()
+    # The master answers only requests with the cluster's token, which its tenant gets from the API.
+    token = api.get(f"/api/v1/clusters/{cluster['id']}/credentials").json()["frameworks"]["mapreduce"]["env"][
+        "DISCO_CLUSTER_TOKEN"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    nodes = httpx.get(f"{master_url}/disco/ctrl/nodeinfo", headers=bearer, trust_env=False).json()
     assert sorted(nodes) == sorted(n["host"] for n in cluster["nodes"] if n["role"] == "worker")
     assert all(info["max_workers"] == 2 for info in nodes.values())
 
@@ -53,12 +57,12 @@ def test_wordcount_on_a_deployed_mapreduce_cluster(sm: ServiceManager, api: http
     script = tmp_path / "count_words.py"
     script.write_text(WORDCOUNT)
     run = subprocess.run([sys.executable, str(script), *lines], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "DISCO_MASTER": master_url}, cwd=tmp_path)
+                         env={**os.environ, "DISCO_MASTER": master_url, "DISCO_CLUSTER_TOKEN": token}, cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     counted = {word: int(n) for word, n in (line.split() for line in run.stdout.splitlines())}
     assert counted == dict(collections.Counter(" ".join(lines).split()))
 
-    jobs = httpx.get(f"{master_url}/disco/ctrl/joblist", trust_env=False).json()
+    jobs = httpx.get(f"{master_url}/disco/ctrl/joblist", headers=bearer, trust_env=False).json()
     assert [status for _, status, _ in jobs] == ["ready"]
 
     hosts = [n["host"] for n in cluster["nodes"]]

@@ -52,8 +52,14 @@ def test_spark_cluster_runs_a_pyspark_job(sm: ServiceManager, tmp_path) -> None:
 
     script = tmp_path / "job.py"
     script.write_text(JOB)
+    # The master takes only drivers that know the cluster's secret: its tenant's client config.
+    access = httpx.get(f"{sm.url}/api/v1/clusters/{cluster['id']}/credentials", headers={"X-Auth-Token": token},
+                       trust_env=False).json()["frameworks"]["spark"]
+    conf_dir = tmp_path / "spark-conf"
+    conf_dir.mkdir()
+    (conf_dir / "spark-defaults.conf").write_text(access["files"]["spark-defaults.conf"])
     job = subprocess.run([sys.executable, str(script), master_url], capture_output=True, text=True, timeout=180,
-                         env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+                         env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_CONF_DIR": str(conf_dir)})
     assert "RESULT [('a', 100), ('b', 200), ('c', 300)]" in job.stdout, job.stderr[-2000:]
 
     logs = disco(sm, token, "cluster", "logs", cluster["id"], "master/spark-master")

@@ -1,4 +1,7 @@
-"""Framework-level checks: readiness ("N workers registered") and activity (for idle timeouts)."""
+"""Framework-level checks: readiness ("N workers registered") and activity (for idle timeouts).
+
+Check headers may carry the cluster's credentials (a bearer token): they are rendered per
+request and never appear in a check's detail, which goes into events."""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ class CheckResult:
     detail: str
 
 
-async def http_json(client: httpx.AsyncClient, url: str) -> Any:
-    response = await client.get(url, timeout=5.0)
+async def http_json(client: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None) -> Any:
+    response = await client.get(url, headers=headers, timeout=5.0)
     response.raise_for_status()
     return response.json()
 
@@ -27,7 +30,7 @@ async def check_http(client: httpx.AsyncClient, readiness: Readiness, ctx: dict[
     """Ready when the URL answers 2xx (for frameworks with no status API of their own)."""
     url = render(readiness.url, ctx)
     try:
-        response = await client.get(url, timeout=5.0)
+        response = await client.get(url, headers=render(readiness.headers, ctx), timeout=5.0)
     except httpx.HTTPError as exc:
         return CheckResult(False, f"{url}: {type(exc).__name__}")
     return CheckResult(response.is_success, f"{url}: HTTP {response.status_code}")
@@ -37,7 +40,7 @@ async def check_http_json(client: httpx.AsyncClient, readiness: Readiness,
                           ctx: dict[str, Any]) -> CheckResult:
     url = render(readiness.url, ctx)
     try:
-        data = await http_json(client, url)
+        data = await http_json(client, url, render(readiness.headers, ctx))
     except (httpx.HTTPError, ValueError) as exc:
         return CheckResult(False, f"{url}: {type(exc).__name__}")
     scope = {**ctx, "data": data}

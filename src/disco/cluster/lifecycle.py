@@ -235,8 +235,9 @@ class Lifecycle:
 
     async def _start_node_processes(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                                     fw: FrameworkDef, node: Node, address: NodeAddress) -> None:
-        secrets = (self.box.open(cluster.secrets_enc) or {}).get("properties", {})
-        for launch, wait_for in plan.launches(cluster, self.catalog, fw, node, address.workdir, secrets):
+        sealed = self.box.open(cluster.secrets_enc) or {}
+        for launch, wait_for in plan.launches(cluster, self.catalog, fw, node, address.workdir,
+                                              sealed.get("properties", {}), sealed.get("credentials", {})):
             status = await provider.process_status(ref, node.name, launch.name)
             if status.state is ProcessState.RUNNING:
                 continue
@@ -256,10 +257,14 @@ class Lifecycle:
                 await asyncio.sleep(0.05)
         raise StepFailed(f"{address} did not accept connections within {timeout_s:g} s")
 
+    def _credentials(self, cluster: Cluster) -> dict[str, str]:
+        """The cluster's credentials, decrypted for one use (checks send its token)."""
+        return (self.box.open(cluster.secrets_enc) or {}).get("credentials", {})
+
     async def _wait_ready(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                           fw: FrameworkDef, nodes: list[Node], master: NodeAddress) -> None:
         check = fw.readiness
-        ctx = plan.context(cluster, self.catalog, fw, None)
+        ctx = plan.context(cluster, self.catalog, fw, None, credentials=self._credentials(cluster))
         deadline = time.monotonic() + check.timeout_s
         detail = "no answer yet"
         last_reported = ""
@@ -331,10 +336,11 @@ class Lifecycle:
     async def _retire(self, cluster: Cluster, fw: FrameworkDef, node: Node) -> None:
         call = fw.scale_down
         assert call is not None
-        ctx = plan.context(cluster, self.catalog, fw, node)
+        ctx = plan.context(cluster, self.catalog, fw, node, credentials=self._credentials(cluster))
         url = render(call.url, ctx)
         try:
             response = await self._http.request(call.method, url, json=render(call.json_body, ctx),
+                                                headers=render(call.headers, ctx),
                                                 timeout=call.timeout_s)
             response.raise_for_status()
             self._event(cluster.id, "scale", f"{fw.name}: retired {node.name} gracefully")
@@ -412,9 +418,9 @@ class Lifecycle:
             fw = self.catalog.get(name)
             if fw.activity is None:
                 continue
-            ctx = plan.context(cluster, self.catalog, fw, None)
+            ctx = plan.context(cluster, self.catalog, fw, None, credentials=self._credentials(cluster))
             try:
-                data = await http_json(self._http, render(fw.activity.url, ctx))
+                data = await http_json(self._http, render(fw.activity.url, ctx), render(fw.activity.headers, ctx))
             except (httpx.HTTPError, ValueError):
                 continue
             if evaluate(fw.activity.busy_when, {**ctx, "data": data}):

@@ -24,9 +24,12 @@ def master_node(cluster: Cluster) -> Node:
 
 
 def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | None,
-            workdir: str = "", secrets: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+            workdir: str = "", secrets: dict[str, dict[str, Any]] | None = None,
+            credentials: dict[str, str] | None = None) -> dict[str, Any]:
     """What templates see. `secrets` (decrypted secret properties) join the plain ones here
-    only, so they reach the processes that need them but never the stored spec."""
+    only, so they reach the processes that need them but never the stored spec; the same
+    holds for the cluster's `credentials` (certificate, secret, token). Outputs are rendered
+    without either, so no secret can end up in them."""
     nodes = live_nodes(cluster)
     props = {name: {**_secret_defaults(catalog, name), **values, **(secrets or {}).get(name, {})}
              for name, values in cluster.spec.get("properties", {}).items()}
@@ -43,6 +46,7 @@ def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | N
         "frameworks": {name: {"props": props.get(name, {}),
                               "ports": {p: d.port for p, d in catalog.get(name).ports.items()}}
                        for name in cluster.spec.get("resolved_frameworks", [])},
+        "credentials": credentials or {},
     }
 
 
@@ -52,18 +56,35 @@ def _secret_defaults(catalog: Catalog, name: str) -> dict[str, Any]:
 
 
 def launches(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node, workdir: str,
-             secrets: dict[str, dict[str, Any]] | None = None) -> list[tuple[Launch, str | None]]:
+             secrets: dict[str, dict[str, Any]] | None = None,
+             credentials: dict[str, str] | None = None) -> list[tuple[Launch, str | None]]:
     """The processes of one framework on one node, each with the address to wait for first."""
     role = fw.roles.get(node.role)  # type: ignore[call-overload]
     if role is None:
         return []
-    ctx = context(cluster, catalog, fw, node, workdir, secrets)
+    ctx = context(cluster, catalog, fw, node, workdir, secrets, credentials)
     env = render(fw.env, ctx)
+    files = render(fw.files, ctx)
     result = []
     for proc in role.processes:
         launch = Launch(name=f"{fw.name}-{proc.name}", argv=render(proc.command, ctx),
-                        env={**env, **render(proc.env, ctx)}, preload=tuple(proc.preload), after_fork=tuple(proc.after_fork))
+                        env={**env, **render(proc.env, ctx)}, preload=tuple(proc.preload),
+                        after_fork=tuple(proc.after_fork), files={**files, **render(proc.files, ctx)})
         result.append((launch, render(proc.wait_for_tcp, ctx) if proc.wait_for_tcp else None))
+    return result
+
+
+def client_access(cluster: Cluster, catalog: Catalog, credentials: dict[str, str]) -> dict[str, Any]:
+    """Per framework, what a tenant's client needs to connect (its `client:` section rendered
+    with the credentials). Secret: for the tenant's eyes only, never stored or logged."""
+    result: dict[str, Any] = {}
+    for name in cluster.spec.get("resolved_frameworks", []):
+        fw = catalog.get(name)
+        if fw.client is None:
+            continue
+        ctx = context(cluster, catalog, fw, None, credentials=credentials)
+        result[name] = {"env": render(fw.client.env, ctx), "files": render(fw.client.files, ctx),
+                        "file_env": dict(fw.client.file_env)}
     return result
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from disco.cluster.credentials import new_credentials
 from disco.cluster.lifecycle import Lifecycle
 from disco.cluster.models import Cluster, Event
 from disco.cluster.secrets import SecretBox, ssh_keypair
@@ -39,7 +40,8 @@ class ClusterService:
                            max_workers=self.settings.max_workers)
         cluster_id = str(uuid.uuid4())
         public_key, private_key = ssh_keypair(f"disco-{cluster_id[:8]}")
-        secrets = {"properties": {k: v for k, v in resolved.secrets.items() if v}, **(extra_secrets or {})}
+        secrets = {"properties": {k: v for k, v in resolved.secrets.items() if v},
+                   "credentials": new_credentials(cluster_id), **(extra_secrets or {})}
         cluster = Cluster(
             id=cluster_id, tenant=tenant, name=spec.name or f"disco-{cluster_id[:8]}", provider=provider,
             spec=resolved.public_dict(), state="pending", target="running", workers=spec.workers,

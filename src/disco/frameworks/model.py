@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from disco.errors import InvalidProperty
 
 NAME_RE = r"^[a-z][a-z0-9_-]{0,31}$"
+# A file a framework places in a node's (or a client's) directory: a relative path of plain
+# segments, so that no key can climb out with `..` or an absolute path.
+FILE_PATH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 
 
 class Strict(BaseModel):
@@ -117,6 +120,17 @@ def _to_str(value: Any) -> str:
 _COERCE = {"int": _to_int, "float": _to_float, "bool": _to_bool, "str": _to_str}
 
 
+def _check_file_paths(files: dict[str, str]) -> dict[str, str]:
+    for path in files:
+        if not FILE_PATH_RE.fullmatch(path):
+            raise ValueError(f"file path {path!r} must be relative: '/'-separated names of letters, "
+                             "digits, '_', '-' and '.', none starting with '.'")
+    return files
+
+
+FilePaths = Annotated[dict[str, str], AfterValidator(_check_file_paths)]
+
+
 class PortDef(Strict):
     port: int = Field(ge=1, le=65535)
     role: Literal["master", "worker"]
@@ -139,6 +153,9 @@ class ProcessDef(Strict):
     # "module:function" calls a preloaded process makes first, for modules that read the
     # environment when imported (e.g. dask.config:refresh).
     after_fork: list[str] = []
+    # Files this process reads (relative path under the node's directory -> templated text),
+    # written privately (0600) before it starts; `{{ credentials.… }}` may appear here.
+    files: FilePaths = {}
 
 
 class RoleDef(Strict):
@@ -149,6 +166,7 @@ class HttpCall(Strict):
     method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
     url: str
     json_body: Any = Field(default=None, alias="json")
+    headers: dict[str, str] = {}
     timeout_s: float = 30.0
 
 
@@ -159,6 +177,9 @@ class Readiness(Strict):
     url: str | None = None
     ready_when: str | None = None
     status_text: str | None = None
+    # Sent with http and http_json checks, e.g. the cluster's token:
+    # {Authorization: "Bearer {{ credentials.token }}"}.
+    headers: dict[str, str] = {}
     command: list[str] | None = None
     timeout_s: float = Field(default=120.0, gt=0)
     interval_s: float = Field(default=0.2, gt=0)
@@ -179,6 +200,27 @@ class Activity(Strict):
 
     url: str
     busy_when: str
+    headers: dict[str, str] = {}
+
+
+class ClientDef(Strict):
+    """What a tenant's client needs to connect (GET /clusters/{id}/credentials and
+    `disco cluster env`), rendered with the cluster's credentials: `files` are written in a
+    private directory of the client's, `env` are plain variables, and `file_env` variables
+    name a path in that directory ("." for the directory itself)."""
+
+    env: dict[str, str] = {}
+    files: FilePaths = {}
+    file_env: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _file_env_names_files(self) -> "ClientDef":
+        dirs = {"."} | {"/".join(p.split("/")[:i]) for p in self.files for i in range(1, p.count("/") + 1)}
+        for name, path in self.file_env.items():
+            if path not in self.files and path not in dirs:
+                raise ValueError(f"file_env {name} names {path!r}, which is neither a file nor a "
+                                 "directory of client.files")
+        return self
 
 
 class FrameworkDef(Strict):
@@ -191,11 +233,14 @@ class FrameworkDef(Strict):
     properties: dict[str, PropertyDef] = {}
     ports: dict[str, PortDef] = {}
     env: dict[str, str] = {}
+    # Files every process of the framework reads, as ProcessDef.files.
+    files: FilePaths = {}
     roles: dict[Literal["master", "worker"], RoleDef] = {}
     readiness: Readiness = Readiness()
     scale_down: HttpCall | None = None
     activity: Activity | None = None
     outputs: dict[str, str] = {}
+    client: ClientDef | None = None
 
     @model_validator(mode="after")
     def _defaults_are_valid(self) -> "FrameworkDef":
