@@ -4,6 +4,8 @@ behind: no cluster row, no cluster directory, no change to an existing cluster."
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -285,3 +287,184 @@ def test_configured_max_workers(small_sm: ServiceManager) -> None:
         assert_error(response, 422, "too_many_workers")
         assert c.get("/api/v1/clusters").json() == []
         assert stored_cluster_ids(small_sm) == set() and cluster_dirs(small_sm) == set()
+
+
+# -- bounded requests: every route, every transfer encoding ------------------------------------
+
+def raw_request(sm: ServiceManager, head: bytes, body_chunks: Iterator[bytes] = iter(())) -> tuple[bytes, int]:
+    """Sends a request byte for byte (what httpx would refuse to send) while reading the answer
+    at the same time: the answer to a refused body comes before the server stops reading.
+    Returns the raw answer and how many body bytes could be sent before the server hung up."""
+    sent = 0
+    with socket.create_connection(("127.0.0.1", sm.port), timeout=30) as sock:
+        sock.sendall(head)
+
+        def send_body() -> None:
+            nonlocal sent
+            try:
+                for chunk in body_chunks:
+                    sock.sendall(chunk)
+                    sent += len(chunk)
+            except OSError:   # the server answered and closed: exactly what is wanted
+                pass
+
+        sender = threading.Thread(target=send_body, daemon=True)
+        sender.start()
+        answer = b""
+        try:
+            while b"\r\n\r\n" not in answer or len(answer) < _answer_length(answer):
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+        except ConnectionResetError:
+            pass
+        sender.join(30)
+        assert not sender.is_alive(), "the server kept reading a body it had refused"
+    return answer, sent
+
+
+def _answer_length(answer: bytes) -> int:
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(head) + 4 + int(value)
+    return 1 << 62
+
+
+def answer_error(answer: bytes, status: int) -> dict[str, Any]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == str(status).encode(), answer[:300]
+    return json.loads(body)["error"]
+
+
+def chunked(total: int, size: int = 65536) -> Iterator[bytes]:
+    piece = b"x" * size
+    for _ in range(total // size):
+        yield b"%x\r\n%s\r\n" % (size, piece)
+    yield b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(("method", "path", "extra"), [
+    ("POST", "/disco/", f"Category: {SM_CATEGORY}\r\nX-OCCI-Attribute: {SLAVECOUNT}=0\r\n"),
+    ("POST", "/api/v1/clusters", "Content-Type: application/json\r\n"),
+    ("GET", "/disco/", ""),                   # a route that reads no body at all
+    ("GET", "/api/v1/health", ""),            # ... and one that needs no token
+])
+def test_chunked_20_mb_body_is_413_before_it_is_read(sm: ServiceManager, token: str, nothing_persisted: None,
+                                                     method: str, path: str, extra: str) -> None:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Auth-Token: {token}\r\n"
+            f"X-Tenant-Name: {TENANT}\r\nTransfer-Encoding: chunked\r\n{extra}\r\n").encode()
+    answer, sent = raw_request(sm, head, chunked(20 * MIB))
+    error = answer_error(answer, 413)
+    assert error["code"] == "body_too_large" and error["details"] == {"max_bytes": MIB}
+    # The server stopped reading soon after the limit: most of the 20 MB never left the client.
+    assert sent < 12 * MIB, sent
+
+
+def test_declared_oversized_body_is_413_without_reading_it(sm: ServiceManager, token: str,
+                                                          nothing_persisted: None) -> None:
+    head = (f"POST /disco/ HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {token}\r\nX-Tenant-Name: {TENANT}\r\n"
+            f"Category: {SM_CATEGORY}\r\nContent-Length: {20 * MIB}\r\n\r\n").encode()
+    answer, _ = raw_request(sm, head)   # no body sent at all: the answer comes anyway
+    assert answer_error(answer, 413)["code"] == "body_too_large"
+
+
+def test_body_just_under_the_limit_still_works(client: httpx.Client) -> None:
+    # A route that reads no body is not bothered by one within the limit.
+    response = client.request("GET", "/disco/", content=iter([b"x" * (MIB - 1)]))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("path", ["/disco/", "/api/v1/clusters", "/api/v1/health", "/-/", "/no/such/route"])
+def test_oversized_header_is_431_on_every_route(client: httpx.Client, nothing_persisted: None, path: str) -> None:
+    error = assert_error(client.get(path, headers={"X-Padding": "x" * 70_000}), 431, "headers_too_large")
+    assert error["details"] == {"header": "x-padding", "max_bytes": 65_536}
+
+
+def test_70_kb_category_is_431(client: httpx.Client, nothing_persisted: None) -> None:
+    category = SM_CATEGORY + ' title="' + "x" * 70_000 + '"'
+    error = assert_error(client.post("/disco/", headers={"Category": category}), 431, "headers_too_large")
+    assert error["details"]["header"] == "category"
+
+
+def test_headers_too_large_together_are_431(client: httpx.Client, nothing_persisted: None) -> None:
+    headers = [("X-OCCI-Attribute", f'icclab.disco.name="{"n" * 60_000}"')] * 5
+    assert_error(client.post("/disco/", headers=[("Category", SM_CATEGORY), *headers]), 431, "headers_too_large")
+
+
+def test_header_just_under_the_limit_reaches_the_route(client: httpx.Client, nothing_persisted: None) -> None:
+    value = "x" * (65_536 - len("x-padding") - 1)
+    assert client.get("/disco/", headers={"X-Padding": value}).status_code == 200
+
+
+def test_overlong_url_is_414(sm: ServiceManager, token: str, nothing_persisted: None) -> None:
+    # httpx will not send a URL this long.
+    head = f"GET /api/v1/clusters?q={'x' * 70_000} HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {token}\r\n\r\n"
+    answer, _ = raw_request(sm, head.encode())
+    assert answer_error(answer, 414)["code"] == "uri_too_long"
+
+
+# -- malformed or ambiguous OCCI -----------------------------------------------------------------
+
+KIND_2 = 'disco; scheme="http://schemas.cloudcomplab.ch/occi/sm#"; class="kind"'
+
+
+@pytest.mark.parametrize(("headers", "status", "code", "named"), [
+    ([("Category", SM_CATEGORY), ("Category", SM_CATEGORY)], 400, "multiple_categories", "2 categories"),
+    ([("Category", f"{KIND_2}, {KIND_2}")], 400, "multiple_categories", "2 categories"),
+    ([("Category", f'{KIND_2}, hadoop; scheme="http://schemas.cloudcomplab.ch/occi/sm#"; class="kind"')],
+     400, "multiple_categories", "hadoop"),
+    ([("Category", f"{KIND_2},")], 400, "empty_category", "empty Category"),
+    ([("Category", f'{KIND_2}; class="kind"')], 400, "malformed_occi", "given twice"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", ",,,,")], 400, "empty_attribute", "empty attribute"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", f'{SLAVECOUNT}="0",,')], 400, "empty_attribute",
+     "empty attribute"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", "")], 400, "empty_attribute", "empty attribute"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", 'icclab.disco.name="a\\u0000b"')], 400,
+     "control_character", "U+0000"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", 'icclab.disco.components.heat.masterimage="\\u001b[2J"')],
+     400, "control_character", "U+001B"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", inject("{'webecho': '', 'webecho': ''}"))], 422,
+     "invalid_inject", "twice"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", inject("{'web\\\\x00echo': ''}"))], 422,
+     "invalid_inject", "control character"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", inject("-" * 2969 + "1"))], 422, "invalid_inject", "dict"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", inject("~" * 4000 + "{}"))], 422, "invalid_inject", "dict"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", inject("(" * 4000))], 422, "invalid_inject", "dict"),
+    ([("Category", SM_CATEGORY), ("X-OCCI-Attribute", inject("{'a': " * 500 + "''" + "}" * 500))], 422,
+     "invalid_inject", "dict"),
+])
+def test_ambiguous_or_malformed_occi_create_is_refused(client: httpx.Client, nothing_persisted: None,
+                                                      headers: list[tuple[str, str]], status: int, code: str,
+                                                      named: str) -> None:
+    error = assert_error(client.post("/disco/", headers=headers), status, code)
+    assert named in error["message"], error
+
+
+@pytest.mark.parametrize("value", [b"a\x00b", b"a\x1bb", b"a\x7fb"])
+def test_raw_control_character_in_a_header_is_refused(sm: ServiceManager, token: str, nothing_persisted: None,
+                                                      value: bytes) -> None:
+    # httpx will not send such a header; the HTTP server refuses it before any route (400).
+    head = (f"POST /disco/ HTTP/1.1\r\nHost: x\r\nX-Auth-Token: {token}\r\nX-Tenant-Name: {TENANT}\r\n"
+            f"Category: {SM_CATEGORY}\r\n").encode() + b'X-OCCI-Attribute: icclab.disco.name="' + value + \
+        b'"\r\nContent-Length: 0\r\n\r\n'
+    answer, _ = raw_request(sm, head)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+
+
+@pytest.mark.parametrize(("headers", "code"), [
+    ([("Category", 'suspend; scheme="http://schemas.cloudcomplab.ch/occi/sm/action#"; class="action"'),
+      ("Category", 'resume; scheme="http://schemas.cloudcomplab.ch/occi/sm/action#"; class="action"')],
+     "multiple_categories"),
+    ([("Category", 'suspend; scheme="http://schemas.cloudcomplab.ch/occi/sm/action#"; class="action", '
+                   'suspend; scheme="http://schemas.cloudcomplab.ch/occi/sm/action#"; class="action"')],
+     "multiple_categories"),
+    ([("Category", 'suspend; scheme="http://example.com/action#"; class="action"')], "unknown_action"),
+    ([("X-OCCI-Attribute", ",,,,")], "empty_attribute"),
+    ([("X-OCCI-Attribute", 'action="sus\\u0000pend"')], "control_character"),
+])
+def test_ambiguous_occi_update_is_refused(owner: httpx.Client, existing: dict[str, Any],
+                                          headers: list[tuple[str, str]], code: str) -> None:
+    assert_error(owner.post(f"/disco/{existing['id']}", headers=headers), 400, code)

@@ -338,8 +338,9 @@ def test_dask_through_occi(sm: ServiceManager, occi: httpx.Client, token: str) -
     try:
         attrs = wait_occi_state(occi, location, "ready", timeout=90)
         address = attrs["icclab.disco.frameworks.dask.scheduler_address"]
-        assert address == f"tcp://{attrs['external_ip']}:8786"
-        host, port = address.removeprefix("tcp://").split(":")
+        # tcp://, or tls:// once the cluster's endpoints are authenticated.
+        assert re.fullmatch(rf"(tcp|tls)://{re.escape(attrs['external_ip'])}:8786", address), address
+        host, port = address.split("://", 1)[1].split(":")
         with socket.create_connection((host, int(port)), timeout=5):
             pass  # the scheduler really listens there
         assert attrs["icclab.disco.frameworks.dask.ui.dashboard"].startswith(f"http://{attrs['external_ip']}:8787")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from dataclasses import replace
 
 import typer
 
-from disco.cluster.settings import Settings
+from disco.cluster.settings import Settings, listening_url
 
 token_app = typer.Typer(help="Manage API tokens (admin: writes to the service manager's database).",
                         no_args_is_help=True)
@@ -23,14 +24,27 @@ def serve(
     import uvicorn
 
     from disco.cluster.api.app import create_app
+    from disco.cluster.api.limits import HEAD_BUFFER_BYTES
     from disco.cluster.store import Store
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not os.environ.get("DISCO_PUBLIC_URL"):
+        settings = replace(settings, public_url=listening_url(host, port))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     _first_token(settings, Store(settings.effective_database_url))
-    typer.echo(f"DISCO service manager on http://{host}:{port}  (data: {settings.data_dir})", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    typer.echo(f"DISCO service manager on http://{host}:{port}, public URL {settings.public_url}  "
+               f"(data: {settings.data_dir})", err=True)
+    # h11 refuses a request head it has not fully received once it passes this size, with a bare
+    # 400; above the middleware's own limits, so that those answer first with 431/414 and a reason.
+    # proxy_headers off: the client address (which failed authentications are counted by) is the
+    # peer's, not an X-Forwarded-For any local process could write.
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
+                h11_max_incomplete_event_size=HEAD_BUFFER_BYTES, proxy_headers=False)
 
 
 def _first_token(settings: Settings, store: object) -> None:

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from disco.cluster.store import Store
 from disco.errors import Unauthorized
 
+if TYPE_CHECKING:
+    from disco.cluster.api.throttle import FailedAuthThrottle
 
-def authenticate(store: Store, token: str | None, tenant_name: str | None = None) -> str:
-    """The tenant a token belongs to; with `tenant_name` (OCCI), it must match too."""
+
+def authenticate(store: Store, token: str | None, tenant_name: str | None = None, *,
+                 throttle: FailedAuthThrottle | None = None, client: str = "") -> str:
+    """The tenant a token belongs to; with `tenant_name` (OCCI), it must match too.
+
+    With a `throttle`, an unknown token counts as a failure of `client`, and a client over
+    the limit is refused before its token is looked at. A missing token or a tenant
+    mismatch guesses no secret and is not counted.
+    """
+    if throttle is not None:
+        throttle.check(client)
     if not token:
         raise Unauthorized("missing X-Auth-Token header", code="missing_token")
     tenant = store.tenant_for_token(token)
     if tenant is None:
+        if throttle is not None:
+            throttle.record_failure(client)
         raise Unauthorized("invalid token", code="invalid_token")
     if tenant_name is not None and tenant_name != tenant:
         raise Unauthorized("the token does not belong to tenant given in X-Tenant-Name",

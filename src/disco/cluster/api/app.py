@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 
 import disco
 from disco.cluster.api import occi, rest
-from disco.cluster.api.limits import BodySizeLimit
+from disco.cluster.api.limits import RequestLimits
+from disco.cluster.api.throttle import FailedAuthThrottle
 from disco.cluster.lifecycle import Lifecycle
 from disco.cluster.secrets import SecretBox
 from disco.cluster.service import ClusterService
@@ -30,6 +31,7 @@ class Manager:
     catalog: Catalog
     lifecycle: Lifecycle
     service: ClusterService
+    throttle: FailedAuthThrottle
 
 
 def build_manager(settings: Settings) -> Manager:
@@ -39,7 +41,8 @@ def build_manager(settings: Settings) -> Manager:
     box = SecretBox(settings.data_dir)
     lifecycle = Lifecycle(store, catalog, settings, lambda name: load_provider(name, settings.data_dir), box)
     service = ClusterService(settings, store, catalog, lifecycle, box)
-    return Manager(settings, store, catalog, lifecycle, service)
+    throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_s)
+    return Manager(settings, store, catalog, lifecycle, service, throttle)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,11 +61,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="DISCO service manager", version=disco.__version__, lifespan=lifespan,
                   description="Distributed computing clusters in seconds: create, watch, scale, delete.")
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(DiscoError)
     async def _disco_error(_: Request, exc: DiscoError) -> JSONResponse:
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,9 +15,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from disco.cluster.api.occi_attributes import SLAVECOUNT, attributes_of, integer_attribute, spec_from_attributes
+from disco.cluster.api.occi_attributes import (SLAVECOUNT, attributes_of, integer_attribute,
+                                               reject_control_characters, spec_from_attributes)
 from disco.cluster.api.occi_format import (ACTION_SCHEME, CORE_SCHEME, SM_SCHEME, Category, MalformedOcci,
-                                           parse_attributes, parse_category, render_attribute)
+                                           parse_attributes, parse_categories, render_attribute)
+from disco.cluster.api.throttle import client_address
 from disco.cluster.auth import authenticate
 from disco.cluster.models import Cluster
 from disco.cluster.service import ClusterService
@@ -44,8 +46,10 @@ KIND = Category("disco", SM_SCHEME, "kind", {
 
 
 def _tenant(request: Request) -> str:
-    return authenticate(request.app.state.manager.store, request.headers.get("x-auth-token"),
-                        request.headers.get("x-tenant-name") or "")
+    manager = request.app.state.manager
+    return authenticate(manager.store, request.headers.get("x-auth-token"),
+                        request.headers.get("x-tenant-name") or "",
+                        throttle=manager.throttle, client=client_address(request))
 
 
 def _service(request: Request) -> ClusterService:
@@ -53,7 +57,8 @@ def _service(request: Request) -> ClusterService:
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
+    """The configured public URL, never the request's Host header (which the client chooses)."""
+    return request.app.state.manager.settings.public_url
 
 
 def _wants(request: Request) -> str:
@@ -65,7 +70,19 @@ def _wants(request: Request) -> str:
 
 
 def _attribute_headers(request: Request) -> dict[str, str]:
-    return parse_attributes([_utf8(h) for h in request.headers.getlist("x-occi-attribute")])
+    attrs = parse_attributes([_utf8(h) for h in request.headers.getlist("x-occi-attribute")])
+    reject_control_characters(attrs)
+    return attrs
+
+
+def _categories(request: Request) -> list[Category]:
+    """The request's categories; a request names at most one (the kind, or an action)."""
+    categories = parse_categories([_utf8(h) for h in request.headers.getlist("category")])
+    if len(categories) > 1:
+        terms = ", ".join(c.term for c in categories)
+        raise MalformedOcci(f"{len(categories)} categories given ({terms}); give exactly one",
+                            code="multiple_categories", details={"categories": [c.term for c in categories]})
+    return categories
 
 
 def _utf8(header: str) -> str:
@@ -115,10 +132,10 @@ def query_interface(request: Request) -> Response:
 @router.post("/disco/", status_code=201)
 def create(request: Request) -> Response:
     tenant = _tenant(request)
-    header = request.headers.get("category")
-    if not header:
+    categories = _categories(request)
+    if not categories:
         raise MalformedOcci("missing Category header (disco kind)", code="missing_category")
-    category = parse_category(header)
+    category = categories[0]
     if (category.term, category.scheme, category.cls or "kind") != ("disco", SM_SCHEME, "kind"):
         raise MalformedOcci(f"unknown kind {category.term!r} with scheme {category.scheme!r}",
                             code="unknown_kind", details={"expected": KIND.render()})
@@ -166,9 +183,11 @@ def update(request: Request, cluster_id: str) -> Response:
     attrs = _attribute_headers(request)
     # Every way of naming the action (query, attribute, action Category) must agree.
     named = {a for a in (request.query_params.get("action"), attrs.pop("action", None)) if a}
-    if request.headers.get("category"):
-        category = parse_category(request.headers["category"])
+    for category in _categories(request):
         if category.cls == "action":
+            if category.scheme != ACTION_SCHEME:
+                raise MalformedOcci(f"unknown action scheme {category.scheme!r}", code="unknown_action",
+                                    details={"expected": ACTION_SCHEME})
             named.add(category.term)
     if len(named) > 1:
         raise MalformedOcci(f"conflicting actions {sorted(named)}", code="unknown_action")

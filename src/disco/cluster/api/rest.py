@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 import disco
+from disco.cluster.api.throttle import client_address
 from disco.cluster.auth import authenticate
 from disco.cluster.service import ClusterService, event_view
 from disco.cluster.spec import parse_spec
@@ -34,7 +35,8 @@ def tenant(request: Request, x_auth_token: str | None = Header(default=None)) ->
     auth = request.headers.get("authorization", "")
     if not token and auth.lower().startswith("bearer "):
         token = auth[7:].strip()
-    return authenticate(request.app.state.manager.store, token)
+    mgr = request.app.state.manager
+    return authenticate(mgr.store, token, throttle=mgr.throttle, client=client_address(request))
 
 
 async def json_body(request: Request) -> Any:
@@ -72,7 +74,7 @@ def frameworks(request: Request, _: str = Depends(tenant)) -> list[dict[str, Any
 async def create_cluster(request: Request, response: Response, who: str = Depends(tenant)) -> dict[str, Any]:
     svc = service(request)
     cluster = svc.create(who, parse_spec(await json_body(request)))
-    response.headers["Location"] = f"/api/v1/clusters/{cluster.id}"
+    response.headers["Location"] = f"{manager(request).settings.public_url}/api/v1/clusters/{cluster.id}"
     return svc.view(cluster)
 
 
@@ -151,10 +153,11 @@ def list_logs(request: Request, cluster_id: str, who: str = Depends(tenant)) -> 
     svc = service(request)
     cluster = svc.get(who, cluster_id)
     provider = svc.lifecycle.provider(cluster.provider)
-    logs = [{"node": "-", "process": "deployment", "url": f"/api/v1/clusters/{cluster.id}/deployment.log"}]
+    base = f"{manager(request).settings.public_url}/api/v1/clusters/{cluster.id}"
+    logs = [{"node": "-", "process": "deployment", "url": f"{base}/deployment.log"}]
     for node, process in provider.log_names(cluster.id):
         logs.append({"node": node, "process": process,
-                     "url": f"/api/v1/clusters/{cluster.id}/logs/{node}/{process}"})
+                     "url": f"{base}/logs/{node}/{process}"})
     return logs
 
 
