@@ -184,6 +184,16 @@ def test_the_web_page_takes_the_token_as_a_basic_password(cluster: Cluster) -> N
         assert page.status_code == 200 and "<h1>Disco master</h1>" in page.text
         # Basic is for browsers on the web page; the API and the data want the bearer token.
         assert browser.get(f"{cluster.url}/disco/ctrl/joblist").status_code == 401
+        # Its buttons work from the page itself, not from another site's page (the browser
+        # would attach the credentials it holds either way).
+        name = cluster.submit(pipeline_pack(["raw://web"], [["map", "split"]], prefix="WebJob"))
+        assert cluster.wait(name)[0] == "ready"
+        evil = browser.post(f"{cluster.url}/ui/purge?name={name}",
+                            headers={"Origin": "http://attacker.example"})
+        assert evil.status_code == 403 and name in {n for _t, _s, n in cluster.get("joblist")}
+        own = browser.post(f"{cluster.url}/ui/purge?name={name}", headers={"Origin": cluster.url})
+        assert own.status_code == 303
+        assert name not in {n for _t, _s, n in cluster.get("joblist")}
 
 
 def test_disco_clients_with_a_wrong_token_get_a_clear_error(cluster: Cluster) -> None:

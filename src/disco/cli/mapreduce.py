@@ -20,7 +20,7 @@ MASTER = typer.Option(None, "--master", "-M", help="Master URL (default: DISCO_M
 
 @mr_app.command("master", context_settings=PASS_THROUGH, add_help_option=False)
 def master(ctx: typer.Context) -> None:
-    """Run a master: --host H --port P --data DIR [--scheduler fair|fifo] (--help for all)."""
+    """Run a master: --host H --port P --data DIR [--scheduler fair|fifo] [--token-file F] (--help for all)."""
     from disco.mapreduce.master.__main__ import main
 
     main(list(ctx.args))
@@ -28,7 +28,7 @@ def master(ctx: typer.Context) -> None:
 
 @mr_app.command("node", context_settings=PASS_THROUGH, add_help_option=False)
 def node(ctx: typer.Context) -> None:
-    """Run a node: --master URL --host N --port P --data DIR [--slots S] (--help for all)."""
+    """Run a node: --master URL --host N --port P --data DIR [--slots S] [--token-file F] (--help for all)."""
     from disco.mapreduce.node.__main__ import main
 
     main(list(ctx.args))

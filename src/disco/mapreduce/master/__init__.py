@@ -16,7 +16,8 @@ Master <-> node protocol
 ========================
 
 Nodes call the master; the master never calls a node except to read a `dir://` job input from
-its data server. All bodies are JSON objects; every request after registration carries the
+its data server. With a cluster token (`disco.mapreduce.auth`) every request either way
+carries `Authorization: Bearer <token>`; a node refused with 401 at registration exits. All bodies are JSON objects; every request after registration carries the
 node's `host` and `session`. A request with a session the master no longer knows (the node was
 declared lost, or the master restarted) gets **410**: the node then kills all its workers and
 registers again.

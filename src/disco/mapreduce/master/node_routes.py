@@ -7,9 +7,17 @@ import inspect
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from disco.mapreduce.master import node_desk, web
@@ -85,7 +93,22 @@ async def job_view(request: Request) -> Response:
     return HTMLResponse(web.job_page(job))
 
 
+def _cross_site(request: Request) -> bool:
+    """A form posted from another site's page: a browser would attach the Basic credentials
+    it holds for this master, so the page's buttons answer only to the page itself."""
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin:
+        return False  # not a browser's cross-site post (those always carry Origin)
+    return urlsplit(origin).netloc != request.headers.get("host", "")
+
+
+def _cross_site_refusal() -> Response:
+    return PlainTextResponse("this form must be sent from the master's own page", status_code=403)
+
+
 async def ui_kill(request: Request) -> Response:
+    if _cross_site(request):
+        return _cross_site_refusal()
     name = request.query_params.get("name", "")
     job = _master(request).jobs.get(name)
     if job is not None:
@@ -94,6 +117,8 @@ async def ui_kill(request: Request) -> Response:
 
 
 async def ui_purge(request: Request) -> Response:
+    if _cross_site(request):
+        return _cross_site_refusal()
     name = request.query_params.get("name", "")
     if name in _master(request).jobs:
         await _master(request).purge_job(name)
