@@ -246,28 +246,35 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 @pytest.fixture()
-def outside_server(cluster: Cluster) -> Iterator[str]:
-    """A server that is not part of the cluster, on the master's own address."""
-    port = _free_port([cluster.master_host], avoid={cluster.port, cluster.put_port})
+def outside_servers(cluster: Cluster) -> Iterator[list[str]]:
+    """Two servers that are not part of the cluster: one on the master's own address, one
+    on the cluster's DISCO_PORT at an address that is none of its nodes (as another
+    cluster's node would be)."""
+    stranger = f"127.{cluster.net}.0.20"
+    places = [(cluster.master_host,
+               _free_port([cluster.master_host], avoid={cluster.port, cluster.put_port})),
+              (stranger, cluster.port)]
     _Recorder.seen = []
-    server = ThreadingHTTPServer((cluster.master_host, port), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    servers = [ThreadingHTTPServer(place, _Recorder) for place in places]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://{cluster.master_host}:{port}/data"
+        yield [f"http://{host}:{port}/data" for host, port in places]
     finally:
-        server.shutdown()
-        server.server_close()
+        for server in servers:
+            server.shutdown()
+            server.server_close()
 
 
-def test_the_token_never_goes_to_other_servers(cluster: Cluster, outside_server: str) -> None:
-    assert comm.download(outside_server) == b"outside\n"  # the client itself
-    job = Job().run(input=[outside_server], map=FN["upper_map"])  # and a worker on a node
+def test_the_token_never_goes_to_other_servers(cluster: Cluster, outside_servers: list[str]) -> None:
+    for url in outside_servers:
+        assert comm.download(url) == b"outside\n"  # the client itself
+    job = Job().run(input=outside_servers, map=FN["upper_map"])  # and workers on the nodes
     try:
-        assert [k for k, _v in result_iterator(job.wait(timeout=120))] == ["OUTSIDE"]
+        assert [k for k, _v in result_iterator(job.wait(timeout=120))] == ["OUTSIDE", "OUTSIDE"]
     finally:
         job.purge()
-    assert _Recorder.seen == [None, None]
+    assert _Recorder.seen == [None] * 4
 
 
 def test_node_urls_and_the_masters_redirects_carry_it(cluster: Cluster) -> None:
@@ -293,6 +300,29 @@ def test_an_open_cluster_takes_anyone_and_says_so_at_start() -> None:
         assert "no cluster token" in node_log
     finally:
         open_one.stop()
+
+
+def test_without_a_token_file_the_environment_gives_it(tmp_path: Path) -> None:
+    host = "127.0.0.1"
+    port = _free_port([host])
+    token = "from-the-environment-0123456789"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))},
+           "DISCO_CLUSTER_TOKEN": token}
+    master = Proc([PYTHON, "-m", "disco.mapreduce.master", "--host", host, "--port", str(port),
+                   "--data", str(tmp_path / "master")], tmp_path / "master.log", env)
+    url = f"http://{host}:{port}/disco/ctrl/joblist"
+    try:
+        with httpx.Client(timeout=5, trust_env=False) as http:
+            def answers() -> int | None:
+                try:
+                    return http.get(url).status_code
+                except httpx.HTTPError:
+                    return None
+            assert wait_until(answers, 20, "the master") == 401
+            assert http.get(url, headers={"Authorization": f"Bearer {token}"}).json() == []
+    finally:
+        master.stop()
+    assert "no cluster token" not in master.output() and token not in master.output()
 
 
 @pytest.mark.parametrize("content, complaint", [
