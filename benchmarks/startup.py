@@ -397,6 +397,7 @@ class Launch:
     argv: list[str]
     env: dict[str, str]
     wait_for_tcp: str | None
+    files: dict[str, str] = dataclasses.field(default_factory=dict)  # framework.yaml `files:`
 
 
 def _module_dir(name: str) -> str:
@@ -439,19 +440,26 @@ def render_launches(fw: dict[str, Any], hosts: list[str], root: Path) -> tuple[l
     props = {name: prop.get("default") for name, prop in fw.get("properties", {}).items()}
     ports = {name: port["port"] for name, port in fw.get("ports", {}).items()}
     names = ["master"] + [f"worker-{i}" for i in range(1, len(hosts))]
+    # The same kind of credentials DISCO makes for a cluster (TLS certificate, secret, token):
+    # by hand, a careful human would secure the endpoints alike.
+    from disco.cluster.credentials import new_credentials
+    credentials = new_credentials("bench")
     groups: tuple[list[Launch], list[Launch]] = ([], [])
     for index, (name, host) in enumerate(zip(names, hosts)):
         role = "master" if index == 0 else "worker"
         workdir = root / name
         ctx = {"cluster": {"id": "bench", "name": "bench", "workers": len(hosts) - 1},
                "node": {"name": name, "role": role, "index": index, "host": host, "workdir": str(workdir)},
-               "master": {"host": hosts[0]}, "workers": hosts[1:], "ports": ports, "props": props}
+               "master": {"host": hosts[0]}, "workers": hosts[1:], "ports": ports, "props": props,
+               "credentials": credentials}
         env = _render(fw.get("env", {}), ctx)
+        files = _render(fw.get("files", {}), ctx)
         for proc in fw["roles"].get(role, {}).get("processes", []):
             groups[0 if role == "master" else 1].append(Launch(
                 name=f"{fw['name']}-{proc['name']}", node=name, host=host, workdir=workdir,
                 argv=_render(proc["command"], ctx), env={**env, **_render(proc.get("env", {}), ctx)},
-                wait_for_tcp=_render(proc["wait_for_tcp"], ctx) if proc.get("wait_for_tcp") else None))
+                wait_for_tcp=_render(proc["wait_for_tcp"], ctx) if proc.get("wait_for_tcp") else None,
+                files={**files, **_render(proc.get("files", {}), ctx)}))
     return groups
 
 
@@ -547,6 +555,12 @@ def _live_roots(started: list[tuple[Launch, subprocess.Popen[bytes]]]) -> list[p
 
 def _hand_spawn(launch: Launch, spec: HandSpec) -> subprocess.Popen[bytes]:
     launch.workdir.mkdir(parents=True, exist_ok=True)
+    for relative, content in launch.files.items():
+        path = launch.workdir / relative
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
     return spawn(launch.argv, cwd=launch.workdir, env=hand_env(launch, spec),
                  log=launch.workdir / f"{launch.name}.log")
 
