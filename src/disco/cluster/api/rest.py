@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 import disco
 from disco.cluster.api.throttle import client_address
 from disco.cluster.auth import authenticate
+from disco.cluster.credentials import ClusterCredentials, client_credentials
 from disco.cluster.service import ClusterService, event_view
 from disco.cluster.spec import parse_spec
 from disco.errors import DiscoError, InvalidSpec, NotFound
@@ -120,6 +121,15 @@ def cluster_action(request: Request, cluster_id: str, action: str, who: str = De
 def ssh_private_key(request: Request, cluster_id: str, who: str = Depends(tenant)) -> str:
     svc = service(request)
     return svc.private_key(svc.get(who, cluster_id))
+
+
+@router.get("/clusters/{cluster_id}/credentials", tags=["clusters"], response_model=ClusterCredentials)
+def cluster_credentials(request: Request, response: Response, cluster_id: str,
+                        who: str = Depends(tenant)) -> ClusterCredentials:
+    """What the tenant's clients need to connect to the cluster's (authenticated) endpoints."""
+    svc = service(request)
+    response.headers["Cache-Control"] = "no-store"  # secrets: no proxy or browser keeps them
+    return client_credentials(svc.get(who, cluster_id), svc.catalog, svc.box)
 
 
 @router.get("/clusters/{cluster_id}/events", tags=["logs"])
