@@ -9,9 +9,12 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 import disco
 from disco.cluster.api import occi, rest
+from disco.cluster.api.docs import install_docs
+from disco.cluster.api.routing import route_error
 from disco.cluster.api.limits import RequestLimits
 from disco.cluster.api.throttle import FailedAuthThrottle
 from disco.cluster.lifecycle import Lifecycle
@@ -60,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             manager.store.close()
 
     app = FastAPI(title="DISCO service manager", version=disco.__version__, lifespan=lifespan,
-                  description="Distributed computing clusters in seconds: create, watch, scale, delete.")
+                  description="Distributed computing clusters in seconds: create, watch, scale, delete.",
+                  docs_url=None, redoc_url=None)  # served by install_docs, from local assets
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(DiscoError)
@@ -73,6 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse({"error": {"code": "invalid_request", "message": "invalid request",
                                        "details": details}}, status_code=422)
 
+    @app.exception_handler(HTTPException)
+    async def _routing_error(request: Request, exc: HTTPException) -> JSONResponse:
+        """No route for the path (404) or the method (405): our envelope, and the right `Allow`."""
+        return route_error(app, request, exc)
+
     app.include_router(rest.router)
     app.include_router(occi.router)
+    install_docs(app)
     return app

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from disco.cluster.api import occi_openapi
 from disco.cluster.api.occi_attributes import (SLAVECOUNT, attributes_of, integer_attribute,
                                                reject_control_characters, spec_from_attributes)
 from disco.cluster.api.occi_format import (ACTION_SCHEME, CORE_SCHEME, SM_SCHEME, Category, MalformedOcci,
@@ -117,7 +118,7 @@ def _lines(categories: list[Category], attributes: dict[str, Any], locations: li
     return Response("".join(f"{name}: {value}\n" for name, value in pairs), media_type="text/plain")
 
 
-@router.get("/-/")
+@router.get("/-/", **occi_openapi.QUERY)
 def query_interface(request: Request) -> Response:
     _tenant(request)
     actions = [Category(a, ACTION_SCHEME, "action", {"title": f"{a} the cluster"}) for a in ACTIONS]
@@ -129,7 +130,7 @@ def query_interface(request: Request) -> Response:
     return _lines(categories, {}, [], _wants(request))
 
 
-@router.post("/disco/", status_code=201)
+@router.post("/disco/", status_code=201, **occi_openapi.CREATE)
 def create(request: Request) -> Response:
     tenant = _tenant(request)
     categories = _categories(request)
@@ -147,7 +148,7 @@ def create(request: Request) -> Response:
                     headers={"Location": location, "X-OCCI-Location": location})
 
 
-@router.get("/disco/")
+@router.get("/disco/", **occi_openapi.COLLECTION)
 def collection(request: Request) -> Response:
     tenant = _tenant(request)
     locations = [f"{_base(request)}/disco/{c.id}" for c in _service(request).list(tenant)]
@@ -157,7 +158,7 @@ def collection(request: Request) -> Response:
     return _lines([], {}, locations, media)
 
 
-@router.get("/disco/{cluster_id}")
+@router.get("/disco/{cluster_id}", **occi_openapi.RETRIEVE)
 def retrieve(request: Request, cluster_id: str) -> Response:
     tenant = _tenant(request)
     svc = _service(request)
@@ -176,7 +177,7 @@ def retrieve(request: Request, cluster_id: str) -> Response:
     return _lines([Category("disco", SM_SCHEME, "kind")], attributes, [], media)
 
 
-@router.post("/disco/{cluster_id}")
+@router.post("/disco/{cluster_id}", **occi_openapi.UPDATE)
 def update(request: Request, cluster_id: str) -> Response:
     tenant = _tenant(request)
     svc = _service(request)
@@ -213,7 +214,7 @@ def update(request: Request, cluster_id: str) -> Response:
     return Response("OK", media_type="text/plain")
 
 
-@router.delete("/disco/{cluster_id}")
+@router.delete("/disco/{cluster_id}", **occi_openapi.DELETE)
 def delete(request: Request, cluster_id: str) -> Response:
     tenant = _tenant(request)
     svc = _service(request)

@@ -1,0 +1,249 @@
+"""The shapes of what the HTTP APIs answer, as pydantic models.
+
+The REST routes declare these as their response models, so every JSON answer is checked on its
+way out and the OpenAPI schema says exactly what a client gets. Request bodies are still parsed
+by the routes themselves (into `disco.cluster.spec.ClusterSpec` and `ScaleRequest`), so that bad
+input keeps the project's error envelope and codes; the schema only publishes their shape.
+Answers leave out keys that are absent (`response_model_exclude_unset`), so optional fields here
+describe keys that may be missing, as they are missing today.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+from disco.cluster.spec import ClusterSpec
+
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-22T04:20:35.527300+00:00"])]
+# A typed framework property value, after conversion (`"4"` was stored as given, 4 once resolved).
+PropertyValue = StrictBool | StrictInt | StrictFloat | StrictStr
+ClusterState = Literal["pending", "provisioning", "installing", "ready", "failed", "suspended",
+                       "deleting", "deleted"]
+
+
+class Shape(BaseModel):
+    # A key the model does not know is a bug in the route, not something to pass on unchecked.
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+class ValidationIssue(Shape):
+    loc: list[str | int] = Field(description="Where: the path into the body, or the parameter.")
+    msg: str
+    type: str
+
+
+class ErrorDetail(Shape):
+    code: str = Field(description="Stable, for programs (see the table of error codes in docs/api.md).")
+    message: str = Field(description="For people.")
+    details: dict[str, Any] | list[ValidationIssue] | None = Field(
+        default=None, description="Present only when there is something structured to add; its keys "
+                                  "depend on the code. Schema and parameter errors list their issues.")
+
+
+class ErrorEnvelope(Shape):
+    """Every error either API answers, whatever its status."""
+
+    error: ErrorDetail
+
+
+# -- requests -------------------------------------------------------------------------------------
+
+class ScaleRequest(Shape):
+    """`PATCH /api/v1/clusters/{id}`: exactly one key."""
+
+    workers: StrictInt = Field(ge=0, description="The new number of workers, 0 to the configured maximum.")
+
+
+# -- REST answers ---------------------------------------------------------------------------------
+
+class Health(Shape):
+    status: Literal["ok"]
+    version: str
+
+
+class FrameworkProperty(Shape):
+    type: Literal["int", "float", "bool", "str"]
+    default: PropertyValue | None = None
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: list[str] | None = None
+    pattern: str | None = Field(default=None, description="A Python regular expression the whole value must match.")
+    secret: bool = Field(description="Checked like any other, then stored only encrypted and never returned.")
+
+
+class FrameworkPort(Shape):
+    port: int
+    role: Literal["master", "worker"]
+    scheme: str
+    web: bool
+    path: str
+    description: str
+
+
+class Framework(Shape):
+    name: str
+    version: str
+    description: str
+    depends: list[str]
+    properties: dict[str, FrameworkProperty]
+    ports: dict[str, FrameworkPort]
+    roles: list[Literal["master", "worker"]]
+
+
+class StoredSpec(ClusterSpec):
+    """The spec as stored: defaults filled in, secret property values left out."""
+
+    resolved_frameworks: list[str] = Field(description="Install order, dependencies first.")
+    properties: dict[str, dict[str, PropertyValue]] = Field(
+        description="Every resolved framework's typed properties, defaults included, secrets left out.")
+
+
+class ClusterNode(Shape):
+    name: str
+    role: Literal["master", "worker"]
+    host: str | None
+    state: Literal["pending", "allocated", "leaving"]
+
+
+class OutputNode(Shape):
+    name: str
+    role: Literal["master", "worker"]
+    host: str | None
+
+
+class FrameworkOutputs(BaseModel):
+    """A framework's own outputs (`scheduler_address`, `master_url`, …) and its web UIs."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, str] = Field(init=False)
+
+    web_uis: dict[str, str] | None = Field(
+        default=None, description="One URL per web port: `<port>` on the master, `<port>@<node>` on workers.")
+
+
+class ClusterOutputs(Shape):
+    """Empty until the cluster is first ready, and again once it is deleted."""
+
+    master_host: str | None = None
+    nodes: list[OutputNode] | None = None
+    frameworks: dict[str, FrameworkOutputs] | None = None
+    ports: list[int] | None = None
+
+
+class Event(Shape):
+    id: int = Field(description="Increasing; pass the last one seen as `after`.")
+    at: Timestamp
+    step: str
+    level: Literal["info", "warning", "error"]
+    message: str
+    duration_s: float | None
+
+
+class ClusterSummary(Shape):
+    """A cluster as `GET /api/v1/clusters` lists it."""
+
+    id: str
+    name: str
+    state: ClusterState
+    target: Literal["running", "suspended", "deleted"]
+    status_reason: str
+    provider: str
+    workers: int
+    frameworks: list[str]
+    spec: StoredSpec
+    nodes: list[ClusterNode]
+    outputs: ClusterOutputs
+    ssh_public_key: str
+    created_at: Timestamp
+    ready_at: Timestamp | None
+    deleted_at: Timestamp | None
+
+
+class Cluster(ClusterSummary):
+    """A cluster with its deployment log as data."""
+
+    events: list[Event]
+
+
+class LogEntry(Shape):
+    node: str = Field(description="`-` for the deployment log.")
+    process: str
+    url: str
+
+
+# -- OCCI's JSON rendering ------------------------------------------------------------------------
+
+class OcciCategory(Shape):
+    term: str
+    scheme: str
+    title: str
+
+
+class OcciKind(OcciCategory):
+    rel: str
+    location: str
+    attributes: str = Field(description="Space-separated attribute names; `{immutable}` marks read-only ones.")
+    actions: str = Field(description="Space-separated action URIs.")
+
+
+class OcciQueryInterface(Shape):
+    kinds: list[OcciKind]
+    actions: list[OcciCategory]
+    mixins: list[OcciCategory]
+
+
+class OcciCollection(Shape):
+    locations: list[str]
+
+
+class OcciResource(Shape):
+    id: str
+    kind: str
+    mixins: list[str]
+    actions: list[str]
+    links: list[str]
+    attributes: dict[str, PropertyValue]
+
+
+# Models the routes name only by reference (request bodies, OCCI answers, errors): the OpenAPI
+# builder adds them to the schema's components.
+REFERENCED_MODELS: tuple[type[BaseModel], ...] = (
+    ErrorEnvelope, ClusterSpec, ScaleRequest, OcciQueryInterface, OcciCollection, OcciResource)
+
+
+def ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+ERROR_MEANINGS = {
+    400: "A malformed OCCI request (see `error.code`).",
+    401: "No token, an unknown token, or (OCCI) an `X-Tenant-Name` that is not the token's tenant.",
+    404: "No such resource for this tenant: another tenant's cluster looks exactly like a missing one.",
+    409: "The cluster's state does not allow this (`invalid_state`).",
+    413: "The request body is larger than the configured limit (`body_too_large`).",
+    414: "The request target (path and query) is longer than the limit (`uri_too_long`).",
+    422: "The request is well formed but its content is refused (see `error.code` and `error.details`).",
+    429: "Too many failed authentications from this client; try again after `Retry-After` seconds.",
+    431: "A header, or all headers together, over the limit (`headers_too_large`).",
+}
+
+
+def error_responses(*statuses: int, **meanings: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error answers a route can give, all with the error envelope.
+    `meanings` overrides a status's text for one route (keyword `s404="..."`)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        answer: dict[str, Any] = {
+            "description": meanings.get(f"s{status}", ERROR_MEANINGS[status]),
+            "content": {"application/json": {"schema": ref(ErrorEnvelope)}},
+        }
+        if status == 429:
+            answer["headers"] = {"Retry-After": {
+                "description": "Seconds to wait before authenticating again.", "schema": {"type": "string"}}}
+        responses[status] = answer
+    return responses

@@ -1,0 +1,162 @@
+"""The create body's JSON schema as this service manager accepts it.
+
+`ClusterSpec` alone says "a list of frameworks, each with some properties"; what a request may
+really hold depends on the catalogue (which frameworks exist, which properties each declares and
+of what type), the providers and the configured maximum of workers. This module writes those
+rules into the published schema, so that a client (or a fuzzer) that follows the schema sends
+what the service manager takes, and one that breaks it is refused.
+
+Property values follow `disco.frameworks.model.PropertyDef.coerce`: a JSON value of the
+property's type, or text that converts to it (`"4"` for an int, `"yes"` for a bool).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from disco.frameworks.catalog import Catalog
+from disco.frameworks.model import PropertyDef
+
+# Properties end up on command lines and in config files: no control characters (model.py).
+CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"
+# What `_to_bool` takes as text, in any letter case, with surrounding white space.
+BOOL_TEXT = (r"^\s*(?:[Tt][Rr][Uu][Ee]|[Yy][Ee][Ss]|[Oo][Nn]|1|[Ff][Aa][Ll][Ss][Ee]|[Nn][Oo]|[Oo][Ff][Ff]|0)\s*$")
+INT_TEXT_DIGITS = 18  # `_to_int` reads at most 18 digits of text (leading zeros included)
+# IPv4 networks as `ipaddress.ip_network(strict=False)` reads them in CIDR form.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_CIDR = rf"^{_OCTET}(?:\.{_OCTET}){{3}}(?:/(?:3[0-2]|[12]?[0-9]))?$"
+# IPv6 networks: the full and the `::`-shortened forms (embedded IPv4 is taken too, unlisted).
+_H16 = "[0-9A-Fa-f]{1,4}"
+_IPV6 = "|".join([
+    rf"(?:{_H16}:){{7}}{_H16}", rf"(?:{_H16}:){{1,7}}:", rf"(?:{_H16}:){{1,6}}:{_H16}",
+    *(rf"(?:{_H16}:){{1,{n}}}(?::{_H16}){{1,{7 - n}}}" for n in range(5, 0, -1)),
+    rf":(?:(?::{_H16}){{1,7}}|:)",
+])
+IPV6_CIDR = rf"^(?:{_IPV6})(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$"
+
+
+def refine_spec_schema(spec: dict[str, Any], catalog: Catalog, providers: list[str], max_workers: int) -> None:
+    """Narrow the generated `ClusterSpec` schema (in place) to what this service manager takes."""
+    fields = spec["properties"]
+    fields["workers"]["maximum"] = max_workers
+    fields["masters"]["maximum"] = 1
+    fields["provider"] = {"anyOf": [{"enum": providers}, {"type": "null"}], "default": None,
+                          "description": "Where the nodes live; the default provider when null or absent."}
+    names = sorted(catalog.frameworks)
+    fields["frameworks"] = {
+        "type": "array", "default": [],
+        "description": "Frameworks to install, by name or with properties; each at most once. "
+                       "Their dependencies are added.",
+        "items": {"anyOf": [{"type": "string", "enum": names},
+                            *(framework_request_schema(catalog, name) for name in names)]},
+        # The same framework, by name or as an object, may come only once.
+        "allOf": [{"contains": _names(name), "minContains": 0, "maxContains": 1} for name in names],
+    }
+
+
+def refine_access_schema(access: dict[str, Any]) -> None:
+    cidrs = access["properties"]["allowed_cidrs"]
+    cidrs["items"] = {"type": "string", "anyOf": [{"pattern": IPV4_CIDR}, {"pattern": IPV6_CIDR}],
+                      "description": "An IPv4 or IPv6 network in CIDR form (host bits are cleared)."}
+
+
+def refine_scale_schema(scale: dict[str, Any], max_workers: int) -> None:
+    scale["properties"]["workers"]["maximum"] = max_workers
+
+
+def _names(name: str) -> dict[str, Any]:
+    return {"anyOf": [{"const": name},
+                      {"type": "object", "properties": {"name": {"const": name}}, "required": ["name"]}]}
+
+
+def framework_request_schema(catalog: Catalog, name: str) -> dict[str, Any]:
+    fw = catalog.get(name)
+    return {
+        "type": "object", "title": f"{name} with properties",
+        "properties": {
+            "name": {"const": name},
+            "properties": {
+                "type": "object", "additionalProperties": False,
+                "properties": {prop: property_schema(d) for prop, d in sorted(fw.properties.items())},
+            },
+        },
+        "required": ["name"], "additionalProperties": False,
+    }
+
+
+def property_schema(prop: PropertyDef) -> dict[str, Any]:
+    """The JSON values a property takes: its own type, or text that converts to it."""
+    described = {"description": prop.description} if prop.description else {}
+    if prop.type == "int":
+        low = None if prop.min is None else math.ceil(prop.min)
+        high = None if prop.max is None else math.floor(prop.max)
+        typed: dict[str, Any] = {"type": "integer"}
+        typed.update({k: v for k, v in (("minimum", low), ("maximum", high)) if v is not None})
+        return {"anyOf": [typed, {"type": "string", "pattern": integer_text_pattern(low, high)}], **described}
+    if prop.type == "float":
+        # Text is converted as well, but text in a range cannot be written as a pattern; the
+        # schema asks for numbers.
+        number: dict[str, Any] = {"type": "number"}
+        number.update({k: v for k, v in (("minimum", prop.min), ("maximum", prop.max)) if v is not None})
+        return {**number, **described}
+    if prop.type == "bool":
+        return {"anyOf": [{"type": "boolean"}, {"enum": [0, 1]}, {"type": "string", "pattern": BOOL_TEXT}],
+                **described}
+    text: dict[str, Any] = {"type": "string", "not": {"pattern": CONTROL_CHARACTER}}
+    if prop.choices is not None:
+        return {"enum": list(prop.choices), **described}
+    if prop.pattern is not None:
+        return {**text, "pattern": f"^(?:{prop.pattern})$", **described}
+    # Numbers are taken as their text.
+    return {"anyOf": [text, {"type": "number"}], **described}
+
+
+def integer_text_pattern(low: int | None, high: int | None) -> str:
+    """A regular expression for the text `_to_int` reads as an integer in [low, high]:
+    optional white space around, an optional sign, at most 18 digits with leading zeros."""
+    biggest = 10 ** INT_TEXT_DIGITS - 1
+    low = -biggest if low is None else max(low, -biggest)
+    high = biggest if high is None else min(high, biggest)
+    branches = []
+    if low <= 0 <= high:
+        branches.append(f"[+-]?0{{1,{INT_TEXT_DIGITS}}}")
+    if max(low, 1) <= high:
+        branches.append(r"\+?" + _digits_in(max(low, 1), high))
+    if low <= min(high, -1):
+        branches.append("-" + _digits_in(max(-high, 1), -low))
+    if not branches:
+        return r"[^\s\S]"  # an empty range: nothing matches
+    return r"^\s*(?:" + "|".join(branches) + r")\s*$"
+
+
+def _digits_in(low: int, high: int) -> str:
+    """Decimal digits, leading zeros allowed, of a number in [low, high] (1 <= low <= high)."""
+    alternatives = []
+    for length in range(len(str(low)), len(str(high)) + 1):
+        start = max(low, 10 ** (length - 1))
+        end = min(high, 10 ** length - 1)
+        if start > end:
+            continue
+        zeros = INT_TEXT_DIGITS - length
+        body = "|".join(_same_length(str(start), str(end)))
+        alternatives.append(f"0{{0,{zeros}}}(?:{body})" if zeros else f"(?:{body})")
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+def _same_length(low: str, high: str) -> list[str]:
+    """Alternatives matching every number from `low` to `high`, both of the same length."""
+    if low == high:
+        return [low]
+    if len(low) == 1:
+        return [f"[{low}-{high}]"]
+    rest = len(low) - 1
+    if low[0] == high[0]:
+        return [low[0] + tail for tail in _same_length(low[1:], high[1:])]
+    if low[1:] == "0" * rest and high[1:] == "9" * rest:
+        return [f"[{low[0]}-{high[0]}][0-9]{{{rest}}}"]
+    parts = [low[0] + tail for tail in _same_length(low[1:], "9" * rest)]
+    if int(low[0]) + 1 <= int(high[0]) - 1:
+        parts.append(f"[{int(low[0]) + 1}-{int(high[0]) - 1}][0-9]{{{rest}}}")
+    parts += [high[0] + tail for tail in _same_length("0" * rest, high[1:])]
+    return parts
