@@ -15,12 +15,32 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sm_fixtures import ServiceManager, cluster_processes, listening_on, wait_state, wait_until
+from sm_fixtures import TEST_FRAMEWORKS, ServiceManager, cluster_processes, listening_on, wait_state, wait_until
+
+# Its readiness check asks a port that none of its processes opens: whatever answers there is
+# somebody else, and must not make the cluster ready.
+IMPOSTOR = """
+name: impostor
+description: Sleeps; its readiness URL is on a port it never opens.
+roles:
+  master:
+    processes:
+      - name: sleeper
+        command: ["{{ python }}", "-c", "import time; time.sleep(600)"]
+readiness:
+  kind: http
+  url: "http://{{ master.host }}:8002/"
+  timeout_s: 20
+  interval_s: 0.05
+"""
 
 
 @pytest.fixture()
 def fresh_sm(tmp_path: Path) -> Iterator[ServiceManager]:
-    manager = ServiceManager(tmp_path / "data").start()
+    (tmp_path / "frameworks" / "impostor").mkdir(parents=True)
+    (tmp_path / "frameworks" / "impostor" / "framework.yaml").write_text(IMPOSTOR)
+    paths = f"{TEST_FRAMEWORKS}:{tmp_path / 'frameworks'}"
+    manager = ServiceManager(tmp_path / "data", extra_env={"DISCO_FRAMEWORKS_PATH": paths}).start()
     try:
         yield manager
     finally:
@@ -69,7 +89,7 @@ def test_kill9_at_any_moment_of_a_start_leaves_nothing_after_delete(
 
 
 def _node_of(cwd: str) -> str:
-    return Path(cwd).name
+    return Path(cwd).parent.name  # a process works in <node>/work
 
 
 @pytest.mark.parametrize("framework", ["dask", "mapreduce", "spark"])

@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +27,9 @@ import psutil
 
 from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeRef, ProcessState,
                                   ProcessStatus, Provider)
+from disco.providers.local_users import ensure_user, isolation_mode, uid_for_host
 from disco.providers.marks import ROOT_ENV, TAG_ENV, cluster_of, marked_processes, title_mark
+from disco.providers.sandbox import plan as sandbox_plan
 from disco.providers.zygote_client import Zygote, runs_in_zygote
 
 log = logging.getLogger("disco.providers.local")
@@ -51,8 +54,15 @@ class LocalProvider(Provider):
     name = "local"
 
     def __init__(self, data_dir: Path) -> None:
-        self.root = Path(data_dir) / "clusters"
+        self.data_dir = Path(data_dir)
+        self.root = self.data_dir / "clusters"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.isolation = isolation_mode()
+        if self.isolation == "users":
+            # Nobody but the service manager passes here; a cluster's processes see their own
+            # working directory only, mounted back into a private view (sandbox.py).
+            self.data_dir.chmod(0o700)
+            self.root.chmod(0o700)
         self._zygotes: dict[tuple[str, ...], Zygote] = {}
         self._zygote_lock = threading.Lock()
         # Starts under way per cluster, and clusters being destroyed: a start that was asked
@@ -61,6 +71,10 @@ class LocalProvider(Provider):
         self._starting: dict[str, int] = {}
         self._closing: set[str] = set()
         self._starts_done = threading.Condition()
+
+    @property
+    def isolates_tenants(self) -> bool:
+        return self.isolation == "users"
 
     async def warm(self, preloads: set[tuple[str, ...]]) -> None:
         for modules in preloads | {()}:
@@ -81,8 +95,13 @@ class LocalProvider(Provider):
 
     # -- files ----------------------------------------------------------------------
 
+    # A node's directory is the service manager's own (records, logs, exit codes: nothing a
+    # cluster's process may forge); its processes work in `work/` inside it.
     def _node_dir(self, cluster_id: str, node: str) -> Path:
         return self.root / cluster_id / node
+
+    def _workdir(self, cluster_id: str, node: str) -> Path:
+        return self._node_dir(cluster_id, node) / "work"
 
     def _records(self, cluster_id: str, node: str) -> list[dict]:
         """The node's processes as their zygote recorded them, oldest first."""
@@ -102,10 +121,23 @@ class LocalProvider(Provider):
     async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
         result = []
         for node in nodes:
-            workdir = self._node_dir(cluster.id, node.name)
-            workdir.mkdir(parents=True, exist_ok=True)
-            result.append(NodeAddress(node.name, node_host(cluster.slot, node.index), str(workdir)))
+            host = node_host(cluster.slot, node.index)
+            workdir = self._workdir(cluster.id, node.name)
+            workdir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            workdir.mkdir(exist_ok=True, mode=0o700)
+            if self.isolation == "users":
+                uid = uid_for_host(host)
+                await asyncio.to_thread(ensure_user, uid)
+                os.chown(workdir, uid, uid)
+                (self.root / cluster.id / "owner").write_text(str(uid))
+            result.append(NodeAddress(node.name, host, str(workdir)))
         return result
+
+    def _owner(self, cluster_id: str) -> int | None:
+        try:
+            return int((self.root / cluster_id / "owner").read_text())
+        except (OSError, ValueError):
+            return None
 
     def slot_free(self, slot: int) -> bool:
         """Nothing listens on any address of the slot (an orphan would answer for its cluster)."""
@@ -142,9 +174,9 @@ class LocalProvider(Provider):
                 if node_dir.is_dir():
                     await self.stop_node(ref, node_dir.name, grace_s=5.0)
         # Whatever the records miss (a process that left its group, a child of a child) still
-        # carries the cluster's mark.
+        # carries the cluster's mark, or runs as the cluster's user.
         for _ in range(3):
-            left = self._marked(cluster_id)
+            left = self._marked(cluster_id) + _owned_by(self._owner(cluster_id))
             if not left:
                 break
             await _terminate(left, grace_s=5.0)
@@ -191,19 +223,27 @@ class LocalProvider(Provider):
 
     def _spawn(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
         workdir = Path(node.workdir)
-        workdir.mkdir(parents=True, exist_ok=True)
-        _write_files(workdir, launch.files)
+        node_dir = workdir.parent
+        uid = uid_for_host(node.host) if self.isolation == "users" else None
+        _write_files(workdir, launch.files, uid)
         env = {**_inherited_env(), **launch.env, TAG_ENV: cluster.id, ROOT_ENV: str(self.root),
                "DISCO_NODE": node.name}
-        log_path = workdir / f"{launch.name}.log"
-        exit_file = workdir / f"{launch.name}.exit"
+        if uid is not None:
+            env["HOME"] = str(workdir)
+        log_path = node_dir / f"{launch.name}.log"
+        exit_file = node_dir / f"{launch.name}.exit"
         exit_file.unlink(missing_ok=True)
         with open(log_path, "ab") as log_file:
             log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
                            f"{' '.join(launch.argv)}\n".encode())
-        request = {"name": launch.name, "env": env, "cwd": str(workdir), "log": str(log_path),
-                   "exit_file": str(exit_file),
+        env_file = node_dir / f"{launch.name}.env"
+        _write_private(env_file, json.dumps(env))
+        request = {"name": launch.name, "env_file": str(env_file), "cwd": str(workdir),
+                   "log": str(log_path), "exit_file": str(exit_file),
                    "record": str(self._record_path(cluster.id, node.name, launch.name))}
+        if uid is not None:
+            request["sandbox"] = {"uid": uid, "gid": uid, "cwd": str(workdir),
+                                  "plan": sandbox_plan([str(self.data_dir)], [str(workdir), *_python_paths()])}
         if runs_in_zygote(launch):
             modules = launch.preload
             request.update(module=launch.argv[2], args=launch.argv[3:], after_fork=list(launch.after_fork),
@@ -247,9 +287,13 @@ class LocalProvider(Provider):
 
     async def run_command(self, cluster: ClusterRef, node: NodeAddress, argv: list[str],
                           env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+        as_user: dict = {}
+        if self.isolation == "users":  # a framework's check runs as the cluster, not as root
+            uid = uid_for_host(node.host)
+            as_user = {"user": uid, "group": uid, "extra_groups": []}
         proc = await asyncio.create_subprocess_exec(
             *argv, cwd=node.workdir, env={**_inherited_env(), **env}, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **as_user)
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
         except asyncio.TimeoutError:
@@ -272,7 +316,7 @@ class LocalProvider(Provider):
         if path.parent.parent != self.root / cluster_id:  # node/process names come from users
             return b""
         try:
-            with open(path, "rb") as handle:
+            with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
                 handle.seek(offset)
                 return handle.read(limit)
         except OSError:
@@ -290,18 +334,70 @@ def _listeners() -> list[tuple[str, int, int | None]]:
     return found
 
 
-def _write_files(workdir: Path, files: dict[str, str]) -> None:
-    """Write a launch's files under its workdir, private to the owner from the first byte."""
+def _write_files(workdir: Path, files: dict[str, str], uid: int | None) -> None:
+    """Write a launch's files under its workdir, private to the process's user (`uid`, or
+    ours) from the first byte. The workdir belongs to the cluster's processes, which may have
+    put links in it: every step is taken relative to an open directory, following no link."""
     for relative, content in files.items():
-        path = (workdir / relative).resolve()
-        if workdir.resolve() not in path.parents:
+        parts = Path(os.path.normpath(relative)).parts
+        if not parts or parts[0] in ("/", "..") or ".." in parts:
             raise ValueError(f"file {relative!r} is outside the node's directory")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-        os.replace(tmp, path)
+        directory = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            for name in parts[:-1]:
+                try:
+                    os.mkdir(name, 0o700, dir_fd=directory)
+                except FileExistsError:
+                    pass
+                inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
+                os.close(directory)
+                directory = inner
+                if uid is not None:
+                    os.fchown(directory, uid, uid)
+            _write_private_at(directory, parts[-1], content, uid)
+        finally:
+            os.close(directory)
+
+
+def _write_private(path: Path, content: str) -> None:
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _write_private_at(directory, path.name, content, None)
+    finally:
+        os.close(directory)
+
+
+def _write_private_at(directory: int, name: str, content: str, uid: int | None) -> None:
+    tmp = f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        os.unlink(tmp, dir_fd=directory)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=directory)
+    with os.fdopen(fd, "w") as handle:
+        if uid is not None:
+            os.fchown(handle.fileno(), uid, uid)
+        handle.write(content)
+    os.replace(tmp, name, src_dir_fd=directory, dst_dir_fd=directory)
+
+
+def _python_paths() -> list[str]:
+    """What a Python process of ours reads: the interpreter, the venv, the import path."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    paths.update(p for p in sys.path if p and os.path.isdir(p))
+    return sorted(paths)
+
+
+def _owned_by(uid: int | None) -> list[psutil.Process]:
+    """Every live process running as the cluster's user (none when clusters run as ours)."""
+    if uid is None:
+        return []
+    found = []
+    for proc in psutil.process_iter(["uids", "status"]):
+        uids = proc.info["uids"]
+        if uids and uid in (uids.real, uids.effective) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
 
 
 def _inherited_env() -> dict[str, str]:

@@ -8,7 +8,8 @@ session leader with its own working directory, environment and log, and runs the
 
 Protocol (one JSON object per line): the zygote writes {"ready": true} once its imports are
 done; each request {"name", "module" and "args" (run the module) or "exec" (an argv to exec),
-"env", "cwd", "log", "exit_file", "record", "title", "after_fork"} is answered with {"pid": N}
+"env_file", "cwd", "log", "exit_file", "record", "title", "after_fork", "sandbox"} is answered
+with {"pid": N}
 or {"error": "..."}. When a child ends, its exit code is written to exit_file.
 End of input makes the zygote exit; its children keep running.
 
@@ -33,6 +34,7 @@ from typing import Any
 
 import psutil
 
+from disco.providers.sandbox import enter as enter_sandbox
 from disco.reaping import reaped_children
 
 try:  # renaming a forked child is what makes it findable by a /proc scan (marks.py)
@@ -56,33 +58,20 @@ def _reap(_signum: int = 0, _frame: Any = None) -> None:
 
 def _become(request: dict[str, Any], go: int) -> None:
     """In the child: once the zygote says go, detach, take the request's environment and run
-    the module or exec the command."""
+    the module or exec the command. Never returns into the zygote's loop."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if os.read(go, 1) != b"g":  # the zygote could not record us, or died: run nothing
         os._exit(1)
     os.close(go)
-    os.setsid()
-    os.chdir(request["cwd"])
-    # Kept open for the process's life: /proc/PID/fd names the node's directory, a mark of
-    # its cluster that survives the program renaming itself (marks.py).
-    os.open(request["cwd"], os.O_RDONLY | os.O_DIRECTORY)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(devnull)
-    os.close(log)
-    # Before the environment changes: setproctitle finds the memory to write the title in
-    # next to the process's original environment block.
-    if setproctitle is not None and request.get("title"):
-        setproctitle(request["title"])
-    os.environ.clear()
-    os.environ.update(request["env"])
+    try:
+        env = _prepare(request)
+    except BaseException as exc:  # nothing of the framework's may run half-set-up
+        print(f"cannot start {request.get('name')}: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        os._exit(126)
     if "exec" in request:
-        _exec(request["exec"], request["env"])
+        _exec(request["exec"], env)
     sys.argv = [request["module"], *request["args"]]
     code = 0
     try:
@@ -106,6 +95,36 @@ def _become(request: dict[str, Any], go: int) -> None:
             sys.stderr.flush()
         finally:
             os._exit(code)
+
+
+def _prepare(request: dict[str, Any]) -> dict[str, str]:
+    """Session, log, environment, marks and sandbox of the child; its environment."""
+    os.setsid()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(devnull)
+    os.close(log)
+    # The environment (secrets included) comes in a file only this child reads, never
+    # through the zygote's own memory, which every later child inherits.
+    with open(request["env_file"]) as handle:
+        env = json.load(handle)
+    os.unlink(request["env_file"])
+    os.chdir(request["cwd"])
+    # Kept open for the process's life: /proc/PID/fd names the node's directory, a mark of
+    # its cluster that survives the program renaming itself (marks.py).
+    os.open(request["cwd"], os.O_RDONLY | os.O_DIRECTORY)
+    if request.get("sandbox"):
+        enter_sandbox(request["sandbox"])
+    # Before the environment changes: setproctitle finds the memory to write the title in
+    # next to the process's original environment block.
+    if setproctitle is not None and request.get("title"):
+        setproctitle(request["title"])
+    os.environ.clear()
+    os.environ.update(env)
+    return env
 
 
 def _exec(argv: list[str], env: dict[str, str]) -> None:
