@@ -42,6 +42,11 @@ class InvalidProperty(InvalidSpec):
     code = "invalid_property"
 
 
+class Forbidden(DiscoError):
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(DiscoError):
     status = 404
     code = "not_found"

@@ -12,7 +12,7 @@ from disco.cluster.models import Cluster, Event
 from disco.cluster.secrets import SecretBox, ssh_keypair
 from disco.cluster.spec import ClusterSpec, resolve
 from disco.cluster.store import Store
-from disco.errors import Conflict, InvalidSpec
+from disco.errors import Conflict, Forbidden, InvalidSpec
 from disco.frameworks.catalog import Catalog
 from disco.providers import available as available_providers
 from disco.cluster.settings import Settings
@@ -36,6 +36,11 @@ class ClusterService:
         if provider not in available_providers():
             raise InvalidSpec(f"unknown provider {provider!r} (available: {', '.join(available_providers())})",
                               code="unknown_provider")
+        if tenant != self.settings.sole_tenant and not self.lifecycle.provider(provider).isolates_tenants:
+            raise Forbidden(
+                f"provider {provider} cannot keep tenants apart here (it needs the service manager "
+                f"to run as root), so it serves tenant {self.settings.sole_tenant!r} only",
+                code="isolation_unavailable", details={"provider": provider})
         resolved = resolve(spec.model_copy(update={"provider": provider}), self.catalog,
                            max_workers=self.settings.max_workers)
         cluster_id = str(uuid.uuid4())

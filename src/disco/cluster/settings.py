@@ -37,6 +37,9 @@ class Settings:
     # Failed authentications (unknown tokens) one client address may make in the window.
     auth_failure_limit: int = 20
     auth_failure_window_s: float = 60.0
+    # The one tenant a provider that cannot isolate tenants serves (the local provider when
+    # the service manager does not run as root): the tenant of the first start's token.
+    sole_tenant: str = "default"
 
     @property
     def effective_database_url(self) -> str:
@@ -57,6 +60,7 @@ class Settings:
                 Path(p) for p in env.get("DISCO_FRAMEWORKS_PATH", "").split(os.pathsep) if p),
             "auth_failure_limit": _positive(env, "DISCO_AUTH_FAILURE_LIMIT", "20", int),
             "auth_failure_window_s": _positive(env, "DISCO_AUTH_FAILURE_WINDOW", "60", float),
+            "sole_tenant": env.get("DISCO_SOLE_TENANT", "default"),
         }
         if env.get("DISCO_PUBLIC_URL"):
             values["public_url"] = normalise_public_url(env["DISCO_PUBLIC_URL"])

@@ -102,6 +102,12 @@ class Provider(ABC):
     def log_names(self, cluster_id: str) -> list[tuple[str, str]]:
         """(node, process) pairs that have a log."""
 
+    @property
+    def isolates_tenants(self) -> bool:
+        """Whether clusters of different tenants are kept from each other's (and the service
+        manager's) files and processes. A provider that cannot promise it serves one tenant."""
+        return True
+
     def slot_free(self, slot: int) -> bool:
         """Whether a cluster slot may be handed out (nothing of an earlier cluster still holds
         its addresses). Providers whose hosts are made anew need not check."""
