@@ -48,7 +48,7 @@ QUERY = _operation("occiQueryInterface", "The disco kind and its actions", {
     **error_responses(401, 429), **_renderings(OcciQueryInterface, "The kind and its actions.")})
 
 CREATE = _operation("occiCreate", "Create a cluster", {
-    **error_responses(400, 401, 422, 429, s400="A missing, malformed or unknown `Category`, or malformed attributes."),
+    **error_responses(400, 401, 403, 422, 429, s400="A missing, malformed or unknown `Category`, or malformed attributes."),
     201: {"description": "Created.", "content": _OK, "headers": {
         "Location": {"description": "The new cluster's URL.", "schema": {"type": "string"}},
         "X-OCCI-Location": {"description": "The same URL.", "schema": {"type": "string"}}}},

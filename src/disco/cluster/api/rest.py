@@ -119,7 +119,7 @@ def frameworks(request: Request, _: str = Depends(tenant)) -> list[dict[str, Any
 @router.post("/clusters", status_code=201, tags=["clusters"], operation_id="createCluster",
              response_model=schemas.Cluster, **SHAPED,
              openapi_extra={**AUTHENTICATED, **json_request(ClusterSpec, "The cluster spec; every field is optional.")},
-             responses={**error_responses(401, 422, 429), 201: {
+             responses={**error_responses(401, 403, 422, 429), 201: {
                  "description": "Created; the reconciler starts at once.", "links": CLUSTER_LINKS,
                  "headers": {"Location": {"description": "The new cluster's URL.", "schema": {"type": "string"}}}}})
 async def create_cluster(request: Request, response: Response, who: str = Depends(tenant)) -> dict[str, Any]:

@@ -223,6 +223,7 @@ def ref(model: type[BaseModel]) -> dict[str, str]:
 ERROR_MEANINGS = {
     400: "A malformed OCCI request (see `error.code`).",
     401: "No token, an unknown token, or (OCCI) an `X-Tenant-Name` that is not the token's tenant.",
+    403: "The provider cannot keep this tenant apart from others here (`isolation_unavailable`).",
     404: "No such resource for this tenant: another tenant's cluster looks exactly like a missing one.",
     409: "The cluster's state does not allow this (`invalid_state`).",
     413: "The request body is larger than the configured limit (`body_too_large`).",
