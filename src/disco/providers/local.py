@@ -455,7 +455,8 @@ async def _remove_tree(path: Path, attempts: int = 20) -> None:
         if not path.exists():
             return
         await asyncio.sleep(0.05)
-    log.warning("could not remove %s: something keeps writing into it", path)
+    # Not gone is not deleted: the caller fails, and the reconciler tries again later.
+    raise RuntimeError(f"could not remove {path}: something keeps writing into it")
 
 
 async def _terminate(procs: list[psutil.Process], grace_s: float) -> None:
