@@ -59,6 +59,23 @@ readiness:
   kind: none
 '''
 
+# Its readiness is a command: it passes only when run as the cluster's user, in the cluster's
+# view of the files (from its node's work/ directory the data directory is four levels up).
+CHECKED = '''
+name: checked
+description: Ready when its readiness command runs as the cluster, in the cluster's view.
+roles:
+  master:
+    processes:
+      - name: sleeper
+        command: ["{{ python }}", "-c", "import time; time.sleep(600)"]
+readiness:
+  kind: command
+  command: ["{{ python }}", "-c", "import os, sys; print('uid', os.getuid(), os.listdir('../../../..'));
+            sys.exit(0 if os.getuid() != 0 and os.listdir('../../../..') == ['clusters'] else 3)"]
+  timeout_s: 20
+'''
+
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="per-cluster users need root; without it the "
                                "local provider serves one tenant (test_without_isolation_...)")
 
@@ -66,6 +83,8 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="per-cluster users need
 def _frameworks(tmp_path: Path) -> str:
     (tmp_path / "frameworks" / "probe").mkdir(parents=True)
     (tmp_path / "frameworks" / "probe" / "framework.yaml").write_text(PROBE)
+    (tmp_path / "frameworks" / "checked").mkdir(parents=True)
+    (tmp_path / "frameworks" / "checked" / "framework.yaml").write_text(CHECKED)
     return f"{TEST_FRAMEWORKS}:{tmp_path / 'frameworks'}"
 
 
@@ -145,6 +164,19 @@ def test_warm_started_processes_run_as_the_cluster_in_a_private_view(fresh_sm: S
         seen = Path(f"/proc/{proc.pid}/root") / str(fresh_sm.data_dir).lstrip("/")
         assert os.listdir(seen) == ["clusters"]
         assert os.listdir(seen / "clusters" / cluster["id"]) == [Path(proc.cwd()).parent.name]
+
+
+@root_only
+def test_a_frameworks_check_command_runs_as_the_cluster_in_its_view(fresh_sm: ServiceManager) -> None:
+    api = fresh_sm.client()
+    cluster = wait_state(api, api.post("/api/v1/clusters", json={"frameworks": ["checked"], "workers": 0})
+                         .json()["id"], {"ready", "failed"}, 30)
+    assert cluster["state"] == "ready", cluster["status_reason"]
+    # The command's own files are gone once it has answered.
+    node_dir = fresh_sm.data_dir / "clusters" / cluster["id"] / "master"
+    assert sorted(p.name for p in node_dir.iterdir() if p.name.startswith(".run-")) == []
+    assert [entry["process"] for entry in api.get(f"/api/v1/clusters/{cluster['id']}/logs").json()] \
+        == ["deployment", "checked-sleeper"]
 
 
 @pytest.mark.parametrize("fresh_sm", [{"DISCO_LOCAL_ISOLATION": "none"}], indirect=True)
