@@ -29,7 +29,7 @@ from disco.cluster.secrets import SecretBox
 from disco.cluster.store import Store, age_seconds
 from disco.errors import DiscoError
 from disco.frameworks.catalog import Catalog
-from disco.frameworks.model import FrameworkDef
+from disco.frameworks.model import CommandCall, FrameworkDef
 from disco.frameworks.render import evaluate, render
 from disco.providers.base import ClusterRef, NodeAddress, NodeRef, ProcessState, Provider
 from disco.cluster.settings import Settings
@@ -336,6 +336,8 @@ class Lifecycle:
     async def _retire(self, cluster: Cluster, fw: FrameworkDef, node: Node) -> None:
         call = fw.scale_down
         assert call is not None
+        if isinstance(call, CommandCall):
+            return await self._retire_by_command(cluster, fw, node, call)
         ctx = plan.context(cluster, self.catalog, fw, node, credentials=self._credentials(cluster))
         url = render(call.url, ctx)
         try:
@@ -347,6 +349,25 @@ class Lifecycle:
         except httpx.HTTPError as exc:
             self._event(cluster.id, "scale", f"{fw.name}: graceful retirement of {node.name} failed "
                         f"({type(exc).__name__}); stopping it anyway", level="warning")
+
+    async def _retire_by_command(self, cluster: Cluster, fw: FrameworkDef, node: Node,
+                                 call: CommandCall) -> None:
+        """The command runs on the master's node with the framework's environment there; the
+        leaving worker is `node` in its template."""
+        provider = self.provider(cluster.provider)
+        ref = ClusterRef(cluster.id, cluster.slot or 0)
+        master = plan.master_node(cluster)
+        (address,) = await provider.create_nodes(ref, [NodeRef(master.name, master.role, master.index)])
+        credentials = self._credentials(cluster)
+        env = render(fw.env, plan.context(cluster, self.catalog, fw, master, address.workdir,
+                                          credentials=credentials))
+        argv = render(call.command, plan.context(cluster, self.catalog, fw, node, credentials=credentials))
+        code, output = await provider.run_command(ref, address, argv, env, call.timeout_s)
+        if code == 0:
+            self._event(cluster.id, "scale", f"{fw.name}: retired {node.name} gracefully")
+        else:
+            self._event(cluster.id, "scale", f"{fw.name}: graceful retirement of {node.name} failed "
+                        f"(exit {code}: {output.strip()[-300:]}); stopping it anyway", level="warning")
 
     async def _stop_processes(self, cluster: Cluster) -> None:
         """Workers first, then the master: frameworks shut down cleanly that way."""

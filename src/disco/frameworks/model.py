@@ -170,6 +170,14 @@ class HttpCall(Strict):
     timeout_s: float = 30.0
 
 
+class CommandCall(Strict):
+    """A command run on the master's node, with the framework's environment there (so a
+    framework's own client, with the cluster's credentials, can do what needs doing)."""
+
+    command: list[str] = Field(min_length=1)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
 class Readiness(Strict):
     """A framework-level check: ready means the framework says so, not that processes run."""
 
@@ -237,7 +245,7 @@ class FrameworkDef(Strict):
     files: FilePaths = {}
     roles: dict[Literal["master", "worker"], RoleDef] = {}
     readiness: Readiness = Readiness()
-    scale_down: HttpCall | None = None
+    scale_down: HttpCall | CommandCall | None = None
     activity: Activity | None = None
     outputs: dict[str, str] = {}
     client: ClientDef | None = None
