@@ -29,6 +29,15 @@ TEST_FRAMEWORKS = Path(__file__).parent / "frameworks"
 _net_bases = itertools.cycle(random.sample(range(20, 250), 230))
 
 
+def frameworks_path(folder: Path, definitions: dict[str, str]) -> str:
+    """DISCO_FRAMEWORKS_PATH with the test frameworks and these (name -> framework.yaml text),
+    written under `folder`: frameworks one test file needs stay out of everyone's catalogue."""
+    for name, text in definitions.items():
+        (folder / "frameworks" / name).mkdir(parents=True)
+        (folder / "frameworks" / name / "framework.yaml").write_text(text)
+    return f"{TEST_FRAMEWORKS}{os.pathsep}{folder / 'frameworks'}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sm_fixtures import TEST_FRAMEWORKS, ServiceManager, cluster_processes, listening_on, wait_state, wait_until
+from sm_fixtures import ServiceManager, frameworks_path, cluster_processes, listening_on, wait_state, wait_until
 
 # Its readiness check asks a port that none of its processes opens: whatever answers there is
 # somebody else, and must not make the cluster ready.
@@ -37,9 +37,7 @@ readiness:
 
 @pytest.fixture()
 def fresh_sm(tmp_path: Path) -> Iterator[ServiceManager]:
-    (tmp_path / "frameworks" / "impostor").mkdir(parents=True)
-    (tmp_path / "frameworks" / "impostor" / "framework.yaml").write_text(IMPOSTOR)
-    paths = f"{TEST_FRAMEWORKS}:{tmp_path / 'frameworks'}"
+    paths = frameworks_path(tmp_path, {"impostor": IMPOSTOR})
     manager = ServiceManager(tmp_path / "data", extra_env={"DISCO_FRAMEWORKS_PATH": paths}).start()
     try:
         yield manager

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from sm_fixtures import TEST_FRAMEWORKS, ServiceManager, cluster_processes, wait_state, wait_until
+from sm_fixtures import ServiceManager, frameworks_path, cluster_processes, wait_state, wait_until
 
 # Runs in the cluster: tries every target, prints what it got, then stays up.
 PROBE = '''
@@ -80,17 +80,10 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="per-cluster users need
                                "local provider serves one tenant (test_without_isolation_...)")
 
 
-def _frameworks(tmp_path: Path) -> str:
-    (tmp_path / "frameworks" / "probe").mkdir(parents=True)
-    (tmp_path / "frameworks" / "probe" / "framework.yaml").write_text(PROBE)
-    (tmp_path / "frameworks" / "checked").mkdir(parents=True)
-    (tmp_path / "frameworks" / "checked" / "framework.yaml").write_text(CHECKED)
-    return f"{TEST_FRAMEWORKS}:{tmp_path / 'frameworks'}"
-
-
 @pytest.fixture()
 def fresh_sm(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ServiceManager]:
-    env = {"DISCO_FRAMEWORKS_PATH": _frameworks(tmp_path), **getattr(request, "param", {})}
+    paths = frameworks_path(tmp_path, {"probe": PROBE, "checked": CHECKED})
+    env = {"DISCO_FRAMEWORKS_PATH": paths, **getattr(request, "param", {})}
     manager = ServiceManager(tmp_path / "data", extra_env=env).start()
     try:
         yield manager
