@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shutil
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from disco.providers.local import LocalProvider
+from disco.providers.zygote_client import Zygote
 
 
 def test_a_file_written_during_removal_does_not_leave_the_directory(
@@ -31,3 +37,39 @@ def test_a_file_written_during_removal_does_not_leave_the_directory(
     monkeypatch.setattr(shutil, "rmtree", rmtree_then_zygote_writes)
     asyncio.run(provider.destroy_cluster("c1"))
     assert late_writes and not (provider.root / "c1").exists()
+
+
+def _zygote_request(tmp_path: Path, record: Path, marker: Path) -> dict:
+    env_file = tmp_path / "child.env"
+    env_file.write_text(json.dumps({"PATH": os.environ.get("PATH", "/usr/bin:/bin")}))
+    return {"name": "toucher", "exec": [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"],
+            "env_file": str(env_file), "cwd": str(tmp_path), "log": str(tmp_path / "toucher.log"),
+            "exit_file": str(tmp_path / "toucher.exit"), "record": str(record)}
+
+
+def test_a_child_the_zygote_cannot_record_runs_nothing(tmp_path: Path) -> None:
+    """The fork window: a child exists before its record does. If the record cannot be
+    written (or the zygote dies first), the child must exit without running anything."""
+    zygote = Zygote((), tmp_path / "zygotes", dict(os.environ))
+    try:
+        marker = tmp_path / "ran"
+        with pytest.raises(RuntimeError, match="No such file or directory"):
+            zygote.spawn(_zygote_request(tmp_path, tmp_path / "missing" / "toucher.pid", marker))
+        recorded = tmp_path / "toucher.pid"
+        pid = zygote.spawn(_zygote_request(tmp_path, recorded, tmp_path / "ran-recorded"))
+        assert json.loads(recorded.read_text())["pid"] == pid  # on disk before it could run
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "ran-recorded").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (tmp_path / "ran-recorded").exists()
+        assert not marker.exists()  # the unrecorded child never ran its command
+        assert [p for p in psutil.Process(zygote.proc.pid).children() if p.pid != pid and _alive(p)] == []
+    finally:
+        zygote.close()
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
