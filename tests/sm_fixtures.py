@@ -47,8 +47,10 @@ def free_port() -> int:
 class ServiceManager:
     """`disco sm` as a subprocess, as users run it."""
 
-    def __init__(self, data_dir: Path, *, database_url: str = "", extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, *, database_url: str = "", extra_env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
         self.data_dir = data_dir
+        self.cwd = cwd
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -69,7 +71,7 @@ class ServiceManager:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "disco.cli.main", "sm", "--port", str(self.port), "--log-level", "warning"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:

@@ -160,6 +160,24 @@ def test_warm_started_processes_run_as_the_cluster_in_a_private_view(fresh_sm: S
 
 
 @root_only
+def test_a_manager_started_from_inside_its_data_directory_keeps_it_covered(tmp_path: Path) -> None:
+    """Started there (as the start-up benchmark does), the service manager has its data
+    directory on its import path; the clusters' view must still not show it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    manager = ServiceManager(data, cwd=data).start()
+    try:
+        api = manager.client()
+        cluster = wait_state(api, api.post("/api/v1/clusters", json={"frameworks": ["dask"], "workers": 1})
+                             .json()["id"], {"ready", "failed"}, 60)
+        assert cluster["state"] == "ready", cluster["status_reason"]
+        for proc in cluster_processes(cluster["id"]):
+            assert os.listdir(Path(f"/proc/{proc.pid}/root") / str(data).lstrip("/")) == ["clusters"]
+    finally:
+        manager.cleanup()
+
+
+@root_only
 def test_a_frameworks_check_command_runs_as_the_cluster_in_its_view(fresh_sm: ServiceManager) -> None:
     api = fresh_sm.client()
     cluster = wait_state(api, api.post("/api/v1/clusters", json={"frameworks": ["checked"], "workers": 0})

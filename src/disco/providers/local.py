@@ -244,7 +244,8 @@ class LocalProvider(Provider):
                    "record": str(self._record_path(cluster.id, node.name, launch.name))}
         if uid is not None:
             request["sandbox"] = {"uid": uid, "gid": uid, "cwd": str(workdir),
-                                  "plan": sandbox_plan([str(self.data_dir)], [str(workdir), *_python_paths()])}
+                                  "plan": sandbox_plan([str(self.data_dir)],
+                                                       [str(workdir), *_python_paths(self.data_dir)])}
         if runs_in_zygote(launch):
             modules = launch.preload
             request.update(module=launch.argv[2], args=launch.argv[3:], after_fork=list(launch.after_fork),
@@ -402,11 +403,18 @@ def _write_private_at(directory: int, name: str, content: str, uid: int | None) 
     os.replace(tmp, name, src_dir_fd=directory, dst_dir_fd=directory)
 
 
-def _python_paths() -> list[str]:
-    """What a Python process of ours reads: the interpreter, the venv, the import path."""
+def _python_paths(data_dir: Path) -> list[str]:
+    """What a Python process of ours reads: the interpreter, the venv, the import path. Not
+    the data directory, nor anything in it (started from there, the service manager has it on
+    its import path): it stays covered."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     paths.update(p for p in sys.path if p and os.path.isdir(p))
-    return sorted(paths)
+    hidden = os.path.realpath(data_dir)
+    return sorted(p for p in paths if not _within(os.path.realpath(p), hidden))
+
+
+def _within(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 def _owned_by(uid: int | None) -> list[psutil.Process]:
