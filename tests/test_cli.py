@@ -243,3 +243,8 @@ def test_readme_token_line_follows_disco_data_dir(sm: ServiceManager) -> None:
     started = sm.log_path.read_text()
     assert f"token from {sm.data_dir / 'token'}" in started
     assert f"export DISCO_DATA_DIR={sm.data_dir}" in started
+
+
+def test_the_service_manager_says_which_url_the_cli_needs(sm: ServiceManager) -> None:
+    """On a port other than the CLI's default, a second terminal needs DISCO_URL: it is told."""
+    assert f"export DISCO_URL={sm.url}" in sm.log_path.read_text()

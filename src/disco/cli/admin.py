@@ -23,6 +23,7 @@ def serve(
     """Run the service manager (REST API under /api/v1, OCCI under /disco/)."""
     import uvicorn
 
+    from disco.cli.client import DEFAULT_URL
     from disco.cluster.api.app import create_app
     from disco.cluster.api.limits import HEAD_BUFFER_BYTES
     from disco.cluster.store import Store
@@ -39,6 +40,9 @@ def serve(
     _first_token(settings, Store(settings.effective_database_url))
     typer.echo(f"DISCO service manager on http://{host}:{port}, public URL {settings.public_url}  "
                f"(data: {settings.data_dir})", err=True)
+    if settings.public_url != DEFAULT_URL:  # the disco command looks at the default otherwise
+        typer.echo(f"in another terminal, `export DISCO_URL={settings.public_url}` for the disco command",
+                   err=True)
     # h11 refuses a request head it has not fully received once it passes this size, with a bare
     # 400; above the middleware's own limits, so that those answer first with 431/414 and a reason.
     # proxy_headers off: the client address (which failed authentications are counted by) is the
