@@ -176,8 +176,11 @@ def test_dask_answers_only_holders_of_the_cluster_certificate(sm: ServiceManager
     assert foreign.returncode == 2 and not (tmp_path / "config-b" / "disco" / "clusters" / cluster["id"]).exists()
 
     assert_nowhere_in_clear(sm, api, cluster["id"], credentials)
-    assert api.delete(f"/api/v1/clusters/{cluster['id']}").status_code == 202
-    wait_state(api, cluster["id"], {"deleted"}, timeout=60)
+    # `disco cluster delete` also removes the files `disco cluster env` wrote.
+    deleted = subprocess.run([sys.executable, "-m", "disco.cli.main", "cluster", "delete", "tls-dask", "--wait"],
+                             env=disco_env(sm, token, config_home), capture_output=True, text=True, timeout=90)
+    assert deleted.returncode == 0, deleted.stderr
+    assert not private.exists()
     gone = api.get(f"/api/v1/clusters/{cluster['id']}/credentials")
     assert gone.status_code == 409 and gone.json()["error"]["code"] == "invalid_state"
 

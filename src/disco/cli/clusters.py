@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.text import Text
 from disco.cli.client import ApiError, Client, resolve_cluster_id, resolve_endpoint, short_ids
 from disco.cli.output import Output, fail, print_json
 from disco.cli.cluster_env import env as env_command
+from disco.connect import clusters_dir
 
 app = typer.Typer(help="Create, inspect, scale and delete clusters.", no_args_is_help=True)
 # Text from the service manager (names, messages, logs) is never read as Rich markup: it is
@@ -223,6 +225,8 @@ def delete(cluster_id: str = CLUSTER, wait: bool = typer.Option(False, "--wait",
     try:
         last = _last_event(client, cid)
         cluster = client.request("DELETE", f"/api/v1/clusters/{cid}")
+        # The credentials `disco cluster env` wrote for it open nothing any more.
+        shutil.rmtree(clusters_dir() / cid, ignore_errors=True)
         if wait and cluster["state"] != "deleted":
             cluster = _wait(client, cid, after=last, until=frozenset({"deleted"}))
     except ApiError as exc:
