@@ -45,9 +45,18 @@ def test_dask_lifecycle(sm: ServiceManager, api: httpx.Client) -> None:
     assert len(set(hosts)) == 3 and all(h.startswith("127.") for h in hosts)
     assert address == f"tls://{hosts[0]}:8786"
     security = dask_security(api, cluster["id"])
-    dashboard = cluster["outputs"]["frameworks"]["dask"]["web_uis"]["dashboard"]
-    assert httpx.get(dashboard.replace("/status", "/health"), trust_env=False).text == "ok"
-    page = httpx.get(dashboard, trust_env=False, follow_redirects=True)
+    # The dashboards answer only the cluster's token: Bearer for programs, Basic for browsers.
+    web_uis = cluster["outputs"]["frameworks"]["dask"]["web_uis"]
+    dashboard = web_uis["dashboard"]
+    ui_token = api.get(f"/api/v1/clusters/{cluster['id']}/credentials").json()[
+        "frameworks"]["dask"]["env"]["DISCO_DASHBOARD_TOKEN"]
+    for url in (dashboard, web_uis["worker_dashboard@worker-1"]):
+        for auth in (None, ("anyone", "wrong"), ("anyone", ui_token[:-1])):
+            refused = httpx.get(url.replace("/status", "/health"), auth=auth, trust_env=False)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == 'Basic realm="disco"'
+        assert httpx.get(url.replace("/status", "/health"), headers={"Authorization": f"Bearer {ui_token}"},
+                         trust_env=False).text == "ok"
+    page = httpx.get(dashboard, auth=("anyone", ui_token), trust_env=False, follow_redirects=True)
     assert page.status_code == 200 and "bokeh" in page.text.lower()  # a real web UI, not a 404
 
     # A real computation, spread over both workers.
@@ -71,7 +80,7 @@ def test_dask_lifecycle(sm: ServiceManager, api: httpx.Client) -> None:
     assert "retired worker-2 gracefully" in messages and "retired worker-3 gracefully" in messages
     # The dashboard, open to anyone on the machine, changes nothing: no HTTP API to retire with.
     dashboard = cluster["outputs"]["frameworks"]["dask"]["web_uis"]["dashboard"].rsplit("/", 1)[0]
-    assert httpx.post(f"{dashboard}/api/v1/retire_workers", json={"workers": []},
+    assert httpx.post(f"{dashboard}/api/v1/retire_workers", json={"workers": []}, auth=("anyone", ui_token),
                       trust_env=False).status_code == 404
     removed_dirs = [sm.data_dir / "clusters" / cluster["id"] / name for name in ("worker-2", "worker-3")]
     assert not any(d.exists() for d in removed_dirs)
