@@ -414,9 +414,15 @@ def _cache_dir() -> str:
     return str(base)
 
 
+def _java_support(classpath: str) -> str:
+    # The web UI filter Spark's daemons load: the same classes DISCO builds and runs.
+    from disco.framework_support.java_build import built_classes
+    return built_classes(classpath)
+
+
 _jinja.globals.update(python=sys.executable, module_dir=_module_dir,
                       bin_dir=str(Path(sys.executable).parent), cache_dir=_cache_dir,
-                      path_exists=os.path.exists)
+                      path_exists=os.path.exists, java_support=_java_support)
 
 
 def _render(value: Any, ctx: dict[str, Any]) -> Any:
@@ -433,17 +439,14 @@ def load_framework(name: str) -> dict[str, Any]:
     return yaml.safe_load((FRAMEWORKS_DIR / name / "framework.yaml").read_text())
 
 
-def render_launches(fw: dict[str, Any], hosts: list[str], root: Path) -> tuple[list[Launch], list[Launch]]:
+def render_launches(fw: dict[str, Any], hosts: list[str], root: Path,
+                    credentials: dict[str, str]) -> tuple[list[Launch], list[Launch]]:
     """The master's and the workers' processes, with the commands and environment that
     framework.yaml gives (defaults of every property), rendered here with plain Jinja2 and
     not with DISCO's code, so this is what a person reading framework.yaml would run."""
     props = {name: prop.get("default") for name, prop in fw.get("properties", {}).items()}
     ports = {name: port["port"] for name, port in fw.get("ports", {}).items()}
     names = ["master"] + [f"worker-{i}" for i in range(1, len(hosts))]
-    # The same kind of credentials DISCO makes for a cluster (TLS certificate, secret, token):
-    # by hand, a careful human would secure the endpoints alike.
-    from disco.cluster.credentials import new_credentials
-    credentials = new_credentials("bench")
     groups: tuple[list[Launch], list[Launch]] = ([], [])
     for index, (name, host) in enumerate(zip(names, hosts)):
         role = "master" if index == 0 else "worker"
@@ -491,7 +494,11 @@ def hand_env(launch: Launch, spec: HandSpec) -> dict[str, str]:
 def hand_run(spec: HandSpec, variant: str, rnd: int, hosts: list[str], root: Path,
              http: httpx.Client) -> RunResult:
     framework = load_framework(spec.framework)
-    masters, workers = render_launches(framework, hosts, root)
+    # The same kind of credentials DISCO makes for a cluster (TLS certificate, secret, token):
+    # by hand, a careful human would secure the endpoints alike, web UIs included.
+    from disco.cluster.credentials import new_credentials
+    credentials = new_credentials("bench")
+    masters, workers = render_launches(framework, hosts, root, credentials)
     url_tpl, field, timeout_s = READINESS[spec.framework]
     # A careful human polls as often as DISCO's readiness check does for this framework.
     poll_s = float(framework.get("readiness", {}).get("interval_s", READY_POLL_DEFAULT_S))
@@ -514,7 +521,8 @@ def hand_run(spec: HandSpec, variant: str, rnd: int, hosts: list[str], root: Pat
             for launch in workers:
                 started.append((launch, _hand_spawn(launch, spec)))
             timeline.mark("workers", f"{len(workers)} worker process(es) started")
-            _poll_ready(http, url, field, want, timeout_s, started, timeline, poll_s)
+            _poll_ready(http, url, field, want, timeout_s, started, timeline, poll_s,
+                        {"Authorization": f"Bearer {credentials['token']}"})
             seconds = timeline.elapsed()
         stop_started = time.perf_counter()
         _hand_stop(started)
@@ -567,7 +575,7 @@ def _hand_spawn(launch: Launch, spec: HandSpec) -> subprocess.Popen[bytes]:
 
 def _poll_ready(http: httpx.Client, url: str, field: str, want: int, timeout_s: float,
                 started: list[tuple[Launch, subprocess.Popen[bytes]]], timeline: Timeline,
-                poll_s: float) -> None:
+                poll_s: float, headers: dict[str, str]) -> None:
     deadline = time.monotonic() + timeout_s
     detail = last = "no answer yet"
     while time.monotonic() < deadline:
@@ -576,7 +584,7 @@ def _poll_ready(http: httpx.Client, url: str, field: str, want: int, timeout_s: 
                 logs = "".join(tail(p) for p in launch.workdir.glob("*.log"))
                 raise BenchError(f"{launch.argv[:4]} on {launch.host} exited ({proc.returncode}): {logs}")
         try:
-            response = http.get(url, timeout=5.0)
+            response = http.get(url, timeout=5.0, headers=headers)
             response.raise_for_status()
             count = int(response.json().get(field, 0))
             detail = f"{count}/{want} {field}"

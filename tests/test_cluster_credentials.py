@@ -197,8 +197,9 @@ SPARK_JOB = textwrap.dedent("""
 """)
 
 
-def spark_apps(master_ui: str) -> list[str]:
-    state = httpx.get(f"{master_ui.rstrip('/')}/json/", trust_env=False).json()
+def spark_apps(master_ui: str, ui_token: str) -> list[str]:
+    state = httpx.get(f"{master_ui.rstrip('/')}/json/", headers={"Authorization": f"Bearer {ui_token}"},
+                      trust_env=False).json()
     return [app["name"] for app in state["activeapps"] + state["completedapps"]]
 
 
@@ -213,6 +214,8 @@ def test_spark_refuses_drivers_without_the_secret(sm: ServiceManager, tmp_path: 
         assert cluster["state"] == "ready", cluster["status_reason"]
         master_url = cluster["outputs"]["frameworks"]["spark"]["master_url"]
         master_ui = cluster["outputs"]["frameworks"]["spark"]["web_uis"]["master_ui"]
+        ui_token = api.get(f"/api/v1/clusters/{cluster['id']}/credentials").json()[
+            "frameworks"]["spark"]["env"]["DISCO_UI_TOKEN"]
 
         # A driver with only the master's address never gets an application registered.
         driver = subprocess.Popen(
@@ -230,7 +233,7 @@ def test_spark_refuses_drivers_without_the_secret(sm: ServiceManager, tmp_path: 
             driver.kill()
             out, _ = driver.communicate()
         assert "RESULT" not in out
-        assert "intruder" not in spark_apps(master_ui)
+        assert "intruder" not in spark_apps(master_ui, ui_token)
 
         # With the exports of `disco cluster env`, a builder with no master and no secret runs.
         printed = cluster_env(sm, token, tmp_path / "config", cluster["id"])
@@ -259,7 +262,7 @@ def test_spark_refuses_drivers_without_the_secret(sm: ServiceManager, tmp_path: 
         assert "RESULT [('a', 100), ('b', 200), ('c', 300)]" in out, err[-3000:]
         assert any("java" in line for line in seen)
         assert not any(credentials["spark_secret"] in line for line in seen)
-        assert "tenant" in spark_apps(master_ui)
+        assert "tenant" in spark_apps(master_ui, ui_token)
         assert_nowhere_in_clear(sm, api, cluster["id"], credentials)
         assert api.delete(f"/api/v1/clusters/{cluster['id']}").status_code == 202
         wait_state(api, cluster["id"], {"deleted"}, timeout=60)

@@ -49,7 +49,7 @@ def test_dask_lifecycle(sm: ServiceManager, api: httpx.Client) -> None:
     web_uis = cluster["outputs"]["frameworks"]["dask"]["web_uis"]
     dashboard = web_uis["dashboard"]
     ui_token = api.get(f"/api/v1/clusters/{cluster['id']}/credentials").json()[
-        "frameworks"]["dask"]["env"]["DISCO_DASHBOARD_TOKEN"]
+        "frameworks"]["dask"]["env"]["DISCO_UI_TOKEN"]
     for url in (dashboard, web_uis["worker_dashboard@worker-1"]):
         for auth in (None, ("anyone", "wrong"), ("anyone", ui_token[:-1])):
             refused = httpx.get(url.replace("/status", "/health"), auth=auth, trust_env=False)

@@ -51,7 +51,9 @@ def test_kill9_during_provisioning_converges_without_duplicates(fresh_sm: Servic
     assert nodes == ["master", "worker-1", "worker-2"]  # one daemon per node, none started twice
     assert master_pid in {p.pid for p in procs}  # what ran before the crash was adopted, not restarted
     master = cluster["outputs"]["master_host"]
-    status = httpx.get(f"http://{master}:8080/json/", trust_env=False).json()
+    ui_token = api.get(f"/api/v1/clusters/{cid}/credentials").json()["frameworks"]["spark"]["env"]["DISCO_UI_TOKEN"]
+    status = httpx.get(f"http://{master}:8080/json/", headers={"Authorization": f"Bearer {ui_token}"},
+                       trust_env=False).json()
     assert status["aliveworkers"] == 2
 
     hosts = [n["host"] for n in cluster["nodes"]]

@@ -47,14 +47,20 @@ def test_spark_cluster_runs_a_pyspark_job(sm: ServiceManager, tmp_path) -> None:
         assert step in made.stderr
     master_url = cluster["outputs"]["frameworks"]["spark"]["master_url"]
     assert master_url.startswith("spark://127.")
-    for ui in cluster["outputs"]["frameworks"]["spark"]["web_uis"].values():
-        assert httpx.get(ui, trust_env=False).status_code == 200  # master and worker web UIs answer
+    # The master takes only drivers that know the cluster's secret, and its web UIs only
+    # requests that carry its token: its tenant's client config has both.
+    access = httpx.get(f"{sm.url}/api/v1/clusters/{cluster['id']}/credentials", headers={"X-Auth-Token": token},
+                       trust_env=False).json()["frameworks"]["spark"]
+    ui_token = access["env"]["DISCO_UI_TOKEN"]
+    for ui in cluster["outputs"]["frameworks"]["spark"]["web_uis"].values():  # master's and workers'
+        for auth in (None, ("anyone", "wrong"), ("anyone", ui_token[:-1])):
+            refused = httpx.get(ui, auth=auth, trust_env=False)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == 'Basic realm="disco"'
+        assert httpx.get(ui, auth=("anyone", ui_token), trust_env=False).status_code == 200
+        assert httpx.get(ui, headers={"Authorization": f"Bearer {ui_token}"}, trust_env=False).status_code == 200
 
     script = tmp_path / "job.py"
     script.write_text(JOB)
-    # The master takes only drivers that know the cluster's secret: its tenant's client config.
-    access = httpx.get(f"{sm.url}/api/v1/clusters/{cluster['id']}/credentials", headers={"X-Auth-Token": token},
-                       trust_env=False).json()["frameworks"]["spark"]
     conf_dir = tmp_path / "spark-conf"
     conf_dir.mkdir()
     (conf_dir / "spark-defaults.conf").write_text(access["files"]["spark-defaults.conf"])

@@ -46,6 +46,17 @@ def path_exists(path: str) -> bool:
     return os.path.exists(path)
 
 
+def java_support(classpath: str) -> str:
+    """The classpath entry of DISCO's own Java classes for JVM frameworks (Spark's web UI
+    filter), compiled against `classpath` on first use."""
+    from disco.framework_support.java_build import JavaBuildError, built_classes
+
+    try:
+        return built_classes(classpath)
+    except JavaBuildError as exc:
+        raise DiscoError(str(exc), code="missing_software") from None
+
+
 def which(command: str) -> str:
     found = shutil.which(command)
     if not found:
@@ -55,7 +66,7 @@ def which(command: str) -> str:
 
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
 _env.globals.update(python=sys.executable, module_dir=module_dir, which=which, cache_dir=cache_dir,
-                    path_exists=path_exists,
+                    path_exists=path_exists, java_support=java_support,
                     bin_dir=str(Path(sys.executable).parent))
 
 

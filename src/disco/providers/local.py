@@ -407,7 +407,7 @@ def _python_paths(data_dir: Path) -> list[str]:
     """What a Python process of ours reads: the interpreter, the venv, the import path. Not
     the data directory, nor anything in it (started from there, the service manager has it on
     its import path): it stays covered."""
-    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).resolve().parents[1])}
     paths.update(p for p in sys.path if p and os.path.isdir(p))
     hidden = os.path.realpath(data_dir)
     return sorted(p for p in paths if not _within(os.path.realpath(p), hidden))

@@ -1,0 +1,53 @@
+"""Builds the small Java classes that frameworks on the JVM load (Spark's UI filter), once per
+installation, with the JDK's javac, against the framework's own jars.
+
+The classes land beside their sources, inside the installed package: a cluster's processes
+read the package where they read Python (the sandbox mounts it back), and nothing is built
+again until a source changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+SOURCES = Path(__file__).parent / "java"
+_building = threading.Lock()
+
+
+class JavaBuildError(RuntimeError):
+    pass
+
+
+def built_classes(classpath: str) -> str:
+    """The folder of compiled classes (a classpath entry), built now if the sources changed."""
+    sources = sorted(SOURCES.rglob("*.java"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    target = SOURCES.parent / "java-classes" / digest
+    with _building:
+        if (target / ".complete").exists():
+            return str(target)
+        javac = shutil.which("javac")
+        if javac is None:
+            raise JavaBuildError("javac (a JDK, e.g. Debian's openjdk-17-jdk-headless) is needed to build "
+                                 "the filter that puts Spark's web UIs behind the cluster's token")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
+        done = subprocess.run([javac, "--release", "17", "-nowarn", "-cp", classpath, "-d", str(staging),
+                               *map(str, sources)], capture_output=True, text=True)
+        if done.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise JavaBuildError(f"javac failed: {done.stderr.strip()[-1000:]}")
+        (staging / ".complete").touch()
+        staging.chmod(0o755)
+        try:
+            staging.rename(target)
+        except OSError:  # another service manager built the same classes meanwhile
+            shutil.rmtree(staging, ignore_errors=True)
+            if not (target / ".complete").exists():
+                raise
+        return str(target)
