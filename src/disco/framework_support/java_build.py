@@ -13,9 +13,11 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import zipfile
 from pathlib import Path
 
 SOURCES = Path(__file__).parent / "java"
+JAR = "disco-support.jar"
 _building = threading.Lock()
 
 
@@ -24,24 +26,29 @@ class JavaBuildError(RuntimeError):
 
 
 def built_classes(classpath: str) -> str:
-    """The folder of compiled classes (a classpath entry), built now if the sources changed."""
+    """The jar of the compiled classes (a classpath entry), built now if the sources changed.
+    A jar, not a folder: the JVM shares classes from an archive only when every classpath
+    entry is a jar."""
     sources = sorted(SOURCES.rglob("*.java"))
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     target = SOURCES.parent / "java-classes" / digest
     with _building:
         if (target / ".complete").exists():
-            return str(target)
+            return str(target / JAR)
         javac = shutil.which("javac")
         if javac is None:
             raise JavaBuildError("javac (a JDK, e.g. Debian's openjdk-17-jdk-headless) is needed to build "
                                  "the filter that puts Spark's web UIs behind the cluster's token")
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".building-"))
-        done = subprocess.run([javac, "--release", "17", "-nowarn", "-cp", classpath, "-d", str(staging),
+        classes = staging / "classes"
+        done = subprocess.run([javac, "--release", "17", "-nowarn", "-cp", classpath, "-d", str(classes),
                                *map(str, sources)], capture_output=True, text=True)
         if done.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
             raise JavaBuildError(f"javac failed: {done.stderr.strip()[-1000:]}")
+        _jar(classes, staging / JAR)
+        shutil.rmtree(classes)
         (staging / ".complete").touch()
         staging.chmod(0o755)
         try:
@@ -50,4 +57,12 @@ def built_classes(classpath: str) -> str:
             shutil.rmtree(staging, ignore_errors=True)
             if not (target / ".complete").exists():
                 raise
-        return str(target)
+        return str(target / JAR)
+
+
+def _jar(classes: Path, jar: Path) -> None:
+    """A jar is a zip with a manifest first."""
+    with zipfile.ZipFile(jar, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: DISCO\n\n")
+        for path in sorted(classes.rglob("*.class")):
+            archive.write(path, path.relative_to(classes).as_posix())
