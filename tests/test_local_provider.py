@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from disco.providers.local import LocalProvider
+from disco.providers.private_files import write_files
 from disco.providers.zygote_client import Zygote
 
 
@@ -73,3 +74,21 @@ def _alive(proc: psutil.Process) -> bool:
         return proc.status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def test_launch_files_never_follow_a_link_the_cluster_planted(tmp_path: Path) -> None:
+    """A cluster's process owns its working directory: a link it put where a file of the next
+    launch goes must not carry a secret (or a write) elsewhere."""
+    workdir, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    workdir.mkdir()
+    elsewhere.mkdir()
+    (workdir / "tls").symlink_to(elsewhere)
+    (workdir / "token").symlink_to(elsewhere / "stolen")
+    with pytest.raises(OSError):
+        write_files(workdir, {"tls/cluster.key": "secret"}, None)
+    write_files(workdir, {"token": "secret"}, None)  # the link itself is replaced
+    assert list(elsewhere.iterdir()) == []
+    assert not (workdir / "token").is_symlink() and (workdir / "token").read_text() == "secret"
+    assert oct((workdir / "token").stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(ValueError):
+        write_files(workdir, {"../outside": "secret"}, None)

@@ -30,7 +30,8 @@ from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeRef, Proc
                                   ProcessStatus, Provider)
 from disco.providers.local_users import ensure_user, isolation_mode, uid_for_host
 from disco.providers.marks import ROOT_ENV, TAG_ENV, cluster_of, marked_processes, title_mark
-from disco.providers.sandbox import plan as sandbox_plan
+from disco.providers.private_files import write_files, write_private
+from disco.providers.sandbox import plan as sandbox_plan, within
 from disco.providers.zygote_client import Zygote, runs_in_zygote
 
 log = logging.getLogger("disco.providers.local")
@@ -226,7 +227,7 @@ class LocalProvider(Provider):
         workdir = Path(node.workdir)
         node_dir = workdir.parent
         uid = uid_for_host(node.host) if self.isolation == "users" else None
-        _write_files(workdir, launch.files, uid)
+        write_files(workdir, launch.files, uid)
         env = {**_inherited_env(), **launch.env, TAG_ENV: cluster.id, ROOT_ENV: str(self.root),
                "DISCO_NODE": node.name}
         if uid is not None:
@@ -238,7 +239,7 @@ class LocalProvider(Provider):
             log_file.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: "
                            f"{' '.join(launch.argv)}\n".encode())
         env_file = node_dir / f"{launch.name}.env"
-        _write_private(env_file, json.dumps(env))
+        write_private(env_file, json.dumps(env))
         request = {"name": launch.name, "env_file": str(env_file), "cwd": str(workdir),
                    "log": str(log_path), "exit_file": str(exit_file),
                    "record": str(self._record_path(cluster.id, node.name, launch.name))}
@@ -356,53 +357,6 @@ def _listeners() -> list[tuple[str, int, int | None]]:
     return found
 
 
-def _write_files(workdir: Path, files: dict[str, str], uid: int | None) -> None:
-    """Write a launch's files under its workdir, private to the process's user (`uid`, or
-    ours) from the first byte. The workdir belongs to the cluster's processes, which may have
-    put links in it: every step is taken relative to an open directory, following no link."""
-    for relative, content in files.items():
-        parts = Path(os.path.normpath(relative)).parts
-        if not parts or parts[0] in ("/", "..") or ".." in parts:
-            raise ValueError(f"file {relative!r} is outside the node's directory")
-        directory = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        try:
-            for name in parts[:-1]:
-                try:
-                    os.mkdir(name, 0o700, dir_fd=directory)
-                except FileExistsError:
-                    pass
-                inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=directory)
-                os.close(directory)
-                directory = inner
-                if uid is not None:
-                    os.fchown(directory, uid, uid)
-            _write_private_at(directory, parts[-1], content, uid)
-        finally:
-            os.close(directory)
-
-
-def _write_private(path: Path, content: str) -> None:
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        _write_private_at(directory, path.name, content, None)
-    finally:
-        os.close(directory)
-
-
-def _write_private_at(directory: int, name: str, content: str, uid: int | None) -> None:
-    tmp = f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        os.unlink(tmp, dir_fd=directory)
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=directory)
-    with os.fdopen(fd, "w") as handle:
-        if uid is not None:
-            os.fchown(handle.fileno(), uid, uid)
-        handle.write(content)
-    os.replace(tmp, name, src_dir_fd=directory, dst_dir_fd=directory)
-
-
 def _python_paths(data_dir: Path) -> list[str]:
     """What a Python process of ours reads: the interpreter, the venv, the import path. Not
     the data directory, nor anything in it (started from there, the service manager has it on
@@ -410,11 +364,7 @@ def _python_paths(data_dir: Path) -> list[str]:
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).resolve().parents[1])}
     paths.update(p for p in sys.path if p and os.path.isdir(p))
     hidden = os.path.realpath(data_dir)
-    return sorted(p for p in paths if not _within(os.path.realpath(p), hidden))
-
-
-def _within(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory.rstrip("/") + "/")
+    return sorted(p for p in paths if not within(os.path.realpath(p), hidden))
 
 
 def _owned_by(uid: int | None) -> list[psutil.Process]:

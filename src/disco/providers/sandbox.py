@@ -46,11 +46,11 @@ def plan(hide: list[str], expose: list[str]) -> dict[str, Any]:
     ordered = sorted(covers, key=lambda p: (p.count("/"), p))
     mounts = []
     for cover in ordered:
-        inner = [c for c in ordered if _under(c, cover) and c != cover]
+        inner = [c for c in ordered if within(c, cover) and c != cover]
         # Mounted back here: what lies under this cover and under no deeper one (a deeper
         # cover mounts back its own), and is not inside another path mounted back already.
-        back = [p for p in expose if _under(p, cover) and not any(_under(p, c) for c in inner)]
-        back = [p for p in back if not any(q != p and _under(p, q) for q in back)]
+        back = [p for p in expose if within(p, cover) and not any(within(p, c) for c in inner)]
+        back = [p for p in back if not any(q != p and within(p, q) for q in back)]
         mounts.append({"cover": cover, "back": back})
     return {"mounts": mounts, "expose": expose}
 
@@ -62,7 +62,7 @@ def _passable(directory: Path) -> bool:
         return False
 
 
-def _under(path: str, directory: str) -> bool:
+def within(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
