@@ -12,9 +12,6 @@ one, nothing changes.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import os
 from typing import Any
 
@@ -22,27 +19,14 @@ import distributed.node
 from tornado import httputil
 from tornado.httpserver import HTTPServer
 
+from disco.token_check import carries_token
+
 TOKEN_FILE_ENV = "DISCO_DASHBOARD_TOKEN_FILE"
 _REFUSAL = b"this cluster's web pages need its token (HTTP Basic: any user name, the token as password)\n"
 
 
-def authorized(header: str, token: str) -> bool:
-    """Whether an Authorization header carries the token (Bearer, or Basic's password)."""
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() == "bearer":
-        given = value.strip()
-    elif scheme.lower() == "basic":
-        try:
-            given = base64.b64decode(value.strip(), validate=True).decode().partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
-            return False
-    else:
-        return False
-    return hmac.compare_digest(given.encode(), token.encode())
-
-
 class _Guard(httputil.HTTPServerConnectionDelegate):
-    def __init__(self, application: Any, token: str) -> None:
+    def __init__(self, application: Any, token: bytes) -> None:
         self.application = application
         self.token = token
 
@@ -57,14 +41,14 @@ class _GuardedRequest(httputil.HTTPMessageDelegate):
     """Hands the request on only once its headers show the token."""
 
     def __init__(self, inner: httputil.HTTPMessageDelegate, connection: httputil.HTTPConnection,
-                 token: str) -> None:
+                 token: bytes) -> None:
         self.inner = inner
         self.connection = connection
         self.token = token
         self.refused = False
 
     def headers_received(self, start_line: Any, headers: httputil.HTTPHeaders) -> Any:
-        if authorized(headers.get("Authorization", ""), self.token):
+        if carries_token(headers.get("Authorization", "").encode("latin-1"), self.token, basic=True):
             return self.inner.headers_received(start_line, headers)
         self.refused = True
         self.connection.write_headers(
@@ -105,7 +89,7 @@ def install() -> None:
         disco_guarded = True
 
         def initialize(self, request_callback: Any, *args: Any, **kwargs: Any) -> None:
-            super().initialize(_Guard(request_callback, token), *args, **kwargs)
+            super().initialize(_Guard(request_callback, token.encode()), *args, **kwargs)
 
     distributed.node.HTTPServer = GuardedHTTPServer
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 SOURCES = Path(__file__).parent / "java"
 JAR = "disco-support.jar"
+BUILD_FORMAT = b"jar/1\n"
 _building = threading.Lock()
 
 
@@ -30,7 +31,9 @@ def built_classes(classpath: str) -> str:
     A jar, not a folder: the JVM shares classes from an archive only when every classpath
     entry is a jar."""
     sources = sorted(SOURCES.rglob("*.java"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    # What is built depends on the sources and on how this module builds them (a folder of
+    # classes once, a jar now): both name the build, so an older build is never taken for it.
+    digest = hashlib.sha256(BUILD_FORMAT + b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
     target = SOURCES.parent / "java-classes" / digest
     with _building:
         if (target / ".complete").exists():

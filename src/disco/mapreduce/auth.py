@@ -13,15 +13,14 @@ task reports go through it as cheaply as anything else.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
+
+from disco.token_check import carries_token
 
 TOKEN_ENV = "DISCO_CLUSTER_TOKEN"
 REALM = "disco"
@@ -98,18 +97,7 @@ class TokenGuard:
             if name == b"authorization":
                 header = value
                 break
-        kind, _space, credential = header.partition(b" ")
-        kind = kind.lower()
-        if kind == b"bearer":
-            return hmac.compare_digest(credential.strip(), self._expected)
-        if kind == b"basic" and self._web_page(scope["path"]):
-            try:
-                decoded = base64.b64decode(credential.strip(), validate=True)
-            except (binascii.Error, ValueError):
-                return False
-            _user, colon, password = decoded.partition(b":")
-            return bool(colon) and hmac.compare_digest(password, self._expected)
-        return False
+        return carries_token(header, self._expected, basic=self._web_page(scope["path"]))
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         if self._web_page(scope["path"]):
