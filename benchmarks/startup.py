@@ -420,9 +420,17 @@ def _java_support(classpath: str) -> str:
     return built_classes(classpath)
 
 
+def _spark_class_archive(role: str, java_opts: str) -> str:
+    # The same trusted class-data archives DISCO records and maps (spark_archives.py).
+    from disco.framework_support.spark_archives import archive_option
+    spark_home = _module_dir("pyspark")
+    return archive_option(role, spark_home, _java_support(spark_home + "/jars/*"), java_opts)
+
+
 _jinja.globals.update(python=sys.executable, module_dir=_module_dir,
                       bin_dir=str(Path(sys.executable).parent), cache_dir=_cache_dir,
-                      path_exists=os.path.exists, java_support=_java_support)
+                      path_exists=os.path.exists, java_support=_java_support,
+                      spark_class_archive=_spark_class_archive)
 
 
 def _render(value: Any, ctx: dict[str, Any]) -> Any:

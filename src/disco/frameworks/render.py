@@ -57,6 +57,15 @@ def java_support(classpath: str) -> str:
         raise DiscoError(str(exc), code="missing_software") from None
 
 
+def spark_class_archive(role: str, java_opts: str) -> str:
+    """The JVM option that maps a trusted class-data archive into a Spark daemon of `role`,
+    or "" while the service manager is still recording it (spark_archives.py)."""
+    from disco.framework_support.spark_archives import archive_option
+
+    spark_home = module_dir("pyspark")
+    return archive_option(role, spark_home, java_support(spark_home + "/jars/*"), java_opts)
+
+
 def which(command: str) -> str:
     found = shutil.which(command)
     if not found:
@@ -67,6 +76,7 @@ def which(command: str) -> str:
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
 _env.globals.update(python=sys.executable, module_dir=module_dir, which=which, cache_dir=cache_dir,
                     path_exists=path_exists, java_support=java_support,
+                    spark_class_archive=spark_class_archive,
                     bin_dir=str(Path(sys.executable).parent))
 
 
