@@ -31,7 +31,7 @@ from disco.errors import DiscoError
 from disco.frameworks.catalog import Catalog
 from disco.frameworks.model import CommandCall, FrameworkDef
 from disco.frameworks.render import evaluate, render
-from disco.providers.base import ClusterRef, NodeAddress, NodeRef, ProcessState, Provider
+from disco.providers.base import ClusterRef, NodeAddress, NodeFacts, NodeRef, ProcessState, Provider
 from disco.cluster.settings import Settings
 
 log = logging.getLogger("disco.lifecycle")
@@ -57,6 +57,9 @@ class Lifecycle:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._restarts: dict[tuple[str, str, str], int] = {}
+        # Where software is on each node of a cluster (providers with hosts of their own);
+        # asked again after a restart: preparing a prepared node changes nothing.
+        self._facts: dict[str, dict[str, NodeFacts]] = {}
         self._periodic: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._changed = asyncio.Event()
@@ -207,6 +210,7 @@ class Lifecycle:
         addresses = await provider.create_nodes(ref, [NodeRef(n.name, n.role, n.index)
                                                       for n in plan.live_nodes(cluster)])
         by_name = {a.name: a for a in addresses}
+        await self._prepare_nodes(cluster, provider, ref, addresses)
         for name in cluster.spec.get("resolved_frameworks", []):
             await self._install_framework(cluster, provider, ref, self.catalog.get(name), by_name)
 
@@ -219,6 +223,18 @@ class Lifecycle:
         workers = sum(1 for n in plan.live_nodes(cluster) if n.role == "worker")
         self._event(cluster.id, "ready", f"cluster ready: 1 master, {workers} worker(s)"
                     + (f" ({total:.1f} s since the request)" if cluster.ready_at is None else ""))
+
+    async def _prepare_nodes(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
+                             addresses: list[NodeAddress]) -> None:
+        started = time.monotonic()
+        facts = await provider.prepare_nodes(ref, addresses, plan.node_needs(cluster, self.catalog))
+        self._facts[cluster.id] = facts
+        if facts:  # nothing to say where the nodes are this machine
+            self._event(cluster.id, "install", f"software ready on {len(facts)} node(s)",
+                        duration_s=time.monotonic() - started)
+
+    def _node_facts(self, cluster_id: str, node: str) -> NodeFacts | None:
+        return self._facts.get(cluster_id, {}).get(node)
 
     async def _install_framework(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                                  fw: FrameworkDef, addresses: dict[str, NodeAddress]) -> None:
@@ -237,7 +253,8 @@ class Lifecycle:
                                     fw: FrameworkDef, node: Node, address: NodeAddress) -> None:
         sealed = self.box.open(cluster.secrets_enc) or {}
         for launch, wait_for in plan.launches(cluster, self.catalog, fw, node, address.workdir,
-                                              sealed.get("properties", {}), sealed.get("credentials", {})):
+                                              sealed.get("properties", {}), sealed.get("credentials", {}),
+                                              self._node_facts(cluster.id, node.name)):
             status = await provider.process_status(ref, node.name, launch.name)
             if status.state is ProcessState.RUNNING:
                 continue
@@ -264,7 +281,9 @@ class Lifecycle:
     async def _wait_ready(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                           fw: FrameworkDef, nodes: list[Node], master: NodeAddress) -> None:
         check = fw.readiness
-        ctx = plan.context(cluster, self.catalog, fw, None, credentials=self._credentials(cluster))
+        # Only a check command runs on a node (the master), so only it names the node's paths.
+        ctx = plan.context(cluster, self.catalog, fw, None, credentials=self._credentials(cluster),
+                           facts=self._node_facts(cluster.id, master.name))
         deadline = time.monotonic() + check.timeout_s
         detail = "no answer yet"
         last_reported = ""
@@ -359,9 +378,11 @@ class Lifecycle:
         master = plan.master_node(cluster)
         (address,) = await provider.create_nodes(ref, [NodeRef(master.name, master.role, master.index)])
         credentials = self._credentials(cluster)
+        facts = self._node_facts(cluster.id, master.name)
         env = render(fw.env, plan.context(cluster, self.catalog, fw, master, address.workdir,
-                                          credentials=credentials))
-        argv = render(call.command, plan.context(cluster, self.catalog, fw, node, credentials=credentials))
+                                          credentials=credentials, facts=facts))
+        argv = render(call.command, plan.context(cluster, self.catalog, fw, node, credentials=credentials,
+                                                 facts=facts))
         code, output = await provider.run_command(ref, address, argv, env, call.timeout_s)
         if code == 0:
             self._event(cluster.id, "scale", f"{fw.name}: retired {node.name} gracefully")
@@ -395,6 +416,7 @@ class Lifecycle:
             self._event(cluster.id, "deleting", "stopping workers, then the master")
         await self._stop_processes(cluster)
         await self.provider(cluster.provider).destroy_cluster(cluster.id)
+        self._facts.pop(cluster.id, None)
         self.store.update_cluster(cluster.id, state="deleted", slot=None, deleted_at=utcnow(), outputs={})
         self._event(cluster.id, "deleted", "all processes stopped and files removed",
                     duration_s=time.monotonic() - started)

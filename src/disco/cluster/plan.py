@@ -6,13 +6,15 @@ a restart of the service manager.
 
 from __future__ import annotations
 
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from disco.cluster.models import Cluster, Node
 from disco.frameworks.catalog import Catalog
 from disco.frameworks.model import FrameworkDef
 from disco.frameworks.render import render
-from disco.providers.base import Launch
+from disco.providers.base import Download, Launch, NodeFacts, NodeNeeds
 
 
 def live_nodes(cluster: Cluster) -> list[Node]:
@@ -25,7 +27,7 @@ def master_node(cluster: Cluster) -> Node:
 
 def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | None,
             workdir: str = "", secrets: dict[str, dict[str, Any]] | None = None,
-            credentials: dict[str, str] | None = None) -> dict[str, Any]:
+            credentials: dict[str, str] | None = None, facts: NodeFacts | None = None) -> dict[str, Any]:
     """What templates see. `secrets` (decrypted secret properties) join the plain ones here
     only, so they reach the processes that need them but never the stored spec; the same
     holds for the cluster's `credentials` (certificate, secret, token). Outputs are rendered
@@ -47,7 +49,47 @@ def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | N
                               "ports": {p: d.port for p, d in catalog.get(name).ports.items()}}
                        for name in cluster.spec.get("resolved_frameworks", [])},
         "credentials": credentials or {},
+        **(_node_paths(facts) if facts else {}),
     }
+
+
+def _node_paths(facts: NodeFacts) -> dict[str, Any]:
+    """Render names that point at software, pointed at the node's own copy instead of the
+    service manager's (they shadow the render globals of the same names)."""
+    def module_dir(name: str) -> str:
+        return f"{facts.site_packages}/{name}"
+
+    def java_support(classpath: str) -> str:
+        # Built here, against this machine's copy of the same packages; the jar travels to
+        # the node inside DISCO's own wheel (disco.node.wheel), at the same place in it.
+        from disco.frameworks import render as local
+        package, _, rest = classpath.removeprefix(facts.site_packages + "/").partition("/")
+        built = Path(local.java_support(f"{local.module_dir(package)}/{rest}"))
+        inside = built.relative_to(Path(local.module_dir("disco")))
+        return f"{facts.site_packages}/disco/{inside.as_posix()}"
+
+    def spark_class_archive(role: str, java_opts: str) -> str:
+        return ""  # archives are recorded where the service manager runs, not on this node
+
+    return {"python": facts.python, "bin_dir": facts.bin_dir, "module_dir": module_dir,
+            "java_support": java_support, "spark_class_archive": spark_class_archive}
+
+
+def node_needs(cluster: Cluster, catalog: Catalog) -> NodeNeeds:
+    """What every node of the cluster needs installed, from its frameworks' `install:`;
+    Python packages pinned to the versions installed here."""
+    os_packages: list[str] = []
+    requirements: list[str] = []
+    downloads: list[Download] = []
+    for name in cluster.spec.get("resolved_frameworks", []):
+        install = catalog.get(name).install
+        os_packages += [p for p in install.os_packages if p not in os_packages]
+        for package in install.python_packages:
+            pinned = f"{package}=={metadata.version(package)}"
+            if pinned not in requirements:
+                requirements.append(pinned)
+        downloads += [Download(d.url, d.sha256, d.dest) for d in install.downloads]
+    return NodeNeeds(tuple(os_packages), tuple(requirements), tuple(downloads))
 
 
 def _secret_defaults(catalog: Catalog, name: str) -> dict[str, Any]:
@@ -57,12 +99,13 @@ def _secret_defaults(catalog: Catalog, name: str) -> dict[str, Any]:
 
 def launches(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node, workdir: str,
              secrets: dict[str, dict[str, Any]] | None = None,
-             credentials: dict[str, str] | None = None) -> list[tuple[Launch, str | None]]:
+             credentials: dict[str, str] | None = None,
+             facts: NodeFacts | None = None) -> list[tuple[Launch, str | None]]:
     """The processes of one framework on one node, each with the address to wait for first."""
     role = fw.roles.get(node.role)  # type: ignore[call-overload]
     if role is None:
         return []
-    ctx = context(cluster, catalog, fw, node, workdir, secrets, credentials)
+    ctx = context(cluster, catalog, fw, node, workdir, secrets, credentials, facts)
     env = render(fw.env, ctx)
     files = render(fw.files, ctx)
     result = []

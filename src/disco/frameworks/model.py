@@ -162,6 +162,30 @@ class RoleDef(Strict):
     processes: list[ProcessDef] = []
 
 
+SHA256_RE = r"^[0-9a-f]{64}$"
+
+
+class DownloadDef(Strict):
+    """A file a node fetches before its processes start, checked against its SHA-256."""
+
+    url: str = Field(pattern=r"^https?://")
+    sha256: str = Field(pattern=SHA256_RE)
+    # Where it lands, relative to the node's software prefix (e.g. /opt/disco).
+    dest: str = Field(pattern=f"^{FILE_PATH_RE.pattern}$")
+
+
+class InstallDef(Strict):
+    """What a host made from scratch needs before this framework's processes can run there
+    (the local provider has it already: it runs where the service manager runs)."""
+
+    # Debian/Ubuntu package names, installed with apt when missing.
+    os_packages: list[str] = []
+    # Python distributions installed into the node's venv, pinned to the version installed
+    # beside the service manager (so a node runs what the service manager was tested with).
+    python_packages: list[str] = []
+    downloads: list[DownloadDef] = []
+
+
 class HttpCall(Strict):
     method: Literal["GET", "POST", "PUT", "DELETE"] = "POST"
     url: str
@@ -244,6 +268,7 @@ class FrameworkDef(Strict):
     # Files every process of the framework reads, as ProcessDef.files.
     files: FilePaths = {}
     roles: dict[Literal["master", "worker"], RoleDef] = {}
+    install: InstallDef = InstallDef()
     readiness: Readiness = Readiness()
     scale_down: HttpCall | CommandCall | None = None
     activity: Activity | None = None

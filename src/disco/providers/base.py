@@ -47,6 +47,32 @@ class Launch:
     files: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Download:
+    url: str
+    sha256: str
+    dest: str
+
+
+@dataclass(frozen=True)
+class NodeNeeds:
+    """What a host made from scratch must have before a cluster's processes run there: OS
+    packages, Python requirements ("name==version") and checked downloads. No secrets."""
+
+    os_packages: tuple[str, ...] = ()
+    python_requirements: tuple[str, ...] = ()
+    downloads: tuple[Download, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """Where things are on a node, for rendering its commands (`python`, `module_dir()`)."""
+
+    python: str
+    site_packages: str
+    bin_dir: str
+
+
 class ProcessState(enum.Enum):
     RUNNING = "running"
     EXITED = "exited"
@@ -68,6 +94,13 @@ class Provider(ABC):
     @abstractmethod
     async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
         """Make (or find again) the hosts for these nodes."""
+
+    async def prepare_nodes(self, cluster: ClusterRef, nodes: list[NodeAddress],
+                            needs: NodeNeeds) -> dict[str, NodeFacts]:
+        """Install what the nodes need (idempotent); where things are on each node. A provider
+        whose nodes run beside the service manager has it all already and answers {} (the
+        service manager's own paths hold)."""
+        return {}
 
     @abstractmethod
     async def start_process(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
