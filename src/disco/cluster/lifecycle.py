@@ -15,6 +15,8 @@ half-way through provisioning) the same loop adopts what runs and finishes the j
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -227,7 +229,11 @@ class Lifecycle:
     async def _prepare_nodes(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                              addresses: list[NodeAddress]) -> None:
         started = time.monotonic()
-        facts = await provider.prepare_nodes(ref, addresses, plan.node_needs(cluster, self.catalog))
+        token = self._credentials(cluster).get("token", "")
+        needs = dataclasses.replace(plan.node_needs(cluster, self.catalog),
+                                    log_token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "")
+        facts = await provider.prepare_nodes(ref, addresses, needs,
+                                             lambda text: self._event(cluster.id, "install", text))
         self._facts[cluster.id] = facts
         if facts:  # nothing to say where the nodes are this machine
             self._event(cluster.id, "install", f"software ready on {len(facts)} node(s)",

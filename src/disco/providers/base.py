@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -62,6 +63,8 @@ class NodeNeeds:
     os_packages: tuple[str, ...] = ()
     python_requirements: tuple[str, ...] = ()
     downloads: tuple[Download, ...] = ()
+    # SHA-256 of the cluster's token: the node's log server lets in whoever shows the token.
+    log_token_sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,11 +98,11 @@ class Provider(ABC):
     async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
         """Make (or find again) the hosts for these nodes."""
 
-    async def prepare_nodes(self, cluster: ClusterRef, nodes: list[NodeAddress],
-                            needs: NodeNeeds) -> dict[str, NodeFacts]:
-        """Install what the nodes need (idempotent); where things are on each node. A provider
-        whose nodes run beside the service manager has it all already and answers {} (the
-        service manager's own paths hold)."""
+    async def prepare_nodes(self, cluster: ClusterRef, nodes: list[NodeAddress], needs: NodeNeeds,
+                            report: Callable[[str], None] | None = None) -> dict[str, NodeFacts]:
+        """Install what the nodes need (idempotent), telling `report` how each step went;
+        where things are on each node. A provider whose nodes run beside the service manager
+        has it all already and answers {} (the service manager's own paths hold)."""
         return {}
 
     @abstractmethod

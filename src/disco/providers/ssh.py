@@ -1,0 +1,258 @@
+"""Clusters on hosts an admin registered (the host pool), reached over SSH.
+
+Each node of a cluster takes one whole host from the pool. What happens on the host is the
+node's own business (`disco.node`): the provider renders the node's bundle, carries it there
+with disco's own wheel, runs the bootstrap, and then speaks the node CLI over SSH (`start`,
+`status`, `stop`, `destroy`, `log`, `run`), secrets on stdin only. The node's supervisor
+outlives the SSH session and the service manager; it knows its cluster, so a restarted
+service manager finds everything again by asking it.
+
+The provider knows nothing of the database: a `HostPool` (the service manager's, backed by
+its store) hands out hosts and remembers which cluster holds which.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from disco.node.bootstrap import render_script
+from disco.node.bundle import DiscoWheel, Download as BundleDownload, NodeBundle, PythonEnv
+from disco.node.wheel import self_wheel
+from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeFacts, NodeNeeds, NodeRef,
+                                  ProcessState, ProcessStatus, Provider)
+from disco.providers.ssh_transport import HostSpec, SSHError, Transport
+
+log = logging.getLogger(__name__)
+
+BOOTSTRAP_TIMEOUT_S = 1800.0
+BOOTSTRAP_TRIES = 3
+BACKOFF_S = (2.0, 8.0)
+
+
+class HostPool(Protocol):
+    """The service manager's pool, as the provider sees it."""
+
+    def acquire(self, cluster_id: str, nodes: list[str]) -> dict[str, HostSpec]:
+        """Hosts for these nodes: the ones they hold already, else free ones (atomically);
+        raises ProvisionError when the pool has too few."""
+
+    def assigned(self, cluster_id: str) -> dict[str, HostSpec]:
+        """node name -> host, for every node of the cluster that holds one."""
+
+    def release(self, cluster_id: str, nodes: list[str] | None = None) -> None:
+        """Give hosts back to the pool (all of the cluster's when nodes is None)."""
+
+    def clusters(self) -> set[str]:
+        """Ids of clusters that hold hosts."""
+
+
+class SSHProvider(Provider):
+    name = "ssh"
+
+    def __init__(self, pool: HostPool, cache_dir: Path) -> None:
+        self.pool = pool
+        self.cache_dir = Path(cache_dir)
+        self.transport = Transport()
+        # Where the node CLI's python is, per host, once its venv exists.
+        self._python: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.transport.close()
+
+    # -- hosts ---------------------------------------------------------------------------
+
+    async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
+        hosts = await asyncio.to_thread(self.pool.acquire, cluster.id, [n.name for n in nodes])
+        return [NodeAddress(n.name, hosts[n.name].address, f"{_node_dir(hosts[n.name], cluster.id, n.name)}/work")
+                for n in nodes]
+
+    async def prepare_nodes(self, cluster: ClusterRef, nodes: list[NodeAddress], needs: NodeNeeds,
+                            report: Callable[[str], None] | None = None) -> dict[str, NodeFacts]:
+        hosts = self.pool.assigned(cluster.id)
+        wheel = await asyncio.to_thread(self_wheel, self.cache_dir / "wheels")
+        results = await asyncio.gather(*(self._prepare(cluster.id, node.name, hosts[node.name], needs, wheel, report)
+                                         for node in nodes))
+        return dict(zip([n.name for n in nodes], results))
+
+    async def _prepare(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds, wheel: Path,
+                       report: Callable[[str], None] | None) -> NodeFacts:
+        bundle = self._bundle(cluster_id, node, host, needs, wheel)
+        for attempt in range(BOOTSTRAP_TRIES):
+            started = time.monotonic()
+            try:
+                steps = await self._bootstrap(host, bundle, wheel)
+                break
+            except SSHError as exc:
+                if attempt + 1 == BOOTSTRAP_TRIES or not _worth_retrying(exc):
+                    raise
+                pause = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
+                if report:
+                    report(f"{node} ({host.name}): {exc}; trying again in {pause:g} s")
+                await asyncio.sleep(pause)
+        if report:
+            timings = ", ".join(f"{s['name']} {s['seconds']:.1f} s" + ("" if s.get("changed") else " (as it was)")
+                                for s in steps)
+            report(f"{node} ({host.name}) bootstrapped in {time.monotonic() - started:.1f} s: {timings}")
+        facts = await self._node_cli(host, ["facts"])
+        return NodeFacts(python=facts["python"], site_packages=facts["site_packages"], bin_dir=facts["bin_dir"])
+
+    def _bundle(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds, wheel: Path) -> NodeBundle:
+        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        return NodeBundle(
+            cluster_id=cluster_id, node=node, role="master" if node == "master" else "worker",
+            host=host.address, prefix=host.prefix, os_packages=list(needs.os_packages),
+            python=PythonEnv(requirements=list(needs.python_requirements)),
+            downloads=[BundleDownload(d.url, d.sha256, d.dest) for d in needs.downloads],
+            disco_wheel=DiscoWheel(filename=wheel.name, sha256=digest, version=wheel.name.split("-")[1]),
+            log_token_sha256=needs.log_token_sha256)
+
+    async def _bootstrap(self, host: HostSpec, bundle: NodeBundle, wheel: Path) -> list[dict[str, Any]]:
+        """Carry the wheel and the script there and run it: it installs what is missing and
+        starts the node's supervisor. Its last line is the install's JSON report."""
+        await self.transport.acall(self.transport.upload(host, wheel.read_bytes(),
+                                                         f"{host.prefix}/cache/wheels/{wheel.name}"))
+        script = render_script(bundle)
+        path = f"{bundle.node_dir}/bootstrap.sh"
+        await self.transport.acall(self.transport.upload(host, script.encode(), path, 0o700))
+        done = await self.transport.acall(self.transport.run(host, _as_root(host, ["sh", path]),
+                                                             timeout_s=BOOTSTRAP_TIMEOUT_S))
+        if done.exit_code != 0:
+            raise SSHError(f"{host.name}: bootstrap failed (exit {done.exit_code}): "
+                           f"{_last_lines(done.stderr or done.stdout)}")
+        try:
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise SSHError(f"{host.name}: bootstrap said nothing readable: {_last_lines(done.stdout)}") from None
+        self._python[host.name] = f"{host.prefix}/venv/bin/python"
+        return list(result.get("steps", []))
+
+    # -- processes -------------------------------------------------------------------------
+
+    async def start_process(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
+        host = self._host(cluster.id, node.name)
+        body = {"name": launch.name, "argv": launch.argv, "env": launch.env, "files": launch.files}
+        answer = await self._node_cli(host, ["start", "--node-dir", _node_dir(host, cluster.id, node.name)],
+                                      stdin=json.dumps(body))
+        return int(answer["pid"])
+
+    async def process_status(self, cluster: ClusterRef, node: str, process: str) -> ProcessStatus:
+        host = self._host(cluster.id, node)
+        answer = await self._node_cli(host, ["status", "--node-dir", _node_dir(host, cluster.id, node), process])
+        entry = answer.get("processes", {}).get(process)
+        if entry is None:
+            return ProcessStatus(ProcessState.MISSING)
+        return ProcessStatus(ProcessState(entry["state"]), entry.get("exit_code"), entry.get("pid"))
+
+    async def stop_node(self, cluster: ClusterRef, node: str, grace_s: float) -> None:
+        host = self.pool.assigned(cluster.id).get(node)
+        if host is None:
+            return
+        await self._node_cli(host, ["stop", "--node-dir", _node_dir(host, cluster.id, node), "--grace", str(grace_s)],
+                             timeout_s=grace_s + 30, missing_ok=True)
+
+    async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> None:
+        hosts = self.pool.assigned(cluster.id)
+        await asyncio.gather(*(self._destroy(cluster.id, node, hosts[node]) for node in nodes if node in hosts))
+        await asyncio.to_thread(self.pool.release, cluster.id, nodes)
+
+    async def destroy_cluster(self, cluster_id: str) -> None:
+        hosts = self.pool.assigned(cluster_id)
+        await asyncio.gather(*(self._destroy(cluster_id, node, host) for node, host in hosts.items()))
+        await asyncio.to_thread(self.pool.release, cluster_id, None)
+
+    async def _destroy(self, cluster_id: str, node: str, host: HostSpec) -> None:
+        """Everything of the cluster goes from the host; `destroy` answers with what its /proc
+        scan still found, which must be nothing before the host goes back to the pool."""
+        answer = await self._node_cli(host, ["destroy", "--node-dir", _node_dir(host, cluster_id, node)],
+                                      timeout_s=120, missing_ok=True)
+        left = answer.get("left") or []
+        if left:
+            raise SSHError(f"{host.name}: processes of cluster {cluster_id} survived destroy: {left}")
+
+    def cluster_ids(self) -> set[str]:
+        return self.pool.clusters()
+
+    async def run_command(self, cluster: ClusterRef, node: NodeAddress, argv: list[str],
+                          env: dict[str, str], timeout_s: float) -> tuple[int, str]:
+        host = self._host(cluster.id, node.name)
+        answer = await self._node_cli(host, ["run", "--node-dir", _node_dir(host, cluster.id, node.name)],
+                                      stdin=json.dumps({"argv": argv, "env": env, "timeout_s": timeout_s}),
+                                      timeout_s=timeout_s + 30)
+        return int(answer["exit_code"]), str(answer.get("output", ""))
+
+    def log_names(self, cluster_id: str) -> list[tuple[str, str]]:
+        names = []
+        for node, host in self.pool.assigned(cluster_id).items():
+            try:
+                answer = self.transport.call(self._node_cli_on_loop(
+                    host, ["status", "--node-dir", _node_dir(host, cluster_id, node)], missing_ok=True))
+            except SSHError:
+                continue
+            names += [(node, process) for process in sorted(answer.get("processes", {}))]
+        return names
+
+    def read_log(self, cluster_id: str, node: str, process: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
+        host = self.pool.assigned(cluster_id).get(node)
+        if host is None:
+            return b""
+        answer = self.transport.call(self._node_cli_on_loop(
+            host, ["log", "--node-dir", _node_dir(host, cluster_id, node), process,
+                   "--offset", str(offset), "--limit", str(limit)], missing_ok=True))
+        return base64.b64decode(answer.get("data", ""))
+
+    # -- the node CLI ------------------------------------------------------------------------
+
+    def _host(self, cluster_id: str, node: str) -> HostSpec:
+        host = self.pool.assigned(cluster_id).get(node)
+        if host is None:
+            raise SSHError(f"node {node} of cluster {cluster_id} holds no host")
+        return host
+
+    async def _node_cli(self, host: HostSpec, args: list[str], *, stdin: str = "", timeout_s: float = 120.0,
+                        missing_ok: bool = False) -> dict[str, Any]:
+        return await self.transport.acall(self._node_cli_on_loop(host, args, stdin=stdin, timeout_s=timeout_s,
+                                                                 missing_ok=missing_ok))
+
+    async def _node_cli_on_loop(self, host: HostSpec, args: list[str], *, stdin: str = "",
+                                timeout_s: float = 120.0, missing_ok: bool = False) -> dict[str, Any]:
+        python = f"{host.prefix}/venv/bin/python"
+        done = await self.transport.run(host, _as_root(host, [python, "-m", "disco.node", *args]),
+                                        stdin=stdin, timeout_s=timeout_s)
+        if done.exit_code == 127 and missing_ok:  # never bootstrapped: nothing is there
+            return {}
+        try:
+            answer = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+        except ValueError:
+            answer = {}
+        if done.exit_code != 0:
+            reason = answer.get("error") or _last_lines(done.stderr)
+            raise SSHError(f"{host.name}: disco.node {args[0]} failed (exit {done.exit_code}): {reason}")
+        return answer
+
+
+def _node_dir(host: HostSpec, cluster_id: str, node: str) -> str:
+    return f"{host.prefix.rstrip('/')}/clusters/{cluster_id}/{node}"
+
+
+def _as_root(host: HostSpec, argv: list[str]) -> list[str]:
+    """Installing packages and giving each cluster a user of its own need root: a host's
+    user that is not root must have password-less sudo."""
+    return argv if host.user == "root" else ["sudo", "-n", "--", *argv]
+
+
+def _worth_retrying(exc: SSHError) -> bool:
+    text = str(exc)
+    return not any(reason in text for reason in ("host key differs", "refused the key", "checksum"))
+
+
+def _last_lines(text: str, lines: int = 5) -> str:
+    return " | ".join(line for line in text.strip().splitlines()[-lines:] if line.strip())[-800:]
+

@@ -1,0 +1,155 @@
+"""SSH to the pool's hosts (asyncssh): one connection per host, its host key enforced.
+
+The provider's interface is called both from the lifecycle's event loop and from API worker
+threads (logs), while an asyncssh connection belongs to the loop that made it. So every SSH
+conversation runs on one event loop of the transport's own, in a thread; callers on any
+thread or loop wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import shlex
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncssh
+
+T = TypeVar("T")
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """A pool host as the provider needs it. `private_key` is the decrypted key text: held in
+    memory only; `host_key` is the key the host must present (`ssh-ed25519 AAAA…`)."""
+
+    name: str
+    address: str
+    port: int
+    user: str
+    private_key: str
+    host_key: str
+    prefix: str = "/opt/disco"
+
+    def __repr__(self) -> str:  # never the key, in a log or a traceback
+        return f"HostSpec({self.name}, {self.user}@{self.address}:{self.port})"
+
+
+class SSHError(RuntimeError):
+    """Reaching a host failed; the message says why in words an admin can act on."""
+
+
+@dataclass(frozen=True)
+class Completed:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Transport:
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="disco-ssh", daemon=True)
+        self._thread.start()
+        self._connections: dict[tuple[str, int, str], asyncssh.SSHClientConnection] = {}
+        self._locks: dict[tuple[str, int, str], asyncio.Lock] = {}
+
+    # -- running on the transport's loop, from anywhere --------------------------------
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """From a thread that is not running an event loop."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def acall(self, coro: Coroutine[Any, Any, T]) -> T:
+        """From a coroutine on another loop."""
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        return await asyncio.wrap_future(future)
+
+    def close(self) -> None:
+        async def close_all() -> None:
+            for connection in self._connections.values():
+                connection.close()
+            self._connections.clear()
+        try:
+            self.call(close_all())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+
+    # -- what runs there ----------------------------------------------------------------
+
+    async def run(self, host: HostSpec, argv: list[str], *, stdin: str = "", timeout_s: float = 60.0) -> Completed:
+        """Run a command (quoted for the remote shell) with `stdin`, its exit code and output.
+        Secrets travel on stdin only: a command line shows in `ps` on the host."""
+        connection = await self._connection(host)
+        command = " ".join(shlex.quote(part) for part in argv)
+        try:
+            done = await asyncio.wait_for(connection.run(command, input=stdin, check=False), timeout_s)
+        except asyncio.TimeoutError:
+            raise SSHError(f"{host.name}: `{argv[0]} …` did not finish within {timeout_s:g} s") from None
+        except (OSError, asyncssh.Error) as exc:
+            self._forget(host)
+            raise SSHError(f"{host.name}: connection lost ({exc})") from None
+        return Completed(done.exit_status if done.exit_status is not None else 255,
+                         str(done.stdout or ""), str(done.stderr or ""))
+
+    async def upload(self, host: HostSpec, data: bytes, path: str, mode: int = 0o644) -> None:
+        """Write a file on the host, whole or not at all (a staging name, then a rename)."""
+        connection = await self._connection(host)
+        staging = f"{path}.part"
+        try:
+            async with connection.start_sftp_client() as sftp:
+                await sftp.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+                async with sftp.open(staging, "wb", attrs=asyncssh.SFTPAttrs(permissions=mode)) as remote:
+                    await remote.write(data)
+                await sftp.chmod(staging, mode)
+                await sftp.posix_rename(staging, path)
+        except (OSError, asyncssh.Error) as exc:
+            raise SSHError(f"{host.name}: could not write {path} ({exc})") from None
+
+    async def _connection(self, host: HostSpec) -> asyncssh.SSHClientConnection:
+        key = (host.address, host.port, host.user)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            existing = self._connections.get(key)
+            if existing is not None and not existing.is_closed():
+                return existing
+            self._connections[key] = connection = await connect(host)
+            return connection
+
+    def _forget(self, host: HostSpec) -> None:
+        connection = self._connections.pop((host.address, host.port, host.user), None)
+        if connection is not None:
+            connection.close()
+
+
+def known_hosts_line(host: HostSpec) -> str:
+    where = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+    return f"{where} {host.host_key}"
+
+
+async def connect(host: HostSpec, timeout_s: float = CONNECT_TIMEOUT_S) -> asyncssh.SSHClientConnection:
+    """A connection that trusts only the host key recorded for the host."""
+    try:
+        key = asyncssh.import_private_key(host.private_key)
+        known = asyncssh.import_known_hosts(known_hosts_line(host))
+    except (ValueError, asyncssh.KeyImportError) as exc:
+        raise SSHError(f"{host.name}: unusable key material ({type(exc).__name__})") from None
+    try:
+        return await asyncssh.connect(host.address, port=host.port, username=host.user, client_keys=[key],
+                                      known_hosts=known, connect_timeout=timeout_s,
+                                      agent_path=None, config=[])
+    except asyncssh.HostKeyNotVerifiable:
+        raise SSHError(f"{host.name}: the host key differs from the one recorded when the host was "
+                       "added (a different machine, or a reinstalled one); check it and add the host again") from None
+    except asyncssh.PermissionDenied:
+        raise SSHError(f"{host.name}: {host.user}@{host.address} refused the key") from None
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise SSHError(f"{host.name}: cannot reach {host.address}:{host.port} "
+                       f"({exc.__class__.__name__}: {exc or 'timed out'})") from None
+    except asyncssh.Error as exc:
+        raise SSHError(f"{host.name}: SSH failed ({exc})") from None
