@@ -151,9 +151,9 @@ def _check(b: NodeBundle) -> None:
             raise BundleError(f"python requirement {requirement!r} is not a requirement (pip options are not allowed)")
     for url in (b.python.index_url, b.python.wheelhouse):
         if url is not None:
-            _check_url(url, allow_path=url == b.python.wheelhouse)
+            check_url(url, allow_path=url == b.python.wheelhouse)
     for download in b.downloads:
-        _check_url(download.url, allow_path=False)
+        check_url(download.url, allow_path=False)
         if not _SHA256.match(download.sha256):
             raise BundleError(f"sha256 of {download.url} must be 64 lower-case hex digits")
         relative_path(download.dest, f"dest of {download.url}")
@@ -179,7 +179,8 @@ def relative_path(value: str, label: str) -> PurePosixPath:
     return path
 
 
-def _check_url(url: str, *, allow_path: bool) -> None:
+def check_url(url: str, *, allow_path: bool) -> None:
+    """An http(s) URL (or, where allowed, an absolute path) that carries no credentials."""
     if allow_path and url.startswith("/"):
         return
     parts = urllib.parse.urlsplit(url)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from disco.node.bundle import Download
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16
 
 
 class ChecksumError(RuntimeError):

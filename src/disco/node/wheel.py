@@ -16,6 +16,8 @@ import zipfile
 from pathlib import Path
 
 import disco
+from disco.node.bundle import DiscoWheel
+from disco.node.downloads import file_sha256
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIPPED_DIRS = {"__pycache__"}
@@ -95,3 +97,8 @@ def _write_wheel(path: Path, package_dir: Path, files: list[Path], version: str)
         add(f"{dist_info}/top_level.txt", b"disco\n")
         records.append(f"{dist_info}/RECORD,,")
         wheel.writestr(zipfile.ZipInfo(f"{dist_info}/RECORD", _EPOCH), "\n".join(records) + "\n")
+
+
+def wheel_ref(wheel: Path) -> DiscoWheel:
+    """What a bundle says of disco's wheel: its file name, SHA-256 and version."""
+    return DiscoWheel(filename=wheel.name, sha256=file_sha256(wheel), version=wheel_version(wheel))
