@@ -4,6 +4,8 @@ node prefix under /tmp, a loopback address per node, the supervisor as a real da
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,3 +41,21 @@ def file_server() -> Iterator[FileServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def baked_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv made once: nodes of the supervisor tests start from a copy of it, as from an
+    image with a pre-baked venv (install then leaves it as it is)."""
+    venv = tmp_path_factory.mktemp("baked") / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True)
+    return venv
+
+
+@pytest.fixture()
+def installed(node: NodeUnderTest, baked_venv: Path) -> NodeUnderTest:
+    """A node installed with its bundle, its supervisor not started yet."""
+    node.prefix.mkdir(parents=True)
+    shutil.copytree(baked_venv, node.prefix / "venv", symlinks=True)
+    node.install(node.bundle())
+    return node
