@@ -109,4 +109,4 @@ def render_script(bundle: NodeBundle, payload_url: str | None = None) -> str:
         "WHEEL_VERSION": shlex.quote(bundle.disco_wheel.version),
         "PAYLOAD_URL": shlex.quote(payload_url or ""), "BUNDLE": bundle.to_json(),
     }
-    return re.sub(r"@([A-Z_]+)@", lambda found: values[found.group(1)], _TEMPLATE)
+    return re.sub(r"@([A-Z0-9_]+)@", lambda found: values[found.group(1)], _TEMPLATE)

@@ -30,9 +30,8 @@ def install(bundle_file: Path) -> dict[str, object]:
     user = None
 
     with deploy.step("bundle") as step:
-        text = bundle.to_json().encode()
-        if not node.bundle_file.is_file() or node.bundle_file.read_bytes() != text:
-            write_atomic(node.bundle_file, text, 0o644)
+        if _stored_bundle(node) != bundle:
+            write_atomic(node.bundle_file, bundle.to_json().encode() + b"\n", 0o644)
             step.changed = True
 
     if users.isolating():
@@ -76,6 +75,13 @@ def install(bundle_file: Path) -> dict[str, object]:
     deploy.note(f"install done in {total:.2f}s")
     return {"node_dir": str(node.path), "changed": any(s.changed for s in deploy.steps),
             "seconds": round(total, 3), "steps": [s.as_dict() for s in deploy.steps]}
+
+
+def _stored_bundle(node: NodeDir) -> NodeBundle | None:
+    try:
+        return NodeBundle.from_json(node.bundle_file.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def prepare_dirs(node: NodeDir) -> None:
