@@ -238,3 +238,12 @@ def test_commands_without_a_supervisor_say_so(installed: NodeUnderTest, command:
     answer = installed.cli(command, stdin={"name": "x", "argv": ["true"]} if command == "start" else None, check=False)
     assert answer["_rc"] == 1 and "no supervisor answers" in answer["error"]
 
+
+
+def test_a_taken_log_port_fails_supervise_readably_and_leaves_no_daemon(installed: NodeUnderTest) -> None:
+    node = installed
+    with socket.create_server((node.host, node.log_port)):
+        failed = node.cli("supervise", check=False)
+    assert failed["_rc"] == 1 and "Address already in use" in failed["error"]
+    assert marked_pids(node.cluster_id) == []
+    assert not (node.node_dir / "supervisor.sock").exists()
