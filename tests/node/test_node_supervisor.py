@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from node_fixtures import NodeUnderTest, listening, marked_pids, user_of, wait_until
+from node_fixtures import NodeUnderTest, fresh_host, listening, marked_pids, user_of, wait_until
 
 PY = "/usr/bin/python3"
 
@@ -204,6 +204,7 @@ def test_destroy_leaves_no_process_listener_dir_or_user(installed: NodeUnderTest
     assert report["clean"] is True and report["left"] == []
     assert sorted(report["stopped"]) == ["escaper", "server"]
     assert any(found["process"] == "escaper" for found in report["found"])  # found by the /proc scan
+    assert not any(found["process"] == "_supervisor" for found in report["found"])  # it left when asked
     assert marked_pids(node.cluster_id) == []
     assert not listening(node.host, port) and not listening(node.host, node.log_port)
     assert not node.node_dir.exists() and not node.node_dir.parent.exists()
@@ -247,3 +248,18 @@ def test_a_taken_log_port_fails_supervise_readably_and_leaves_no_daemon(installe
     assert failed["_rc"] == 1 and "Address already in use" in failed["error"]
     assert marked_pids(node.cluster_id) == []
     assert not (node.node_dir / "supervisor.sock").exists()
+
+
+def test_destroying_one_node_spares_another_node_of_the_cluster_on_the_host(installed: NodeUnderTest) -> None:
+    first = installed
+    second = NodeUnderTest(first.prefix, fresh_host(), token=first.token, cluster_id=first.cluster_id, name="worker-0")
+    second.install(second.bundle(role="worker"))
+    for node in (first, second):
+        node.cli("supervise")
+        node.cli("start", stdin={"name": "sleeper", "argv": ["sleep", "1000"]})
+    survivor = second.status("sleeper")["pid"]
+    assert first.cli("destroy")["clean"] is True
+    assert alive(survivor) and second.status("sleeper")["state"] == "running"
+    assert user_of(first.cluster_id) is not None and not first.node_dir.exists()
+    assert second.cli("destroy")["user_removed"] is not None
+    assert marked_pids(first.cluster_id) == [] and user_of(first.cluster_id) is None

@@ -24,11 +24,15 @@ def destroy(node: NodeDir, grace_s: float) -> dict[str, Any]:
     except (FileNotFoundError, BundleError):
         listen = None
     stopped: list[str] = []
+    supervisor = _supervisor_pid(node)
     if control.answers(node.socket):
         stopped = control.call(node.socket, {"op": "shutdown", "grace": grace_s}, timeout_s=grace_s * 50 + 30)["stopped"]
-    _wait_supervisor_gone(node, cluster_id)
+    if supervisor is not None:
+        _wait_gone(supervisor, cluster_id)
 
-    user = users.find_user(cluster_id)
+    # The cluster's user is the node's mark only when no other node of the cluster lives here.
+    siblings = [d for d in node.path.parent.glob("*") if d != node.path and d.is_dir()]
+    user = users.find_user(cluster_id) if not siblings else None
     uid = user.uid if user else None
     found = node_processes(cluster_id, node_name, node.path, uid)
     deadline = time.monotonic() + 10.0
@@ -39,7 +43,7 @@ def destroy(node: NodeDir, grace_s: float) -> dict[str, Any]:
         time.sleep(0.05)
         left = node_processes(cluster_id, node_name, node.path, uid)
 
-    removed_user = users.remove_user(cluster_id) if not left else None
+    removed_user = users.remove_user(cluster_id) if not left and not siblings else None
     existed = node.path.exists()
     if existed and not left:
         shutil.rmtree(node.path)
@@ -55,21 +59,24 @@ def destroy(node: NodeDir, grace_s: float) -> dict[str, Any]:
         "user_removed": removed_user,
         "dir_removed": existed and not node.path.exists(),
         "listening": still_listening,
-        "clean": not left and not node.path.exists() and users.find_user(cluster_id) is None
-                 and not still_listening,
+        "clean": not left and not node.path.exists() and not still_listening
+                 and (bool(siblings) or users.find_user(cluster_id) is None),
     }
 
 
-def _wait_supervisor_gone(node: NodeDir, cluster_id: str) -> None:
-    """The supervisor exits after a shutdown; one that does not answer is killed."""
+def _supervisor_pid(node: NodeDir) -> int | None:
     try:
-        pid = int(node.pid_file.read_text().split()[0])
+        return int(node.pid_file.read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return
+        return None
+
+
+def _wait_gone(pid: int, cluster_id: str) -> None:
+    """The supervisor exits after a shutdown; one that does not (or did not answer) is killed."""
     deadline = time.monotonic() + 5.0
     while is_live(pid) and environ(pid).get(CLUSTER_ENV) == cluster_id:
         if time.monotonic() > deadline:
             kill_process(pid)
+            if time.monotonic() > deadline + 5.0:
+                return  # the scan that follows reports it
         time.sleep(0.05)
-        if time.monotonic() > deadline + 5.0:
-            break

@@ -104,7 +104,12 @@ def _holds_path(pid: int, prefix: str) -> bool:
 
 def listeners(host: str, port: int) -> bool:
     """Whether anything listens on host:port (IPv4), from /proc/net/tcp."""
-    octets = [int(part) for part in host.split(".")]
+    try:
+        octets = [int(part) for part in host.split(".")]
+    except ValueError:
+        return False  # not an IPv4 address: nothing to look up here
+    if len(octets) != 4:
+        return False
     wanted = "".join(f"{o:02X}" for o in reversed(octets)) + f":{port:04X}"
     try:
         lines = Path("/proc/net/tcp").read_text().splitlines()[1:]

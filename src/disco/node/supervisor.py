@@ -117,6 +117,8 @@ class Supervisor:
                 if line is None:
                     return
                 request = json.loads(line)
+                if not isinstance(request, dict):
+                    raise ValueError("a request is a JSON object")
                 reply = {"ok": True, **self._dispatch(request)}
             except (LaunchError, ValueError, OSError, TimeoutError, KeyError) as exc:
                 reply = {"ok": False, "error": str(exc)}
@@ -152,9 +154,13 @@ class Supervisor:
     def start(self, launch: Launch) -> int:
         with self.lock:
             current = self.procs.get(launch.name)
-            if current is not None and current.state in ("running", "starting", "backoff"):
-                if current.state == "running" and current.pid is not None:
-                    return current.pid
+            if current is not None and current.state == "running" and current.pid is not None:
+                return current.pid
+            if current is not None and current.state == "backoff":  # asked for now: no more waiting
+                self._spawn(current)
+                assert current.pid is not None
+                return current.pid
+            if current is not None and current.state in ("starting", "stopping"):
                 raise ValueError(f"{launch.name} is {current.state}; ask again later")
             self.seq += 1
             proc = Proc(launch, self.seq)
