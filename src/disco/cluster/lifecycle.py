@@ -230,6 +230,8 @@ class Lifecycle:
                              addresses: list[NodeAddress]) -> None:
         started = time.monotonic()
         token = self._credentials(cluster).get("token", "")
+        if provider.remote:
+            await asyncio.to_thread(plan.build_shipped_software, cluster, self.catalog)
         needs = dataclasses.replace(plan.node_needs(cluster, self.catalog),
                                     log_token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "")
         facts = await provider.prepare_nodes(ref, addresses, needs,

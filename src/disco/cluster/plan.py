@@ -75,6 +75,18 @@ def _node_paths(facts: NodeFacts) -> dict[str, Any]:
             "java_support": java_support, "spark_class_archive": spark_class_archive}
 
 
+def build_shipped_software(cluster: Cluster, catalog: Catalog) -> None:
+    """Render every process of the cluster once for a node elsewhere, so that what templates
+    build here to ship inside disco's wheel (Spark's UI filter jar) exists before the wheel
+    is made. The renders themselves are thrown away."""
+    placeholder = NodeFacts(python="/", site_packages="/nowhere", bin_dir="/")
+    credentials = {"tls_cert": "", "tls_key": "", "spark_secret": "", "token": ""}
+    for name in cluster.spec.get("resolved_frameworks", []):
+        for node in live_nodes(cluster):
+            launches(cluster, catalog, catalog.get(name), node, "/nowhere", credentials=credentials,
+                     facts=placeholder)
+
+
 def node_needs(cluster: Cluster, catalog: Catalog) -> NodeNeeds:
     """What every node of the cluster needs installed, from its frameworks' `install:`;
     Python packages pinned to the versions installed here."""

@@ -21,7 +21,9 @@ from disco.node.downloads import file_sha256
 
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 _SKIPPED_DIRS = {"__pycache__"}
-_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# Byte code, and the JVM class-data archives the service manager records for its own Spark
+# daemons beside the jar (~55 MB each, valid for this machine's JVM only).
+_SKIPPED_SUFFIXES = (".pyc", ".pyo", ".jsa")
 
 
 def package_files(package_dir: Path) -> list[Path]:
@@ -30,7 +32,8 @@ def package_files(package_dir: Path) -> list[Path]:
     but no byte code and no build half done."""
     files = []
     for directory, dirs, names in os.walk(package_dir):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith(".building-"))
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS
+                         and not d.startswith((".building-", ".recording-")))
         for name in sorted(names):
             path = Path(directory, name)
             if name.endswith(_SKIPPED_SUFFIXES) or path.is_symlink() or not path.is_file():

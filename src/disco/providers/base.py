@@ -93,6 +93,9 @@ class Provider(ABC):
     """Infrastructure for clusters. Every method may be called again after a crash."""
 
     name: str = ""
+    # Whether nodes are other machines, which take DISCO's code from its wheel (and what it
+    # carries: framework files, built Java support) rather than from this installation.
+    remote: bool = False
 
     @abstractmethod
     async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:

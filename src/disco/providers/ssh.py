@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import logging
 import time
@@ -24,8 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from disco.node.bootstrap import render_script
-from disco.node.bundle import DiscoWheel, Download as BundleDownload, NodeBundle, PythonEnv
-from disco.node.wheel import self_wheel
+from disco.node.bundle import Download as BundleDownload, NodeBundle, PythonEnv
+from disco.node.wheel import self_wheel, wheel_ref
 from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeFacts, NodeNeeds, NodeRef,
                                   ProcessState, ProcessStatus, Provider)
 from disco.providers.ssh_transport import HostSpec, SSHError, Transport
@@ -56,13 +55,12 @@ class HostPool(Protocol):
 
 class SSHProvider(Provider):
     name = "ssh"
+    remote = True
 
     def __init__(self, pool: HostPool, cache_dir: Path) -> None:
         self.pool = pool
         self.cache_dir = Path(cache_dir)
         self.transport = Transport()
-        # Where the node CLI's python is, per host, once its venv exists.
-        self._python: dict[str, str] = {}
 
     def close(self) -> None:
         self.transport.close()
@@ -105,20 +103,20 @@ class SSHProvider(Provider):
         return NodeFacts(python=facts["python"], site_packages=facts["site_packages"], bin_dir=facts["bin_dir"])
 
     def _bundle(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds, wheel: Path) -> NodeBundle:
-        digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
         return NodeBundle(
             cluster_id=cluster_id, node=node, role="master" if node == "master" else "worker",
             host=host.address, prefix=host.prefix, os_packages=list(needs.os_packages),
             python=PythonEnv(requirements=list(needs.python_requirements)),
             downloads=[BundleDownload(d.url, d.sha256, d.dest) for d in needs.downloads],
-            disco_wheel=DiscoWheel(filename=wheel.name, sha256=digest, version=wheel.name.split("-")[1]),
+            disco_wheel=wheel_ref(wheel),
             log_token_sha256=needs.log_token_sha256)
 
     async def _bootstrap(self, host: HostSpec, bundle: NodeBundle, wheel: Path) -> list[dict[str, Any]]:
         """Carry the wheel and the script there and run it: it installs what is missing and
         starts the node's supervisor. Its last line is the install's JSON report."""
+        # The script takes the wheel from beside itself (and keeps it in the host's cache).
         await self.transport.acall(self.transport.upload(host, wheel.read_bytes(),
-                                                         f"{host.prefix}/cache/wheels/{wheel.name}"))
+                                                         f"{bundle.node_dir}/{wheel.name}"))
         script = render_script(bundle)
         path = f"{bundle.node_dir}/bootstrap.sh"
         await self.transport.acall(self.transport.upload(host, script.encode(), path, 0o700))
@@ -127,12 +125,15 @@ class SSHProvider(Provider):
         if done.exit_code != 0:
             raise SSHError(f"{host.name}: bootstrap failed (exit {done.exit_code}): "
                            f"{_last_lines(done.stderr or done.stdout)}")
-        try:
-            result = json.loads(done.stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            raise SSHError(f"{host.name}: bootstrap said nothing readable: {_last_lines(done.stdout)}") from None
-        self._python[host.name] = f"{host.prefix}/venv/bin/python"
-        return list(result.get("steps", []))
+        # Its stdout is the JSON answers of `install` (the steps) and `supervise`.
+        for line in done.stdout.splitlines():
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(answer, dict) and "steps" in answer:
+                return list(answer["steps"])
+        raise SSHError(f"{host.name}: the bootstrap reported no install steps: {_last_lines(done.stdout)}")
 
     # -- processes -------------------------------------------------------------------------
 
