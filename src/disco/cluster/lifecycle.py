@@ -19,7 +19,7 @@ import dataclasses
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import httpx
@@ -179,7 +179,10 @@ class Lifecycle:
         self._event(cluster_id, "failed", reason, level="error")
         self._set_state(cluster_id, "failed", reason)
         # A failed cluster keeps its files (logs) for diagnosis but no running process.
-        await self._stop_processes(cluster)
+        try:
+            await self._stop_processes(cluster)
+        except DiscoError as exc:  # e.g. the host that failed cannot be reached to stop either
+            self._event(cluster_id, "failed", f"stopping processes: {exc.message}", level="warning")
 
     # -- converge toward running --------------------------------------------------------
 
@@ -228,21 +231,38 @@ class Lifecycle:
 
     async def _prepare_nodes(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                              addresses: list[NodeAddress]) -> None:
+        """Install what the nodes need. Nodes prepared since this service manager started are
+        skipped (scaling prepares only the new ones); after a restart every node is prepared
+        again, which changes nothing on a node that has it all and restarts its supervisor if
+        the host rebooted."""
+        known = self._facts.setdefault(cluster.id, {})
+        todo = [a for a in addresses if a.name not in known]
+        if not todo:
+            return
         started = time.monotonic()
         token = self._credentials(cluster).get("token", "")
         if provider.remote:
             await asyncio.to_thread(plan.build_shipped_software, cluster, self.catalog)
         needs = dataclasses.replace(plan.node_needs(cluster, self.catalog),
                                     log_token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "")
-        facts = await provider.prepare_nodes(ref, addresses, needs,
+        facts = await provider.prepare_nodes(ref, todo, needs,
                                              lambda text: self._event(cluster.id, "install", text))
-        self._facts[cluster.id] = facts
+        known.update(facts)
         if facts:  # nothing to say where the nodes are this machine
             self._event(cluster.id, "install", f"software ready on {len(facts)} node(s)",
                         duration_s=time.monotonic() - started)
 
     def _node_facts(self, cluster_id: str, node: str) -> NodeFacts | None:
         return self._facts.get(cluster_id, {}).get(node)
+
+    async def _asked_facts(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
+                           node: str) -> NodeFacts | None:
+        """A node's facts also when this service manager has not prepared it (a restart)."""
+        if self._node_facts(cluster.id, node) is None and provider.remote:
+            facts = await provider.node_facts(ref, node)
+            if facts is not None:
+                self._facts.setdefault(cluster.id, {})[node] = facts
+        return self._node_facts(cluster.id, node)
 
     async def _install_framework(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                                  fw: FrameworkDef, addresses: dict[str, NodeAddress]) -> None:
@@ -267,12 +287,19 @@ class Lifecycle:
             if status.state is ProcessState.RUNNING:
                 continue
             if wait_for:
-                await self._wait_tcp(wait_for, fw.readiness.timeout_s)
+                # A worker waits for the master's processes, which are all started by now: if
+                # one of them died, waiting longer cannot help.
+                master_alive = None if node.role == "master" else (
+                    lambda: self._raise_if_exited(cluster, provider, ref, fw, [plan.master_node(cluster)]))
+                await self._wait_tcp(wait_for, fw.readiness.timeout_s, master_alive)
             await provider.start_process(ref, address, launch)
 
-    async def _wait_tcp(self, address: str, timeout_s: float) -> None:
+    async def _wait_tcp(self, address: str, timeout_s: float,
+                        still_worth_it: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Until `address` accepts connections; `still_worth_it` raises when it never will."""
         host, _, port = address.rpartition(":")
         deadline = time.monotonic() + timeout_s
+        next_check = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             try:
                 _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
@@ -280,6 +307,9 @@ class Lifecycle:
                 return
             except (OSError, asyncio.TimeoutError):
                 await asyncio.sleep(0.05)
+            if still_worth_it is not None and time.monotonic() > next_check:
+                await still_worth_it()
+                next_check = time.monotonic() + 1.0
         raise StepFailed(f"{address} did not accept connections within {timeout_s:g} s")
 
     def _credentials(self, cluster: Cluster) -> dict[str, str]:
@@ -357,6 +387,7 @@ class Lifecycle:
         await provider.destroy_nodes(ref, [n.name for n in nodes])
         for node in nodes:
             self.store.remove_node(cluster.id, node.name)
+            self._facts.get(cluster.id, {}).pop(node.name, None)
         self._event(cluster.id, "scale", f"removed {len(nodes)} worker(s): "
                     + ", ".join(n.name for n in nodes), duration_s=time.monotonic() - started)
 
@@ -386,7 +417,7 @@ class Lifecycle:
         master = plan.master_node(cluster)
         (address,) = await provider.create_nodes(ref, [NodeRef(master.name, master.role, master.index)])
         credentials = self._credentials(cluster)
-        facts = self._node_facts(cluster.id, master.name)
+        facts = await self._asked_facts(cluster, provider, ref, master.name)
         env = render(fw.env, plan.context(cluster, self.catalog, fw, master, address.workdir,
                                           credentials=credentials, facts=facts))
         argv = render(call.command, plan.context(cluster, self.catalog, fw, node, credentials=credentials,
@@ -422,7 +453,10 @@ class Lifecycle:
         if cluster.state != "deleting":
             self._set_state(cluster.id, "deleting", cluster.status_reason)
             self._event(cluster.id, "deleting", "stopping workers, then the master")
-        await self._stop_processes(cluster)
+        try:
+            await self._stop_processes(cluster)
+        except DiscoError as exc:  # destroy below still removes what it can reach, and says what not
+            self._event(cluster.id, "deleting", f"stopping processes: {exc.message}", level="warning")
         await self.provider(cluster.provider).destroy_cluster(cluster.id)
         self._facts.pop(cluster.id, None)
         self.store.update_cluster(cluster.id, state="deleted", slot=None, deleted_at=utcnow(), outputs={})

@@ -41,6 +41,7 @@ class ClusterService:
                 f"provider {provider} cannot keep tenants apart here (it needs the service manager "
                 f"to run as root), so it serves tenant {self.settings.sole_tenant!r} only",
                 code="isolation_unavailable", details={"provider": provider})
+        self.lifecycle.provider(provider).check_options(spec.provider_options)
         resolved = resolve(spec.model_copy(update={"provider": provider}), self.catalog,
                            max_workers=self.settings.max_workers)
         cluster_id = str(uuid.uuid4())

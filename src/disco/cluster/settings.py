@@ -40,6 +40,9 @@ class Settings:
     # The one tenant a provider that cannot isolate tenants serves (the local provider when
     # the service manager does not run as root): the tenant of the first start's token.
     sole_tenant: str = "default"
+    # Remote nodes (SSH hosts, cloud VMs) take Python packages from here on a private network.
+    node_index_url: str = ""
+    node_wheelhouse: str = ""
 
     @property
     def effective_database_url(self) -> str:
@@ -61,6 +64,8 @@ class Settings:
             "auth_failure_limit": _positive(env, "DISCO_AUTH_FAILURE_LIMIT", "20", int),
             "auth_failure_window_s": _positive(env, "DISCO_AUTH_FAILURE_WINDOW", "60", float),
             "sole_tenant": env.get("DISCO_SOLE_TENANT", "default"),
+            "node_index_url": env.get("DISCO_NODE_INDEX_URL", ""),
+            "node_wheelhouse": env.get("DISCO_NODE_WHEELHOUSE", ""),
         }
         if env.get("DISCO_PUBLIC_URL"):
             values["public_url"] = normalise_public_url(env["DISCO_PUBLIC_URL"])

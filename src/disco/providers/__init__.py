@@ -7,12 +7,11 @@ provider's dependencies (asyncssh, openstacksdk) load only when it is used.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
-
-from disco.providers.base import Provider
+from disco.providers.base import Provider, ProviderResources
 
 _REGISTRY = {
     "local": "disco.providers.local:LocalProvider",
+    "ssh": "disco.providers.ssh:SSHProvider",
 }
 
 
@@ -20,7 +19,7 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def load_provider(name: str, data_dir: Path) -> Provider:
+def load_provider(name: str, resources: ProviderResources) -> Provider:
     module_name, _, class_name = _REGISTRY[name].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(data_dir)
+    cls: type[Provider] = getattr(importlib.import_module(module_name), class_name)
+    return cls.from_resources(resources)

@@ -11,6 +11,40 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from disco.errors import DiscoError
+
+
+@dataclass(frozen=True)
+class ProviderResources:
+    """What the service manager lends a provider when it makes one: its directories, and for
+    providers whose nodes are hosts of a pool, that pool (an object with the provider's own
+    protocol: the provider never sees the database behind it)."""
+
+    data_dir: Path
+    cache_dir: Path
+    host_pool: Any = None
+    # Where remote nodes take Python packages from on a private network (else the index
+    # their pip is configured with).
+    node_index_url: str = ""
+    node_wheelhouse: str = ""
+
+
+class ProviderError(DiscoError):
+    """Infrastructure failed in a way its admin or user can act on; the message says how, and
+    becomes the failed cluster's reason."""
+
+    status = 502
+    code = "provider_error"
+
+
+class ProvisionError(ProviderError):
+    """Hosts for a cluster cannot be had (too few free, none named so)."""
+
+    status = 409
+    code = "no_hosts"
 
 
 @dataclass(frozen=True)
@@ -97,6 +131,11 @@ class Provider(ABC):
     # carries: framework files, built Java support) rather than from this installation.
     remote: bool = False
 
+    @classmethod
+    def from_resources(cls, resources: ProviderResources) -> "Provider":
+        """Make the provider from what the service manager lends it."""
+        raise NotImplementedError(f"provider {cls.name} cannot be made from resources")
+
     @abstractmethod
     async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
         """Make (or find again) the hosts for these nodes."""
@@ -155,6 +194,15 @@ class Provider(ABC):
     def owns_listener(self, cluster_id: str, host: str, port: int) -> bool | None:
         """Whether what listens on host:port is a process of this cluster; None when the
         provider cannot tell (remote hosts: their addresses are the cluster's own)."""
+        return None
+
+    def check_options(self, options: dict[str, str]) -> None:
+        """Refuse (InvalidSpec) provider options this provider does not understand or that
+        cannot work; called before a cluster is recorded."""
+
+    async def node_facts(self, cluster: ClusterRef, node: str) -> NodeFacts | None:
+        """Where software is on a node that was prepared before (asked again after a restart of
+        the service manager); None where the service manager's own paths hold."""
         return None
 
     async def warm(self, preloads: set[tuple[str, ...]]) -> None:

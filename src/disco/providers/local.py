@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 
 from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeRef, ProcessState,
-                                  ProcessStatus, Provider)
+                                  ProcessStatus, Provider, ProviderResources)
 from disco.providers.local_users import ensure_user, isolation_mode, uid_for_host
 from disco.providers.marks import ROOT_ENV, TAG_ENV, cluster_of, marked_processes, title_mark
 from disco.providers.private_files import write_files, write_private
@@ -54,6 +54,10 @@ def node_host(slot: int, index: int) -> str:
 
 class LocalProvider(Provider):
     name = "local"
+
+    @classmethod
+    def from_resources(cls, resources: ProviderResources) -> "LocalProvider":
+        return cls(resources.data_dir)
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)

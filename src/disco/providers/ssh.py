@@ -22,18 +22,28 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from disco.errors import InvalidSpec
 from disco.node.bootstrap import render_script
 from disco.node.bundle import Download as BundleDownload, NodeBundle, PythonEnv
 from disco.node.wheel import self_wheel, wheel_ref
 from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeFacts, NodeNeeds, NodeRef,
-                                  ProcessState, ProcessStatus, Provider)
-from disco.providers.ssh_transport import HostSpec, SSHError, Transport
+                                  ProcessState, ProcessStatus, Provider, ProviderResources, ProvisionError)
+from disco.providers.ssh_transport import HostSpec, SSHError, Transport, as_root
 
 log = logging.getLogger(__name__)
 
 BOOTSTRAP_TIMEOUT_S = 1800.0
 BOOTSTRAP_TRIES = 3
 BACKOFF_S = (2.0, 8.0)
+
+
+# What a cluster's spec may say about its hosts (`provider_options`), comma-separated lists.
+OPTIONS = {"hosts": "names of the pool's hosts to use, master first",
+           "labels": "labels every host used must carry"}
+
+
+def split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class HostPool(Protocol):
@@ -57,13 +67,31 @@ class SSHProvider(Provider):
     name = "ssh"
     remote = True
 
-    def __init__(self, pool: HostPool, cache_dir: Path) -> None:
+    def __init__(self, pool: HostPool, cache_dir: Path, *, index_url: str = "", wheelhouse: str = "") -> None:
         self.pool = pool
         self.cache_dir = Path(cache_dir)
+        self.index_url = index_url
+        self.wheelhouse = wheelhouse
         self.transport = Transport()
+
+    @classmethod
+    def from_resources(cls, resources: ProviderResources) -> "SSHProvider":
+        if resources.host_pool is None:
+            raise ProvisionError("the ssh provider needs the service manager's host pool")
+        return cls(resources.host_pool, resources.cache_dir, index_url=resources.node_index_url,
+                   wheelhouse=resources.node_wheelhouse)
 
     def close(self) -> None:
         self.transport.close()
+
+    def check_options(self, options: dict[str, str]) -> None:
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise InvalidSpec(f"provider ssh does not know the option(s) {', '.join(unknown)}; it takes "
+                              + "; ".join(f"{k} ({v})" for k, v in OPTIONS.items()), code="invalid_provider_option")
+        for key in OPTIONS:
+            if key in options and not split_list(options[key]):
+                raise InvalidSpec(f"provider option {key} is empty", code="invalid_provider_option")
 
     # -- hosts ---------------------------------------------------------------------------
 
@@ -99,6 +127,13 @@ class SSHProvider(Provider):
             timings = ", ".join(f"{s['name']} {s['seconds']:.1f} s" + ("" if s.get("changed") else " (as it was)")
                                 for s in steps)
             report(f"{node} ({host.name}) bootstrapped in {time.monotonic() - started:.1f} s: {timings}")
+        return await self._facts(host)
+
+    async def node_facts(self, cluster: ClusterRef, node: str) -> NodeFacts | None:
+        host = self.pool.assigned(cluster.id).get(node)
+        return None if host is None else await self._facts(host)
+
+    async def _facts(self, host: HostSpec) -> NodeFacts:
         facts = await self._node_cli(host, ["facts"])
         return NodeFacts(python=facts["python"], site_packages=facts["site_packages"], bin_dir=facts["bin_dir"])
 
@@ -106,7 +141,8 @@ class SSHProvider(Provider):
         return NodeBundle(
             cluster_id=cluster_id, node=node, role="master" if node == "master" else "worker",
             host=host.address, prefix=host.prefix, os_packages=list(needs.os_packages),
-            python=PythonEnv(requirements=list(needs.python_requirements)),
+            python=PythonEnv(requirements=list(needs.python_requirements), index_url=self.index_url or None,
+                             wheelhouse=self.wheelhouse or None),
             downloads=[BundleDownload(d.url, d.sha256, d.dest) for d in needs.downloads],
             disco_wheel=wheel_ref(wheel),
             log_token_sha256=needs.log_token_sha256)
@@ -120,7 +156,7 @@ class SSHProvider(Provider):
         script = render_script(bundle)
         path = f"{bundle.node_dir}/bootstrap.sh"
         await self.transport.acall(self.transport.upload(host, script.encode(), path, 0o700))
-        done = await self.transport.acall(self.transport.run(host, _as_root(host, ["sh", path]),
+        done = await self.transport.acall(self.transport.run(host, as_root(host, ["sh", path]),
                                                              timeout_s=BOOTSTRAP_TIMEOUT_S))
         if done.exit_code != 0:
             raise SSHError(f"{host.name}: bootstrap failed (exit {done.exit_code}): "
@@ -150,7 +186,7 @@ class SSHProvider(Provider):
         entry = answer.get("processes", {}).get(process)
         if entry is None:
             return ProcessStatus(ProcessState.MISSING)
-        return ProcessStatus(ProcessState(entry["state"]), entry.get("exit_code"), entry.get("pid"))
+        return ProcessStatus(_STATES.get(entry["state"], ProcessState.EXITED), entry.get("exit_code"), entry.get("pid"))
 
     async def stop_node(self, cluster: ClusterRef, node: str, grace_s: float) -> None:
         host = self.pool.assigned(cluster.id).get(node)
@@ -161,13 +197,27 @@ class SSHProvider(Provider):
 
     async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> None:
         hosts = self.pool.assigned(cluster.id)
-        await asyncio.gather(*(self._destroy(cluster.id, node, hosts[node]) for node in nodes if node in hosts))
-        await asyncio.to_thread(self.pool.release, cluster.id, nodes)
+        await self._destroy_all(cluster.id, {node: hosts[node] for node in nodes if node in hosts})
 
     async def destroy_cluster(self, cluster_id: str) -> None:
-        hosts = self.pool.assigned(cluster_id)
-        await asyncio.gather(*(self._destroy(cluster_id, node, host) for node, host in hosts.items()))
-        await asyncio.to_thread(self.pool.release, cluster_id, None)
+        await self._destroy_all(cluster_id, self.pool.assigned(cluster_id))
+
+    async def _destroy_all(self, cluster_id: str, hosts: dict[str, HostSpec]) -> None:
+        """Clean every host that can be reached and give it back; a host that cannot be
+        cleaned stays the cluster's (so nothing of it is handed to another), and the error
+        says which, for the next attempt."""
+        nodes = list(hosts)
+        results = await asyncio.gather(*(self._destroy(cluster_id, node, hosts[node]) for node in nodes),
+                                       return_exceptions=True)
+        clean = [node for node, result in zip(nodes, results) if result is None]
+        if clean:
+            await asyncio.to_thread(self.pool.release, cluster_id, clean)
+        failures = [result for result in results if isinstance(result, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, SSHError):
+                raise failure
+        if failures:
+            raise SSHError("; ".join(str(f) for f in failures))
 
     async def _destroy(self, cluster_id: str, node: str, host: HostSpec) -> None:
         """Everything of the cluster goes from the host; `destroy` answers with what its /proc
@@ -225,7 +275,7 @@ class SSHProvider(Provider):
     async def _node_cli_on_loop(self, host: HostSpec, args: list[str], *, stdin: str = "",
                                 timeout_s: float = 120.0, missing_ok: bool = False) -> dict[str, Any]:
         python = f"{host.prefix}/venv/bin/python"
-        done = await self.transport.run(host, _as_root(host, [python, "-m", "disco.node", *args]),
+        done = await self.transport.run(host, as_root(host, [python, "-m", "disco.node", *args]),
                                         stdin=stdin, timeout_s=timeout_s)
         if done.exit_code == 127 and missing_ok:  # never bootstrapped: nothing is there
             return {}
@@ -239,14 +289,14 @@ class SSHProvider(Provider):
         return answer
 
 
+# The node supervisor's states as the lifecycle sees them: alive (about to run, or still
+# shutting down) or not. `backoff` is a crash the supervisor will retry; during start-up the
+# lifecycle treats it as the failure it is.
+_STATES = {"running": ProcessState.RUNNING, "starting": ProcessState.RUNNING, "stopping": ProcessState.RUNNING}
+
+
 def _node_dir(host: HostSpec, cluster_id: str, node: str) -> str:
     return f"{host.prefix.rstrip('/')}/clusters/{cluster_id}/{node}"
-
-
-def _as_root(host: HostSpec, argv: list[str]) -> list[str]:
-    """Installing packages and giving each cluster a user of its own need root: a host's
-    user that is not root must have password-less sudo."""
-    return argv if host.user == "root" else ["sudo", "-n", "--", *argv]
 
 
 def _worth_retrying(exc: SSHError) -> bool:

@@ -18,8 +18,11 @@ from typing import Any, TypeVar
 
 import asyncssh
 
+from disco.providers.base import ProviderError
+
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 10.0
+UPLOAD_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,13 @@ class HostSpec:
         return f"HostSpec({self.name}, {self.user}@{self.address}:{self.port})"
 
 
-class SSHError(RuntimeError):
+def as_root(host: HostSpec, argv: list[str]) -> list[str]:
+    """Installing packages and giving each cluster a user of its own need root: a host's
+    user that is not root must have password-less sudo."""
+    return argv if host.user == "root" else ["sudo", "-n", "--", *argv]
+
+
+class SSHError(ProviderError):
     """Reaching a host failed; the message says why in words an admin can act on."""
 
 
@@ -98,18 +107,26 @@ class Transport:
                          str(done.stdout or ""), str(done.stderr or ""))
 
     async def upload(self, host: HostSpec, data: bytes, path: str, mode: int = 0o644) -> None:
-        """Write a file on the host, whole or not at all (a staging name, then a rename)."""
+        """Write a file on the host, whole or not at all (a staging name, then a rename), as
+        root: through the command channel and `sudo` for a user that is not root, since the
+        node's prefix belongs to root and SFTP cannot change user (nor is it always on)."""
         connection = await self._connection(host)
-        staging = f"{path}.part"
+        # Directories it makes are the node's layout (readable, as the bootstrap makes them);
+        # the file is private until its mode is set.
+        script = ('set -e; umask 022; mkdir -p "$(dirname "$1")"; umask 077; cat > "$1.part"; '
+                  f'chmod {mode:o} "$1.part"; mv -f "$1.part" "$1"')
+        command = " ".join(shlex.quote(part) for part in as_root(host, ["sh", "-c", script, "sh", path]))
         try:
-            async with connection.start_sftp_client() as sftp:
-                await sftp.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
-                async with sftp.open(staging, "wb", attrs=asyncssh.SFTPAttrs(permissions=mode)) as remote:
-                    await remote.write(data)
-                await sftp.chmod(staging, mode)
-                await sftp.posix_rename(staging, path)
+            done = await asyncio.wait_for(connection.run(command, input=data, encoding=None, check=False),
+                                          UPLOAD_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise SSHError(f"{host.name}: writing {path} took longer than {UPLOAD_TIMEOUT_S:g} s") from None
         except (OSError, asyncssh.Error) as exc:
+            self._forget(host)
             raise SSHError(f"{host.name}: could not write {path} ({exc})") from None
+        if done.exit_status != 0:
+            reason = bytes(done.stderr or b"").decode(errors="replace").strip()[-300:]
+            raise SSHError(f"{host.name}: could not write {path} (exit {done.exit_status}: {reason})")
 
     async def _connection(self, host: HostSpec) -> asyncssh.SSHClientConnection:
         key = (host.address, host.port, host.user)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,7 +24,9 @@ from disco.cluster.service import ClusterService
 from disco.cluster.store import Store
 from disco.errors import DiscoError
 from disco.frameworks.catalog import Catalog, load_catalog
+from disco.frameworks.render import cache_dir
 from disco.providers import load_provider
+from disco.providers.base import ProviderResources
 from disco.cluster.settings import Settings
 
 
@@ -42,7 +45,10 @@ def build_manager(settings: Settings) -> Manager:
     store = Store(settings.effective_database_url)
     catalog = load_catalog(*settings.extra_framework_dirs)
     box = SecretBox(settings.data_dir)
-    lifecycle = Lifecycle(store, catalog, settings, lambda name: load_provider(name, settings.data_dir), box)
+    resources = ProviderResources(data_dir=settings.data_dir, cache_dir=Path(cache_dir()),
+                                  node_index_url=settings.node_index_url,
+                                  node_wheelhouse=settings.node_wheelhouse)
+    lifecycle = Lifecycle(store, catalog, settings, lambda name: load_provider(name, resources), box)
     service = ClusterService(settings, store, catalog, lifecycle, box)
     throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_s)
     return Manager(settings, store, catalog, lifecycle, service, throttle)
