@@ -47,6 +47,8 @@ def check_address_base(base: str) -> str:
 
 
 class Testbed:
+    __test__ = False  # not a pytest test class, despite the name
+
     def __init__(self, name: str = DEFAULT_NAME, address_base: str | None = None,
                  state_dir: Path | str | None = None, cache_dir: Path | str | None = None,
                  progress: Progress = _quiet) -> None:
