@@ -36,7 +36,7 @@ def up(hosts: int = typer.Option(..., "--hosts", "-n", min=1, max=254, help="How
                                                   help=f"Host i gets BASE.i (default {DEFAULT_ADDRESS_BASE})."),
        ) -> None:
     """Start hosts (building the image first if needed); print their inventory as YAML on stdout,
-    for `disco hosts add --from FILE`."""
+    the file the host pool's `disco hosts add` reads."""
     if image not in IMAGE_NAMES:
         _fail(TestbedError(f"unknown image {image!r} (images: {', '.join(IMAGE_NAMES)})"))
     started = time.monotonic()
