@@ -9,6 +9,9 @@ import pytest
 
 from sm_fixtures import ServiceManager
 
+# Test hosts (podman containers) for any test: testbed_images, testbed_factory.
+pytest_plugins = ["testbed_fixtures"]
+
 
 @pytest.fixture(scope="module")
 def sm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceManager]:
