@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
+from disco.frameworks.render import cache_dir
 from sm_fixtures import ServiceManager, cluster_processes, listening_on, wait_state, wait_until
 
 pytestmark = pytest.mark.slow
@@ -57,6 +59,14 @@ def alive_nodes(dashboard: str, token: str) -> int:
     return sum(1 for n in body["data"]["result"]["result"] if n["state"] == "ALIVE")
 
 
+def cluster_listeners(cluster_id: str) -> list[tuple[str, int, str]]:
+    """(address, port, process name) of every listening socket of the cluster's processes."""
+    pids = {p.pid: p.name() for p in cluster_processes(cluster_id)}
+    return sorted((c.laddr.ip.removeprefix("::ffff:"), c.laddr.port, pids[c.pid])
+                  for c in psutil.net_connections("tcp")
+                  if c.status == psutil.CONN_LISTEN and c.pid in pids)
+
+
 def wait_nodes(api: httpx.Client, cluster_id: str, count: int) -> dict:
     return wait_until(lambda: (c := api.get(f"/api/v1/clusters/{cluster_id}").json())["state"] == "ready"
                       and len(c["nodes"]) == count and c, timeout=90, what=f"{count} nodes ready")
@@ -95,6 +105,11 @@ def test_ray_lifecycle(sm: ServiceManager, api: httpx.Client, tmp_path: Path) ->
         assert refused.returncode != 0 and "CONNECTED" not in refused.stdout, refused.stdout[-2000:]
 
     # Nothing listens on an address that is not the cluster's, but for what Ray cannot be told.
+    # Ray binds most of its ports to every address: each node has a block of its own.
+    blocks = json.loads((Path(cache_dir()) / "port-blocks.json").read_text())
+    owned = {port for host in hosts for port in range(blocks[host]["start"], blocks[host]["start"] + 32)}
+    for ip, port, name in cluster_listeners(cid):
+        assert ip in hosts or port in owned, f"{name} listens on {ip}:{port}"
     # Scale up, then down: workers join and leave the head's count.
     assert api.patch(f"/api/v1/clusters/{cid}", json={"workers": 3}).status_code == 200
     wait_nodes(api, cid, 4)
