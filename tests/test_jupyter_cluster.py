@@ -29,7 +29,7 @@ print("RESULT", total, workers, where)
 
 def login(base: str, password: str) -> httpx.Client:
     """A browser's login: the form with Jupyter's XSRF cookie, then the session cookie."""
-    session = httpx.Client(base_url=base, trust_env=False, timeout=30).__enter__()
+    session = httpx.Client(base_url=base, trust_env=False, timeout=30)
     session.get("/login")
     xsrf = session.cookies.get("_xsrf")
     assert xsrf, "the login page sets an XSRF cookie"
@@ -92,7 +92,8 @@ def test_jupyter_with_dask(sm: ServiceManager, api: httpx.Client) -> None:
                      trust_env=False).status_code == 200
 
     # Logged in like a browser: start a kernel and compute on the cluster's Dask from it.
-    with login(base, password) as session:  # noqa: SIM117 (opened by login)
+    session = login(base, password)
+    try:
         assert session.get("/api/status").status_code == 200
         kernel = session.post("/api/kernels", json={"name": "python3"})
         assert kernel.status_code == 201, kernel.text
@@ -101,6 +102,8 @@ def test_jupyter_with_dask(sm: ServiceManager, api: httpx.Client) -> None:
         output = asyncio.run(execute(ws_url, cookies, session.headers["X-XSRFToken"], ON_THE_CLUSTER))
         assert "RESULT 4950 1 worker-1" in output, output
         session.delete(f"/api/kernels/{kernel.json()['id']}")
+    finally:
+        session.close()
 
     # The clear password is nowhere on disk in the cluster's directories, nor in its events or
     # the service manager's log; its hash is in the server's configuration.
