@@ -3,15 +3,17 @@ software on that host rather than on the service manager's machine."""
 
 from __future__ import annotations
 
+import json
 from importlib import metadata
 from pathlib import Path
 
 import pytest
+from jupyter_server.auth.security import passwd_check
 
 from disco.cluster import plan
 from disco.cluster.models import Cluster, Node
 from disco.frameworks.catalog import Catalog, load_catalog
-from disco.frameworks.render import module_dir
+from disco.frameworks.render import module_dir, render
 from disco.providers.base import NodeFacts
 
 FACTS = NodeFacts(python="/opt/disco/venv/bin/python", bin_dir="/opt/disco/venv/bin",
@@ -65,3 +67,25 @@ def test_spark_on_a_node_uses_its_pyspark_and_the_jar_from_discos_wheel(catalog:
     local = Path(module_dir("disco")) / jar.removeprefix(f"{FACTS.site_packages}/disco/")
     assert local.is_file()
     assert "SharedArchiveFile" not in master.env["SPARK_DAEMON_JAVA_OPTS"]
+
+
+def test_requirements_with_extras_are_pinned_by_their_distribution(catalog: Catalog) -> None:
+    needs = plan.node_needs(cluster_of(catalog, "ray", "jupyter"), catalog)
+    # `ray[default]` is pinned to the installed `ray`, extras kept: nodes get the dashboard too.
+    assert needs.python_requirements == (f"ray[default]=={metadata.version('ray')}",
+                                         f"jupyterlab=={metadata.version('jupyterlab')}")
+    assert plan.distribution_name("ray[default]") == "ray"
+    assert plan.distribution_name("dask") == "dask"
+
+
+def test_jupyter_config_holds_only_the_hash_of_its_password(catalog: Catalog) -> None:
+    cluster = cluster_of(catalog, "dask", "jupyter")
+    (lab, _), = plan.launches(cluster, catalog, catalog.get("jupyter"), cluster.nodes[0], "/w",
+                              credentials={**CREDENTIALS, "token": "t" * 43})
+    password = render("{{ derive_secret(credentials.token, 'jupyter') }}", {"credentials": {"token": "t" * 43}})
+    assert password and all(password not in text for text in [*lab.files.values(), *lab.env.values(), *lab.argv])
+    config = json.loads(lab.files["jupyter/config/jupyter_server_config.json"])
+    assert passwd_check(config["PasswordIdentityProvider"]["hashed_password"], password)
+    kernel = json.loads(lab.files["jupyter/data/kernels/python3/kernel.json"])
+    assert kernel["env"]["DASK_SCHEDULER_ADDRESS"].startswith("tls://")
+    assert "SPARK_CONF_DIR" not in kernel["env"]  # no Spark in this cluster

@@ -97,11 +97,16 @@ def node_needs(cluster: Cluster, catalog: Catalog) -> NodeNeeds:
         install = catalog.get(name).install
         os_packages += [p for p in install.os_packages if p not in os_packages]
         for package in install.python_packages:
-            pinned = f"{package}=={metadata.version(package)}"
+            pinned = f"{package}=={metadata.version(distribution_name(package))}"
             if pinned not in requirements:
                 requirements.append(pinned)
         downloads += [Download(d.url, d.sha256, d.dest) for d in install.downloads]
     return NodeNeeds(tuple(os_packages), tuple(requirements), tuple(downloads))
+
+
+def distribution_name(requirement: str) -> str:
+    """The distribution of a requirement that may name extras: `ray[default]` is `ray`."""
+    return requirement.split("[", 1)[0].strip()
 
 
 def _secret_defaults(catalog: Catalog, name: str) -> dict[str, Any]:

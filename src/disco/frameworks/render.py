@@ -7,6 +7,9 @@ processes without any Python of its own.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import importlib.util
 import os
 import shutil
@@ -66,6 +69,32 @@ def spark_class_archive(role: str, java_opts: str) -> str:
     return archive_option(role, spark_home, java_support(spark_home + "/jars/*"), java_opts)
 
 
+def port_block(host: str, size: int) -> int:
+    """The first of `size` port numbers that belong to the node at `host` alone on this machine,
+    the same at every render (for frameworks that bind ports to every address; port_blocks.py)."""
+    from disco.framework_support.port_blocks import port_block as assign
+
+    try:
+        return assign(cache_dir(), host, int(size))
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise DiscoError(f"no ports for {host}: {exc}", code="no_ports") from None
+
+
+def derive_secret(secret: str, purpose: str) -> str:
+    """A secret of its own for one purpose, derived from a cluster credential (HMAC-SHA256), so
+    that a framework's password is not a credential another framework keeps in a file."""
+    digest = hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def jupyter_password_hash(secret: str) -> str:
+    """jupyter_server's salted argon2 hash of a password: what a Jupyter server is configured
+    with, so that the clear password never lands in a file."""
+    from jupyter_server.auth.security import passwd
+
+    return passwd(secret)
+
+
 def which(command: str) -> str:
     found = shutil.which(command)
     if not found:
@@ -76,7 +105,8 @@ def which(command: str) -> str:
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=False)
 _env.globals.update(python=sys.executable, module_dir=module_dir, which=which, cache_dir=cache_dir,
                     path_exists=path_exists, java_support=java_support,
-                    spark_class_archive=spark_class_archive,
+                    spark_class_archive=spark_class_archive, port_block=port_block,
+                    derive_secret=derive_secret, jupyter_password_hash=jupyter_password_hash,
                     bin_dir=str(Path(sys.executable).parent))
 
 
