@@ -13,6 +13,7 @@ from jupyter_server.auth.security import passwd_check
 from disco.cluster import plan
 from disco.cluster.models import Cluster, Node
 from disco.frameworks.catalog import Catalog, load_catalog
+from disco.frameworks.pins import distribution_name
 from disco.frameworks.render import module_dir, render
 from disco.providers.base import NodeFacts
 
@@ -74,8 +75,8 @@ def test_requirements_with_extras_are_pinned_by_their_distribution(catalog: Cata
     # `ray[default]` is pinned to the installed `ray`, extras kept: nodes get the dashboard too.
     assert needs.python_requirements == (f"ray[default]=={metadata.version('ray')}",
                                          f"jupyterlab=={metadata.version('jupyterlab')}")
-    assert plan.distribution_name("ray[default]") == "ray"
-    assert plan.distribution_name("dask") == "dask"
+    assert distribution_name("ray[default]") == "ray"
+    assert distribution_name("dask") == "dask"
 
 
 def test_jupyter_config_holds_only_the_hash_of_its_password(catalog: Catalog) -> None:

@@ -6,12 +6,13 @@ a restart of the service manager.
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from disco.cluster.models import Cluster, Node
+from disco.errors import DiscoError
 from disco.frameworks.catalog import Catalog
+from disco.frameworks.pins import MissingPackage, pinned_python_packages
 from disco.frameworks.model import FrameworkDef
 from disco.frameworks.render import render
 from disco.providers.base import Download, Launch, NodeFacts, NodeNeeds
@@ -90,23 +91,18 @@ def build_shipped_software(cluster: Cluster, catalog: Catalog) -> None:
 def node_needs(cluster: Cluster, catalog: Catalog) -> NodeNeeds:
     """What every node of the cluster needs installed, from its frameworks' `install:`;
     Python packages pinned to the versions installed here."""
+    names = cluster.spec.get("resolved_frameworks", [])
     os_packages: list[str] = []
-    requirements: list[str] = []
     downloads: list[Download] = []
-    for name in cluster.spec.get("resolved_frameworks", []):
+    for name in names:
         install = catalog.get(name).install
         os_packages += [p for p in install.os_packages if p not in os_packages]
-        for package in install.python_packages:
-            pinned = f"{package}=={metadata.version(distribution_name(package))}"
-            if pinned not in requirements:
-                requirements.append(pinned)
         downloads += [Download(d.url, d.sha256, d.dest) for d in install.downloads]
+    try:
+        requirements = pinned_python_packages(catalog, names)
+    except MissingPackage as exc:
+        raise DiscoError(str(exc), code="missing_software") from None
     return NodeNeeds(tuple(os_packages), tuple(requirements), tuple(downloads))
-
-
-def distribution_name(requirement: str) -> str:
-    """The distribution of a requirement that may name extras: `ray[default]` is `ray`."""
-    return requirement.split("[", 1)[0].strip()
 
 
 def _secret_defaults(catalog: Catalog, name: str) -> dict[str, Any]:

@@ -16,15 +16,21 @@ class MissingPackage(RuntimeError):
 
 def pinned_python_packages(catalog: Catalog, names: list[str] | None = None) -> list[str]:
     """`package==version` for every `install: python_packages:` of the named frameworks (all
-    of the catalog's when None), in catalog order, each once."""
+    of the catalog's when None), in the given order, each once. Extras stay in the pin
+    (`ray[default]==2.60.0`); the version is their distribution's."""
     pins: list[str] = []
     for name in names if names is not None else sorted(catalog.frameworks):
         for package in catalog.get(name).install.python_packages:
             try:
-                pin = f"{package}=={metadata.version(package)}"
+                pin = f"{package}=={metadata.version(distribution_name(package))}"
             except metadata.PackageNotFoundError:
                 raise MissingPackage(f"framework {name} needs Python package {package!r}, "
                                      "which is not installed with the service manager") from None
             if pin not in pins:
                 pins.append(pin)
     return pins
+
+
+def distribution_name(requirement: str) -> str:
+    """The distribution of a requirement that may name extras: `ray[default]` is `ray`."""
+    return requirement.split("[", 1)[0].strip()

@@ -184,7 +184,9 @@ def _build_on(base: Image, recipe: Recipe, staging: Path, progress: Progress) ->
         _wheels(list(recipe.python_pins), wheelhouse)
         progress(f"  wheels for {', '.join(recipe.python_pins)}: {time.monotonic() - started:.0f} s")
         binds[wheelhouse] = "/mnt/disco-wheelhouse"
-        script.append(f"{shlex.quote(recipe.venv)}/bin/pip install -q --no-cache-dir --no-index "
+        # The wheels made here come first; the index still serves what the image's Python
+        # (Debian's, maybe older than this machine's) needs in another version.
+        script.append(f"{shlex.quote(recipe.venv)}/bin/pip install -q --no-cache-dir "
                       "--disable-pip-version-check --find-links /mnt/disco-wheelhouse "
                       + " ".join(map(shlex.quote, recipe.python_pins)))
     script += ["apt-get clean", "rm -rf /var/lib/apt/lists/*"]

@@ -13,7 +13,7 @@ from disco.frameworks.pins import pinned_python_packages
 from disco.testbed.host_config import SUITE
 
 # Bump when the build steps in images.py change in a way the fields below do not show.
-BUILD_STEPS_VERSION = 1
+BUILD_STEPS_VERSION = 2
 
 # What a fresh Debian cloud VM has: a login over SSH, Python 3, TLS roots, sudo, ip and ps.
 # Not python3-venv, not Java: the node bootstrap installs those on a bare host.
