@@ -300,8 +300,10 @@ def _node_dir(host: HostSpec, cluster_id: str, node: str) -> str:
 
 
 def _worth_retrying(exc: SSHError) -> bool:
-    text = str(exc)
-    return not any(reason in text for reason in ("host key differs", "refused the key", "checksum"))
+    """A host that was unreachable or went away may be back; a wrong key, a changed host key
+    or a bad checksum stays wrong until someone fixes it."""
+    return exc.kind in ("unreachable", "lost") or (exc.kind == "remote" and "SHA-256" not in str(exc)
+                                                   and "unix socket path" not in str(exc))
 
 
 def _last_lines(text: str, lines: int = 5) -> str:

@@ -49,7 +49,18 @@ def as_root(host: HostSpec, argv: list[str]) -> list[str]:
 
 
 class SSHError(ProviderError):
-    """Reaching a host failed; the message says why in words an admin can act on."""
+    """Reaching a host failed; the message says why in words an admin can act on. `kind` says
+    whether trying again can help: `unreachable` and `lost` may pass; `auth` and `host_key`
+    need an admin; `remote` is a command on the host that failed."""
+
+    def __init__(self, message: str, *, kind: str = "remote") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property
+    def host_unusable(self) -> bool:
+        """The host cannot be worked on at all now (not merely a command that failed)."""
+        return self.kind in ("unreachable", "lost", "auth", "host_key")
 
 
 @dataclass(frozen=True)
@@ -102,7 +113,7 @@ class Transport:
             raise SSHError(f"{host.name}: `{argv[0]} …` did not finish within {timeout_s:g} s") from None
         except (OSError, asyncssh.Error) as exc:
             self._forget(host)
-            raise SSHError(f"{host.name}: connection lost ({exc})") from None
+            raise SSHError(f"{host.name}: connection lost ({exc})", kind="lost") from None
         return Completed(done.exit_status if done.exit_status is not None else 255,
                          str(done.stdout or ""), str(done.stderr or ""))
 
@@ -123,7 +134,7 @@ class Transport:
             raise SSHError(f"{host.name}: writing {path} took longer than {UPLOAD_TIMEOUT_S:g} s") from None
         except (OSError, asyncssh.Error) as exc:
             self._forget(host)
-            raise SSHError(f"{host.name}: could not write {path} ({exc})") from None
+            raise SSHError(f"{host.name}: could not write {path} ({exc})", kind="lost") from None
         if done.exit_status != 0:
             reason = bytes(done.stderr or b"").decode(errors="replace").strip()[-300:]
             raise SSHError(f"{host.name}: could not write {path} (exit {done.exit_status}: {reason})")
@@ -155,18 +166,19 @@ async def connect(host: HostSpec, timeout_s: float = CONNECT_TIMEOUT_S) -> async
         key = asyncssh.import_private_key(host.private_key)
         known = asyncssh.import_known_hosts(known_hosts_line(host))
     except (ValueError, asyncssh.KeyImportError) as exc:
-        raise SSHError(f"{host.name}: unusable key material ({type(exc).__name__})") from None
+        raise SSHError(f"{host.name}: unusable key material ({type(exc).__name__})", kind="auth") from None
     try:
         return await asyncssh.connect(host.address, port=host.port, username=host.user, client_keys=[key],
                                       known_hosts=known, connect_timeout=timeout_s,
                                       agent_path=None, config=[])
     except asyncssh.HostKeyNotVerifiable:
         raise SSHError(f"{host.name}: the host key differs from the one recorded when the host was "
-                       "added (a different machine, or a reinstalled one); check it and add the host again") from None
+                       "added (a different machine, or a reinstalled one); check it and add the host again",
+                       kind="host_key") from None
     except asyncssh.PermissionDenied:
-        raise SSHError(f"{host.name}: {host.user}@{host.address} refused the key") from None
+        raise SSHError(f"{host.name}: {host.user}@{host.address} refused the key", kind="auth") from None
     except (OSError, asyncio.TimeoutError) as exc:
         raise SSHError(f"{host.name}: cannot reach {host.address}:{host.port} "
-                       f"({exc.__class__.__name__}: {exc or 'timed out'})") from None
+                       f"({exc.__class__.__name__}: {exc or 'timed out'})", kind="unreachable") from None
     except asyncssh.Error as exc:
-        raise SSHError(f"{host.name}: SSH failed ({exc})") from None
+        raise SSHError(f"{host.name}: SSH failed ({exc})", kind="unreachable") from None
