@@ -12,11 +12,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 import disco
-from disco.cluster.api import occi, rest
+from disco.cluster.api import hosts, occi, rest
 from disco.cluster.api.docs import install_docs
 from disco.cluster.api.routing import route_error
 from disco.cluster.api.limits import RequestLimits
 from disco.cluster.api.throttle import FailedAuthThrottle
+from disco.cluster.hosts import HostPool
 from disco.cluster.lifecycle import Lifecycle
 from disco.cluster.secrets import SecretBox
 from disco.cluster.service import ClusterService
@@ -35,6 +36,7 @@ class Manager:
     lifecycle: Lifecycle
     service: ClusterService
     throttle: FailedAuthThrottle
+    hosts: HostPool
 
 
 def build_manager(settings: Settings) -> Manager:
@@ -45,7 +47,7 @@ def build_manager(settings: Settings) -> Manager:
     lifecycle = Lifecycle(store, catalog, settings, lambda name: load_provider(name, settings.data_dir), box)
     service = ClusterService(settings, store, catalog, lifecycle, box)
     throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_s)
-    return Manager(settings, store, catalog, lifecycle, service, throttle)
+    return Manager(settings, store, catalog, lifecycle, service, throttle, HostPool(store, box))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return route_error(app, request, exc)
 
     app.include_router(rest.router)
+    app.include_router(hosts.router)
     app.include_router(occi.router)
     install_docs(app)
     return app
