@@ -164,24 +164,23 @@ def _say_error(exc: ApiError, output: Output, what: str) -> None:
 
 
 def _describe(host: dict[str, Any], verb: str) -> None:
-    """What an admin needs to see of a host just added or checked (never its key)."""
-    err = Console(stderr=True)
-    out.print(Text(f"{verb} host {host['name']} (id {host['id']}): {host['user']}@{host['address']}:{host['port']}, "
-                   f"state {host['state']}"))
+    """What an admin needs to see of a host just added or checked (never its key). Plain lines,
+    unwrapped: a host key must stay whole to be compared."""
+    typer.echo(f"{verb} host {host['name']} (id {host['id']}): {host['user']}@{host['address']}:{host['port']}, "
+               f"state {host['state']}")
     if host.get("host_key_just_recorded"):
-        out.print(Text(f"  host key recorded on first contact (trust on first use): {host['host_key']}\n"
-                       "  compare it with the host's own (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` there); "
-                       "it is enforced from now on"))
+        typer.echo(f"  host key recorded on first contact (trust on first use): {host['host_key']}\n"
+                   "  compare it with the host's own (/etc/ssh/ssh_host_ed25519_key.pub there); "
+                   "it is enforced from now on")
     check = host.get("last_check") or {}
     facts = check.get("facts")
     if facts:
         become = "root" if facts["root"] else ("password-less sudo" if facts["sudo"] else "no root")
         disk = f"{facts['disk_free_mb']} MB free under {facts['disk_path']}" if facts["disk_free_mb"] is not None else ""
         python = f"python3 {facts['python3']}" if facts["python3"] else "no python3"
-        out.print(Text("  " + ", ".join(p for p in (facts["os"], facts["arch"], python, become, disk) if p)))
+        typer.echo("  " + ", ".join(p for p in (facts["os"], facts["arch"], python, become, disk) if p))
     if check and not check.get("ok"):
-        err.print(Text(f"error: {check.get('error')}\n  the host is {host['state']}: fix this, then run "
-                       f"`disco hosts check {host['name']}`"))
+        typer.echo(f"error: {check.get('error')}\n  the host is {host['state']}: fix this, then run "
+                   f"`disco hosts check {host['name']}`", err=True)
     for problem in check.get("problems", []) if check.get("ok") else []:
-        out.print(Text(f"  problem: {problem}"))
-
+        typer.echo(f"  problem: {problem}")
