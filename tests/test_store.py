@@ -70,7 +70,7 @@ def new_cluster(tenant: str = "t1") -> Cluster:
 def test_migrations_are_idempotent(store: Store) -> None:
     Store(store.url).close()  # a second start upgrades nothing and fails nothing
     with store.engine.connect() as conn:
-        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0001"
+        assert conn.execute(text("select version_num from alembic_version")).scalar() == "0002"
 
 
 def test_tokens_are_stored_hashed(store: Store) -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from dataclasses import replace
+from typing import Optional
 
 import typer
 
@@ -75,12 +76,18 @@ def _first_token(settings: Settings, store: object) -> None:
 
 @token_app.command("create")
 def create_token(
-    tenant: str = typer.Option(..., "--tenant", help="Tenant the token acts for."),
+    tenant: Optional[str] = typer.Option(None, "--tenant", help="Tenant the token acts for (with --admin: default 'admin')."),
     description: str = typer.Option("", help="A note on what the token is for."),
+    admin: bool = typer.Option(False, "--admin", help="The token may also manage the SSH host pool."),
 ) -> None:
     """Make a new token; it is printed once, alone on the last line, and stored only hashed."""
     from disco.cluster.store import Store
 
+    if tenant is None and admin:
+        tenant = "admin"
+    if tenant is None:
+        typer.echo("error: --tenant is needed (or --admin, for an admin token)", err=True)
+        raise typer.Exit(2)
     if not tenant.strip() or len(tenant) > 64:
         typer.echo("error: --tenant must be 1 to 64 characters", err=True)
         raise typer.Exit(2)
@@ -88,8 +95,9 @@ def create_token(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     try:
-        token = store.create_token(tenant, description)
+        token = store.create_token(tenant, description, admin=admin)
     finally:
         store.close()
-    typer.echo(f"token for tenant {tenant} (shown once; keep it secret):", err=True)
+    kind = "admin token" if admin else "token"
+    typer.echo(f"{kind} for tenant {tenant} (shown once; keep it secret):", err=True)
     sys.stdout.write(token + "\n")

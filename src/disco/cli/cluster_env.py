@@ -13,6 +13,7 @@ from typing import Optional
 import typer
 
 from disco.cli.client import ApiError
+from disco.cli.options import TOKEN, URL
 from disco.cli.output import Output, fail, print_json
 from disco.connect import fetch_access
 
@@ -21,8 +22,7 @@ def env(
     cluster: str = typer.Argument(..., metavar="CLUSTER", help="The cluster's id, a unique prefix of it, or its name."),
     output: Output = typer.Option(Output.table, "--output", "-o",
                                   help="table: `export` lines for a shell to eval; json: the same as data."),
-    url: Optional[str] = typer.Option(None, "--url", help="Service manager URL (env DISCO_URL)."),
-    token: Optional[str] = typer.Option(None, "--token", help="API token (env DISCO_TOKEN)."),
+    url: Optional[str] = URL, token: Optional[str] = TOKEN,
 ) -> None:
     """Print `export` lines for the cluster's clients (use: eval "$(disco cluster env ID)").
 

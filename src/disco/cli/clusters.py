@@ -16,7 +16,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from disco.cli.client import ApiError, Client, resolve_cluster_id, resolve_endpoint, short_ids
+from disco.cli import options
+from disco.cli.client import ApiError, Client, resolve_cluster_id, short_ids
+from disco.cli.options import TOKEN, URL
 from disco.cli.output import Output, fail, print_json
 from disco.cli.cluster_env import env as env_command
 from disco.connect import clusters_dir
@@ -27,14 +29,12 @@ app = typer.Typer(help="Create, inspect, scale and delete clusters.", no_args_is
 out = Console()
 err = Console(stderr=True)
 
-URL = typer.Option(None, "--url", help="Service manager URL (env DISCO_URL; default http://127.0.0.1:8888).")
-TOKEN = typer.Option(None, "--token", help="API token (env DISCO_TOKEN, ~/.config/disco/config.yaml).")
 OUTPUT = typer.Option(Output.table, "--output", "-o", help="table for people, json for scripts (errors too).")
 CLUSTER = typer.Argument(..., help="The cluster's id, a unique prefix of it, or its name.")
 
 
 def _client(url: Optional[str], token: Optional[str]) -> Client:
-    return Client(*resolve_endpoint(url, token))
+    return options.client(url, token)
 
 
 def _target(ref: str, output: Output, url: Optional[str], token: Optional[str]) -> tuple[Client, str]:

@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from disco.cli import admin, clusters, mapreduce, testbed
+from disco.cli import admin, clusters, hosts, mapreduce, testbed
 from disco.cli.client import ApiError
 from disco.cli.output import Output, json_requested, show_error
 
@@ -15,6 +15,7 @@ app = typer.Typer(help="DISCO: distributed computing clusters in seconds.", no_a
 app.command("sm")(admin.serve)
 app.add_typer(admin.token_app, name="token")
 app.add_typer(clusters.app, name="cluster")
+app.add_typer(hosts.app, name="hosts")
 app.add_typer(mapreduce.mr_app, name="mr")
 app.add_typer(testbed.app, name="testbed")
 mapreduce.register(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from disco.cluster.store import Store
-from disco.errors import Unauthorized
+from disco.errors import Forbidden, Unauthorized
 
 if TYPE_CHECKING:
     from disco.cluster.api.throttle import FailedAuthThrottle
@@ -32,3 +32,13 @@ def authenticate(store: Store, token: str | None, tenant_name: str | None = None
         raise Unauthorized("the token does not belong to tenant given in X-Tenant-Name",
                            code="tenant_mismatch")
     return tenant
+
+
+def authenticate_admin(store: Store, token: str | None, *, throttle: FailedAuthThrottle | None = None,
+                       client: str = "") -> str:
+    """As `authenticate`, and the token must be an admin's (`disco token create --admin`)."""
+    authenticate(store, token, throttle=throttle, client=client)
+    found = store.token_identity(token or "")
+    if found is None or not found[1]:
+        raise Forbidden("this needs an admin token (made with `disco token create --admin`)", code="admin_only")
+    return found[0]

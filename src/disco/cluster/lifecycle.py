@@ -384,7 +384,8 @@ class Lifecycle:
                     for node in nodes:
                         await self._retire(cluster, fw, node)
         await asyncio.gather(*(provider.stop_node(ref, n.name, self.settings.stop_grace_s) for n in nodes))
-        await provider.destroy_nodes(ref, [n.name for n in nodes])
+        for note in await provider.destroy_nodes(ref, [n.name for n in nodes]) or []:
+            self._event(cluster.id, "scale", note, level="warning")
         for node in nodes:
             self.store.remove_node(cluster.id, node.name)
             self._facts.get(cluster.id, {}).pop(node.name, None)
@@ -457,11 +458,14 @@ class Lifecycle:
             await self._stop_processes(cluster)
         except DiscoError as exc:  # destroy below still removes what it can reach, and says what not
             self._event(cluster.id, "deleting", f"stopping processes: {exc.message}", level="warning")
-        await self.provider(cluster.provider).destroy_cluster(cluster.id)
+        notes = await self.provider(cluster.provider).destroy_cluster(cluster.id) or []
+        for note in notes:
+            self._event(cluster.id, "deleting", note, level="warning")
         self._facts.pop(cluster.id, None)
         self.store.update_cluster(cluster.id, state="deleted", slot=None, deleted_at=utcnow(), outputs={})
-        self._event(cluster.id, "deleted", "all processes stopped and files removed",
-                    duration_s=time.monotonic() - started)
+        self._event(cluster.id, "deleted", "all processes stopped and files removed" if not notes else
+                    f"deleted; {len(notes)} host(s) could not be reached and wait, quarantined, for an admin's check",
+                    duration_s=time.monotonic() - started, level="info" if not notes else "warning")
 
     # -- periodic health, idle and age ------------------------------------------------------
 

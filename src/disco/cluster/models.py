@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -24,6 +24,8 @@ class Token(Base):
     tenant: Mapped[str] = mapped_column(String(64), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(String(200), default="")
+    # Admin tokens may also manage what all tenants share (the SSH host pool).
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
@@ -85,3 +87,32 @@ class Event(Base):
     level: Mapped[str] = mapped_column(String(8), default="info")
     message: Mapped[str] = mapped_column(Text)
     duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class Host(Base):
+    """A machine of the SSH host pool: taken whole by one node of one cluster at a time."""
+
+    __tablename__ = "hosts"
+    # One node holds one host; (address, port) is one machine, recorded once.
+    __table_args__ = (UniqueConstraint("cluster_id", "node"), UniqueConstraint("address", "port"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer, default=22)
+    user: Mapped[str] = mapped_column(String(64))
+    private_key_enc: Mapped[str] = mapped_column(Text)
+    # `ssh-ed25519 AAAA…`; empty until the first contact records it (trust on first use).
+    host_key: Mapped[str] = mapped_column(Text, default="")
+    host_key_source: Mapped[str] = mapped_column(String(16), default="")
+    prefix: Mapped[str] = mapped_column(String(255), default="/opt/disco")
+    labels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # free, in_use (cluster_id and node say by whom) or unreachable (the last check failed).
+    state: Mapped[str] = mapped_column(String(16), index=True, default="free")
+    cluster_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    node: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    checked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    # {"ok", "facts", "problems"} of the last check; `check_error` why it failed.
+    check_result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    check_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -78,16 +78,21 @@ class Store:
 
     # -- tokens ---------------------------------------------------------------------
 
-    def create_token(self, tenant: str, description: str = "") -> str:
+    def create_token(self, tenant: str, description: str = "", *, admin: bool = False) -> str:
         token = secrets.token_urlsafe(32)
         with self.session() as s:
-            s.add(Token(tenant=tenant, token_hash=hash_token(token), description=description))
+            s.add(Token(tenant=tenant, token_hash=hash_token(token), description=description, admin=admin))
         return token
 
     def tenant_for_token(self, token: str) -> str | None:
+        found = self.token_identity(token)
+        return found[0] if found else None
+
+    def token_identity(self, token: str) -> tuple[str, bool] | None:
+        """(tenant, admin) of a token, None when no such token exists."""
         with self.session() as s:
             row = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
-            return row.tenant if row else None
+            return (row.tenant, bool(row.admin)) if row else None
 
     def count_tokens(self) -> int:
         with self.session() as s:

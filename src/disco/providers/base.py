@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from disco.errors import DiscoError
+from disco.errors import ProviderError  # re-exported: what a provider raises
 
 
 @dataclass(frozen=True)
@@ -30,21 +30,6 @@ class ProviderResources:
     # their pip is configured with).
     node_index_url: str = ""
     node_wheelhouse: str = ""
-
-
-class ProviderError(DiscoError):
-    """Infrastructure failed in a way its admin or user can act on; the message says how, and
-    becomes the failed cluster's reason."""
-
-    status = 502
-    code = "provider_error"
-
-
-class ProvisionError(ProviderError):
-    """Hosts for a cluster cannot be had (too few free, none named so)."""
-
-    status = 409
-    code = "no_hosts"
 
 
 @dataclass(frozen=True)
@@ -160,12 +145,14 @@ class Provider(ABC):
         """Stop every process on the node, newest first: SIGTERM, then SIGKILL after grace_s."""
 
     @abstractmethod
-    async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> None:
-        """Release the hosts of stopped nodes, leaving nothing of them behind."""
+    async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> list[str] | None:
+        """Release the hosts of stopped nodes, leaving nothing of them behind; notes on what
+        could not be done and is left to an admin (e.g. a host that could not be reached)."""
 
     @abstractmethod
-    async def destroy_cluster(self, cluster_id: str) -> None:
-        """Remove everything the provider holds for a cluster: processes, hosts, files."""
+    async def destroy_cluster(self, cluster_id: str) -> list[str] | None:
+        """Remove everything the provider holds for a cluster: processes, hosts, files; notes
+        as for destroy_nodes."""
 
     @abstractmethod
     def cluster_ids(self) -> set[str]:

@@ -17,6 +17,7 @@ import asyncio
 import base64
 import json
 import logging
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from disco.node.bootstrap import render_script
 from disco.node.bundle import Download as BundleDownload, NodeBundle, PythonEnv
 from disco.node.wheel import self_wheel, wheel_ref
 from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeFacts, NodeNeeds, NodeRef,
-                                  ProcessState, ProcessStatus, Provider, ProviderResources, ProvisionError)
+                                  ProcessState, ProcessStatus, Provider, ProviderError, ProviderResources)
 from disco.providers.ssh_transport import HostSpec, SSHError, Transport, as_root
 
 log = logging.getLogger(__name__)
@@ -51,13 +52,16 @@ class HostPool(Protocol):
 
     def acquire(self, cluster_id: str, nodes: list[str]) -> dict[str, HostSpec]:
         """Hosts for these nodes: the ones they hold already, else free ones (atomically);
-        raises ProvisionError when the pool has too few."""
+        raises ProviderError when the pool has too few."""
 
     def assigned(self, cluster_id: str) -> dict[str, HostSpec]:
         """node name -> host, for every node of the cluster that holds one."""
 
     def release(self, cluster_id: str, nodes: list[str] | None = None) -> None:
         """Give hosts back to the pool (all of the cluster's when nodes is None)."""
+
+    def quarantine(self, cluster_id: str, nodes: list[str], reason: str) -> None:
+        """Take hosts from the cluster without freeing them: they could not be cleaned."""
 
     def clusters(self) -> set[str]:
         """Ids of clusters that hold hosts."""
@@ -77,7 +81,7 @@ class SSHProvider(Provider):
     @classmethod
     def from_resources(cls, resources: ProviderResources) -> "SSHProvider":
         if resources.host_pool is None:
-            raise ProvisionError("the ssh provider needs the service manager's host pool")
+            raise ProviderError("the ssh provider needs the service manager's host pool")
         return cls(resources.host_pool, resources.cache_dir, index_url=resources.node_index_url,
                    wheelhouse=resources.node_wheelhouse)
 
@@ -195,29 +199,39 @@ class SSHProvider(Provider):
         await self._node_cli(host, ["stop", "--node-dir", _node_dir(host, cluster.id, node), "--grace", str(grace_s)],
                              timeout_s=grace_s + 30, missing_ok=True)
 
-    async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> None:
+    async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> list[str]:
         hosts = self.pool.assigned(cluster.id)
-        await self._destroy_all(cluster.id, {node: hosts[node] for node in nodes if node in hosts})
+        return await self._destroy_all(cluster.id, {node: hosts[node] for node in nodes if node in hosts})
 
-    async def destroy_cluster(self, cluster_id: str) -> None:
-        await self._destroy_all(cluster_id, self.pool.assigned(cluster_id))
+    async def destroy_cluster(self, cluster_id: str) -> list[str]:
+        return await self._destroy_all(cluster_id, self.pool.assigned(cluster_id))
 
-    async def _destroy_all(self, cluster_id: str, hosts: dict[str, HostSpec]) -> None:
-        """Clean every host that can be reached and give it back; a host that cannot be
-        cleaned stays the cluster's (so nothing of it is handed to another), and the error
-        says which, for the next attempt."""
+    async def _destroy_all(self, cluster_id: str, hosts: dict[str, HostSpec]) -> list[str]:
+        """Clean every host and give it back. A host that cannot be reached (or refuses us) is
+        quarantined: out of the cluster but not free, until an admin's `disco hosts check`
+        reaches it and removes what is left there. Any other failure (something survived)
+        raises, for the next attempt."""
         nodes = list(hosts)
         results = await asyncio.gather(*(self._destroy(cluster_id, node, hosts[node]) for node in nodes),
                                        return_exceptions=True)
         clean = [node for node, result in zip(nodes, results) if result is None]
         if clean:
             await asyncio.to_thread(self.pool.release, cluster_id, clean)
-        failures = [result for result in results if isinstance(result, BaseException)]
+        notes, failures = [], []
+        for node, result in zip(nodes, results):
+            if isinstance(result, SSHError) and result.host_unusable:
+                reason = (f"{result} — it may still hold processes or files of cluster {cluster_id}, "
+                          "removed by the next successful `disco hosts check`")
+                await asyncio.to_thread(self.pool.quarantine, cluster_id, [node], reason)
+                notes.append(f"{node} ({hosts[node].name}) could not be cleaned and is quarantined: {result}")
+            elif isinstance(result, BaseException):
+                failures.append(result)
         for failure in failures:
             if not isinstance(failure, SSHError):
                 raise failure
         if failures:
             raise SSHError("; ".join(str(f) for f in failures))
+        return notes
 
     async def _destroy(self, cluster_id: str, node: str, host: HostSpec) -> None:
         """Everything of the cluster goes from the host; `destroy` answers with what its /proc
@@ -287,6 +301,25 @@ class SSHProvider(Provider):
             reason = answer.get("error") or _last_lines(done.stderr)
             raise SSHError(f"{host.name}: disco.node {args[0]} failed (exit {done.exit_code}): {reason}")
         return answer
+
+
+async def clean_host(host: HostSpec, timeout_s: float = 300.0) -> list[str]:
+    """Remove everything clusters left on a host that none of them holds (one quarantined after
+    it could not be reached): each node directory is destroyed by the node CLI (its processes
+    found by their mark, its user and files removed). The node directories removed."""
+    prefix = shlex.quote(host.prefix.rstrip("/"))
+    script = (f'for d in {prefix}/clusters/*/*; do [ -d "$d" ] || continue; '
+              f'if [ -x {prefix}/venv/bin/python ]; then {prefix}/venv/bin/python -m disco.node destroy '
+              '--node-dir "$d" >/dev/null || exit 1; else rm -rf "$d"; fi; echo "$d"; done; '
+              f'rmdir {prefix}/clusters/* 2>/dev/null; true')
+    transport = Transport()
+    try:
+        done = await transport.acall(transport.run(host, as_root(host, ["sh", "-c", script]), timeout_s=timeout_s))
+    finally:
+        await asyncio.to_thread(transport.close)
+    if done.exit_code != 0:
+        raise SSHError(f"{host.name}: removing what clusters left there failed: {_last_lines(done.stderr)}")
+    return done.stdout.split()
 
 
 # The node supervisor's states as the lifecycle sees them: alive (about to run, or still

@@ -182,3 +182,43 @@ async def connect(host: HostSpec, timeout_s: float = CONNECT_TIMEOUT_S) -> async
                        f"({exc.__class__.__name__}: {exc or 'timed out'})", kind="unreachable") from None
     except asyncssh.Error as exc:
         raise SSHError(f"{host.name}: SSH failed ({exc})", kind="unreachable") from None
+
+
+# Host key algorithms in the order a first contact asks for them: ed25519 when the host has one.
+HOST_KEY_PREFERENCE = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+                       "rsa-sha2-512", "rsa-sha2-256")
+
+
+def public_key_line(key: asyncssh.SSHKey) -> str:
+    """`<algorithm> <base64>` of a public key, with no comment."""
+    algorithm, body = key.export_public_key("openssh").decode().split()[:2]
+    return f"{algorithm} {body}"
+
+
+def host_key_algorithms(host_key: str) -> list[str]:
+    """The algorithms to ask a server for so that it presents a key of the same type as
+    `host_key` (an RSA key signs under several names)."""
+    algorithm = host_key.split()[0] if host_key.strip() else ""
+    if algorithm == "ssh-rsa":
+        return ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]
+    return [algorithm] if algorithm else list(HOST_KEY_PREFERENCE)
+
+
+async def fetch_host_key(name: str, address: str, port: int, like: str = "",
+                         timeout_s: float = CONNECT_TIMEOUT_S) -> str:
+    """The host key a server presents (`ssh-ed25519 AAAA…`), read from the key exchange alone:
+    nothing is authenticated. For trust on first use, and to say what a changed key now is.
+    With `like` (a recorded key), a key of that type; else ed25519 when the server has one."""
+    try:
+        key = await asyncio.wait_for(
+            asyncssh.get_server_host_key(address, port, server_host_key_algs=host_key_algorithms(like),
+                                         config=[]),
+            timeout_s)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise SSHError(f"{name}: cannot reach {address}:{port} "
+                       f"({exc.__class__.__name__}: {exc or 'timed out'})", kind="unreachable") from None
+    except asyncssh.Error as exc:
+        raise SSHError(f"{name}: SSH failed at {address}:{port} ({exc})", kind="unreachable") from None
+    if key is None:
+        raise SSHError(f"{name}: {address}:{port} presented no host key")
+    return public_key_line(key)

@@ -13,11 +13,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 import disco
-from disco.cluster.api import occi, rest
+from disco.cluster.api import hosts, occi, rest
 from disco.cluster.api.docs import install_docs
 from disco.cluster.api.routing import route_error
 from disco.cluster.api.limits import RequestLimits
 from disco.cluster.api.throttle import FailedAuthThrottle
+from disco.cluster.cluster_hosts import ClusterHosts
+from disco.cluster.hosts import HostPool
 from disco.cluster.lifecycle import Lifecycle
 from disco.cluster.secrets import SecretBox
 from disco.cluster.service import ClusterService
@@ -38,6 +40,7 @@ class Manager:
     lifecycle: Lifecycle
     service: ClusterService
     throttle: FailedAuthThrottle
+    hosts: HostPool
 
 
 def build_manager(settings: Settings) -> Manager:
@@ -45,13 +48,15 @@ def build_manager(settings: Settings) -> Manager:
     store = Store(settings.effective_database_url)
     catalog = load_catalog(*settings.extra_framework_dirs)
     box = SecretBox(settings.data_dir)
+    hosts = HostPool(store, box)
     resources = ProviderResources(data_dir=settings.data_dir, cache_dir=Path(cache_dir()),
+                                  host_pool=ClusterHosts(hosts, store),
                                   node_index_url=settings.node_index_url,
                                   node_wheelhouse=settings.node_wheelhouse)
     lifecycle = Lifecycle(store, catalog, settings, lambda name: load_provider(name, resources), box)
     service = ClusterService(settings, store, catalog, lifecycle, box)
     throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_s)
-    return Manager(settings, store, catalog, lifecycle, service, throttle)
+    return Manager(settings, store, catalog, lifecycle, service, throttle, hosts)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -89,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return route_error(app, request, exc)
 
     app.include_router(rest.router)
+    app.include_router(hosts.router)
     app.include_router(occi.router)
     install_docs(app)
     return app

@@ -18,6 +18,7 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse
 
+from disco.cluster.api.host_schemas import HostCreate
 from disco.cluster.api.schemas import REFERENCED_MODELS, error_responses
 from disco.cluster.api.spec_schema import refine_access_schema, refine_scale_schema, refine_spec_schema
 from disco.errors import NotFound
@@ -82,7 +83,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {})
     models = components.setdefault("schemas", {})
-    for model in REFERENCED_MODELS:
+    for model in (*REFERENCED_MODELS, HostCreate):
         _add_model(models, model.model_json_schema(ref_template="#/components/schemas/{model}"), model.__name__)
     components["securitySchemes"] = SECURITY_SCHEMES
     for operations in schema["paths"].values():

@@ -1,0 +1,34 @@
+"""The host pool as the SSH provider sees it: every `acquire` restricted to what the cluster's
+spec asks for (`provider_options`: `hosts` to name them, master first; `labels` that every
+host must carry), so the provider needs to know neither the spec nor the database."""
+
+from __future__ import annotations
+
+from disco.cluster.hosts import HostPool
+from disco.cluster.store import Store
+from disco.providers.ssh import split_list
+from disco.providers.ssh_transport import HostSpec
+
+
+class ClusterHosts:
+    def __init__(self, pool: HostPool, store: Store) -> None:
+        self.pool = pool
+        self.store = store
+
+    def acquire(self, cluster_id: str, nodes: list[str]) -> dict[str, HostSpec]:
+        options = self.store.get_cluster(cluster_id).spec.get("provider_options") or {}
+        names = split_list(options["hosts"]) if options.get("hosts") else None
+        labels = split_list(options["labels"]) if options.get("labels") else None
+        return self.pool.acquire(cluster_id, nodes, names=names, labels=labels)
+
+    def assigned(self, cluster_id: str) -> dict[str, HostSpec]:
+        return self.pool.assigned(cluster_id)
+
+    def release(self, cluster_id: str, nodes: list[str] | None = None) -> None:
+        self.pool.release(cluster_id, nodes)
+
+    def quarantine(self, cluster_id: str, nodes: list[str], reason: str) -> None:
+        self.pool.quarantine(cluster_id, nodes, reason)
+
+    def clusters(self) -> set[str]:
+        return self.pool.clusters()
