@@ -70,7 +70,7 @@ def assert_gone(site: Site, cluster: dict) -> None:
 def test_dask_first_install_job_scale_and_delete(site: Site) -> None:
     bare, baked1, baked2, spare = names(site)
     cluster = site.create({"workers": 2, "frameworks": ["dask"],
-                           "provider_options": {"hosts": f"{bare},{baked1},{baked2}"}})
+                           "provider_options": {"hosts": f"{bare},{baked1},{baked2},{spare}"}})
     assert cluster["state"] == "ready", cluster["status_reason"]
     hosts = {n["name"]: n["host"] for n in cluster["nodes"]}
     assert sorted(hosts.values()) == sorted(site.host(n).address for n in (bare, baked1, baked2))
@@ -93,6 +93,12 @@ def test_dask_first_install_job_scale_and_delete(site: Site) -> None:
     assert site.pool()[spare]["state"] == "in_use"
     with dask_client(site, grown) as client:
         assert len(client.scheduler_info(n_workers=-1)["workers"]) == 3
+    # More than the pool has is refused up front; the cluster runs on as it was.
+    with site.api() as api:
+        refused = api.patch(f"/api/v1/clusters/{cluster['id']}", json={"workers": 4})
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "no_free_hosts", refused.text
+        assert "0 free host(s)" in refused.json()["error"]["message"]
+        assert api.get(f"/api/v1/clusters/{cluster['id']}").json()["state"] == "ready"
 
     shrunk = scale(site, cluster["id"], 1)
     pool = site.pool()

@@ -17,9 +17,10 @@ class ClusterHosts:
 
     def acquire(self, cluster_id: str, nodes: list[str]) -> dict[str, HostSpec]:
         options = self.store.get_cluster(cluster_id).spec.get("provider_options") or {}
-        names = split_list(options["hosts"]) if options.get("hosts") else None
-        labels = split_list(options["labels"]) if options.get("labels") else None
-        return self.pool.acquire(cluster_id, nodes, names=names, labels=labels)
+        return self.pool.acquire(cluster_id, nodes, **_choice(options))
+
+    def shortage(self, options: dict[str, str], needed: int) -> str | None:
+        return self.pool.shortage(needed, **_choice(options))
 
     def assigned(self, cluster_id: str) -> dict[str, HostSpec]:
         return self.pool.assigned(cluster_id)
@@ -32,3 +33,8 @@ class ClusterHosts:
 
     def clusters(self) -> set[str]:
         return self.pool.clusters()
+
+
+def _choice(options: dict[str, str]) -> dict[str, list[str] | None]:
+    return {"names": split_list(options["hosts"]) if options.get("hosts") else None,
+            "labels": split_list(options["labels"]) if options.get("labels") else None}

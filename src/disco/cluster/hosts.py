@@ -172,6 +172,8 @@ class HostPool:
             rows = list(s.scalars(select(Host).order_by(Host.name)))
             eligible = [row for row in rows if _matches(row, names, labels)]
             free = [row for row in eligible if row.state == FREE and row.host_key]
+            if names:  # named hosts go to the nodes in the order named: the master first
+                free.sort(key=lambda row: names.index(row.name))
             if len(free) < len(missing):
                 raise HostsUnavailable(_shortage(len(missing), free, eligible, names, labels),
                                        details={"needed": len(missing), "free": len(free)})
@@ -192,6 +194,15 @@ class HostPool:
             query = query.where(Host.node.in_(nodes))
         with self.store.session() as s:
             s.execute(query.values(state=FREE, cluster_id=None, node=None))
+
+    def shortage(self, needed: int, names: list[str] | None = None, labels: list[str] | None = None) -> str | None:
+        """Why `needed` more hosts cannot be had now (None when they can): for refusing a
+        create or a scale up front instead of failing the cluster half-way."""
+        with self.store.session() as s:
+            rows = list(s.scalars(select(Host).order_by(Host.name)))
+        eligible = [row for row in rows if _matches(row, names, labels)]
+        free = [row for row in eligible if row.state == FREE and row.host_key]
+        return None if len(free) >= needed else _shortage(needed, free, eligible, names, labels)
 
     def quarantine(self, cluster_id: str, nodes: list[str], reason: str) -> None:
         """Hosts the cluster is done with that could not be cleaned (unreachable, refused us):

@@ -42,6 +42,7 @@ class ClusterService:
                 f"to run as root), so it serves tenant {self.settings.sole_tenant!r} only",
                 code="isolation_unavailable", details={"provider": provider})
         self.lifecycle.provider(provider).check_options(spec.provider_options)
+        self.lifecycle.provider(provider).check_capacity(spec.provider_options, spec.workers + 1)
         resolved = resolve(spec.model_copy(update={"provider": provider}), self.catalog,
                            max_workers=self.settings.max_workers)
         cluster_id = str(uuid.uuid4())
@@ -74,6 +75,8 @@ class ClusterService:
         current = sorted((n for n in cluster.nodes if n.role == "worker" and n.target == "running"),
                          key=lambda n: n.index)
         if workers > len(current):
+            self.lifecycle.provider(cluster.provider).check_capacity(
+                cluster.spec.get("provider_options") or {}, workers - len(current))
             used = {n.index for n in cluster.nodes}
             fresh = [i for i in range(1, 254) if i not in used][: workers - len(current)]
             self.store.add_nodes(cluster.id, [(f"worker-{i}", "worker", i) for i in fresh])

@@ -187,6 +187,9 @@ class Provider(ABC):
         """Refuse (InvalidSpec) provider options this provider does not understand or that
         cannot work; called before a cluster is recorded."""
 
+    def check_capacity(self, options: dict[str, str], more_nodes: int) -> None:
+        """Refuse (Conflict) a create or scale-up that needs more nodes than can be had now."""
+
     async def node_facts(self, cluster: ClusterRef, node: str) -> NodeFacts | None:
         """Where software is on a node that was prepared before (asked again after a restart of
         the service manager); None where the service manager's own paths hold."""

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from disco.errors import InvalidSpec
+from disco.errors import Conflict, InvalidSpec
 from disco.node.bootstrap import render_script
 from disco.node.bundle import Download as BundleDownload, NodeBundle, PythonEnv
 from disco.node.wheel import self_wheel, wheel_ref
@@ -63,6 +63,9 @@ class HostPool(Protocol):
     def quarantine(self, cluster_id: str, nodes: list[str], reason: str) -> None:
         """Take hosts from the cluster without freeing them: they could not be cleaned."""
 
+    def shortage(self, options: dict[str, str], needed: int) -> str | None:
+        """Why `needed` more hosts of the kind these options ask for cannot be had now."""
+
     def clusters(self) -> set[str]:
         """Ids of clusters that hold hosts."""
 
@@ -96,6 +99,11 @@ class SSHProvider(Provider):
         for key in OPTIONS:
             if key in options and not split_list(options[key]):
                 raise InvalidSpec(f"provider option {key} is empty", code="invalid_provider_option")
+
+    def check_capacity(self, options: dict[str, str], more_nodes: int) -> None:
+        reason = self.pool.shortage(options, more_nodes)
+        if reason:
+            raise Conflict(reason, code="no_free_hosts")
 
     # -- hosts ---------------------------------------------------------------------------
 
