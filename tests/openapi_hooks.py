@@ -12,11 +12,18 @@ import re
 
 import schemathesis
 
+from disco.cluster.secrets import ssh_keypair
+
 CHEAP_FRAMEWORKS = {"webecho", "crashy", "neverready", "warmcrashy"}
 # Hosts the fuzzer adds are contacted at once (an SSH check): only ever at a loopback address
 # nothing listens on (the sshd test fixture keeps to 127.0.9.2-249).
 FUZZ_HOST_ADDRESS = "127.0.9.254"
 ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,254}")
+HOST_KEY_PATTERN = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( [^\n]*)?")
+# A schema can say what a key looks like, not that its bytes are a key: valid-looking keys become
+# real ones, so that valid bodies reach the pool (an invalid one is left as it is).
+FUZZ_CLIENT_KEY = ssh_keypair("fuzz")[1]
+FUZZ_HOST_KEY = " ".join(ssh_keypair("fuzz-host")[0].split()[:2])
 
 
 def _names_only_cheap_frameworks(body: Any) -> bool:
@@ -48,8 +55,15 @@ def hosts_on_loopback_only(context: Any, case: Any) -> Any:
     """A valid `address` in a `POST /api/v1/hosts` body becomes a loopback one: a check must not
     send traffic to another machine, nor ask a resolver about a made-up name. An invalid one is
     left as it is (it is what that case tests)."""
-    if (case.operation.method.upper() == "POST" and case.operation.path == "/api/v1/hosts"
-            and isinstance(case.body, dict) and isinstance(case.body.get("address"), str)
-            and ADDRESS_PATTERN.fullmatch(case.body["address"])):
-        case.body = {**case.body, "address": FUZZ_HOST_ADDRESS}
+    if not (case.operation.method.upper() == "POST" and case.operation.path == "/api/v1/hosts"
+            and isinstance(case.body, dict)):
+        return case
+    body = dict(case.body)
+    if isinstance(body.get("address"), str) and ADDRESS_PATTERN.fullmatch(body["address"]):
+        body["address"] = FUZZ_HOST_ADDRESS
+    if isinstance(body.get("private_key"), str) and 1 <= len(body["private_key"]) <= 16384:
+        body["private_key"] = FUZZ_CLIENT_KEY
+    if isinstance(body.get("host_key"), str) and HOST_KEY_PATTERN.fullmatch(body["host_key"]):
+        body["host_key"] = FUZZ_HOST_KEY
+    case.body = body
     return case

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Path, Request, Response
 from pydantic import ValidationError
 
 from disco.cluster.api.host_schemas import HostCreate, HostView
-from disco.cluster.api.rest import json_body, json_request
+from disco.cluster.api.rest import integral, json_body, json_request
 from disco.cluster.api.schemas import error_responses
 from disco.cluster.api.throttle import client_address
 from disco.cluster.auth import authenticate_admin
@@ -48,7 +48,7 @@ def pool(request: Request) -> HostPool:
                  s409="The name, or the address and port, are in the pool already (`host_exists`).",
                  s422="A field is missing or malformed (`invalid_host`, `invalid_private_key`, `invalid_host_key`)."))
 async def add_host(request: Request, _: str = Depends(admin)) -> dict[str, Any]:
-    body = _host_create(await json_body(request))
+    body = _host_create(integral(await json_body(request), ("port",)))
     hosts = pool(request)
     name = body.name or (body.address if body.port == 22 else f"{body.address}:{body.port}")
     row = hosts.add(name=name, address=body.address, port=body.port, user=body.user,
