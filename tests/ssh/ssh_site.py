@@ -50,6 +50,17 @@ class Site:
             assert made.status_code == 201, made.text
             return wait_state(api, made.json()["id"], set(states), timeout)
 
+    def resume(self, cluster_id: str, timeout: float = 600) -> dict:
+        """What a user does after fixing what failed: try the cluster again."""
+        with self.api() as api:
+            resumed = api.post(f"/api/v1/clusters/{cluster_id}/actions/resume")
+            assert resumed.status_code == 200, resumed.text
+            return wait_state(api, cluster_id, {"ready", "failed"}, timeout)
+
+    def events(self, cluster_id: str) -> list[dict]:
+        with self.api() as api:
+            return api.get(f"/api/v1/clusters/{cluster_id}/events").json()
+
     def delete(self, cluster_id: str, timeout: float = 180) -> dict:
         with self.api() as api:
             assert api.delete(f"/api/v1/clusters/{cluster_id}").status_code == 202
@@ -69,7 +80,7 @@ class Site:
         return found
 
 
-def open_site(state_dir: Path, bare: int, baked: int) -> Site:
+def open_site(state_dir: Path, bare: int, baked: int, sm_env: dict[str, str] | None = None) -> Site:
     """Test hosts (the bare ones first), a service manager, an admin who adds the hosts."""
     with _allocation_lock():
         k = _free_block()
@@ -80,7 +91,7 @@ def open_site(state_dir: Path, bare: int, baked: int) -> Site:
             testbed.up(baked, image="baked")
     sm = None
     try:
-        sm = ServiceManager(state_dir / "sm").start()
+        sm = ServiceManager(state_dir / "sm", extra_env=sm_env).start()
         store = sm.store()
         try:
             site = Site(testbed, sm, store.create_token("admin", admin=True), store.create_token("tenant-ssh"))

@@ -32,8 +32,10 @@ def install_packages(packages: list[str]) -> None:
     install = ["apt-get", *_LOCK_WAIT, "install", "-y", "-q", "--no-install-recommends", *packages]
     done = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if done.returncode != 0 and "dpkg --configure -a" in done.stderr:
-        # An earlier run was killed inside dpkg: finish its work, then ours.
-        _apt(["dpkg", "--configure", "-a"], env)
+        # An earlier run was killed inside dpkg: finish its work (dpkg alone may fail on the
+        # order of half-unpacked dependencies; apt's fix-up finishes them), then ours.
+        subprocess.run(["dpkg", "--configure", "-a"], env=env, stdin=subprocess.DEVNULL, capture_output=True)
+        _apt(["apt-get", *_LOCK_WAIT, "install", "-f", "-y", "-q"], env)
         done = subprocess.run(install, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
     if done.returncode != 0:
         raise AptError(f"apt-get install {' '.join(packages)} failed: {done.stderr.strip()[-2000:]}")

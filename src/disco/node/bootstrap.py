@@ -39,7 +39,11 @@ say() { printf '%s disco-bootstrap: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" 
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     say "installing python3 and python3-venv from apt"
     export DEBIAN_FRONTEND=noninteractive
+    # An earlier run killed inside dpkg (the host died) left packages half unpacked or
+    # configured: finish them (with apt's help for what dpkg alone cannot order).
+    dpkg --configure -a >&2 || true
     apt-get -o DPkg::Lock::Timeout=300 update -q >&2
+    apt-get -o DPkg::Lock::Timeout=300 install -f -y -q >&2
     apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends python3 python3-venv >&2
 fi
 mkdir -p "$PREFIX/cache/wheels" "$NODE_DIR"

@@ -225,6 +225,8 @@ class SSHProvider(Provider):
         clean = [node for node, result in zip(nodes, results) if result is None]
         if clean:
             await asyncio.to_thread(self.pool.release, cluster_id, clean)
+        for node in nodes:
+            self.transport.hang_up(hosts[node])
         notes, failures = [], []
         for node, result in zip(nodes, results):
             if isinstance(result, SSHError) and result.host_unusable:

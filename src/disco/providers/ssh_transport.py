@@ -149,6 +149,11 @@ class Transport:
             self._connections[key] = connection = await connect(host)
             return connection
 
+    def hang_up(self, host: HostSpec) -> None:
+        """Close the connection to a host we are done with (its cluster let it go): the next
+        user of the host logs in afresh, with whatever key and host key hold then."""
+        self._loop.call_soon_threadsafe(self._forget, host)
+
     def _forget(self, host: HostSpec) -> None:
         connection = self._connections.pop((host.address, host.port, host.user), None)
         if connection is not None:
