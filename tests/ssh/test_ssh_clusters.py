@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from distributed import Client
 from distributed.security import Security
@@ -82,6 +83,13 @@ def test_dask_first_install_job_scale_and_delete(site: Site) -> None:
     pool = site.pool()
     assert {pool[n]["state"] for n in (bare, baked1, baked2)} == {"in_use"} and pool[spare]["state"] == "free"
 
+    # Each host serves its deployment and process logs, to the cluster's token only.
+    web_token = site.api().get(f"/api/v1/clusters/{cluster['id']}/credentials").json()["web_token"]
+    for node, url in cluster["outputs"]["node_logs"].items():
+        assert httpx.get(f"{url}deploy.log", trust_env=False).status_code == 401
+        assert httpx.get(f"{url}deploy.log", auth=("anyone", web_token[:-1]), trust_env=False).status_code == 401
+        deploy = httpx.get(f"{url}deploy.log", headers={"Authorization": f"Bearer {web_token}"}, trust_env=False)
+        assert deploy.status_code == 200 and "install done" in deploy.text, node
     # A real job: tasks run on the hosts themselves (their own hostnames), results come back.
     with dask_client(site, cluster) as client:
         workers = list(client.scheduler_info(n_workers=-1)["workers"])

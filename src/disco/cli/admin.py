@@ -60,11 +60,11 @@ def _first_token(settings: Settings, store: object) -> None:
     path = settings.data_dir / "token"
     try:
         if store.count_tokens() == 0 and not path.exists():
-            token = store.create_token("default", "made by the first start of the service manager")
+            token = store.create_token("default", "made by the first start of the service manager", admin=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(token + "\n")
-            typer.echo(f"created a token for tenant 'default' in {path}", err=True)
+            typer.echo(f"created a token for tenant 'default' (also an admin's: it manages the SSH host pool) in {path}", err=True)
         if path.exists():
             # A second terminal finds this file only through the same DISCO_DATA_DIR.
             where = (f"; in another terminal, `export DISCO_DATA_DIR={settings.data_dir}` first"

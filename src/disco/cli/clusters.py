@@ -69,7 +69,10 @@ def create(
     name: Optional[str] = typer.Option(None, help="Cluster name."),
     prop: list[str] = typer.Option([], "--property", "-p", help="FRAMEWORK.PROPERTY=VALUE (repeatable)."),
     spec_file: Optional[Path] = typer.Option(None, "--spec", help="Cluster spec as a YAML or JSON file."),
-    provider: Optional[str] = typer.Option(None, help="Infrastructure provider (default: local)."),
+    provider: Optional[str] = typer.Option(None, help="Infrastructure provider: local (default), ssh."),
+    provider_option: list[str] = typer.Option(
+        [], "--provider-option", "-o",
+        help="KEY=VALUE for the provider (repeatable); ssh: hosts=NAME,NAME… (master first), labels=L,L…"),
     idle_timeout: Optional[int] = typer.Option(None, help="Seconds idle before deletion (0: never)."),
     max_age: Optional[int] = typer.Option(None, help="Seconds before deletion (0: never)."),
     wait: bool = typer.Option(False, "--wait", help="Show progress until the cluster is ready or failed."),
@@ -95,6 +98,11 @@ def create(
             fail(ApiError(400, "invalid_property", str(exc)), output)
         frameworks.setdefault(fw, {})[key] = _coerce(value)
     spec["frameworks"] = [{"name": n, "properties": p} for n, p in frameworks.items()]
+    for text in provider_option:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            fail(ApiError(400, "invalid_provider_option", f"--provider-option wants KEY=VALUE, got {text!r}"), output)
+        spec.setdefault("provider_options", {})[key.strip()] = value.strip()
     for key, value in (("workers", workers), ("name", name), ("provider", provider),
                        ("idle_timeout_s", idle_timeout), ("max_age_s", max_age)):
         if value is not None:

@@ -91,6 +91,9 @@ class ClusterCredentials(BaseModel):
     name: str
     frameworks: dict[str, FrameworkAccess] = Field(
         description="Per framework that has a client: addresses, PEMs, secrets, tokens.")
+    web_token: str = Field(description="The cluster's token: its web UIs and, on nodes that are hosts of their "
+                                       "own (provider ssh), each node's log server (`outputs.node_logs`, port "
+                                       "8084) take it as `Authorization: Bearer` or as an HTTP Basic password.")
 
 
 def client_credentials(cluster: Cluster, catalog: Catalog, box: SecretBox) -> ClusterCredentials:
@@ -107,4 +110,5 @@ def client_credentials(cluster: Cluster, catalog: Catalog, box: SecretBox) -> Cl
         raise Conflict(f"cluster {cluster.id} was created without credentials", code="no_credentials")
     access = plan.client_access(cluster, catalog, credentials)
     return ClusterCredentials(id=cluster.id, name=cluster.name,
-                              frameworks={name: FrameworkAccess(**value) for name, value in access.items()})
+                              frameworks={name: FrameworkAccess(**value) for name, value in access.items()},
+                              web_token=credentials.get("token", ""))

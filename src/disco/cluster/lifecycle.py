@@ -41,6 +41,7 @@ log = logging.getLogger("disco.lifecycle")
 STATES = ("pending", "provisioning", "installing", "ready", "failed", "suspended", "deleting", "deleted")
 PROVISION_TIMEOUT_S = 120.0
 MAX_RESTARTS = 3
+NODE_LOG_PORT = 8084  # the node supervisor's log server on hosts of their own (disco.node)
 
 
 class StepFailed(Exception):
@@ -220,6 +221,8 @@ class Lifecycle:
             await self._install_framework(cluster, provider, ref, self.catalog.get(name), by_name)
 
         outputs = plan.outputs(cluster, self.catalog)
+        if provider.remote:  # each host serves its deployment and process logs (behind the token)
+            outputs["node_logs"] = {n.name: f"http://{n.host}:{NODE_LOG_PORT}/" for n in plan.live_nodes(cluster)}
         total = age_seconds(cluster.created_at)
         fields = {"state": "ready", "status_reason": "", "outputs": outputs, "last_active_at": utcnow()}
         if cluster.ready_at is None:

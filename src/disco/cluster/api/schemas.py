@@ -133,6 +133,9 @@ class ClusterOutputs(Shape):
     nodes: list[OutputNode] | None = None
     frameworks: dict[str, FrameworkOutputs] | None = None
     ports: list[int] | None = None
+    node_logs: dict[str, str] | None = Field(
+        default=None, description="Nodes that are hosts of their own (provider ssh): node -> its log server "
+                                  "(`status`, `deploy.log`, `logs/<process>.log`), behind the credentials' `web_token`.")
 
 
 class Event(Shape):
