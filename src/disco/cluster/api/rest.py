@@ -119,7 +119,8 @@ def frameworks(request: Request, _: str = Depends(tenant)) -> list[dict[str, Any
 @router.post("/clusters", status_code=201, tags=["clusters"], operation_id="createCluster",
              response_model=schemas.Cluster, **SHAPED,
              openapi_extra={**AUTHENTICATED, **json_request(ClusterSpec, "The cluster spec; every field is optional.")},
-             responses={**error_responses(401, 403, 422, 429), 201: {
+             responses={**error_responses(401, 403, 409, 422, 429, s409="The provider cannot have the nodes now: "
+                                          "too few free hosts in the SSH pool (`no_free_hosts`)."), 201: {
                  "description": "Created; the reconciler starts at once.", "links": CLUSTER_LINKS,
                  "headers": {"Location": {"description": "The new cluster's URL.", "schema": {"type": "string"}}}}})
 async def create_cluster(request: Request, response: Response, who: str = Depends(tenant)) -> dict[str, Any]:
@@ -149,7 +150,8 @@ def get_cluster(request: Request, cluster_id: str, who: str = Depends(tenant)) -
 @router.patch("/clusters/{cluster_id}", tags=["clusters"], operation_id="scaleCluster",
               response_model=schemas.Cluster, **SHAPED,
               openapi_extra={**AUTHENTICATED, **json_request(schemas.ScaleRequest, 'Exactly {"workers": N}.')},
-              responses=error_responses(401, 404, 409, 422, 429))
+              responses=error_responses(401, 404, 409, 422, 429, s409="The cluster cannot be scaled in its state "
+                                        "(`invalid_state`), or the SSH pool has too few free hosts (`no_free_hosts`)."))
 async def patch_cluster(request: Request, cluster_id: str, who: str = Depends(tenant)) -> dict[str, Any]:
     svc = service(request)
     body = integral(await json_body(request), ("workers",))
