@@ -68,6 +68,22 @@ async def execute(ws_url: str, cookies: str, xsrf: str, code: str, timeout: floa
     return "".join(output)
 
 
+def run_in_a_kernel(base: str, password: str, code: str) -> str:
+    """Logged in like a browser: start a kernel, run code in it, stop it; the code's output."""
+    session = login(base, password)
+    try:
+        assert session.get("/api/status").status_code == 200
+        kernel = session.post("/api/kernels", json={"name": "python3"})
+        assert kernel.status_code == 201, kernel.text
+        cookies = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
+        ws_url = f"{base.replace('http://', 'ws://')}/api/kernels/{kernel.json()['id']}/channels"
+        output = asyncio.run(execute(ws_url, cookies, session.headers["X-XSRFToken"], code))
+        session.delete(f"/api/kernels/{kernel.json()['id']}")
+        return output
+    finally:
+        session.close()
+
+
 def test_jupyter_with_dask(sm: ServiceManager, api: httpx.Client) -> None:
     response = api.post("/api/v1/clusters", json={"frameworks": [{"name": "dask"}, {"name": "jupyter"}],
                                                   "workers": 1})
@@ -92,18 +108,8 @@ def test_jupyter_with_dask(sm: ServiceManager, api: httpx.Client) -> None:
                      trust_env=False).status_code == 200
 
     # Logged in like a browser: start a kernel and compute on the cluster's Dask from it.
-    session = login(base, password)
-    try:
-        assert session.get("/api/status").status_code == 200
-        kernel = session.post("/api/kernels", json={"name": "python3"})
-        assert kernel.status_code == 201, kernel.text
-        cookies = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
-        ws_url = f"ws://{master}:8890/api/kernels/{kernel.json()['id']}/channels"
-        output = asyncio.run(execute(ws_url, cookies, session.headers["X-XSRFToken"], ON_THE_CLUSTER))
-        assert "RESULT 4950 1 worker-1" in output, output
-        session.delete(f"/api/kernels/{kernel.json()['id']}")
-    finally:
-        session.close()
+    output = run_in_a_kernel(base, password, ON_THE_CLUSTER)
+    assert "RESULT 4950 1 worker-1" in output, output
 
     # The clear password is nowhere on disk in the cluster's directories, nor in its events or
     # the service manager's log; its hash is in the server's configuration.

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import httpx
 import pytest
@@ -37,6 +38,18 @@ WORDCOUNT = textwrap.dedent("""
 """)
 
 
+def assert_wordcount(master_url: str, token: str, folder: Path, timeout: float = 120) -> None:
+    """A Disco user's word count, as a script of its own, on the cluster: the right counts."""
+    lines = ["the quick brown fox", "jumps over the lazy dog", "the end", "fox and dog"]
+    script = folder / "count_words.py"
+    script.write_text(WORDCOUNT)
+    run = subprocess.run([sys.executable, str(script), *lines], capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "DISCO_MASTER": master_url, "DISCO_CLUSTER_TOKEN": token}, cwd=folder)
+    assert run.returncode == 0, run.stderr[-3000:]
+    counted = {word: int(n) for word, n in (line.split() for line in run.stdout.splitlines())}
+    assert counted == dict(collections.Counter(" ".join(lines).split()))
+
+
 def test_wordcount_on_a_deployed_mapreduce_cluster(sm: ServiceManager, api: httpx.Client, tmp_path) -> None:  # type: ignore[no-untyped-def]
     made = api.post("/api/v1/clusters", json={"frameworks": [{"name": "mapreduce", "properties": {"slots": 2}}],
                                               "workers": 2})
@@ -53,14 +66,7 @@ def test_wordcount_on_a_deployed_mapreduce_cluster(sm: ServiceManager, api: http
     assert sorted(nodes) == sorted(n["host"] for n in cluster["nodes"] if n["role"] == "worker")
     assert all(info["max_workers"] == 2 for info in nodes.values())
 
-    lines = ["the quick brown fox", "jumps over the lazy dog", "the end", "fox and dog"]
-    script = tmp_path / "count_words.py"
-    script.write_text(WORDCOUNT)
-    run = subprocess.run([sys.executable, str(script), *lines], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "DISCO_MASTER": master_url, "DISCO_CLUSTER_TOKEN": token}, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
-    counted = {word: int(n) for word, n in (line.split() for line in run.stdout.splitlines())}
-    assert counted == dict(collections.Counter(" ".join(lines).split()))
+    assert_wordcount(master_url, token, tmp_path)
 
     jobs = httpx.get(f"{master_url}/disco/ctrl/joblist", headers=bearer, trust_env=False).json()
     assert [status for _, status, _ in jobs] == ["ready"]

@@ -44,7 +44,8 @@ def test_needs_come_from_the_frameworks_pinned_to_what_runs_here(catalog: Catalo
     assert needs.os_packages == ("openjdk-17-jre-headless",)  # Spark's dependency, java
     assert needs.python_requirements == (f"pyspark=={metadata.version('pyspark')}",
                                          f"dask=={metadata.version('dask')}",
-                                         f"distributed=={metadata.version('distributed')}")
+                                         f"distributed=={metadata.version('distributed')}",
+                                         f"bokeh=={metadata.version('bokeh')}")
 
 
 def test_a_nodes_commands_name_its_own_python(catalog: Catalog) -> None:

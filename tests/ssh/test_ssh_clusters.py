@@ -5,7 +5,6 @@ back to the pool."""
 
 from __future__ import annotations
 
-import collections
 import os
 import socket
 import subprocess
@@ -20,7 +19,7 @@ from distributed.security import Security
 
 from sm_fixtures import wait_until
 from ssh_site import Site, close_site, open_site
-from test_mapreduce_cluster import WORDCOUNT
+from test_mapreduce_cluster import assert_wordcount
 from test_spark_cluster import JOB as SPARK_JOB
 
 pytestmark = pytest.mark.slow
@@ -150,13 +149,6 @@ def test_mapreduce_wordcount_across_hosts(site: Site, tmp_path: Path) -> None:
     assert cluster["state"] == "ready", cluster["status_reason"]
     master_url = cluster["outputs"]["frameworks"]["mapreduce"]["master_url"]
     token = credentials(site, cluster["id"])["mapreduce"]["env"]["DISCO_CLUSTER_TOKEN"]
-    lines = ["the quick brown fox", "jumps over the lazy dog", "the end", "fox and dog"]
-    script = tmp_path / "count_words.py"
-    script.write_text(WORDCOUNT)
-    run = subprocess.run([sys.executable, str(script), *lines], capture_output=True, text=True, timeout=180,
-                         env={**os.environ, "DISCO_MASTER": master_url, "DISCO_CLUSTER_TOKEN": token}, cwd=tmp_path)
-    assert run.returncode == 0, run.stderr[-3000:]
-    counted = {word: int(n) for word, n in (line.split() for line in run.stdout.splitlines())}
-    assert counted == dict(collections.Counter(" ".join(lines).split()))
+    assert_wordcount(master_url, token, tmp_path, timeout=180)
     assert site.delete(cluster["id"])["state"] == "deleted"
     assert_gone(site, cluster)

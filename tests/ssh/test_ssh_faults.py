@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from sm_fixtures import TEST_FRAMEWORKS, frameworks_path, wait_state, wait_until
+from sm_fixtures import frameworks_path, wait_state, wait_until
 from ssh_site import Site, close_site, open_site
 from test_ssh_clusters import dask_client
 

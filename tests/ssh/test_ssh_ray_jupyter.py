@@ -4,7 +4,6 @@ cluster's Dask; the Jupyter password nowhere in clear on the hosts; nothing left
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from ssh_site import Site, close_site, open_site
-from test_jupyter_cluster import ON_THE_CLUSTER, execute, login
+from test_jupyter_cluster import ON_THE_CLUSTER, run_in_a_kernel
 from test_ray_cluster import TASKS_ON_EVERY_NODE, alive_nodes, client_env, run_client
 
 pytestmark = pytest.mark.slow
@@ -58,16 +57,8 @@ def test_jupyter_with_dask_on_hosts(site: Site) -> None:
             "frameworks"]["jupyter"]["env"]["JUPYTER_TOKEN"]
     base = f"http://{master}:8890"
     assert httpx.get(f"{base}/api/status", trust_env=False).status_code == 403
-    session = login(base, password)
-    try:
-        kernel = session.post("/api/kernels", json={"name": "python3"})
-        assert kernel.status_code == 201, kernel.text
-        cookies = "; ".join(f"{k}={v}" for k, v in session.cookies.items())
-        ws_url = f"ws://{master}:8890/api/kernels/{kernel.json()['id']}/channels"
-        output = asyncio.run(execute(ws_url, cookies, session.headers["X-XSRFToken"], ON_THE_CLUSTER))
-        assert "RESULT 4950 1 worker-1" in output, output
-    finally:
-        session.close()
+    output = run_in_a_kernel(base, password, ON_THE_CLUSTER)
+    assert "RESULT 4950 1 worker-1" in output, output
     # The clear password is on no host's disk (the bootstrap carries no secret; the server's
     # configuration holds its hash).
     for host in site.testbed.hosts():

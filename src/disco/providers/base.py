@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from disco.errors import ProviderError  # re-exported: what a provider raises
+from disco.errors import ProviderError  # noqa: F401  (re-exported: what a provider raises)
 
 
 @dataclass(frozen=True)
