@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_TIMEOUT_S = 1800.0
 BOOTSTRAP_TRIES = 3
 BACKOFF_S = (2.0, 8.0)
+STATUS_FRESH_S = 1.0
 
 
 # What a cluster's spec may say about its hosts (`provider_options`), comma-separated lists.
@@ -80,6 +81,8 @@ class SSHProvider(Provider):
         self.index_url = index_url
         self.wheelhouse = wheelhouse
         self.transport = Transport()
+        # (cluster, node) -> when asked, the node's processes as its supervisor described them.
+        self._status: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     @classmethod
     def from_resources(cls, resources: ProviderResources) -> "SSHProvider":
@@ -188,19 +191,27 @@ class SSHProvider(Provider):
     async def start_process(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
         host = self._host(cluster.id, node.name)
         body = {"name": launch.name, "argv": launch.argv, "env": launch.env, "files": launch.files}
+        self._status.pop((cluster.id, node.name), None)
         answer = await self._node_cli(host, ["start", "--node-dir", _node_dir(host, cluster.id, node.name)],
                                       stdin=json.dumps(body))
         return int(answer["pid"])
 
     async def process_status(self, cluster: ClusterRef, node: str, process: str) -> ProcessStatus:
-        host = self._host(cluster.id, node)
-        answer = await self._node_cli(host, ["status", "--node-dir", _node_dir(host, cluster.id, node), process])
-        entry = answer.get("processes", {}).get(process)
+        # One `status` answers for all of a node's processes; the lifecycle asks process by
+        # process (and often, while it waits for readiness), so an answer serves a moment.
+        key = (cluster.id, node)
+        seen = self._status.get(key)
+        if seen is None or time.monotonic() - seen[0] > STATUS_FRESH_S:
+            host = self._host(cluster.id, node)
+            answer = await self._node_cli(host, ["status", "--node-dir", _node_dir(host, cluster.id, node)])
+            seen = self._status[key] = (time.monotonic(), dict(answer.get("processes", {})))
+        entry = seen[1].get(process)
         if entry is None:
             return ProcessStatus(ProcessState.MISSING)
         return ProcessStatus(_STATES.get(entry["state"], ProcessState.EXITED), entry.get("exit_code"), entry.get("pid"))
 
     async def stop_node(self, cluster: ClusterRef, node: str, grace_s: float) -> None:
+        self._status.pop((cluster.id, node), None)
         host = self.pool.assigned(cluster.id).get(node)
         if host is None:
             return
@@ -220,6 +231,8 @@ class SSHProvider(Provider):
         reaches it and removes what is left there. Any other failure (something survived)
         raises, for the next attempt."""
         nodes = list(hosts)
+        for node in nodes:
+            self._status.pop((cluster_id, node), None)
         results = await asyncio.gather(*(self._destroy(cluster_id, node, hosts[node]) for node in nodes),
                                        return_exceptions=True)
         clean = [node for node, result in zip(nodes, results) if result is None]
