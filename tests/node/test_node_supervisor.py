@@ -263,3 +263,26 @@ def test_destroying_one_node_spares_another_node_of_the_cluster_on_the_host(inst
     assert user_of(first.cluster_id) is not None and not first.node_dir.exists()
     assert second.cli("destroy")["user_removed"] is not None
     assert marked_pids(first.cluster_id) == [] and user_of(first.cluster_id) is None
+
+
+def test_a_first_crash_in_start_up_is_forgiven_a_second_is_not(installed: NodeUnderTest, tmp_path: Path) -> None:
+    """How the SSH provider reads the supervisor's states while a cluster starts: a daemon that
+    gives up once on a slow host (as Ray's worker does after 30 s) is being retried and counts
+    as alive; one that crashes twice in a row is a failure, reported within seconds."""
+    from disco.providers.base import ProcessState
+    from disco.providers.ssh import _state
+
+    node = installed
+    node.cli("supervise")
+    marker = tmp_path / "tried-once"
+    os.chmod(tmp_path, 0o777)  # the cluster's user leaves its mark here
+    flaky = f"if [ -e {marker} ]; then exec sleep 1000; fi; touch {marker}; sleep 0.3; exit 1"
+    node.cli("start", stdin={"name": "flaky", "argv": ["sh", "-c", flaky], "restart": {"max": 5, "backoff_s": 1.0}})
+    crashed = wait_until(lambda: (s := node.status("flaky"))["state"] == "backoff" and s)
+    assert crashed["restarts"] == 1 and _state(crashed) is ProcessState.RUNNING
+    recovered = wait_until(lambda: (s := node.status("flaky"))["state"] == "running" and s["restarts"] == 1 and s)
+    assert _state(recovered) is ProcessState.RUNNING and alive(recovered["pid"])
+
+    node.cli("start", stdin={"name": "broken", "argv": ["sh", "-c", "exit 3"], "restart": {"max": 5, "backoff_s": 0.2}})
+    second = wait_until(lambda: (s := node.status("broken"))["restarts"] >= 2 and s["state"] == "backoff" and s)
+    assert _state(second) is ProcessState.EXITED and second["exit_code"] == 3

@@ -208,7 +208,7 @@ class SSHProvider(Provider):
         entry = seen[1].get(process)
         if entry is None:
             return ProcessStatus(ProcessState.MISSING)
-        return ProcessStatus(_STATES.get(entry["state"], ProcessState.EXITED), entry.get("exit_code"), entry.get("pid"))
+        return ProcessStatus(_state(entry), entry.get("exit_code"), entry.get("pid"))
 
     async def stop_node(self, cluster: ClusterRef, node: str, grace_s: float) -> None:
         self._status.pop((cluster.id, node), None)
@@ -346,9 +346,19 @@ async def clean_host(host: HostSpec, timeout_s: float = 300.0) -> list[str]:
 
 
 # The node supervisor's states as the lifecycle sees them: alive (about to run, or still
-# shutting down) or not. `backoff` is a crash the supervisor will retry; during start-up the
-# lifecycle treats it as the failure it is.
+# shutting down) or not.
 _STATES = {"running": ProcessState.RUNNING, "starting": ProcessState.RUNNING, "stopping": ProcessState.RUNNING}
+# `backoff` is a crash the supervisor is about to retry. The first crash in a row counts as
+# still alive: a daemon that gives up after a fixed wait when its host is slow (Ray's worker
+# waits 30 s for its registration, then exits) gets its second chance without failing the
+# cluster; a second crash in a row is the failure it is (a bad configuration fails in seconds).
+FORGIVEN_CRASHES = 1
+
+
+def _state(entry: dict[str, Any]) -> ProcessState:
+    if entry["state"] == "backoff" and int(entry.get("restarts") or 0) <= FORGIVEN_CRASHES:
+        return ProcessState.RUNNING
+    return _STATES.get(entry["state"], ProcessState.EXITED)
 
 
 def _node_dir(host: HostSpec, cluster_id: str, node: str) -> str:
