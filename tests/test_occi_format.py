@@ -423,7 +423,7 @@ def test_bad_attributes_raise_invalid_spec(catalog: Catalog, attrs: dict[str, st
 
 def test_unknown_component_is_unknown_framework(catalog: Catalog) -> None:
     with pytest.raises(UnknownFramework):
-        spec_from_attributes({"icclab.disco.components.hadoop.replication": "3"}, catalog)
+        spec_from_attributes({"icclab.disco.components.storm.parallelism": "3"}, catalog)
 
 
 def test_unsafe_inject_through_attributes_is_not_executed(catalog: Catalog, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from disco.errors import Conflict, InvalidSpec
 from disco.node.bootstrap import render_script
 from disco.node.bundle import Download as BundleDownload, NodeBundle, PythonEnv
 from disco.node.wheel import self_wheel, wheel_ref
-from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeFacts, NodeNeeds, NodeRef,
+from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeCapacity, NodeFacts, NodeNeeds, NodeRef,
                                   ProcessState, ProcessStatus, Provider, ProviderError, ProviderResources)
 from disco.providers.ssh_transport import HostSpec, SSHError, Transport, as_root
 
@@ -150,7 +150,11 @@ class SSHProvider(Provider):
 
     async def _facts(self, host: HostSpec) -> NodeFacts:
         facts = await self._node_cli(host, ["facts"])
-        return NodeFacts(python=facts["python"], site_packages=facts["site_packages"], bin_dir=facts["bin_dir"])
+        memory, cpus = facts.get("memory_bytes"), facts.get("cpus")
+        capacity = (NodeCapacity(memory_bytes=int(memory), cpus=int(cpus))
+                    if isinstance(memory, int) and isinstance(cpus, int) and memory > 0 and cpus > 0 else None)
+        return NodeFacts(python=facts["python"], site_packages=facts["site_packages"], bin_dir=facts["bin_dir"],
+                         prefix=facts.get("node_prefix") or host.prefix, capacity=capacity)
 
     def _bundle(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds, wheel: Path) -> NodeBundle:
         return NodeBundle(
@@ -158,7 +162,7 @@ class SSHProvider(Provider):
             host=host.address, prefix=host.prefix, os_packages=list(needs.os_packages),
             python=PythonEnv(requirements=list(needs.python_requirements), index_url=self.index_url or None,
                              wheelhouse=self.wheelhouse or None),
-            downloads=[BundleDownload(d.url, d.sha256, d.dest) for d in needs.downloads],
+            downloads=[BundleDownload(d.url, d.sha256, d.dest, d.sha512, d.unpack) for d in needs.downloads],
             disco_wheel=wheel_ref(wheel),
             log_token_sha256=needs.log_token_sha256)
 
