@@ -105,7 +105,10 @@ def _flat_text(value: Any) -> str:
 
 def node_config_files(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node,
                       ctx: dict[str, Any]) -> dict[str, str]:
-    """The framework's configuration files on this node: relative path -> text."""
+    """The framework's configuration files on this node (relative path -> text): those of the
+    node's role, where the framework runs processes (their launches carry the files)."""
+    if fw.roles.get(node.role) is None:  # type: ignore[call-overload]
+        return {}
     overrides = framework_overrides(cluster, fw.name)
     return {config.path: render_config_file(config, ctx, overrides.get(name, {}))
             for name, config in fw.config_files.items() if node.role in config.roles}

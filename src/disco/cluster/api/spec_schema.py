@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from disco.frameworks.catalog import Catalog
+from disco.cluster.spec import MAX_OVERRIDES
 from disco.frameworks.config_files import KEY_RE, MAX_VALUE_CHARS
 from disco.frameworks.model import FrameworkDef, PropertyDef
 
@@ -94,6 +95,7 @@ def overrides_schema(fw: FrameworkDef) -> dict[str, Any]:
     for name, config in sorted(fw.config_files.items()):
         if config.format == "yaml":
             files[name] = {"type": "object", "description": f"YAML merged deeply into {name}",
+                           "maxProperties": MAX_OVERRIDES,
                            "propertyNames": {"not": {"enum": sorted(config.locked)}} if config.locked else {}}
             continue
         scalar = {"anyOf": [{"type": "string", "maxLength": MAX_VALUE_CHARS, "not": {"pattern": CONTROL_CHARACTER}},
@@ -102,7 +104,7 @@ def overrides_schema(fw: FrameworkDef) -> dict[str, Any]:
         if config.locked:
             names["not"] = {"enum": sorted(config.locked)}
         files[name] = {"type": "object", "description": f"{config.format} settings of {name}",
-                       "propertyNames": names, "additionalProperties": scalar}
+                       "propertyNames": names, "additionalProperties": scalar, "maxProperties": MAX_OVERRIDES}
     return {"type": "object", "additionalProperties": False, "properties": files,
             "description": "Raw settings merged into the framework's configuration files (by file name, "
                            "then key). Precedence: framework defaults < values derived from the node < "
