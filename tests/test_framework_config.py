@@ -107,7 +107,8 @@ def yarn_site(cluster: Cluster, catalog: Catalog, capacity: NodeCapacity) -> dic
 def test_replication_is_the_smaller_of_three_and_the_workers(catalog: Catalog) -> None:
     for workers, expected in ((1, "1"), (2, "2"), (3, "3"), (5, "3")):
         cluster = cluster_for(catalog, workers, ["hadoop"])
-        hdfs = values(node_files(cluster, catalog, "hadoop", cluster.nodes[1], SIZES["small"])["hadoop-conf/hdfs-site.xml"])
+        files = node_files(cluster, catalog, "hadoop", cluster.nodes[1], SIZES["small"])
+        hdfs = values(files["hadoop-conf/hdfs-site.xml"])
         assert hdfs["dfs.replication"] == expected
 
 

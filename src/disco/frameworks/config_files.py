@@ -51,7 +51,8 @@ def check_override(fmt: str, key: str, value: Any) -> Any:
     if not isinstance(value, str):
         raise OverrideError(f"{key}: the value must be a string, number or boolean, got {type(value).__name__}")
     if _CONTROL.search(value):
-        raise OverrideError(f"{key}: the value may not hold control characters (a new line would start another setting)")
+        raise OverrideError(f"{key}: the value may not hold control characters "
+                            "(a new line would start another setting)")
     if len(value) > MAX_VALUE_CHARS:
         raise OverrideError(f"{key}: the value is longer than {MAX_VALUE_CHARS} characters")
     return value
