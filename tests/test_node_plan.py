@@ -176,3 +176,16 @@ def test_cli_override_syntax() -> None:
     for bad in ("hdfs-site.xml:dfs.blocksize=1", "hadoop/hdfs-site.xml=1", "hadoop/:k=v", "hadoop/f:k"):
         with pytest.raises(ValueError, match="FRAMEWORK/FILE:KEY=VALUE"):
             _parse_override(bad)
+
+
+def test_the_ssh_provider_keeps_a_nodes_size_from_its_facts() -> None:
+    from disco.node.facts import facts
+    from disco.providers.ssh import node_facts_of
+
+    answer = facts()  # what `python3 -m disco.node facts` answers on a host
+    kept = node_facts_of(answer, "/opt/disco")
+    assert kept.capacity is not None
+    assert (kept.capacity.memory_bytes, kept.capacity.cpus) == (answer["memory_bytes"], answer["cpus"])
+    assert kept.prefix == (answer["node_prefix"] or "/opt/disco")
+    older = {k: v for k, v in answer.items() if k not in ("memory_bytes", "cpus")}  # a node's older disco
+    assert node_facts_of(older, "/opt/disco").capacity is None

@@ -149,12 +149,7 @@ class SSHProvider(Provider):
         return None if host is None else await self._facts(host)
 
     async def _facts(self, host: HostSpec) -> NodeFacts:
-        facts = await self._node_cli(host, ["facts"])
-        memory, cpus = facts.get("memory_bytes"), facts.get("cpus")
-        capacity = (NodeCapacity(memory_bytes=int(memory), cpus=int(cpus))
-                    if isinstance(memory, int) and isinstance(cpus, int) and memory > 0 and cpus > 0 else None)
-        return NodeFacts(python=facts["python"], site_packages=facts["site_packages"], bin_dir=facts["bin_dir"],
-                         prefix=facts.get("node_prefix") or host.prefix, capacity=capacity)
+        return node_facts_of(await self._node_cli(host, ["facts"]), host.prefix)
 
     def _bundle(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds, wheel: Path) -> NodeBundle:
         return NodeBundle(
@@ -353,6 +348,16 @@ async def clean_host(host: HostSpec, timeout_s: float = 300.0) -> list[str]:
 # shutting down) or not. `backoff` is a crash the supervisor will retry; during start-up the
 # lifecycle treats it as the failure it is.
 _STATES = {"running": ProcessState.RUNNING, "starting": ProcessState.RUNNING, "stopping": ProcessState.RUNNING}
+
+
+def node_facts_of(answer: dict[str, Any], prefix: str) -> NodeFacts:
+    """What the service manager keeps of a node's `facts` answer: its paths, and its size when
+    the node reports one (an older node's disco does not)."""
+    memory, cpus = answer.get("memory_bytes"), answer.get("cpus")
+    known = isinstance(memory, int) and isinstance(cpus, int) and memory > 0 and cpus > 0
+    return NodeFacts(python=answer["python"], site_packages=answer["site_packages"], bin_dir=answer["bin_dir"],
+                     prefix=answer.get("node_prefix") or prefix,
+                     capacity=NodeCapacity(memory_bytes=memory, cpus=cpus) if known else None)
 
 
 def _node_dir(host: HostSpec, cluster_id: str, node: str) -> str:
