@@ -73,6 +73,10 @@ def webecho(**props: Any) -> dict[str, Any]:
     return {"frameworks": [{"name": "webecho", "properties": props}], "workers": 0}
 
 
+def hadoop_override(file_name: str, values: Any) -> dict[str, Any]:
+    return {"frameworks": [{"name": "hadoop", "overrides": {file_name: values}}], "workers": 1}
+
+
 @pytest.mark.parametrize(("body", "code"), [
     ({"frameworks": [{"name": "nosuchfw"}]}, "unknown_framework"),
     ({"frameworks": ["webecho", "webecho"]}, "duplicate_framework"),
@@ -84,6 +88,17 @@ def webecho(**props: Any) -> dict[str, Any]:
     (webecho(size=2.5), "invalid_property"),
     (webecho(size=True), "invalid_property"),
     (webecho(greeting=["a", "list"]), "invalid_property"),
+    # Raw overrides of configuration files: a file the framework does not render, a key that
+    # keeps the cluster closed, a value that would start another setting, a value no file holds.
+    ({"frameworks": [{"name": "webecho", "overrides": {"app.conf": {"a": "1"}}}]}, "invalid_override"),
+    (hadoop_override("hbase-site.xml", {"hbase.rootdir": "/x"}), "invalid_override"),
+    (hadoop_override("core-site.xml", {"fs.defaultFS": "file:///"}), "invalid_override"),
+    (hadoop_override("hdfs-site.xml", {"dfs.blocksize": "1\n<property>"}), "invalid_override"),
+    (hadoop_override("hdfs-site.xml", {"dfs.blocksize": {"nested": 1}}), "invalid_override"),
+    (hadoop_override("hdfs-site.xml", {"not a key": "1"}), "invalid_override"),
+    ({"frameworks": [{"name": "spark", "overrides": {"spark-daemons.conf": {"spark.authenticate": False}}}]},
+     "invalid_override"),
+    (hadoop_override("hdfs-site.xml", "dfs.blocksize=1"), "invalid_spec"),
     ({"workers": -1}, "invalid_spec"),
     ({"workers": 2.5}, "invalid_spec"),
     ({"workers": "abc"}, "invalid_spec"),
@@ -105,6 +120,8 @@ def test_rest_create_rejects(client: httpx.Client, nothing_persisted: None, body
     error = assert_error(client.post("/api/v1/clusters", json=body), 422, code)
     if code == "too_many_workers":
         assert error["details"] == {"max_workers": 64}
+    if code == "invalid_override":  # the error names what to fix
+        assert {"framework", "file"} <= set(error["details"]), error
 
 
 @pytest.mark.parametrize("raw", [b'{"workers": ', b"{'workers': 1}", b"\xff\xfe", b"workers=1"])

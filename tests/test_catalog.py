@@ -26,7 +26,7 @@ from disco.frameworks.inject import MAX_LENGTH, parse_inject
 from disco.frameworks.render import evaluate, render
 
 TEST_FRAMEWORKS = Path(__file__).parent / "frameworks"
-BUILTIN = {"dask", "java", "mapreduce", "spark", "jupyter", "ray"}
+BUILTIN = {"dask", "java", "mapreduce", "spark", "jupyter", "ray", "hadoop", "zeppelin"}
 
 
 def write_framework(root: Path, folder: str, body: str) -> Path:
@@ -76,7 +76,7 @@ def props_catalog(tmp_path_factory: pytest.TempPathFactory) -> Catalog:
 def test_builtin_catalogue_loads(builtin: Catalog) -> None:
     assert set(builtin.frameworks) == BUILTIN
     assert builtin.resolve(["spark"]) == ["java", "spark"]
-    assert "spark" in builtin and "hadoop" not in builtin
+    assert "spark" in builtin and "storm" not in builtin
     for name in BUILTIN:
         assert builtin.folders[name] == BUILTIN_DIR / name
         assert builtin.get(name).name == name
@@ -126,14 +126,14 @@ def test_diamond_dependencies_come_once_and_first(tmp_path: Path) -> None:
 
 def test_unknown_framework_names_the_available_ones(catalog: Catalog) -> None:
     with pytest.raises(UnknownFramework) as info:
-        catalog.get("hadoop")
+        catalog.get("storm")
     err = info.value
     assert err.code == "unknown_framework" and err.status == 422
-    assert err.message == ("unknown framework 'hadoop' "
-                           "(available: crashy, dask, java, jupyter, mapreduce, neverready, ray, spark, warmcrashy, webecho)")
-    assert err.details == {"framework": "hadoop", "available": sorted(catalog.frameworks)}
+    assert err.message == ("unknown framework 'storm' (available: crashy, dask, hadoop, java, jupyter, "
+                           "mapreduce, neverready, ray, spark, warmcrashy, webecho, zeppelin)")
+    assert err.details == {"framework": "storm", "available": sorted(catalog.frameworks)}
     with pytest.raises(UnknownFramework):
-        catalog.resolve(["dask", "hadoop"])
+        catalog.resolve(["dask", "storm"])
     assert err.to_dict()["error"]["code"] == "unknown_framework"
 
 
@@ -451,7 +451,7 @@ def test_secret_properties_leave_the_stored_spec(catalog: Catalog) -> None:
 
 def test_resolve_checks_framework_names_and_properties(catalog: Catalog) -> None:
     with pytest.raises(UnknownFramework):
-        resolve(parse_spec({"frameworks": ["hadoop"]}), catalog, max_workers=4)
+        resolve(parse_spec({"frameworks": ["storm"]}), catalog, max_workers=4)
     with pytest.raises(InvalidProperty, match="webecho.size must be <= 10"):
         resolve(parse_spec({"frameworks": [{"name": "webecho", "properties": {"size": 11}}]}),
                 catalog, max_workers=4)

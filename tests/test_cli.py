@@ -248,3 +248,23 @@ def test_readme_token_line_follows_disco_data_dir(sm: ServiceManager) -> None:
 def test_the_service_manager_says_which_url_the_cli_needs(sm: ServiceManager) -> None:
     """On a port other than the CLI's default, a second terminal needs DISCO_URL: it is told."""
     assert f"export DISCO_URL={sm.url}" in sm.log_path.read_text()
+
+
+def test_create_with_overrides_stores_them_and_a_bad_one_is_refused(sm: ServiceManager, token: str) -> None:
+    made = disco(sm, token, "cluster", "create", "-f", "hadoop", "-w", "0", "--name", "cli-overrides",
+                 "--override", "hadoop/hdfs-site.xml:dfs.blocksize=64m",
+                 "--override", "hadoop/yarn-site.xml:yarn.log-aggregation-enable=true", "-o", "json")
+    assert made.returncode == 0, made.stderr + made.stdout
+    cluster = json.loads(made.stdout)
+    try:
+        assert cluster["spec"]["frameworks"] == [{"name": "hadoop", "properties": {}, "overrides": {
+            "hdfs-site.xml": {"dfs.blocksize": "64m"}, "yarn-site.xml": {"yarn.log-aggregation-enable": "true"}}}]
+    finally:
+        assert disco(sm, token, "cluster", "delete", cluster["id"]).returncode == 0
+    refused = disco(sm, token, "cluster", "create", "-f", "hadoop", "-w", "0",
+                    "--override", "hadoop/core-site.xml:fs.defaultFS=file:///", "-o", "json")
+    assert refused.returncode == 2
+    assert json.loads(refused.stdout)["error"]["code"] == "invalid_override"
+    malformed = disco(sm, token, "cluster", "create", "-f", "hadoop", "--override", "hdfs-site.xml=dfs.blocksize=1",
+                      "-o", "json")
+    assert malformed.returncode == 2 and "FRAMEWORK/FILE:KEY=VALUE" in malformed.stdout

@@ -423,7 +423,7 @@ def test_bad_attributes_raise_invalid_spec(catalog: Catalog, attrs: dict[str, st
 
 def test_unknown_component_is_unknown_framework(catalog: Catalog) -> None:
     with pytest.raises(UnknownFramework):
-        spec_from_attributes({"icclab.disco.components.hadoop.replication": "3"}, catalog)
+        spec_from_attributes({"icclab.disco.components.storm.parallelism": "3"}, catalog)
 
 
 def test_unsafe_inject_through_attributes_is_not_executed(catalog: Catalog, tmp_path: Path) -> None:
@@ -432,3 +432,19 @@ def test_unsafe_inject_through_attributes_is_not_executed(catalog: Catalog, tmp_
     with pytest.raises(InvalidSpec):
         spec_from_attributes(attrs, catalog)
     assert not marker.exists()
+
+
+def test_a_property_left_unset_has_no_attribute(catalog: Catalog) -> None:
+    from disco.cluster.api.occi_attributes import attributes_of
+    from disco.cluster.models import Cluster, Node
+    from disco.cluster.spec import parse_spec, resolve
+
+    resolved = resolve(parse_spec({"frameworks": [{"name": "hadoop", "properties": {"nodemanager_vcores": 2}}]}),
+                       catalog, max_workers=4)
+    cluster = Cluster(id="c0ffee00-0000-4000-8000-000000000000", tenant="t", name="h", provider="local",
+                      spec=resolved.public_dict(), state="ready", target="running", workers=1, outputs={})
+    cluster.nodes = [Node(name="master", role="master", index=0, host="127.0.100.1", target="running")]
+    attrs = attributes_of(cluster, "", "http://127.0.0.1:8888")
+    assert attrs["icclab.disco.components.hadoop.nodemanager_vcores"] == 2
+    assert attrs["icclab.disco.components.hadoop.min_allocation_mb"] == 512
+    assert "icclab.disco.components.hadoop.replication" not in attrs  # unset: derived from the workers

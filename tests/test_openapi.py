@@ -208,6 +208,37 @@ def test_a_property_value_is_valid_for_the_schema_exactly_when_the_server_takes_
         assert client.delete(f"/api/v1/clusters/{response.json()['id']}").status_code == 202
 
 
+def test_the_create_body_describes_each_frameworks_overrides(schema: dict[str, Any]) -> None:
+    items = schema["components"]["schemas"]["ClusterSpec"]["properties"]["frameworks"]["items"]["anyOf"][1:]
+    by_name = {item["properties"]["name"]["const"]: item["properties"]["overrides"] for item in items}
+    assert set(by_name["hadoop"]["properties"]) == {"core-site.xml", "hdfs-site.xml", "yarn-site.xml",
+                                                    "mapred-site.xml"}
+    assert set(by_name["spark"]["properties"]) == {"spark-defaults.conf", "spark-daemons.conf"}
+    assert by_name["webecho"]["properties"] == {} and by_name["webecho"]["additionalProperties"] is False
+    assert "Precedence" in by_name["hadoop"]["description"]
+
+
+@pytest.mark.parametrize(("overrides", "accepted"), [
+    ({"hdfs-site.xml": {"dfs.blocksize": "268435456"}}, True),
+    ({"hdfs-site.xml": {"dfs.blocksize": 268435456, "dfs.permissions.enabled": False}}, True),
+    ({"yarn-site.xml": {"yarn.log-aggregation-enable": "true"}}, True),
+    ({"hbase-site.xml": {"a": "1"}}, False),
+    ({"core-site.xml": {"fs.defaultFS": "file:///"}}, False),
+    ({"hdfs-site.xml": {"dfs.blocksize": "1\n2"}}, False),
+    ({"hdfs-site.xml": {"dfs.blocksize": ["1"]}}, False),
+    ({"hdfs-site.xml": {"no spaces": "1"}}, False),
+])
+def test_an_override_is_valid_for_the_schema_exactly_when_the_server_takes_it(
+        schema: dict[str, Any], client: httpx.Client, overrides: dict[str, Any], accepted: bool) -> None:
+    body = {"workers": 0, "frameworks": [{"name": "hadoop", "overrides": overrides}]}
+    valid = jsonschema_rs.validator_for({**schema, "$ref": "#/components/schemas/ClusterSpec"}).is_valid(body)
+    response = client.post("/api/v1/clusters", json=body)
+    assert valid is accepted
+    assert response.status_code == (201 if accepted else 422), response.text
+    if accepted:
+        assert client.delete(f"/api/v1/clusters/{response.json()['id']}").status_code == 202
+
+
 def test_occi_operations_declare_their_real_content_types(schema: dict[str, Any]) -> None:
     for path, method, operation in operations(schema):
         if not path.startswith(("/-/", "/disco/")):

@@ -54,6 +54,16 @@ def _parse_property(text: str) -> tuple[str, str, str]:
     return framework, prop, value
 
 
+def _parse_override(text: str) -> tuple[str, str, str, str]:
+    target, sep, value = text.partition("=")
+    where, colon, key = target.partition(":")
+    framework, slash, file_name = where.partition("/")
+    if not (sep and colon and slash and framework and file_name and key):
+        raise ValueError(f"--override {text!r}: expected FRAMEWORK/FILE:KEY=VALUE, "
+                         "e.g. hadoop/hdfs-site.xml:dfs.blocksize=268435456")
+    return framework, file_name, key, value
+
+
 def _coerce(value: str) -> Any:
     # Numbers and booleans are sent typed; the server checks them against the framework.
     try:
@@ -68,6 +78,10 @@ def create(
     workers: int = typer.Option(None, "--workers", "-w", help="Number of worker nodes."),
     name: Optional[str] = typer.Option(None, help="Cluster name."),
     prop: list[str] = typer.Option([], "--property", "-p", help="FRAMEWORK.PROPERTY=VALUE (repeatable)."),
+    override: list[str] = typer.Option(
+        [], "--override",
+        help="FRAMEWORK/FILE:KEY=VALUE, a raw setting of a configuration file, e.g. "
+             "hadoop/hdfs-site.xml:dfs.blocksize=268435456 (repeatable; wins over properties)."),
     spec_file: Optional[Path] = typer.Option(None, "--spec", help="Cluster spec as a YAML or JSON file."),
     provider: Optional[str] = typer.Option(None, help="Infrastructure provider: local (default), ssh."),
     provider_option: list[str] = typer.Option(
@@ -97,7 +111,18 @@ def create(
         except ValueError as exc:
             fail(ApiError(400, "invalid_property", str(exc)), output)
         frameworks.setdefault(fw, {})[key] = _coerce(value)
-    spec["frameworks"] = [{"name": n, "properties": p} for n, p in frameworks.items()]
+    overrides: dict[str, dict[str, dict[str, Any]]] = {
+        f["name"]: {file: dict(values) for file, values in (f.get("overrides") or {}).items()}
+        for f in spec.get("frameworks", []) if isinstance(f, dict) and isinstance(f.get("overrides"), dict)}
+    for text in override:
+        try:
+            fw, file_name, key, value = _parse_override(text)
+        except ValueError as exc:
+            fail(ApiError(400, "invalid_override", str(exc)), output)
+        frameworks.setdefault(fw, {})
+        overrides.setdefault(fw, {}).setdefault(file_name, {})[key] = value  # raw text, as in the file
+    spec["frameworks"] = [{"name": n, "properties": p, **({"overrides": overrides[n]} if overrides.get(n) else {})}
+                          for n, p in frameworks.items()]
     for text in provider_option:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():

@@ -38,11 +38,21 @@ async def check_http(client: httpx.AsyncClient, readiness: Readiness, ctx: dict[
 
 async def check_http_json(client: httpx.AsyncClient, readiness: Readiness,
                           ctx: dict[str, Any]) -> CheckResult:
-    url = render(readiness.url, ctx)
-    try:
-        data = await http_json(client, url, render(readiness.headers, ctx))
-    except (httpx.HTTPError, ValueError) as exc:
-        return CheckResult(False, f"{url}: {type(exc).__name__}")
+    headers = render(readiness.headers, ctx)
+    if readiness.urls:  # several answers, each under its name
+        data: Any = {}
+        for name, template in readiness.urls.items():
+            url = render(template, ctx)
+            try:
+                data[name] = await http_json(client, url, headers)
+            except (httpx.HTTPError, ValueError) as exc:
+                return CheckResult(False, f"{url}: {type(exc).__name__}")
+    else:
+        url = render(readiness.url, ctx)
+        try:
+            data = await http_json(client, url, headers)
+        except (httpx.HTTPError, ValueError) as exc:
+            return CheckResult(False, f"{url}: {type(exc).__name__}")
     scope = {**ctx, "data": data}
     ok = bool(evaluate(readiness.ready_when or "false", scope))
     detail = render(readiness.status_text, scope) if readiness.status_text else ("ready" if ok else "waiting")

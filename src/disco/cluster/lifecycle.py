@@ -246,7 +246,7 @@ class Lifecycle:
         token = self._credentials(cluster).get("token", "")
         if provider.remote:
             await asyncio.to_thread(plan.build_shipped_software, cluster, self.catalog)
-        needs = dataclasses.replace(plan.node_needs(cluster, self.catalog),
+        needs = dataclasses.replace(plan.node_needs(cluster, self.catalog, require_checksums=provider.remote),
                                     log_token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "")
         facts = await provider.prepare_nodes(ref, todo, needs,
                                              lambda text: self._event(cluster.id, "install", text))
@@ -283,9 +283,14 @@ class Lifecycle:
     async def _start_node_processes(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                                     fw: FrameworkDef, node: Node, address: NodeAddress) -> None:
         sealed = self.box.open(cluster.secrets_enc) or {}
+        facts = self._node_facts(cluster.id, node.name)
+        # The node's size, for frameworks that derive settings from it: from its facts (a host,
+        # a flavor), else what the provider says (the local provider: a share of this machine).
+        capacity = (facts.capacity if facts else None) or provider.node_capacity(
+            ref, node.name, len(plan.live_nodes(cluster)))
         for launch, wait_for in plan.launches(cluster, self.catalog, fw, node, address.workdir,
                                               sealed.get("properties", {}), sealed.get("credentials", {}),
-                                              self._node_facts(cluster.id, node.name)):
+                                              facts, capacity):
             status = await provider.process_status(ref, node.name, launch.name)
             if status.state is ProcessState.RUNNING:
                 continue
@@ -343,7 +348,8 @@ class Lifecycle:
             result = await checker(self._http, check, ctx)
             detail = result.detail
             if result.ok:
-                self._check_answered_by_cluster(cluster, provider, render(check.url, ctx))
+                for url in ([check.url] if check.url else list(check.urls.values())):
+                    self._check_answered_by_cluster(cluster, provider, render(url, ctx))
                 return
             if detail != last_reported:
                 self._event(cluster.id, fw.name, f"waiting: {detail}")

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, f
 
 from disco.errors import InvalidSpec
 from disco.frameworks.catalog import Catalog
+from disco.frameworks.config_files import OverrideError, check_override, merge
+from disco.frameworks.model import FrameworkDef
 
 HOUR = 3600
 
@@ -20,6 +22,10 @@ class FrameworkRequest(BaseModel):
 
     name: str = Field(min_length=1, max_length=32)
     properties: dict[str, Any] = {}
+    # Raw settings merged into the framework's configuration files, by file name then key
+    # (`{"hdfs-site.xml": {"dfs.blocksize": "268435456"}}`); they win over everything else.
+    # Stored and shown as given: no place for secrets.
+    overrides: dict[str, dict[str, Any]] = {}
 
 
 class Access(BaseModel):
@@ -106,6 +112,7 @@ def resolve(spec: ClusterSpec, catalog: Catalog, *, max_workers: int) -> Resolve
         raise InvalidSpec(f"framework listed twice: {', '.join(duplicates)}", code="duplicate_framework")
     order = catalog.resolve(requested)
     given = {fw.name: fw.properties for fw in spec.frameworks}
+    checked_overrides = {fw.name: check_overrides(catalog.get(fw.name), fw.overrides) for fw in spec.frameworks}
     properties: dict[str, dict[str, Any]] = {}
     secrets: dict[str, dict[str, Any]] = {}
     for name in order:
@@ -118,9 +125,50 @@ def resolve(spec: ClusterSpec, catalog: Catalog, *, max_workers: int) -> Resolve
     clean = spec.model_copy(update={"frameworks": [
         FrameworkRequest(name=fw.name, properties={
             k: v for k, v in fw.properties.items() if k not in catalog.get(fw.name).secret_properties()
-        }) for fw in spec.frameworks
+        }, overrides=checked_overrides[fw.name]) for fw in spec.frameworks
     ]})
     return ResolvedSpec(spec=clean, order=order, properties=properties, secrets=secrets)
+
+
+MAX_OVERRIDES = 200  # per file: enough for any tuning, not a way to store data
+
+
+def check_overrides(fw: FrameworkDef, overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The overrides as they will be merged (booleans and numbers as Hadoop and Spark spell
+    them), or InvalidSpec (422 invalid_override) naming the file and key: a file the framework
+    does not render, a key no override may set (locked), a value its format cannot hold."""
+    checked: dict[str, dict[str, Any]] = {}
+    for file_name, values in overrides.items():
+        if len(values) > MAX_OVERRIDES:
+            raise InvalidSpec(f"at most {MAX_OVERRIDES} overrides per file", code="invalid_override",
+                              details={"framework": fw.name, "file": file_name})
+        config = fw.config_files.get(file_name)
+        if config is None:
+            raise InvalidSpec(
+                f"framework {fw.name} renders no configuration file {file_name!r} "
+                f"(it renders: {', '.join(sorted(fw.config_files)) or 'none'})",
+                code="invalid_override",
+                details={"framework": fw.name, "file": file_name, "files": sorted(fw.config_files)})
+        checked[file_name] = {}
+        for key, value in values.items():
+            top = key if config.format != "yaml" else key.split(".")[0]
+            if key in config.locked or top in config.locked:
+                raise InvalidSpec(f"{fw.name} {file_name}: {key} is set by DISCO and may not be overridden "
+                                  "(it keeps the cluster's endpoints closed)", code="invalid_override",
+                                  details={"framework": fw.name, "file": file_name, "key": key, "locked": True})
+            try:
+                checked_value = check_override(config.format, key, value)
+                if config.format == "yaml":  # a dotted key is a path into the YAML's maps
+                    nested: Any = checked_value
+                    for part in reversed(key.split(".")[1:]):
+                        nested = {part: nested}
+                    checked[file_name] = merge("yaml", checked[file_name], {key.split(".")[0]: nested})
+                else:
+                    checked[file_name][key] = checked_value
+            except OverrideError as exc:
+                raise InvalidSpec(f"{fw.name} {file_name}: {exc}", code="invalid_override",
+                                  details={"framework": fw.name, "file": file_name, "key": key}) from None
+    return checked
 
 
 def _errors(exc: ValidationError) -> list[dict[str, Any]]:

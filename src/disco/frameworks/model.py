@@ -163,15 +163,37 @@ class RoleDef(Strict):
 
 
 SHA256_RE = r"^[0-9a-f]{64}$"
+SHA512_RE = r"^[0-9a-f]{128}$"
 
 
 class DownloadDef(Strict):
-    """A file a node fetches before its processes start, checked against its SHA-256."""
+    """A file a node fetches before its processes start, checked against its SHA-256 or
+    SHA-512 (Apache publishes SHA-512 only). The URL is `url`, or `base` + "/" + `path`, where
+    an admin's DISCO_DOWNLOAD_MIRROR replaces `base` (private clouds without internet)."""
 
-    url: str = Field(pattern=r"^https?://")
-    sha256: str = Field(pattern=SHA256_RE)
+    url: str | None = Field(default=None, pattern=r"^https?://")
+    base: str | None = Field(default=None, pattern=r"^https?://[^\s]*[^/\s]$")
+    path: str | None = Field(default=None, pattern=f"^{FILE_PATH_RE.pattern}$")
+    sha256: str | None = Field(default=None, pattern=SHA256_RE)
+    sha512: str | None = Field(default=None, pattern=SHA512_RE)
     # Where it lands, relative to the node's software prefix (e.g. /opt/disco).
     dest: str = Field(pattern=f"^{FILE_PATH_RE.pattern}$")
+    # A .tar.gz unpacked into the directory `dest` (its single top folder kept), not copied.
+    unpack: bool = False
+
+    @model_validator(mode="after")
+    def _one_source_one_checksum(self) -> "DownloadDef":
+        if (self.url is None) == (self.base is None or self.path is None):
+            raise ValueError("a download needs either url, or base and path")
+        if self.url is not None and (self.base or self.path):
+            raise ValueError("a download takes url or base+path, not both")
+        if self.sha256 and self.sha512:
+            raise ValueError("a download takes sha256 or sha512, not both")
+        return self
+
+    @property
+    def file_name(self) -> str:
+        return (self.url or self.path or "").rstrip("/").rsplit("/", 1)[-1]
 
 
 class InstallDef(Strict):
@@ -184,6 +206,23 @@ class InstallDef(Strict):
     # beside the service manager (so a node runs what the service manager was tested with).
     python_packages: list[str] = []
     downloads: list[DownloadDef] = []
+
+
+CONFIG_NAME_RE = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
+
+
+class ConfigFileDef(Strict):
+    """A configuration file rendered from a map of keys to (templated) values in its
+    software's own format, so that users' raw overrides merge into it key by key
+    (config_files.py). A value that renders to "" is left out of the file."""
+
+    path: str = Field(pattern=f"^{FILE_PATH_RE.pattern}$")
+    format: Literal["hadoop-xml", "properties", "yaml"]
+    roles: list[Literal["master", "worker"]] = ["master", "worker"]
+    values: dict[str, Any] = {}
+    # Keys no override may set: what keeps the cluster's endpoints closed (authentication,
+    # its secret, the addresses daemons bind to).
+    locked: list[str] = []
 
 
 class HttpCall(Strict):
@@ -207,6 +246,9 @@ class Readiness(Strict):
 
     kind: Literal["http_json", "http", "command", "none"] = "none"
     url: str | None = None
+    # http_json with several answers: each URL's JSON is `data.<name>` (e.g. a NameNode's and
+    # a ResourceManager's counts); ready_when sees them all.
+    urls: dict[str, str] = {}
     ready_when: str | None = None
     status_text: str | None = None
     # Sent with http and http_json checks, e.g. the cluster's token:
@@ -218,8 +260,10 @@ class Readiness(Strict):
 
     @model_validator(mode="after")
     def _fields_for_kind(self) -> "Readiness":
-        if self.kind == "http_json" and not (self.url and self.ready_when):
-            raise ValueError("readiness kind http_json needs url and ready_when")
+        if self.kind == "http_json" and not ((self.url or self.urls) and self.ready_when):
+            raise ValueError("readiness kind http_json needs url and ready_when (or urls and ready_when)")
+        if self.url and self.urls:
+            raise ValueError("readiness takes url or urls, not both")
         if self.kind == "http" and not self.url:
             raise ValueError("readiness kind http needs url")
         if self.kind == "command" and not self.command:
@@ -267,6 +311,11 @@ class FrameworkDef(Strict):
     env: dict[str, str] = {}
     # Files every process of the framework reads, as ProcessDef.files.
     files: FilePaths = {}
+    # Values computed per node from its capacity (node.memory_mb, node.cpus) and the cluster,
+    # in order (each sees the ones before it as derived.<name>); numbers come out as ints.
+    derived: dict[str, str] = {}
+    # Configuration files by the name users' overrides address them with (e.g. hdfs-site.xml).
+    config_files: dict[Annotated[str, Field(pattern=CONFIG_NAME_RE)], ConfigFileDef] = {}
     roles: dict[Literal["master", "worker"], RoleDef] = {}
     install: InstallDef = InstallDef()
     readiness: Readiness = Readiness()
@@ -283,6 +332,19 @@ class FrameworkDef(Strict):
                     prop.coerce(self.name, prop_name, prop.default)
                 except InvalidProperty as exc:  # a packaging bug: report it as a schema error
                     raise ValueError(f"default of {prop_name}: {exc.message}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _config_paths_are_free(self) -> "FrameworkDef":
+        paths = [c.path for c in self.config_files.values()]
+        clash = sorted({p for p in paths if paths.count(p) > 1} | (set(paths) & set(self.files)))
+        if clash:
+            raise ValueError(f"config file path(s) used twice: {', '.join(clash)}")
+        for name, config in self.config_files.items():
+            if config.format != "yaml":
+                bad = [k for k in config.values if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", k)]
+                if bad:
+                    raise ValueError(f"config file {name}: keys {bad} are not dotted names")
         return self
 
     def resolve_properties(self, given: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,13 @@ def cache_dir() -> str:
     return str(base)
 
 
+def software_dir() -> str:
+    """Where downloaded software lives: on a remote node its prefix (the node's facts say);
+    on the local provider, which downloads nothing, DISCO_SOFTWARE_DIR (default /opt/disco,
+    a remote node's default prefix), where an admin puts what frameworks download elsewhere."""
+    return os.environ.get("DISCO_SOFTWARE_DIR", "/opt/disco").rstrip("/") or "/"
+
+
 def path_exists(path: str) -> bool:
     return os.path.exists(path)
 
@@ -95,6 +102,22 @@ def jupyter_password_hash(secret: str) -> str:
     return passwd(secret)
 
 
+@lru_cache(maxsize=64)  # half a second of hashing, the same for every render of a cluster
+def shiro_password_hash(secret: str, iterations: int = 500_000) -> str:
+    """Apache Shiro's hash of a password in its own text form (Shiro1CryptFormat, what its
+    PasswordMatcher reads: `$shiro1$SHA-256$<iterations>$<salt>$<hash>`, base64), so that a
+    shiro.ini (Zeppelin's) holds no clear password. Shiro hashes salt + password once, then the
+    digest `iterations - 1` more times. The salt is derived from the secret itself, so every
+    render of the file is the same; the secret is a random per-cluster credential, which is
+    what a salt guards in the first place (no table of common passwords applies to it)."""
+    salt = hmac.new(secret.encode(), b"shiro-salt", hashlib.sha256).digest()[:16]
+    digest = hashlib.sha256(salt + secret.encode()).digest()
+    for _ in range(iterations - 1):
+        digest = hashlib.sha256(digest).digest()
+    b64 = base64.b64encode
+    return f"$shiro1$SHA-256${iterations}${b64(salt).decode()}${b64(digest).decode()}"
+
+
 def which(command: str) -> str:
     found = shutil.which(command)
     if not found:
@@ -107,6 +130,7 @@ _env.globals.update(python=sys.executable, module_dir=module_dir, which=which, c
                     path_exists=path_exists, java_support=java_support,
                     spark_class_archive=spark_class_archive, port_block=port_block,
                     derive_secret=derive_secret, jupyter_password_hash=jupyter_password_hash,
+                    shiro_password_hash=shiro_password_hash, software_dir=software_dir(),
                     bin_dir=str(Path(sys.executable).parent))
 
 

@@ -24,6 +24,7 @@ DEFAULT_PREFIX = "/opt/disco"
 DEFAULT_LOG_PORT = 8084
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SHA512 = re.compile(r"^[0-9a-f]{128}$")
 _OS_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]*(=[A-Za-z0-9.+:~-]+)?$")
 
 
@@ -34,9 +35,18 @@ class BundleError(ValueError):
 @dataclass(frozen=True)
 class Download:
     url: str
+    # One checksum of the two: SHA-256, or SHA-512 (all Apache publishes); the other is "".
     sha256: str
-    # Relative to the node prefix (e.g. "lib/x.jar").
+    # Relative to the node prefix (e.g. "lib/x.jar"); a directory when `unpack`.
     dest: str
+    sha512: str = ""
+    # A .tar.gz unpacked into `dest` rather than copied there.
+    unpack: bool = False
+
+    @property
+    def checksum(self) -> tuple[str, str]:
+        """(algorithm, hex digest)."""
+        return ("sha512", self.sha512) if self.sha512 else ("sha256", self.sha256)
 
 
 @dataclass(frozen=True)
@@ -154,8 +164,14 @@ def _check(b: NodeBundle) -> None:
             check_url(url, allow_path=url == b.python.wheelhouse)
     for download in b.downloads:
         check_url(download.url, allow_path=False)
-        if not _SHA256.match(download.sha256):
+        if bool(download.sha256) == bool(download.sha512):
+            raise BundleError(f"{download.url} needs one checksum: sha256 or sha512")
+        if download.sha256 and not _SHA256.match(download.sha256):
             raise BundleError(f"sha256 of {download.url} must be 64 lower-case hex digits")
+        if download.sha512 and not _SHA512.match(download.sha512):
+            raise BundleError(f"sha512 of {download.url} must be 128 lower-case hex digits")
+        if not isinstance(download.unpack, bool):
+            raise BundleError(f"unpack of {download.url} must be true or false")
         relative_path(download.dest, f"dest of {download.url}")
     for name, content in _obj(b.files, "files").items():
         relative_path(name, "file")

@@ -4,6 +4,7 @@ runtime."""
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import shutil
@@ -36,7 +37,30 @@ def facts() -> dict[str, Any]:
         "arch": platform.machine(),
         "java": java,
         "java_version": _java_version(java) if java else None,
+        # What the host offers (frameworks size their daemons from it): its RAM, lowered to a
+        # cgroup's limit when one is set (a container), and the CPUs this process may use.
+        "memory_bytes": _memory_bytes(),
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
     }
+
+
+def _memory_bytes() -> int | None:
+    total = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                total = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit_text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit_text.isdigit():
+            limit = int(limit_text)
+            total = limit if total is None else min(total, limit)
+    except OSError:
+        pass
+    return total
 
 
 def _disco_version() -> str:

@@ -72,6 +72,24 @@ class Download:
     url: str
     sha256: str
     dest: str
+    # Apache publishes SHA-512 only: one of the two is given, the other is "".
+    sha512: str = ""
+    # A .tar.gz unpacked into the directory `dest`.
+    unpack: bool = False
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """What a node has to offer its processes: the flavor's RAM and vCPUs on a cloud, the
+    host's on SSH, a fair share of this machine on the local provider. Templates see it as
+    node.memory_mb and node.cpus (frameworks size their daemons from it)."""
+
+    memory_bytes: int
+    cpus: int
+
+    @property
+    def memory_mb(self) -> int:
+        return self.memory_bytes // (1 << 20)
 
 
 @dataclass(frozen=True)
@@ -93,6 +111,9 @@ class NodeFacts:
     python: str
     site_packages: str
     bin_dir: str
+    # The node's software prefix (downloads land under it), and what the host has to offer.
+    prefix: str = ""
+    capacity: NodeCapacity | None = None
 
 
 class ProcessState(enum.Enum):
@@ -193,6 +214,11 @@ class Provider(ABC):
     async def node_facts(self, cluster: ClusterRef, node: str) -> NodeFacts | None:
         """Where software is on a node that was prepared before (asked again after a restart of
         the service manager); None where the service manager's own paths hold."""
+        return None
+
+    def node_capacity(self, cluster: ClusterRef, node: str, nodes_in_cluster: int) -> NodeCapacity | None:
+        """What a node offers when its facts do not say (providers whose nodes share this
+        machine); None when unknown."""
         return None
 
     async def warm(self, preloads: set[tuple[str, ...]]) -> None:

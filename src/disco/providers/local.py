@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeRef, ProcessState,
+from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeCapacity, NodeRef, ProcessState,
                                   ProcessStatus, Provider, ProviderResources)
 from disco.providers.local_users import ensure_user, isolation_mode, uid_for_host
 from disco.providers.marks import ROOT_ENV, TAG_ENV, cluster_of, marked_processes, title_mark
@@ -50,6 +50,12 @@ def node_host(slot: int, index: int) -> str:
     if not 1 <= slot or octet > 254 or not 0 <= index < 254:
         raise ValueError(f"no loopback address for slot {slot}, node {index}")
     return f"127.{octet}.{slot % 256}.{index + 1}"
+
+
+def share_of_this_machine(nodes: int) -> NodeCapacity:
+    nodes = max(1, nodes)
+    return NodeCapacity(memory_bytes=psutil.virtual_memory().total // nodes,
+                        cpus=max(1, (os.cpu_count() or 1) // nodes))
 
 
 class LocalProvider(Provider):
@@ -81,6 +87,12 @@ class LocalProvider(Provider):
     @property
     def isolates_tenants(self) -> bool:
         return self.isolation == "users"
+
+    def node_capacity(self, cluster: ClusterRef, node: str, nodes_in_cluster: int) -> NodeCapacity:
+        """A fair share of this machine: its memory and CPUs divided by the cluster's nodes
+        (at least one CPU), so that frameworks sized from it do not promise the machine twice
+        within one cluster. Other clusters on the machine are not counted."""
+        return share_of_this_machine(nodes_in_cluster)
 
     async def warm(self, preloads: set[tuple[str, ...]]) -> None:
         for modules in preloads | {()}:

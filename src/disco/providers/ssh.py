@@ -27,7 +27,7 @@ from disco.errors import Conflict, InvalidSpec
 from disco.node.bootstrap import render_script
 from disco.node.bundle import Download as BundleDownload, NodeBundle, PythonEnv
 from disco.node.wheel import self_wheel, wheel_ref
-from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeFacts, NodeNeeds, NodeRef,
+from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeCapacity, NodeFacts, NodeNeeds, NodeRef,
                                   ProcessState, ProcessStatus, Provider, ProviderError, ProviderResources)
 from disco.providers.ssh_transport import HostSpec, SSHError, Transport, as_root
 
@@ -149,8 +149,7 @@ class SSHProvider(Provider):
         return None if host is None else await self._facts(host)
 
     async def _facts(self, host: HostSpec) -> NodeFacts:
-        facts = await self._node_cli(host, ["facts"])
-        return NodeFacts(python=facts["python"], site_packages=facts["site_packages"], bin_dir=facts["bin_dir"])
+        return node_facts_of(await self._node_cli(host, ["facts"]), host.prefix)
 
     def _bundle(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds, wheel: Path) -> NodeBundle:
         return NodeBundle(
@@ -158,7 +157,7 @@ class SSHProvider(Provider):
             host=host.address, prefix=host.prefix, os_packages=list(needs.os_packages),
             python=PythonEnv(requirements=list(needs.python_requirements), index_url=self.index_url or None,
                              wheelhouse=self.wheelhouse or None),
-            downloads=[BundleDownload(d.url, d.sha256, d.dest) for d in needs.downloads],
+            downloads=[BundleDownload(d.url, d.sha256, d.dest, d.sha512, d.unpack) for d in needs.downloads],
             disco_wheel=wheel_ref(wheel),
             log_token_sha256=needs.log_token_sha256)
 
@@ -359,6 +358,16 @@ def _state(entry: dict[str, Any]) -> ProcessState:
     if entry["state"] == "backoff" and int(entry.get("restarts") or 0) <= FORGIVEN_CRASHES:
         return ProcessState.RUNNING
     return _STATES.get(entry["state"], ProcessState.EXITED)
+
+
+def node_facts_of(answer: dict[str, Any], prefix: str) -> NodeFacts:
+    """What the service manager keeps of a node's `facts` answer: its paths, and its size when
+    the node reports one (an older node's disco does not)."""
+    memory, cpus = answer.get("memory_bytes"), answer.get("cpus")
+    known = isinstance(memory, int) and isinstance(cpus, int) and memory > 0 and cpus > 0
+    return NodeFacts(python=answer["python"], site_packages=answer["site_packages"], bin_dir=answer["bin_dir"],
+                     prefix=answer.get("node_prefix") or prefix,
+                     capacity=NodeCapacity(memory_bytes=memory, cpus=cpus) if known else None)
 
 
 def _node_dir(host: HostSpec, cluster_id: str, node: str) -> str:

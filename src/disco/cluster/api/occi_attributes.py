@@ -128,7 +128,8 @@ def attributes_of(cluster: Cluster, private_key: str, base_url: str) -> dict[str
         attrs[f"{COMPONENTS}{option}" if option.startswith("heat.") else f"{PREFIX}{option}"] = value
     for framework, props in spec.get("properties", {}).items():
         for prop, value in props.items():
-            attrs[f"{COMPONENTS}{framework}.{prop}"] = value
+            if value is not None:  # a property left unset (derived from the node) has no attribute
+                attrs[f"{COMPONENTS}{framework}.{prop}"] = value
     for framework, outputs in cluster.outputs.get("frameworks", {}).items():
         for key, value in outputs.items():
             if key == "web_uis":

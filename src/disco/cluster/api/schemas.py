@@ -99,8 +99,10 @@ class StoredSpec(ClusterSpec):
     """The spec as stored: defaults filled in, secret property values left out."""
 
     resolved_frameworks: list[str] = Field(description="Install order, dependencies first.")
-    properties: dict[str, dict[str, PropertyValue]] = Field(
-        description="Every resolved framework's typed properties, defaults included, secrets left out.")
+    properties: dict[str, dict[str, PropertyValue | None]] = Field(
+        description="Every resolved framework's typed properties, defaults included, secrets left out; "
+                    "null for a property the user left unset that has no default (e.g. one derived from "
+                    "the node's size).")
 
 
 class ClusterNode(Shape):

@@ -16,7 +16,9 @@ import math
 from typing import Any
 
 from disco.frameworks.catalog import Catalog
-from disco.frameworks.model import PropertyDef
+from disco.cluster.spec import MAX_OVERRIDES
+from disco.frameworks.config_files import KEY_RE, MAX_VALUE_CHARS
+from disco.frameworks.model import FrameworkDef, PropertyDef
 
 # Properties end up on command lines and in config files: no control characters (model.py).
 CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"
@@ -80,9 +82,33 @@ def framework_request_schema(catalog: Catalog, name: str) -> dict[str, Any]:
                 "type": "object", "additionalProperties": False,
                 "properties": {prop: property_schema(d) for prop, d in sorted(fw.properties.items())},
             },
+            "overrides": overrides_schema(fw),
         },
         "required": ["name"], "additionalProperties": False,
     }
+
+
+def overrides_schema(fw: FrameworkDef) -> dict[str, Any]:
+    """Raw settings for the framework's configuration files, by file then key; they win over
+    the framework's defaults, the values derived from the node and the properties."""
+    files: dict[str, Any] = {}
+    for name, config in sorted(fw.config_files.items()):
+        if config.format == "yaml":
+            files[name] = {"type": "object", "description": f"YAML merged deeply into {name}",
+                           "maxProperties": MAX_OVERRIDES,
+                           "propertyNames": {"not": {"enum": sorted(config.locked)}} if config.locked else {}}
+            continue
+        scalar = {"anyOf": [{"type": "string", "maxLength": MAX_VALUE_CHARS, "not": {"pattern": CONTROL_CHARACTER}},
+                            {"type": "number"}, {"type": "boolean"}]}
+        names: dict[str, Any] = {"pattern": f"^{KEY_RE.pattern}$"}
+        if config.locked:
+            names["not"] = {"enum": sorted(config.locked)}
+        files[name] = {"type": "object", "description": f"{config.format} settings of {name}",
+                       "propertyNames": names, "additionalProperties": scalar, "maxProperties": MAX_OVERRIDES}
+    return {"type": "object", "additionalProperties": False, "properties": files,
+            "description": "Raw settings merged into the framework's configuration files (by file name, "
+                           "then key). Precedence: framework defaults < values derived from the node < "
+                           "properties < overrides. Stored and shown as given: not for secrets."}
 
 
 def property_schema(prop: PropertyDef) -> dict[str, Any]:
