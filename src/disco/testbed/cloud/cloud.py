@@ -348,6 +348,7 @@ def _check_port_free(address: str, port: int) -> None:
     if not 1 <= port <= 65535:
         raise TestbedError(f"port {port} is not a TCP port")
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Heat's server binds
         try:
             probe.bind((address, port))
         except OSError:

@@ -14,7 +14,8 @@ from typing import Any
 from box_config import cloud_config, cloud_dir
 
 CLOUD_LABEL = "disco.cloud"            # = the cloud's name, on every server container
-STACK_LABEL = "disco.cloud.stack"      # = the stack's id
+STACK_LABEL = "disco.cloud.stack"      # = the id of the server's top-level stack
+ADDRESS_LABEL = "disco.cloud.address"  # = the server's first address
 IMAGE_LABEL = "disco.testbed.image"    # the image directory (keeps the testbed from retiring it)
 BOOT_PATH = "/etc/disco-cloud/boot.sh"
 SEED_PATH = "/var/lib/cloud/seed/nocloud"
@@ -59,7 +60,7 @@ def write_seed(server_id: str, hostname: str, public_keys: list[str], user_data:
     return seed
 
 
-def run_server(server_id: str, stack_id: str, hostname: str, addresses: list[str],
+def run_server(server_id: str, root_stack_id: str, hostname: str, addresses: list[str],
                image: dict[str, str]) -> str:
     """Starts the server's container; returns its id. Its boot (boot.sh) runs cloud-init's
     four stages and sshd on the server's addresses only."""
@@ -67,7 +68,8 @@ def run_server(server_id: str, stack_id: str, hostname: str, addresses: list[str
     name = f"{config['name']}-{server_id[:12]}"
     argv = ["run", "-d", "--name", name, "--hostname", hostname, "--init", "--network", "host",
             "--add-host", f"{hostname}:{addresses[0]}",
-            "--label", f"{CLOUD_LABEL}={config['name']}", "--label", f"{STACK_LABEL}={stack_id}",
+            "--label", f"{CLOUD_LABEL}={config['name']}", "--label", f"{STACK_LABEL}={root_stack_id}",
+            "--label", f"{ADDRESS_LABEL}={addresses[0]}",
             "--label", f"{IMAGE_LABEL}={image['image_dir']}",
             *config["podman_flags"],
             "-v", f"{server_dir(server_id) / 'seed'}:{SEED_PATH}:ro",
