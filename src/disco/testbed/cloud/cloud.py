@@ -24,13 +24,13 @@ import psutil
 import yaml
 
 from disco.testbed.cloud import database
-from disco.testbed.cloud.catalogue import build_catalogue
+from disco.testbed.cloud.catalogue import IMAGES, build_catalogue
 from disco.testbed.cloud.heat_config import GLOBAL_ENVIRONMENT, LAUNCHER, render_heat_conf
 from disco.testbed.cloud.heat_venv import ensure_heat_venv
 from disco.testbed.cloud.server_boot import SERVER_BOOT_SCRIPT
 from disco.testbed.errors import TestbedError
 from disco.testbed.paths import state_root
-from disco.testbed.podman import containers, podman, require_podman, runtime_flags
+from disco.testbed.podman import containers, podman, runtime_flags
 from disco.testbed.sockets import listening_ipv4
 
 DEFAULT_NAME = "disco-box"
@@ -107,7 +107,7 @@ class Cloud:
            server_range: str = DEFAULT_SERVER_RANGE, images: list[str] | None = None) -> CloudState:
         """Starts the cloud; returns its state once Heat answers. A failed start removes what
         it made."""
-        require_podman()
+        require_root_and_podman()
         if self.state() is not None:
             raise TestbedError(f"cloud {self.name} is up already (`disco testbed cloud status`, "
                                f"`disco testbed cloud down`)")
@@ -115,11 +115,11 @@ class Cloud:
         server_range = _check_range(server_range)
         _check_port_free(address, port)
         self._check_range_free(server_range)
+        unknown = [image for image in images or [] if image not in IMAGES]
+        if unknown:
+            raise TestbedError(f"unknown image {unknown[0]!r} (images: {', '.join(IMAGES)})")
         venv = ensure_heat_venv(self.cache_dir, progress=self.progress)
-        try:
-            catalogue = build_catalogue(images, self.cache_dir, progress=self.progress)
-        except ValueError as exc:
-            raise TestbedError(str(exc)) from None
+        catalogue = build_catalogue(images, self.cache_dir, progress=self.progress)
         state = CloudState(self.name, address, port, server_range, database.database_name(self.name),
                            str(venv))
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -146,7 +146,7 @@ class Cloud:
         if busy:
             raise TestbedError(f"server range {server_range} is in use: something listens on "
                                f"{', '.join(busy[:5])}; choose another --server-range")
-        for other in all_clouds(self.dir.parent):
+        for other in all_clouds(self.dir.parent) + running_clouds():
             if ipaddress.ip_network(other.server_range).overlaps(network):
                 raise TestbedError(f"server range {server_range} overlaps cloud {other.name}'s "
                                    f"({other.server_range})")
@@ -217,6 +217,7 @@ class Cloud:
     # -- status -----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
+        require_root_and_podman()
         state = self.state()
         if state is None:
             raise TestbedError(f"cloud {self.name} is not up")
@@ -242,7 +243,7 @@ class Cloud:
         """Deletes the stacks (their servers with them), stops Heat, removes any server
         container left, drops the database; then scans that nothing is left (processes,
         listening sockets, containers, database) and only then removes the state."""
-        require_podman()
+        require_root_and_podman()
         state = self.state()
         if state is None:
             raise TestbedError(f"cloud {self.name} is not up")
@@ -309,11 +310,34 @@ class Cloud:
         return left
 
 
+def require_root_and_podman() -> None:
+    if os.geteuid() != 0:
+        raise TestbedError("the cloud in a box needs root (its servers are podman containers with "
+                           "host networking); run as root")
+    if shutil.which("podman") is None:
+        raise TestbedError("podman is not installed (Debian/Ubuntu: apt-get install podman runc catatonit)")
+
+
 def all_clouds(clouds_dir: Path | None = None) -> list[CloudState]:
     root = clouds_dir or state_root() / "cloud"
     found = []
     for path in sorted(root.glob("*/state.json")) if root.is_dir() else []:
         found.append(CloudState(**json.loads(path.read_text())))
+    return found
+
+
+def running_clouds() -> list[CloudState]:
+    """Every cloud whose Heat runs on this machine, whatever its state directory: found by
+    scanning processes for our launcher, then reading the state beside its heat.conf."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if len(cmdline) >= 3 and cmdline[1] == str(LAUNCHER):
+            state = Path(cmdline[2]).parent / "state.json"
+            try:
+                found.append(CloudState(**json.loads(state.read_text())))
+            except (OSError, ValueError, TypeError):
+                continue
     return found
 
 
