@@ -5,6 +5,7 @@ pair; failures with readable reasons; delete leaves nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 import psutil
 
 from conftest import TestCloud
+from disco.testbed.podman import podman
 
 SERVER_WITH_WAIT = """
 heat_template_version: '2018-08-31'
@@ -91,6 +93,10 @@ def test_server_boots_user_data_signals_wait_condition_and_takes_ssh(test_cloud:
     # SSH as the image's default user with the key pair's key; sudo as on a cloud VM.
     answer = _ssh(address, str(test_cloud.key), "hostname; sudo -n cat /root/user-data-ran")
     assert answer.split("\n")[:2] == ["node-1", "written by user_data on node-1"]
+    # The flavor (m1.small: 1 vCPU, 2048 MB) is the container's limits.
+    limits = json.loads(podman("inspect", "--format", "{{json .HostConfig}}",
+                               test_cloud.containers_of(stack)[0]["Id"]))
+    assert (limits["Memory"], limits["NanoCpus"]) == (2048 * 2**20, 10**9)
     # sshd listens on the server's own address only.
     listening = {(a, p) for a, p in _listening_on(address)}
     assert listening == {(address, 22)}

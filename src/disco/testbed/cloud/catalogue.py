@@ -1,6 +1,6 @@
 """The cloud's catalogue: what Glance, Nova and Neutron would list. Images are test-host image
-variants with cloud-init (recipes `cloud`, `cloud-baked`), flavors are sizes (recorded; not
-enforced as container limits), networks are names over the one loopback (an external
+variants with cloud-init (recipes `cloud`, `cloud-baked`), flavors are sizes (RAM and vCPUs
+become the containers' limits), networks are names over the one loopback (an external
 `public` for routers and floating IPs, `private` for servers)."""
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -41,6 +42,7 @@ DEFAULT_SERVER_RANGE = "127.0.120.0/24"  # apart from test hosts (127.0.100.x, 1
 CLOUD_LABEL = "disco.cloud"              # on every server container (= the cloud's name)
 REGION = "RegionOne"
 START_TIMEOUT_S = 90.0
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,29}$")  # names containers and the database
 Progress = Callable[[str], None]
 
 
@@ -66,7 +68,7 @@ class CloudState:
 class Cloud:
     def __init__(self, name: str = DEFAULT_NAME, state_dir: Path | str | None = None,
                  cache_dir: Path | str | None = None, progress: Progress = _quiet) -> None:
-        if not name.replace("-", "").isalnum() or not name[:1].isalpha() or len(name) > 30 or name != name.lower():
+        if not _NAME.match(name):
             raise TestbedError(f"cloud name {name!r}: lower-case letters, digits and '-', starting "
                                "with a letter, at most 30")
         self.name = name

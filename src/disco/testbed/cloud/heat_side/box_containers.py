@@ -61,9 +61,10 @@ def write_seed(server_id: str, hostname: str, public_keys: list[str], user_data:
 
 
 def run_server(server_id: str, root_stack_id: str, hostname: str, addresses: list[str],
-               image: dict[str, str]) -> str:
+               image: dict[str, str], flavor: dict[str, int]) -> str:
     """Starts the server's container; returns its id. Its boot (boot.sh) runs cloud-init's
-    four stages and sshd on the server's addresses only."""
+    four stages and sshd on the server's addresses only. The flavor's RAM and vCPUs are the
+    container's memory limit (no swap beyond it) and CPU quota; its disk is not enforced."""
     config = cloud_config()
     name = f"{config['name']}-{server_id[:12]}"
     argv = ["run", "-d", "--name", name, "--hostname", hostname, "--init", "--network", "host",
@@ -72,6 +73,8 @@ def run_server(server_id: str, root_stack_id: str, hostname: str, addresses: lis
             "--label", f"{ADDRESS_LABEL}={addresses[0]}",
             "--label", f"{IMAGE_LABEL}={image['image_dir']}",
             *config["podman_flags"],
+            "--memory", f"{flavor['ram']}m", "--memory-swap", f"{flavor['ram']}m",
+            "--cpus", str(flavor["vcpus"]),
             "-v", f"{server_dir(server_id) / 'seed'}:{SEED_PATH}:ro",
             "-v", f"{cloud_dir() / 'boot.sh'}:{BOOT_PATH}:ro",
             "--rootfs", f"{image['rootfs']}:O", "/bin/sh", BOOT_PATH, *addresses]

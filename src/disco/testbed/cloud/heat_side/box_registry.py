@@ -41,8 +41,14 @@ def registry() -> Iterator[dict[str, dict[str, Any]]]:
 
 
 def read() -> dict[str, dict[str, Any]]:
-    with registry() as data:
-        return data
+    """The records as they are now (a copy; changes go through registry())."""
+    path = cloud_dir() / "registry.json"
+    with open(cloud_dir() / "registry.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        data = json.loads(path.read_text()) if path.is_file() else {}
+    for section in SECTIONS:
+        data.setdefault(section, {})
+    return data
 
 
 def allocate_address(owner: str, wanted: str | None = None) -> str:

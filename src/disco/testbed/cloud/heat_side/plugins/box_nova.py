@@ -131,7 +131,7 @@ class BoxServer(resource.Resource):
         self.data_set("nics", _json(nics))
         self.data_set("flavor", _json({"name": self.properties[self.FLAVOR], **flavor}))
         container = containers.run_server(server_id, self.stack.root_stack_id(), hostname,
-                                          [nic["addr"] for nic in nics], image)
+                                          [nic["addr"] for nic in nics], image, flavor)
         self.data_set("container", container)
         return container
 
