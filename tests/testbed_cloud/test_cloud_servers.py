@@ -206,3 +206,41 @@ def test_api_wants_the_cloud_token(test_cloud: TestCloud) -> None:
     assert httpx.get(f"{state.endpoint}/stacks", headers={"X-Auth-Token": "guess"}).status_code == 401
     assert httpx.get(f"{state.endpoint}/stacks",
                      headers={"X-Auth-Token": test_cloud.cloud.token()}).status_code == 200
+
+
+CLOUD_CONFIG = """
+heat_template_version: '2018-08-31'
+resources:
+  handle:
+    type: OS::Heat::WaitConditionHandle
+  wait:
+    type: OS::Heat::WaitCondition
+    properties: {handle: {get_resource: handle}, timeout: 90}
+  boot_config:
+    type: OS::Heat::CloudConfig
+    properties:
+      cloud_config:
+        write_files:
+          - {path: /etc/disco-role, content: "master\\n"}
+        runcmd:
+          - str_replace:
+              template: 'wc_notify --data-binary "{\\"status\\": \\"SUCCESS\\", \\"data\\": \\"$(cat /etc/disco-role)\\"}"'
+              params: {wc_notify: {get_attr: [handle, curl_cli]}}
+  server:
+    type: OS::Nova::Server
+    properties:
+      image: debian-12
+      flavor: m1.tiny
+      user_data_format: RAW
+      user_data: {get_resource: boot_config}
+outputs:
+  signal_data: {value: {get_attr: [wait, data]}}
+"""
+
+
+def test_cloud_config_resource_as_user_data(test_cloud: TestCloud, stacks) -> None:
+    """A software config's id as user_data stands for its text (#cloud-config here), which
+    cloud-init runs: write_files, then runcmd signals the wait condition."""
+    stack = stacks("cloud-config", CLOUD_CONFIG)
+    assert stack.status == "CREATE_COMPLETE", stack.status_reason
+    assert test_cloud.outputs(stack)["signal_data"] == '{"1": "master"}'

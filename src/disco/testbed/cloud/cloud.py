@@ -26,7 +26,8 @@ import yaml
 
 from disco.testbed.cloud import database
 from disco.testbed.cloud.catalogue import IMAGES, build_catalogue
-from disco.testbed.cloud.heat_config import GLOBAL_ENVIRONMENT, LAUNCHER, render_heat_conf
+from disco.testbed.cloud.heat_config import (GLOBAL_ENVIRONMENT, LAUNCHER, render_heat_conf,
+                                             render_token_response)
 from disco.testbed.cloud.heat_venv import ensure_heat_venv
 from disco.testbed.cloud.server_boot import SERVER_BOOT_SCRIPT
 from disco.testbed.errors import TestbedError
@@ -169,6 +170,8 @@ class Cloud:
             "auth_type": "admin_token",
             "auth": {"endpoint": state.endpoint, "token": token},
             "region_name": REGION}}}, sort_keys=False))
+        (self.dir / "token-response.json").write_text(render_token_response(
+            address=state.address, port=state.port, region=REGION))
         (self.dir / "heat.conf").write_text(render_heat_conf(
             cloud_dir=self.dir, venv=venv, database_url=database.database_url(state.database),
             address=state.address, port=state.port, name=self.name))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 PLUGINS_DIR = Path(__file__).parent / "heat_side" / "plugins"
@@ -49,4 +50,26 @@ enforce_scope = false
 
 [clients_heat]
 url = http://{address}:{port}/v1/%(tenant_id)s
+
+[noauth]
+token_response = {cloud_dir / 'token-response.json'}
 """
+
+
+def render_token_response(*, address: str, port: int, region: str) -> str:
+    """What noauth hands Heat as the caller's Keystone token: the admin of project `admin`, and
+    a service catalog naming this Heat (orchestration). Heat asks the catalog whether a service
+    is there before it accepts a resource type that needs it (OS::Heat::CloudConfig and the
+    other software configs need `heat`); without Keystone this file is the catalog."""
+    url = f"http://{address}:{port}/v1/admin"
+    endpoints = [{"id": f"heat-{interface}", "interface": interface, "region": region,
+                  "region_id": region, "url": url} for interface in ("public", "internal", "admin")]
+    domain = {"id": "default", "name": "Default"}
+    return json.dumps({"token": {
+        "methods": ["token"], "expires_at": "2999-12-31T23:59:59.000000Z",
+        "issued_at": "2026-01-01T00:00:00.000000Z",
+        "user": {"id": "admin", "name": "admin", "domain": domain},
+        "project": {"id": "admin", "name": "admin", "domain": domain},
+        "roles": [{"id": "admin", "name": "admin"}],
+        "catalog": [{"id": "heat", "type": "orchestration", "name": "heat", "endpoints": endpoints}],
+    }}, indent=1) + "\n"

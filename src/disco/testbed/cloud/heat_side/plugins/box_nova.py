@@ -14,6 +14,8 @@ import uuid
 
 from heat.common import exception
 from heat.engine import attributes, constraints, properties, resource, support
+from heat.rpc import api as rpc_api
+from oslo_utils import uuidutils
 
 import box_containers as containers
 from box_config import catalogue, cloud_config
@@ -126,7 +128,7 @@ class BoxServer(resource.Resource):
             raise exception.Error(str(exc))
         name = self._server_name()
         hostname = containers.hostname_for(name)
-        containers.write_seed(server_id, hostname, public_keys, self.properties[self.USER_DATA] or "",
+        containers.write_seed(server_id, hostname, public_keys, self._user_data(),
                               dict(self.properties[self.METADATA] or {}))
         self.data_set("nics", _json(nics))
         self.data_set("flavor", _json({"name": self.properties[self.FLAVOR], **flavor}))
@@ -134,6 +136,16 @@ class BoxServer(resource.Resource):
                                           [nic["addr"] for nic in nics], image, flavor)
         self.data_set("container", container)
         return container
+
+    def _user_data(self) -> str:
+        """The user_data, verbatim; the id of a software config (OS::Heat::CloudConfig,
+        MultipartMime, SoftwareConfig) stands for its config text, as Heat's Nova server has it."""
+        content = self.properties[self.USER_DATA] or ""
+        if uuidutils.is_uuid_like(content):
+            with self.rpc_client().ignore_error_by_name("NotFound"):
+                return self.rpc_client().show_software_config(
+                    self.context, content)[rpc_api.SOFTWARE_CONFIG_CONFIG]
+        return content
 
     def _plug(self, server_id: str) -> list[dict]:
         """One address per networks entry: a port's, or one allocated for an implicit port."""
