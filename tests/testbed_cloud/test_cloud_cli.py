@@ -112,3 +112,34 @@ def test_cli_refuses_a_user_who_is_not_root(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr == ("error: the cloud in a box needs root (its servers are podman containers "
                            "with host networking); run as root\n")
+
+
+def test_down_after_heat_was_killed_leaves_nothing(test_cloud: TestCloud, tmp_path: Path) -> None:
+    """kill -9 of Heat with a server up: `down` cannot ask Heat to delete the stack, so it
+    removes the cloud's containers by label, drops the database, and checks as always."""
+    from disco.testbed.cloud.cloud import Cloud
+    with _allocation_lock():
+        block = free_block()
+        cloud = Cloud("tkilled", state_dir=tmp_path)
+        state = cloud.up(address=f"127.0.{block}.200", port=8004, server_range=f"127.0.{block}.0/25",
+                         images=["debian-12"])
+    try:
+        auth = yaml.safe_load(cloud.clouds_yaml())["clouds"]["tkilled"]["auth"]
+        conn = openstack.connect(auth_type="admin_token", auth=auth)
+        stack = conn.orchestration.create_stack(name="orphaned", template=yaml.safe_load("""
+heat_template_version: '2018-08-31'
+resources:
+  server: {type: OS::Nova::Server, properties: {image: debian-12, flavor: m1.tiny}}
+"""))
+        conn.orchestration.wait_for_status(conn.orchestration.get_stack(stack.id), "CREATE_COMPLETE",
+                                           failures=["CREATE_FAILED"], interval=0.5, wait=120)
+        assert len(containers("disco.cloud=tkilled")) == 1
+        psutil.Process(state.pid).kill()
+        psutil.Process(state.pid).wait(10)
+        assert cloud.status()["heat"] == "stopped"
+    finally:
+        removed = cloud.down()
+    assert removed == {"stacks": 0, "containers": 1}
+    assert containers("disco.cloud=tkilled") == []
+    assert not database.database_exists(heat_venv_path(), "disco_cloud_tkilled")
+    assert not (tmp_path / "tkilled").exists()
