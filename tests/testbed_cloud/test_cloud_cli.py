@@ -94,6 +94,10 @@ def test_cli_errors_are_one_line(test_cloud: TestCloud, tmp_path: Path) -> None:
         (_disco(tmp_path, "up", "--name", "tbad", "--image", "windows-11", "--port", "18999",
                 "--server-range", "127.0.249.0/24"),
          "error: unknown image 'windows-11' (images: debian-12, disco-baked)\n"),
+        (_disco(tmp_path, "up", "--name", test_cloud.cloud.name, "--port", "18999",
+                "--server-range", "127.0.249.0/24"),
+         f"error: a cloud named {test_cloud.cloud.name} runs already (from another state directory); "
+         "choose another --name\n"),
         (_disco(tmp_path, "status", "--name", "tnone"), "error: cloud tnone is not up\n"),
         (_disco(tmp_path, "down", "--name", "tnone"), "error: cloud tnone is not up\n"),
         (_disco(tmp_path, "status", "--name", "tnone", env={"PATH": "/nonexistent"}),

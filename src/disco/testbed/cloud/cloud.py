@@ -121,10 +121,18 @@ class Cloud:
         unknown = [image for image in images or [] if image not in IMAGES]
         if unknown:
             raise TestbedError(f"unknown image {unknown[0]!r} (images: {', '.join(IMAGES)})")
+        if any(other.name == self.name for other in running_clouds()):
+            # Names label the containers and name the database: two clouds may not share one.
+            raise TestbedError(f"a cloud named {self.name} runs already (from another state "
+                               "directory); choose another --name")
         venv = ensure_heat_venv(self.cache_dir, progress=self.progress)
         catalogue = build_catalogue(images, self.cache_dir, progress=self.progress)
         state = CloudState(self.name, address, port, server_range, database.database_name(self.name),
                            str(venv))
+        if database.database_exists(venv, state.database):  # checked before `down` could drop it
+            raise TestbedError(f"database {state.database} exists already: a cloud named {self.name} "
+                               "was not brought down; `disco testbed cloud down --name "
+                               f"{self.name}` where it was started, or drop the database")
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.dir, 0o700)
         self._save(state)  # before anything is made: `down` finds it whatever happens next
