@@ -169,3 +169,48 @@ resources:
 """)
     assert stack.status == "CREATE_FAILED"
     assert "network private is not external" in stack.status_reason
+
+
+CLUSTER = """
+heat_template_version: '2018-08-31'
+parameters:
+  count: {type: number, default: 2}
+resources:
+  handle:
+    type: OS::Heat::WaitConditionHandle
+  all_up:
+    type: OS::Heat::WaitCondition
+    properties:
+      handle: {get_resource: handle}
+      count: {get_param: count}
+      timeout: 90
+  workers:
+    type: OS::Heat::ResourceGroup
+    properties:
+      count: {get_param: count}
+      resource_def:
+        type: OS::Nova::Server
+        properties:
+          name: worker-%index%
+          image: debian-12
+          flavor: m1.tiny
+          user_data_format: RAW
+          user_data:
+            str_replace:
+              template: |
+                #!/bin/sh
+                wc_notify --data-binary '{"status": "SUCCESS", "id": "worker-%index%", "data": "'$(hostname)'"}'
+              params:
+                wc_notify: {get_attr: [handle, curl_cli]}
+outputs:
+  joined: {value: {get_attr: [all_up, data]}}
+"""
+
+
+def test_group_of_servers_signals_one_wait_condition(test_cloud: TestCloud, stacks) -> None:
+    """The pattern of a cluster template: every node of a ResourceGroup signals the parent
+    stack's handle; the WaitCondition completes when all have."""
+    stack = stacks("cluster", CLUSTER)
+    assert stack.status == "CREATE_COMPLETE", stack.status_reason
+    assert yaml.safe_load(test_cloud.outputs(stack)["joined"]) == {"worker-0": "worker-0",
+                                                                   "worker-1": "worker-1"}
