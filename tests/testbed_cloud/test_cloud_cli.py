@@ -15,7 +15,7 @@ import psutil
 import pytest
 import yaml
 
-from conftest import TestCloud, free_block
+from cloud_fixtures import TestCloud, free_block
 from disco.testbed.cloud import database
 from disco.testbed.cloud.heat_venv import heat_venv_path
 from disco.testbed.podman import containers

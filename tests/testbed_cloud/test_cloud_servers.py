@@ -13,7 +13,7 @@ import asyncssh
 import httpx
 import psutil
 
-from conftest import TestCloud
+from cloud_fixtures import TestCloud
 from disco.testbed.podman import podman
 
 SERVER_WITH_WAIT = """

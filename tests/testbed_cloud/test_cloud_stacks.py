@@ -8,7 +8,7 @@ import time
 
 import yaml
 
-from conftest import TestCloud
+from cloud_fixtures import TestCloud
 
 GROUP = """
 heat_template_version: '2018-08-31'
