@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
 from disco.errors import InvalidSpec
@@ -142,7 +144,8 @@ class StackDesign:
     def name_prefix(self) -> str:
         """Starts every name the stack gives a cloud resource: short, readable and unique
         per cluster (its name's first letters and its id's first eight characters)."""
-        readable = _NAME_CHARACTERS.sub("-", self.cluster_name.lower()).strip("-")[:16].strip("-")
+        ascii_name = unicodedata.normalize("NFKD", self.cluster_name).encode("ascii", "ignore").decode()
+        readable = _NAME_CHARACTERS.sub("-", ascii_name.lower()).strip("-")[:16].strip("-")
         short_id = _NAME_CHARACTERS.sub("", self.cluster_id.lower())[:8]
         return "-".join(part for part in ("disco", readable, short_id) if part)
 
@@ -259,7 +262,7 @@ def _key_problems(key: object) -> list[str]:
     if isinstance(key, GeneratedKey):
         try:
             load_ssh_public_key(key.public_key.strip().encode())
-        except (ValueError, TypeError, AttributeError) as error:
+        except (ValueError, TypeError, AttributeError, UnsupportedAlgorithm) as error:
             return [f"the public key is not an OpenSSH public key: {error}"]
         return []
     return [f"key must be a GeneratedKey or an ExistingKey, not {type(key).__name__}"]

@@ -34,7 +34,7 @@ class Verdict:
     error: str | None
 
 
-def _without_network() -> list[str]:
+def without_network() -> list[str]:
     unshare = shutil.which("unshare")
     if unshare is None:
         raise TestbedError("`unshare` (util-linux) is needed to validate templates without a network")
@@ -52,7 +52,7 @@ def validate_templates(cases: Sequence[TemplateCase], venv: Path | None = None,
     document = json.dumps([{"name": case.name, "template": case.template, "files": case.files,
                             "parameters": case.parameters} for case in cases])
     # -I: Heat's python sees neither DISCO's environment variables nor the script's folder.
-    done = subprocess.run([*_without_network(), str(python), "-I", str(VALIDATOR)], input=document,
+    done = subprocess.run([*without_network(), str(python), "-I", str(VALIDATOR)], input=document,
                           capture_output=True, text=True, timeout=timeout)
     if done.returncode not in (0, 1):
         raise TestbedError(f"the Heat template validator failed ({done.returncode}): {done.stderr.strip()[-3000:]}")

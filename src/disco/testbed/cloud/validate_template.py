@@ -83,7 +83,8 @@ def validate(name: str, template, files: dict | None = None,
         tmpl = heat_template.Template(parsed, files=files or {}, env=env)
         ctx = heat_context.RequestContext(user_id="validator", project_id="validator",
                                           is_admin=False, overwrite=False)
-        candidate = stack.Stack(ctx, f"validate-{name}"[:200].replace(" ", "-"), tmpl)
+        # The case's name is the caller's label; Heat's stack names have rules of their own.
+        candidate = stack.Stack(ctx, "disco-template-check", tmpl)
         candidate.validate()
     except Exception as error:  # Heat's many exception types all mean "invalid" here
         return {"name": name, "valid": False, "error": f"{type(error).__name__}: {error}"}
