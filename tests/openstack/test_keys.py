@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -9,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from disco.providers.openstack.design import GeneratedKey
 from disco.providers.openstack.keys import generate_key_pair
 from openstack_designs import typical_design
-from dataclasses import replace
 
 
 def test_halves_match_and_formats_are_openssh():
