@@ -44,6 +44,8 @@ def problems_of(**changes) -> list[str]:
     ({"ports": (PortRule(9000, 8000, why="backwards"),)}, "port range 9000-8000 ends before it starts"),
     ({"ports": (PortRule(8000, protocol="sctp", why="x"),)}, "protocol 'sctp' is not one of tcp, udp"),
     ({"ports": (PortRule(8000),)}, "port 8000/tcp: say why it is open"),
+    ({"allowed_cidrs": tuple(f"10.0.{n}.0/24" for n in range(30))},
+     "6 open ports × 30 allowed CIDRs make 183 security group rules, more than Neutron's default quota of 100"),
     ({"key": GeneratedKey("ssh-ed25519 not-base64")}, "the public key is not an OpenSSH public key"),
     ({"key": GeneratedKey("-----BEGIN OPENSSH PRIVATE KEY-----")}, "the public key is not an OpenSSH public key"),
     ({"key": ExistingKey("bad\nname")}, "is not a valid Nova key pair name"),
@@ -56,8 +58,9 @@ def test_bad_input_is_named(changes, expected):
 
 
 def test_every_problem_is_reported_at_once():
-    problems = problems_of(master_image="", workers=-3, allowed_cidrs=("nonsense",))
-    assert len(problems) == 3
+    problems = problems_of(master_image="", workers=-3, allowed_cidrs=("nonsense",),
+                           ports=(PortRule(0, why="zero"),))
+    assert len(problems) == 4
     with pytest.raises(StackDesignError, match="master image is empty; workers -3"):
         replace(typical_design(), master_image="", workers=-3)
 

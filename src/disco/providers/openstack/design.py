@@ -26,6 +26,11 @@ MAX_WAIT_TIMEOUT = 43200
 # script by the signal command (a token and a URL, well under 2 KB), so leave room for it.
 MAX_USER_DATA_BYTES = 45_000
 PROTOCOLS = ("tcp", "udp")
+# Neutron's default quota of security group rules per project; a group larger than that
+# would fail half-way through a stack create.
+MAX_SECURITY_RULES = 100
+# The rules every group has besides the open ports (tcp, udp and icmp between the nodes).
+INTRA_CLUSTER_RULES = 3
 _NAME_CHARACTERS = re.compile(r"[^a-z0-9]+")
 _KEY_NAME = re.compile(r"^[A-Za-z0-9_\- .@]{1,255}$")
 
@@ -58,7 +63,7 @@ class PortRule:
 
     def problems(self) -> list[str]:
         found = []
-        for bound in (self.first, self.last):
+        for bound in dict.fromkeys((self.first, self.last)):
             if not isinstance(bound, int) or isinstance(bound, bool) or not 1 <= bound <= 65535:
                 found.append(f"port {bound!r} ({self.why or 'no reason given'}) is not in 1..65535")
         if not found and self.first > self.last:  # type: ignore[operator]
@@ -251,6 +256,12 @@ def _access_problems(design: StackDesign) -> list[str]:
             found.append(f"port {rule!r} is not a PortRule")
         else:
             found += rule.problems()
+    if not found:
+        rules = len(design.open_ports) * len(set(design.allowed_cidrs)) + INTRA_CLUSTER_RULES
+        if rules > MAX_SECURITY_RULES:
+            found.append(f"{len(design.open_ports)} open ports × {len(set(design.allowed_cidrs))} allowed CIDRs "
+                         f"make {rules} security group rules, more than Neutron's default quota of "
+                         f"{MAX_SECURITY_RULES}: use fewer CIDRs or port ranges")
     return found
 
 
