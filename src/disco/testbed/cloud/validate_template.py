@@ -91,9 +91,10 @@ def validate(name: str, template, files: dict | None = None,
     return {"name": name, "valid": True, "error": None}
 
 
-def _cases(document) -> list[dict]:
+def _cases(document, origin: str) -> list[dict]:
+    """A lone template is named after where it came from (its file, or stdin)."""
     if isinstance(document, dict) and "heat_template_version" in document:
-        return [{"name": "template", "template": document}]
+        return [{"name": origin, "template": document}]
     if isinstance(document, list) and all(isinstance(case, dict) and "template" in case
                                           for case in document):
         return [{"name": str(case.get("name", index)), **case} for index, case in enumerate(document)]
@@ -119,16 +120,14 @@ def _read_documents(paths: list[str]) -> list[tuple[str, object]]:
 def main(argv: list[str]) -> int:
     try:
         documents = _read_documents(argv)
-        cases = [(origin, case) for origin, document in documents for case in _cases(document)]
+        cases = [case for origin, document in documents for case in _cases(document, origin)]
     except (OSError, ValueError) as error:
         print(json.dumps({"error": f"bad input: {error}"}), file=sys.stderr)
         return 2
     start_heat()
     all_valid = True
-    for origin, case in cases:
-        name = case["name"] if case["name"] != "template" or len(cases) == 1 and origin == "stdin" \
-            else origin
-        verdict = validate(name, case["template"], case.get("files"), case.get("parameters"))
+    for case in cases:
+        verdict = validate(case["name"], case["template"], case.get("files"), case.get("parameters"))
         all_valid = all_valid and verdict["valid"]
         print(json.dumps(verdict), flush=True)
     return 0 if all_valid else 1
