@@ -97,7 +97,7 @@ def test_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCloud]:
         block = free_block()
         cloud = Cloud(f"tc{block}", state_dir=state_dir)
         cloud.up(address=f"127.0.{block}.200", port=8004, server_range=f"127.0.{block}.0/25",
-                 images=["debian-12"])
+                 images=["debian-12", "disco-baked"])
     try:
         key = state_dir / "id_ed25519"
         make_login_key(key, "cloud-test")

@@ -122,21 +122,22 @@ class HeatStacks:
     # -- changing -------------------------------------------------------------------------
 
     def create(self, name: str, template: dict[str, Any], parameters: dict[str, Any],
-               timeout_mins: int) -> str:
+               timeout_mins: int, files: dict[str, str] | None = None) -> str:
         """Starts creating the stack (rollback off: on failure the provider reads the reasons,
-        then deletes it); its id."""
+        then deletes it); its id. `files`: templates the main one names (a worker's)."""
         try:
             stack = self.heat.create_stack(name=name, template=template, parameters=parameters,
-                                           timeout_mins=timeout_mins, disable_rollback=True)
+                                           files=files or {}, timeout_mins=timeout_mins,
+                                           disable_rollback=True)
         except os_exc.SDKException as exc:
             raise HeatError(f"Heat refused the stack: {_short(exc)}") from None
         return str(stack.id)
 
     def update(self, stack_id: str, template: dict[str, Any], parameters: dict[str, Any],
-               timeout_mins: int) -> None:
-        """A stack update (scaling): the whole template again, new parameters."""
-        body = {"template": template, "parameters": parameters, "timeout_mins": timeout_mins,
-                "disable_rollback": True}
+               timeout_mins: int, files: dict[str, str] | None = None) -> None:
+        """A stack update (scaling): the whole template (and its files) again, new parameters."""
+        body = {"template": template, "files": files or {}, "parameters": parameters,
+                "timeout_mins": timeout_mins, "disable_rollback": True}
         answer = self.heat.put(f"/stacks/{self._name(stack_id)}/{stack_id}", json=body)
         _raise_for(answer, "updating the stack")
 

@@ -44,9 +44,9 @@ class BoxServer(resource.Resource):
     support_status = support.SupportStatus(version="2014.1")
 
     PROPERTIES = (NAME, IMAGE, FLAVOR, KEY_NAME, NETWORKS, USER_DATA, USER_DATA_FORMAT,
-                  SECURITY_GROUPS, METADATA, CONFIG_DRIVE, AVAILABILITY_ZONE) = (
+                  USER_DATA_UPDATE_POLICY, SECURITY_GROUPS, METADATA, CONFIG_DRIVE, AVAILABILITY_ZONE) = (
         "name", "image", "flavor", "key_name", "networks", "user_data", "user_data_format",
-        "security_groups", "metadata", "config_drive", "availability_zone")
+        "user_data_update_policy", "security_groups", "metadata", "config_drive", "availability_zone")
     NETWORK_KEYS = (NETWORK, PORT, FIXED_IP, SUBNET, FLOATING_IP) = (
         "network", "port", "fixed_ip", "subnet", "floating_ip")
 
@@ -66,12 +66,16 @@ class BoxServer(resource.Resource):
                 SUBNET: properties.Schema(properties.Schema.STRING, "Subnet (not checked)."),
                 FLOATING_IP: properties.Schema(properties.Schema.STRING, "Floating IP id."),
             })),
-        USER_DATA: properties.Schema(properties.Schema.STRING, "User data, given to cloud-init.",
-                                     default=""),
+        USER_DATA: properties.Schema(properties.Schema.STRING, "User data, given to cloud-init "
+                                     "(at first boot only, as on Nova).", default="", update_allowed=True),
         USER_DATA_FORMAT: properties.Schema(
             properties.Schema.STRING, "Only RAW is served: the images have no heat-cfntools.",
             default="HEAT_CFNTOOLS",
             constraints=[constraints.AllowedValues(["HEAT_CFNTOOLS", "RAW", "SOFTWARE_CONFIG"])]),
+        USER_DATA_UPDATE_POLICY: properties.Schema(
+            properties.Schema.STRING, "As Nova's: REPLACE rebuilds the server when its user_data "
+            "changes in an update, IGNORE keeps it.", default="REPLACE",
+            constraints=[constraints.AllowedValues(["REPLACE", "IGNORE"])], update_allowed=True),
         SECURITY_GROUPS: properties.Schema(properties.Schema.LIST, "Security groups (recorded; "
                                            "on loopback nothing filters traffic).", default=[]),
         METADATA: properties.Schema(properties.Schema.MAP, "Metadata (in the seed's meta-data).",
@@ -181,6 +185,16 @@ class BoxServer(resource.Resource):
             return False
         raise exception.Error(f"server {self._server_name()} did not boot (container {state}): "
                               f"{containers.logs(container)}")
+
+    # -- update ----------------------------------------------------------------------------
+
+    def handle_update(self, json_snippet, tmpl_diff, prop_diff):
+        """As Nova's server: new user_data rebuilds the server (a replacement) unless its
+        policy says IGNORE; cloud-init reads user_data at first boot only either way."""
+        policy = prop_diff.get(self.USER_DATA_UPDATE_POLICY) or self.properties[self.USER_DATA_UPDATE_POLICY]
+        if self.USER_DATA in prop_diff and policy != "IGNORE":
+            raise resource.UpdateReplace(self.name)
+        return None
 
     # -- delete ----------------------------------------------------------------------------
 

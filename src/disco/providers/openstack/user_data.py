@@ -1,0 +1,53 @@
+"""A cloud node's user_data: the node bootstrap (disco.node.bootstrap, the same script the SSH
+provider runs), then a signal to the node's Heat wait condition — SUCCESS with the node's SSH
+host key as its data (the service manager learns the key from Heat, an authenticated channel,
+and pins it: no trust on first use), or FAILURE with the bootstrap's last lines, so a stack
+whose node cannot install fails at once with the reason.
+
+Heat fills `$wait_signal$` (the handle's curl command) and `$master_ip$` (see placeholders.py)
+through `str_replace`; nothing here is secret (the bundle holds none; the handle's token can
+only signal that handle)."""
+
+from __future__ import annotations
+
+BOOT_DIR = "/var/lib/disco-boot"
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
+
+_TEMPLATE = r"""#!/bin/sh
+# DISCO cloud node @NODE@: the node bootstrap, then a signal to Heat.
+set -u
+umask 077
+mkdir -p @BOOT_DIR@
+cd @BOOT_DIR@
+cat > bootstrap.sh <<'DISCO_NODE_BOOTSTRAP_END'
+@SCRIPT@DISCO_NODE_BOOTSTRAP_END
+if sh bootstrap.sh > bootstrap.out 2> bootstrap.log; then status=SUCCESS; else status=FAILURE; fi
+python3 -I - "$status" @NODE@ > signal.json <<'DISCO_SIGNAL_END'
+import json, sys
+status, node = sys.argv[1:]
+if status == "SUCCESS":
+    with open("@HOST_KEY@") as key:
+        data = key.read().strip()
+    reason = "bootstrapped"
+else:
+    with open("bootstrap.log", errors="replace") as log:
+        data = "".join(log.readlines()[-8:])[-1500:]
+    reason = "the node bootstrap failed: " + (data.strip().splitlines() or ["no output"])[-1][-300:]
+print(json.dumps({"status": status, "id": node, "reason": reason, "data": data}))
+DISCO_SIGNAL_END
+$wait_signal$ --retry 10 --retry-delay 2 --data-binary @signal.json
+"""
+
+
+def node_user_data(node: str, bootstrap_script: str) -> str:
+    """The user_data of one node (`node`: its name, the id of its signal)."""
+    if "DISCO_NODE_BOOTSTRAP_END" in bootstrap_script:
+        raise ValueError("the bootstrap script holds this user_data's own end marker")
+    if not node.replace("-", "").isalnum():
+        raise ValueError(f"node name {node!r}: letters, digits and '-' only")
+    script = bootstrap_script if bootstrap_script.endswith("\n") else bootstrap_script + "\n"
+    values = {"@NODE@": node, "@BOOT_DIR@": BOOT_DIR, "@HOST_KEY@": HOST_KEY}
+    text = _TEMPLATE
+    for marker, value in values.items():
+        text = text.replace(marker, value)
+    return text.replace("@SCRIPT@", script)
