@@ -58,8 +58,8 @@ def context():
 
 
 class Nodes:
-    """The servers of a stack, each of which signals once: the one handle of its own stack,
-    else of the nearest stack above it that has exactly one (the flat template's shared one)."""
+    """The servers of a stack, each of which signals once: its own handles (booted, ready), else
+    the one handle of the nearest stack above it that has exactly one (the flat shape's)."""
 
     def __init__(self, ctx, identity):
         self.ctx, self.identity, self.signalled = ctx, identity, set()
@@ -85,13 +85,19 @@ class Nodes:
         for server in resources:
             if server.type() != "OS::Nova::Server" or not server.resource_id or server.resource_id in self.signalled:
                 continue
+            # Its own handles (booted and ready): a worker's stack holds only its own, the
+            # root stack the master's (named after it).
+            own = [h for h in handles.get(server.stack.id, [])
+                   if server.stack.id != root.id or h.name.startswith(server.name + "_")]
             owner = server.stack
-            # Up through the stacks' owners (a nested stack's owner_id is its parent's id).
-            while owner is not None and len(handles.get(owner.id, [])) != 1:
+            # Else up through the stacks' owners (a nested stack's owner_id is its parent's id)
+            # to the one shared handle of the flat shape.
+            while not own and owner is not None and len(handles.get(owner.id, [])) != 1:
                 owner = stacks.get(owner.owner_id) if owner.owner_id else None
-            if owner is None:
+            if not own and owner is None:
                 continue
-            handles[owner.id][0].signal({"status": "SUCCESS", "id": server.resource_id})
+            for handle in own or handles[owner.id]:
+                handle.signal({"status": "SUCCESS", "id": server.resource_id})
             self.signalled.add(server.resource_id)
             sent += 1
         return sent

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from disco.providers.openstack.design import ExistingNetwork, GeneratedKey, Stac
 from disco.providers.openstack.heat_client import HeatStacks, connect
 from disco.providers.openstack.keys import generate_key_pair
 from disco.providers.openstack.template import render, render_files, stack_parameters
-from disco.providers.openstack.user_data import node_user_data
+from disco.providers.openstack.user_data import SIGNAL_READY, node_user_data
 from sm_fixtures import ServiceManager
 
 
@@ -40,6 +41,19 @@ def master_design(cluster_id: str, public_key: str, user_data: str) -> StackDesi
 def master_bundle(cluster_id: str, wheel: Path, token: str) -> NodeBundle:
     return NodeBundle(cluster_id=cluster_id, node="master", role="master", host="$master_ip$",
                       disco_wheel=wheel_ref(wheel), log_token_sha256=hashlib.sha256(token.encode()).hexdigest())
+
+
+def wait_for_boot(stacks: HeatStacks, stack_id: str, resource: str, timeout_s: float) -> dict:
+    """The `booted` wait condition's attributes once it completed (the stack is still in progress)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = stacks.state(stack_id)
+        assert state is not None and state.status == "CREATE_IN_PROGRESS", (state, stacks.failures(stack_id))
+        found = stacks.heat.get(f"/stacks/{state.name}/{stack_id}/resources/{resource}").json()["resource"]
+        if found["resource_status"] == "CREATE_COMPLETE":
+            return found["attributes"]
+        time.sleep(1)
+    raise AssertionError(f"{resource} not signalled within {timeout_s} s")
 
 
 @pytest.fixture()
@@ -71,13 +85,12 @@ def test_a_cloud_node_bootstraps_from_user_data_and_signals_its_host_key(
 
     stack_id = stacks.create("disco-boot", render(design), stack_parameters(design), 10, files=render_files(design))
     made.append(stack_id)
-    done = stacks.wait(stack_id, "CREATE", 300)
-    assert done.status == "CREATE_COMPLETE", stacks.failures(stack_id)
-    address = done.outputs["master_ip"]
-    assert done.outputs["external_ip"] == address  # everything is loopback in the box
-    signalled = yaml.safe_load(stacks.resource_attributes(stack_id, "master_ready")["data"])
-    host_key = signalled["master"]
+    booted = wait_for_boot(stacks, stack_id, "master_booted", 300)
+    host_key = yaml.safe_load(booted["data"])["master"]
     assert host_key.startswith("ssh-ed25519 ")
+    # Booted is not ready: the stack waits until the node says its frameworks run.
+    assert stacks.state(stack_id).status == "CREATE_IN_PROGRESS"
+    address = stacks.outputs(stack_id)["master_ip"]
 
     # The host key from Heat pins the connection; the node runs disco's supervisor.
     private = tmp_path / "id"
@@ -86,20 +99,25 @@ def test_a_cloud_node_bootstraps_from_user_data_and_signals_its_host_key(
     known = asyncssh.import_known_hosts(f"{address} {host_key}\n")
     node_dir = f"/opt/disco/clusters/{cluster_id}/master"
 
-    async def on_the_node() -> str:
+    async def on_the_node(command: str) -> str:
         async with asyncssh.connect(address, username="debian", client_keys=[str(private)],
                                     known_hosts=known) as ssh:
-            answer = await ssh.run(f"sudo -n /opt/disco/venv/bin/python -I -m disco.node status --node-dir {node_dir}",
-                                   check=True)
-            return str(answer.stdout)
+            return str((await ssh.run(command, check=True)).stdout)
 
-    status = yaml.safe_load(asyncio.run(on_the_node()))
+    status = yaml.safe_load(asyncio.run(on_the_node(
+        f"sudo -n /opt/disco/venv/bin/python -I -m disco.node status --node-dir {node_dir}")))
     assert status["supervisor"]["pid"] > 1
     # Its log server answers on the node's own address, behind the cluster's token.
     assert httpx.get(f"http://{address}:8084/deploy.log", trust_env=False).status_code == 401
     deploy = httpx.get(f"http://{address}:8084/deploy.log", headers={"Authorization": f"Bearer {token}"},
                        trust_env=False)
     assert deploy.status_code == 200 and "install done" in deploy.text
+
+    # What the provider does once the node's frameworks are ready: the node signals, the stack completes.
+    asyncio.run(on_the_node(f"sudo -n {SIGNAL_READY}"))
+    done = stacks.wait(stack_id, "CREATE", 120)
+    assert done.status == "CREATE_COMPLETE", stacks.failures(stack_id)
+    assert done.outputs["external_ip"] == address  # everything is loopback in the box
 
     wrong = asyncssh.import_known_hosts(f"{address} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOmT4vKq3Q1Vw2eHcDq9yM8lSgR9rZ3bN0zJpK7x5aUf\n")
 

@@ -120,7 +120,9 @@ def test_user_data_placeholders_are_filled_by_heat():
     assert master["user_data_format"] == "RAW" and master["user_data_update_policy"] == "IGNORE"
     assert master["user_data"]["str_replace"] == {"template": design.user_data.master, "params": {
         "$wait_signal$": {"get_attr": ["master_ready_handle", "curl_cli"]},
+        "$boot_signal$": {"get_attr": ["master_boot_handle", "curl_cli"]},
         "$master_ip$": {"get_attr": ["master_port", "fixed_ips", 0, "ip_address"]},
+        "$node_ip$": {"get_attr": ["master_port", "fixed_ips", 0, "ip_address"]},
         "$worker_count$": {"get_param": "worker_count"}}}
     member = resources["workers"]["properties"]["resource_def"]
     assert member["type"] == WORKER_TEMPLATE_NAME
@@ -132,11 +134,14 @@ def test_user_data_placeholders_are_filled_by_heat():
     server = worker["resources"]["server"]["properties"]
     assert server["user_data"]["str_replace"]["params"] == {
         "$wait_signal$": {"get_attr": ["ready_handle", "curl_cli"]},
-        "$master_ip$": {"get_param": "master_ip"}}
-    assert set(PLACEHOLDERS) == {"$wait_signal$", "$master_ip$", "$worker_count$", "%index%"}
+        "$boot_signal$": {"get_attr": ["boot_handle", "curl_cli"]},
+        "$master_ip$": {"get_param": "master_ip"},
+        "$node_ip$": {"get_attr": ["port", "fixed_ips", 0, "ip_address"]}}
+    assert set(PLACEHOLDERS) == {"$wait_signal$", "$boot_signal$", "$master_ip$", "$node_ip$", "$worker_count$",
+                                 "%index%"}
 
 
-def test_every_node_has_its_own_wait_condition():
+def test_every_node_has_its_own_wait_conditions():
     design = typical_design()
     resources = resources_of(design)
     assert resources["master_ready"] == {"type": "OS::Heat::WaitCondition", "depends_on": ["master"],
@@ -146,6 +151,11 @@ def test_every_node_has_its_own_wait_condition():
     assert worker["ready"]["properties"] == {"handle": {"get_resource": "ready_handle"},
                                              "timeout": {"get_param": "wait_timeout"}, "count": 1}
     assert worker["ready"]["depends_on"] == ["server"]
+    # And one for "booted" (installed; the host key as its data), apart from "ready".
+    assert resources["master_booted"]["properties"]["handle"] == {"get_resource": "master_boot_handle"}
+    assert resources["master_booted"]["properties"]["count"] == 1
+    assert worker["booted"]["properties"] == {"handle": {"get_resource": "boot_handle"},
+                                              "timeout": {"get_param": "wait_timeout"}, "count": 1}
     assert resources["workers"]["properties"]["resource_def"]["properties"]["wait_timeout"] == 900
 
 

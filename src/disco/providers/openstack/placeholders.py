@@ -4,16 +4,23 @@
 from __future__ import annotations
 
 WAIT_SIGNAL = "$wait_signal$"
+BOOT_SIGNAL = "$boot_signal$"
 MASTER_IP = "$master_ip$"
+NODE_IP = "$node_ip$"
 WORKER_COUNT = "$worker_count$"
 WORKER_INDEX = "%index%"
 
 # What each one becomes, and in which role's script.
 PLACEHOLDERS: dict[str, str] = {
     WAIT_SIGNAL: "master and workers: a curl command (ending in the URL) that signals this "
-                 "node's own wait handle; append --data-binary '{\"status\": \"SUCCESS\"}' "
+                 "node's own `ready` wait handle, once its frameworks run (the master: once it "
+                 "has seen its workers); append --data-binary '{\"status\": \"SUCCESS\"}' "
                  "(or FAILURE with a \"reason\")",
+    BOOT_SIGNAL: "master and workers: the same for this node's `booted` wait handle, signalled "
+                 "when the node bootstrap has installed everything, with the node's SSH host "
+                 "key as the signal's data (the service manager pins it)",
     MASTER_IP: "master and workers: the master's fixed IP on the cluster network",
+    NODE_IP: "master and workers: this node's own fixed IP",
     WORKER_COUNT: "master only: the number of workers the stack was created with, for the "
                   "master to wait for before it signals",
     WORKER_INDEX: "workers only: the worker's index in the group, 0..N-1 (Heat's ResourceGroup)",

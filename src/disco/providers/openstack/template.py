@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from disco.providers.openstack.design import ExistingKey, ExistingNetwork, NewNetwork, StackDesign
-from disco.providers.openstack.placeholders import MASTER_IP, WAIT_SIGNAL, WORKER_COUNT
+from disco.providers.openstack.placeholders import BOOT_SIGNAL, MASTER_IP, NODE_IP, WAIT_SIGNAL, WORKER_COUNT
 from disco.providers.openstack.security_rules import ingress_rules, ports_description
 from disco.providers.openstack.worker_template import HOT_VERSION, WORKER_TEMPLATE_NAME, worker_template
 from disco.providers.openstack.yaml_text import dump_yaml
@@ -130,9 +130,18 @@ def _master(design: StackDesign) -> dict[str, Any]:
             "user_data_update_policy": "IGNORE",
             "user_data": {"str_replace": {"template": design.user_data.master, "params": {
                 WAIT_SIGNAL: {"get_attr": ["master_ready_handle", "curl_cli"]},
+                BOOT_SIGNAL: {"get_attr": ["master_boot_handle", "curl_cli"]},
                 MASTER_IP: _master_ip(),
+                NODE_IP: _master_ip(),
                 WORKER_COUNT: {"get_param": "worker_count"},
             }}},
+        }},
+        # Booted: installed, with its host key as data. Ready: its frameworks run.
+        "master_boot_handle": {"type": "OS::Heat::WaitConditionHandle"},
+        "master_booted": {"type": "OS::Heat::WaitCondition", "depends_on": ["master"], "properties": {
+            "handle": {"get_resource": "master_boot_handle"},
+            "timeout": design.wait_timeout,
+            "count": 1,
         }},
         "master_ready_handle": {"type": "OS::Heat::WaitConditionHandle"},
         "master_ready": {"type": "OS::Heat::WaitCondition", "depends_on": ["master"], "properties": {

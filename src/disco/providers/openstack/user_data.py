@@ -1,17 +1,22 @@
 """A cloud node's user_data: the node bootstrap (disco.node.bootstrap, the same script the SSH
-provider runs), then a signal to the node's Heat wait condition — SUCCESS with the node's SSH
-host key as its data (the service manager learns the key from Heat, an authenticated channel,
-and pins it: no trust on first use), or FAILURE with the bootstrap's last lines, so a stack
-whose node cannot install fails at once with the reason.
+provider runs), then a signal to the node's `booted` wait condition — SUCCESS with the node's
+SSH host key as its data (the service manager learns the key from Heat, an authenticated
+channel, and pins it: no trust on first use), or FAILURE with the bootstrap's last lines, so a
+stack whose node cannot install fails at once with the reason.
 
-Heat fills `$wait_signal$` (the handle's curl command) and `$master_ip$` (see placeholders.py)
-through `str_replace`; nothing here is secret (the bundle holds none; the handle's token can
-only signal that handle)."""
+The node's `ready` signal is not sent here: its command is kept in a root-only file,
+`<BOOT_DIR>/signal-ready`, which the service manager runs over SSH once the node's frameworks
+are ready (the master's last, once it has seen its workers), so the stack completes only then.
+
+Heat fills `$boot_signal$`, `$wait_signal$` (the handles' curl commands), `$master_ip$` and
+`$node_ip$` (see placeholders.py) through `str_replace`; nothing here is secret (the bundle
+holds none; a handle's token can only signal that handle)."""
 
 from __future__ import annotations
 
 BOOT_DIR = "/var/lib/disco-boot"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key.pub"
+SIGNAL_READY = f"{BOOT_DIR}/signal-ready"
 
 _TEMPLATE = r"""#!/bin/sh
 # DISCO cloud node @NODE@: the node bootstrap, then a signal to Heat.
@@ -21,6 +26,12 @@ mkdir -p @BOOT_DIR@
 cd @BOOT_DIR@
 cat > bootstrap.sh <<'DISCO_NODE_BOOTSTRAP_END'
 @SCRIPT@DISCO_NODE_BOOTSTRAP_END
+cat > signal-ready <<'DISCO_SIGNAL_READY_END'
+#!/bin/sh
+# Run by the service manager (over SSH, as root) once this node's frameworks are ready.
+exec $wait_signal$ --retry 10 --retry-delay 2 --data-binary '{"status": "SUCCESS", "id": "@NODE@", "reason": "frameworks ready"}'
+DISCO_SIGNAL_READY_END
+chmod 700 signal-ready
 if sh bootstrap.sh > bootstrap.out 2> bootstrap.log; then status=SUCCESS; else status=FAILURE; fi
 python3 -I - "$status" @NODE@ > signal.json <<'DISCO_SIGNAL_END'
 import json, sys
@@ -35,7 +46,7 @@ else:
     reason = "the node bootstrap failed: " + (data.strip().splitlines() or ["no output"])[-1][-300:]
 print(json.dumps({"status": status, "id": node, "reason": reason, "data": data}))
 DISCO_SIGNAL_END
-$wait_signal$ --retry 10 --retry-delay 2 --data-binary @signal.json
+$boot_signal$ --retry 10 --retry-delay 2 --data-binary @signal.json
 """
 
 

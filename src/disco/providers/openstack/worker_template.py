@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from disco.providers.openstack.placeholders import MASTER_IP, WAIT_SIGNAL
+from disco.providers.openstack.placeholders import BOOT_SIGNAL, MASTER_IP, NODE_IP, WAIT_SIGNAL
 
 HOT_VERSION = "2018-08-31"
 # The name the main template's group uses for it, and its key in the stack's `files`.
@@ -19,8 +19,8 @@ WORKER_TEMPLATE_NAME = "disco-worker.yaml"
 def worker_template() -> dict[str, Any]:
     return {
         "heat_template_version": HOT_VERSION,
-        "description": "One DISCO worker: a port, a server, and the wait condition its boot "
-                       "script signals once the node's frameworks run.",
+        "description": "One DISCO worker: a port, a server, and the wait conditions its boot "
+                       "script signals: booted (installed; its host key), ready (its frameworks run).",
         "parameters": {
             "name": {"type": "string", "description": "the server's name"},
             "image": {"type": "string"},
@@ -56,9 +56,22 @@ def worker_template() -> dict[str, Any]:
                         "template": {"get_param": "user_data"},
                         "params": {
                             WAIT_SIGNAL: {"get_attr": ["ready_handle", "curl_cli"]},
+                            BOOT_SIGNAL: {"get_attr": ["boot_handle", "curl_cli"]},
                             MASTER_IP: {"get_param": "master_ip"},
+                            NODE_IP: {"get_attr": ["port", "fixed_ips", 0, "ip_address"]},
                         },
                     }},
+                },
+            },
+            # Booted: installed, with its host key as data. Ready: its frameworks run.
+            "boot_handle": {"type": "OS::Heat::WaitConditionHandle"},
+            "booted": {
+                "type": "OS::Heat::WaitCondition",
+                "depends_on": ["server"],
+                "properties": {
+                    "handle": {"get_resource": "boot_handle"},
+                    "timeout": {"get_param": "wait_timeout"},
+                    "count": 1,
                 },
             },
             "ready_handle": {"type": "OS::Heat::WaitConditionHandle"},
