@@ -279,3 +279,27 @@ def test_the_cli_plan_takes_create_options_and_prints_the_apis_plan(sm: ServiceM
     refused = disco(sm, token, "plan", "--override", "spark/spark-defaults.conf:spark.authenticate=false")
     assert refused.returncode == 2 and "invalid_override" in refused.stderr
     assert what_exists(sm) == before
+
+
+def test_an_ssh_plan_sizes_hadoop_from_the_hosts_check_and_names_what_a_create_would_fail_on(
+        sm: ServiceManager, owner: tuple[str, httpx.Client], pool: dict[str, Any]) -> None:
+    _, api = owner
+    before = what_exists(sm)
+    facts = pool["admin"].get(f"/api/v1/hosts/{pool['ids'][1]}").json()["last_check"]["facts"]
+    assert facts["memory_bytes"] > 0 and facts["cpus"] >= 1
+    answer = api.post(PLAN, json={"provider": "ssh", "workers": 1, "frameworks": ["hadoop"]})
+    assert answer.status_code == 200, answer.text
+    plan = answer.json()
+    worker = plan["nodes"][1]
+    assert worker["size"] == {"memory_mb": facts["memory_bytes"] >> 20, "cpus": facts["cpus"]}
+    yarn = keys_of(plan, "worker-1", "hadoop-conf/yarn-site.xml")
+    assert yarn["yarn.nodemanager.resource.cpu-vcores"] == {"value": str(max(1, facts["cpus"] - 1)),
+                                                           "origin": "derived"}
+    assert [d["dest"] for d in worker["provider"]["bootstrap"]["bundle"]["downloads"]] == ["hadoop"]
+    assert plan["problems"] == []
+    # Zeppelin's download has no checksum pinned: a create would fail before any host fetched
+    # anything, and the plan says so.
+    answer = api.post(PLAN, json={"provider": "ssh", "workers": 1, "frameworks": ["hadoop", "zeppelin"]})
+    assert answer.status_code == 200, answer.text
+    assert [p["code"] for p in answer.json()["problems"]] == ["missing_checksum"]
+    assert what_exists(sm) == before

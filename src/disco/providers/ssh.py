@@ -181,12 +181,17 @@ class SSHProvider(Provider):
             bundle = self._bundle(cluster_id, ref.name, host, request.needs, wheel)
             version = ".".join(str(facts.get("python3") or "").split(".")[:2]) or "%d.%d" % sys.version_info[:2]
             venv = f"{host.prefix.rstrip('/')}/venv"
+            memory, cpus = facts.get("memory_bytes"), facts.get("cpus")
+            size = (NodeCapacity(memory_bytes=memory, cpus=cpus)
+                    if isinstance(memory, int) and isinstance(cpus, int) and memory > 0 and cpus > 0 else None)
             nodes.append(PlannedNode(
                 ref.name, host.address, f"{node_dir}/work",
                 facts=NodeFacts(python=f"{venv}/bin/python", site_packages=f"{venv}/lib/python{version}/site-packages",
-                                bin_dir=f"{venv}/bin", prefix=host.prefix),
+                                bin_dir=f"{venv}/bin", prefix=host.prefix, capacity=size),
                 notes=[f"pool host {host.name}, free now and not reserved: a create takes it then",
-                       "size known once bootstrapped (its facts): values derived from it are decided then"],
+                       "size as the host's last check found it; at create the node's own facts decide"
+                       if size else "size unknown until the node is bootstrapped (check the host again to "
+                                    "see it here): values derived from it are decided then"],
                 details={"pool_host": {"name": host.name, "address": host.address, "port": host.port,
                                        "user": host.user, "prefix": host.prefix, "reserved": False,
                                        "last_check": facts},
