@@ -229,6 +229,8 @@ def test_an_ssh_plan_names_the_hosts_it_would_take_and_takes_none(sm: ServiceMan
     assert [s["step"] for s in plan["steps"]][:4] == ["pending", "provisioning", "install", "install"]
     assert "plan-host-0" in plan["steps"][1]["what"] and "plan-host-1" in plan["steps"][1]["what"]
     assert plan["outputs"]["node_logs"]["master"] == f"http://{servers[0].address}:8084/"
+    assert {(p["framework"], p["port"]) for p in master["ports"]} == {("dask", 8786), ("dask", 8787),
+                                                                      ("disco", 8084)}
     assert plan["template"] is None
     # No secret: not the tenant's token, not the hosts' keys, no credential of the cluster.
     for server in servers:

@@ -17,6 +17,7 @@ from typing import Any
 from disco.cluster import plan
 from disco.cluster.config_origins import file_origins
 from disco.cluster.dry_run_render import stand_ins
+from disco.cluster.lifecycle import NODE_LOG_PORT
 from disco.cluster.models import Cluster, Node
 from disco.cluster.service import ClusterService
 from disco.cluster.spec import ClusterSpec, ResolvedSpec
@@ -158,6 +159,14 @@ def _node(cluster: Cluster, catalog: Catalog, spec: ClusterSpec, node: Node, pla
         if fw_files:
             files[name] = dict(sorted(fw_files.items()))
     reachable = provided.reachable_from
+    ports = [{"framework": name, "name": port_name, "port": port.port, "scheme": port.scheme,
+              "description": port.description, "reachable_from": reachable}
+             for name in cluster.spec.get("resolved_frameworks", [])
+             for port_name, port in catalog.get(name).ports.items() if port.role == node.role]
+    if "log_port" in planned.details:  # the node supervisor's log server (the cluster's token)
+        ports.append({"framework": "disco", "name": "node_logs", "port": planned.details["log_port"],
+                      "scheme": "http", "description": "the node's deployment and process logs (the cluster's token)",
+                      "reachable_from": reachable})
     return {
         "name": node.name, "role": node.role,
         "host": planned.host, "workdir": planned.workdir,
@@ -165,10 +174,7 @@ def _node(cluster: Cluster, catalog: Catalog, spec: ClusterSpec, node: Node, pla
         "notes": planned.notes,
         "processes": processes,
         "files": files,
-        "ports": [{"framework": name, "name": port_name, "port": port.port, "scheme": port.scheme,
-                   "reachable_from": reachable}
-                  for name in cluster.spec.get("resolved_frameworks", [])
-                  for port_name, port in catalog.get(name).ports.items() if port.role == node.role],
+        "ports": ports,
         "provider": planned.details,
     }
 
@@ -198,7 +204,6 @@ def _outputs(cluster: Cluster, catalog: Catalog, provider: Provider,
         problems.append({"where": "outputs", "code": exc.code, "message": exc.message})
         return {}
     if provider.remote:
-        from disco.cluster.lifecycle import NODE_LOG_PORT
         outputs["node_logs"] = {n.name: f"http://{n.host}:{NODE_LOG_PORT}/" for n in plan.live_nodes(cluster)}
     return outputs
 

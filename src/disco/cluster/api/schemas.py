@@ -252,6 +252,8 @@ class PlannedPort(Shape):
     name: str
     port: int
     scheme: str
+    description: str = Field(description="The framework's words for it: what it serves, and what it asks of a "
+                                         "client (the cluster's certificate, secret or token).")
     reachable_from: list[str] = Field(description="Networks the provider lets reach the port; empty when the "
                                                   "provider sets no rule (see `access.note`).")
 
