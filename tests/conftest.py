@@ -9,8 +9,9 @@ import pytest
 
 from sm_fixtures import ServiceManager
 
-# Test hosts (podman containers) for any test: testbed_images, testbed_factory.
-pytest_plugins = ["testbed_fixtures"]
+# Test hosts (podman containers) for any test: testbed_images, testbed_factory; the cloud in
+# a box (a real Heat whose servers are containers): test_cloud, stacks.
+pytest_plugins = ["testbed_fixtures", "cloud_fixtures"]
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,14 @@ from typing import NoReturn, Optional
 
 import typer
 
+from disco.cli.testbed_cloud import app as cloud_app
 from disco.testbed import Testbed, TestbedError, ensure_image, inventory_yaml, list_images, testbeds
 from disco.testbed.recipe import IMAGE_NAMES
 from disco.testbed.testbed import DEFAULT_ADDRESS_BASE, DEFAULT_NAME
 
 app = typer.Typer(help="Test hosts on this machine: containers with their own address, hostname and sshd.",
                   no_args_is_help=True)
+app.add_typer(cloud_app, name="cloud")
 
 
 def _progress(message: str) -> None:

@@ -195,6 +195,10 @@ def _build_on(base: Image, recipe: Recipe, staging: Path, progress: Progress) ->
     progress(f"  packages and venv: {time.monotonic() - started:.0f} s")
     for target in binds.values():
         (rootfs / target.lstrip("/")).rmdir()
+    for path, content in recipe.files:
+        target = rootfs / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
     shutil.rmtree(staging / "wheelhouse", ignore_errors=True)
 
 

@@ -1,0 +1,206 @@
+"""Heat stacks through openstacksdk, as the OpenStack provider needs them: create, watch (with
+the reasons of whatever failed, nested stacks included), update, suspend, resume, delete
+(idempotent), outputs and a resource's attributes. Synchronous, like openstacksdk: the
+provider calls it from a thread.
+
+The cloud is a `clouds.yaml` entry given as a dict; nothing is read from the environment or
+from the user's own `clouds.yaml` (a service manager serves many users, each with their own
+cloud)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import openstack
+from keystoneauth1 import exceptions as ks_exc
+from openstack import exceptions as os_exc
+
+# What openstacksdk and keystoneauth raise (unreachable endpoint, refused credentials, …);
+# the provider turns them into cluster events at its boundary.
+CLOUD_ERRORS: tuple[type[Exception], ...] = (os_exc.SDKException, ks_exc.ClientException)
+POLL_S = 1.0
+NESTED_DEPTH = 3   # ResourceGroup members are a nested stack; their servers one level further
+
+
+class HeatError(RuntimeError):
+    """A stack operation failed; `reasons` are Heat's own, one per failed resource."""
+
+    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = reasons or []
+
+
+@dataclass(frozen=True)
+class StackState:
+    id: str
+    name: str
+    status: str                 # e.g. CREATE_IN_PROGRESS, CREATE_COMPLETE, UPDATE_FAILED
+    reason: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def action(self) -> str:
+        return self.status.split("_", 1)[0]
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status.endswith("_IN_PROGRESS")
+
+    @property
+    def failed(self) -> bool:
+        return self.status.endswith("_FAILED")
+
+
+def connect(cloud: dict[str, Any]) -> Any:
+    """An openstacksdk connection from one cloud's settings (the body of a `clouds.yaml`
+    entry: auth_type, auth, region_name, interface, …)."""
+    try:
+        return openstack.connect(load_yaml_config=False, load_envvars=False, **cloud)
+    except (*CLOUD_ERRORS, TypeError, KeyError) as exc:
+        raise HeatError(f"the cloud's settings are not usable: {_short(exc)}") from None
+
+
+class HeatStacks:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.heat = conn.orchestration
+
+    # -- reading --------------------------------------------------------------------------
+
+    def state(self, stack_id: str) -> StackState | None:
+        """The stack as Heat shows it now; None once it is gone."""
+        try:
+            stack = self.heat.get_stack(stack_id)
+        except os_exc.NotFoundException:
+            return None
+        if stack is None or stack.status == "DELETE_COMPLETE":
+            return None
+        outputs = {o["output_key"]: o.get("output_value") for o in (stack.outputs or [])}
+        return StackState(stack.id, stack.name, stack.status, stack.status_reason or "", outputs)
+
+    def events(self, stack_id: str, after: str | None = None) -> list[dict[str, Any]]:
+        """Events of the stack and its nested stacks, oldest first (after the event id `after`)."""
+        name = self._name(stack_id)
+        params: dict[str, Any] = {"nested_depth": NESTED_DEPTH, "sort_dir": "asc", "limit": 1000}
+        if after:
+            params["marker"] = after
+        answer = self.heat.get(f"/stacks/{name}/{stack_id}/events", params=params)
+        _raise_for(answer, "listing events")
+        return list(answer.json().get("events", []))
+
+    def failures(self, stack_id: str) -> list[str]:
+        """Why it failed: each failed resource's own reason, in the order they failed, so the
+        root cause (a group's member, a server) comes before the resources that failed
+        because of it; the stack's own event, which only repeats them, is left out."""
+        stack_name = self._name(stack_id)
+        reasons: list[str] = []
+        for event in self.events(stack_id):
+            if not str(event.get("resource_status", "")).endswith("_FAILED"):
+                continue
+            if event.get("logical_resource_id") == stack_name:
+                continue
+            line = f"{event.get('logical_resource_id')}: {event.get('resource_status_reason', '')}"
+            if line not in reasons:
+                reasons.append(line)
+        return reasons
+
+    def outputs(self, stack_id: str) -> dict[str, Any]:
+        state = self.state(stack_id)
+        if state is None:
+            raise HeatError(f"stack {stack_id} is gone")
+        return state.outputs
+
+    def resource_attributes(self, stack_id: str, resource: str) -> dict[str, Any]:
+        """A resource's attributes (e.g. a WaitCondition's `data`: what each node signalled)."""
+        answer = self.heat.get(f"/stacks/{self._name(stack_id)}/{stack_id}/resources/{resource}")
+        _raise_for(answer, f"reading {resource}")
+        return dict(answer.json().get("resource", {}).get("attributes") or {})
+
+    # -- changing -------------------------------------------------------------------------
+
+    def create(self, name: str, template: dict[str, Any], parameters: dict[str, Any],
+               timeout_mins: int) -> str:
+        """Starts creating the stack (rollback off: on failure the provider reads the reasons,
+        then deletes it); its id."""
+        try:
+            stack = self.heat.create_stack(name=name, template=template, parameters=parameters,
+                                           timeout_mins=timeout_mins, disable_rollback=True)
+        except os_exc.SDKException as exc:
+            raise HeatError(f"Heat refused the stack: {_short(exc)}") from None
+        return str(stack.id)
+
+    def update(self, stack_id: str, template: dict[str, Any], parameters: dict[str, Any],
+               timeout_mins: int) -> None:
+        """A stack update (scaling): the whole template again, new parameters."""
+        body = {"template": template, "parameters": parameters, "timeout_mins": timeout_mins,
+                "disable_rollback": True}
+        answer = self.heat.put(f"/stacks/{self._name(stack_id)}/{stack_id}", json=body)
+        _raise_for(answer, "updating the stack")
+
+    def suspend(self, stack_id: str) -> None:
+        self._action(stack_id, "suspend")
+
+    def resume(self, stack_id: str) -> None:
+        self._action(stack_id, "resume")
+
+    def delete(self, stack_id: str, timeout_s: float = 600.0) -> None:
+        """Deletes the stack and waits until Heat no longer knows it; a stack already gone is
+        fine. A DELETE_FAILED is tried again once (a resource still busy), then reported."""
+        for attempt in (1, 2):
+            try:
+                self.heat.delete_stack(stack_id)
+            except os_exc.NotFoundException:
+                return
+            state = self.wait(stack_id, "DELETE", timeout_s)
+            if state is None:
+                return
+            if attempt == 2:
+                raise HeatError(f"stack {state.name} could not be deleted: {state.reason}",
+                                self.failures(stack_id))
+
+    def wait(self, stack_id: str, action: str, timeout_s: float,
+             on_event: Callable[[dict[str, Any]], None] | None = None) -> StackState | None:
+        """Until the stack's `action` (CREATE, UPDATE, DELETE, SUSPEND, RESUME) is no longer in
+        progress; its state then (None: gone). Each new event goes to `on_event` as it comes."""
+        deadline = time.monotonic() + timeout_s
+        last_event: str | None = None
+        while True:
+            state = self.state(stack_id)
+            if on_event is not None and state is not None:
+                for event in self.events(stack_id, after=last_event):
+                    last_event = event.get("id", last_event)
+                    on_event(event)
+            if state is None or not (state.in_progress and state.action == action):
+                return state
+            if time.monotonic() > deadline:
+                raise HeatError(f"stack {state.name} still {state.status} after {timeout_s:g} s")
+            time.sleep(POLL_S)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _action(self, stack_id: str, verb: str) -> None:
+        answer = self.heat.post(f"/stacks/{self._name(stack_id)}/{stack_id}/actions", json={verb: None})
+        _raise_for(answer, f"asking for {verb}")
+
+    def _name(self, stack_id: str) -> str:
+        try:
+            return str(self.heat.get_stack(stack_id).name)
+        except os_exc.NotFoundException:
+            raise HeatError(f"stack {stack_id} is gone") from None
+
+
+def _raise_for(answer: Any, doing: str) -> None:
+    if answer.status_code >= 400:
+        try:
+            detail = answer.json().get("error", {}).get("message") or answer.text
+        except ValueError:
+            detail = answer.text
+        raise HeatError(f"Heat answered {answer.status_code} {doing}: {_short(detail)}")
+
+
+def _short(value: object, limit: int = 500) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
