@@ -52,8 +52,9 @@ def plan_cluster(service: ClusterService, tenant: str, spec: ClusterSpec) -> dic
     needs = _needs(cluster, catalog, provider, problems)
     ports = [PortUse(name, port_name, port.port, port.role, port.scheme)
              for name in resolved.order for port_name, port in catalog.get(name).ports.items()]
-    provided = provider.plan(PlanRequest(ClusterRef(PLACEHOLDER_ID, slot), refs, dict(spec.provider_options), needs,
-                                         ports, list(resolved.spec.access.allowed_cidrs)))
+    provided = provider.plan(PlanRequest(ClusterRef(PLACEHOLDER_ID, slot), cluster.name, refs,
+                                         dict(spec.provider_options), needs, ports,
+                                         list(resolved.spec.access.allowed_cidrs)))
     planned = {p.name: p for p in provided.nodes}
     for node in cluster.nodes:
         node.host = planned[node.name].host or f"<{node.name} address>"

@@ -133,6 +133,8 @@ class PlanRequest:
     exists yet: `cluster.id` is a placeholder, `cluster.slot` the slot a create would get now."""
 
     cluster: ClusterRef
+    # The cluster's name (the spec's, else the one a create would choose from its id).
+    name: str
     nodes: list[NodeRef]
     options: dict[str, str]
     # What every node must have installed; log_token_sha256 is a placeholder (no token yet).
