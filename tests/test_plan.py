@@ -204,6 +204,7 @@ def test_an_ssh_plan_names_the_hosts_it_would_take_and_takes_none(sm: ServiceMan
     answer = api.post(PLAN, json={"provider": "ssh", "workers": 1, "frameworks": ["dask"]})
     assert answer.status_code == 200, answer.text
     plan = answer.json()
+    assert api.post(PLAN, json={"provider": "ssh", "workers": 1, "frameworks": ["dask"]}).json() == plan
     assert what_exists(sm) == before
     assert pool["admin"].get("/api/v1/hosts").json() == hosts_before  # all still free, none reserved
     assert all(h["state"] == "free" and h["cluster_id"] is None for h in hosts_before)

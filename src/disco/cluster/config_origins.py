@@ -15,7 +15,6 @@ from disco.cluster.models import Cluster, Node
 from disco.frameworks.model import FrameworkDef
 from disco.frameworks.render import render
 
-ORIGINS = ("default", "derived", "user", "override")
 _SIZE_KEYS = {"memory_mb", "cpus"}
 
 
