@@ -21,6 +21,7 @@ from disco.cli.client import ApiError, Client, resolve_cluster_id, short_ids
 from disco.cli.options import TOKEN, URL
 from disco.cli.output import Output, fail, print_json
 from disco.cli.cluster_env import env as env_command
+from disco.cli.plan_view import show_plan
 from disco.connect import clusters_dir
 
 app = typer.Typer(help="Create, inspect, scale and delete clusters.", no_args_is_help=True)
@@ -72,27 +73,29 @@ def _coerce(value: str) -> Any:
         return value
 
 
-@app.command()
-def create(
-    framework: list[str] = typer.Option([], "--framework", "-f", help="Framework to deploy (repeatable)."),
-    workers: int = typer.Option(None, "--workers", "-w", help="Number of worker nodes."),
-    name: Optional[str] = typer.Option(None, help="Cluster name."),
-    prop: list[str] = typer.Option([], "--property", "-p", help="FRAMEWORK.PROPERTY=VALUE (repeatable)."),
-    override: list[str] = typer.Option(
-        [], "--override",
-        help="FRAMEWORK/FILE:KEY=VALUE, a raw setting of a configuration file, e.g. "
-             "hadoop/hdfs-site.xml:dfs.blocksize=268435456 (repeatable; wins over properties)."),
-    spec_file: Optional[Path] = typer.Option(None, "--spec", help="Cluster spec as a YAML or JSON file."),
-    provider: Optional[str] = typer.Option(None, help="Infrastructure provider: local (default), ssh."),
-    provider_option: list[str] = typer.Option(
-        [], "--provider-option", "-o",
-        help="KEY=VALUE for the provider (repeatable); ssh: hosts=NAME,NAME… (master first), labels=L,L…"),
-    idle_timeout: Optional[int] = typer.Option(None, help="Seconds idle before deletion (0: never)."),
-    max_age: Optional[int] = typer.Option(None, help="Seconds before deletion (0: never)."),
-    wait: bool = typer.Option(False, "--wait", help="Show progress until the cluster is ready or failed."),
-    output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN,
-) -> None:
-    """Create a cluster, e.g. `disco cluster create -f spark --workers 2 --wait`."""
+# What a cluster is made of: `create` and `plan` take the same options (one definition).
+FRAMEWORKS = typer.Option([], "--framework", "-f", help="Framework to deploy (repeatable).")
+WORKERS = typer.Option(None, "--workers", "-w", help="Number of worker nodes.")
+NAME = typer.Option(None, help="Cluster name.")
+PROPERTIES = typer.Option([], "--property", "-p", help="FRAMEWORK.PROPERTY=VALUE (repeatable).")
+OVERRIDES = typer.Option(
+    [], "--override",
+    help="FRAMEWORK/FILE:KEY=VALUE, a raw setting of a configuration file, e.g. "
+         "hadoop/hdfs-site.xml:dfs.blocksize=268435456 (repeatable; wins over properties).")
+SPEC_FILE = typer.Option(None, "--spec", help="Cluster spec as a YAML or JSON file.")
+PROVIDER = typer.Option(None, help="Infrastructure provider: local (default), ssh.")
+PROVIDER_OPTIONS = typer.Option(
+    [], "--provider-option", "-o",
+    help="KEY=VALUE for the provider (repeatable); ssh: hosts=NAME,NAME… (master first), labels=L,L…")
+IDLE_TIMEOUT = typer.Option(None, help="Seconds idle before deletion (0: never).")
+MAX_AGE = typer.Option(None, help="Seconds before deletion (0: never).")
+
+
+def _spec_from_options(framework: list[str], workers: Optional[int], name: Optional[str], prop: list[str],
+                       override: list[str], spec_file: Optional[Path], provider: Optional[str],
+                       provider_option: list[str], idle_timeout: Optional[int], max_age: Optional[int],
+                       output: Output) -> dict[str, Any]:
+    """The cluster spec the options describe (a --spec file, then the flags over it)."""
     spec: dict[str, Any] = {}
     if spec_file:
         try:
@@ -132,6 +135,21 @@ def create(
                        ("idle_timeout_s", idle_timeout), ("max_age_s", max_age)):
         if value is not None:
             spec[key] = value
+    return spec
+
+
+@app.command()
+def create(
+    framework: list[str] = FRAMEWORKS, workers: Optional[int] = WORKERS, name: Optional[str] = NAME,
+    prop: list[str] = PROPERTIES, override: list[str] = OVERRIDES, spec_file: Optional[Path] = SPEC_FILE,
+    provider: Optional[str] = PROVIDER, provider_option: list[str] = PROVIDER_OPTIONS,
+    idle_timeout: Optional[int] = IDLE_TIMEOUT, max_age: Optional[int] = MAX_AGE,
+    wait: bool = typer.Option(False, "--wait", help="Show progress until the cluster is ready or failed."),
+    output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN,
+) -> None:
+    """Create a cluster, e.g. `disco cluster create -f spark --workers 2 --wait`."""
+    spec = _spec_from_options(framework, workers, name, prop, override, spec_file, provider, provider_option,
+                              idle_timeout, max_age, output)
     client = _client(url, token)
     try:
         cluster = client.request("POST", "/api/v1/clusters", json=spec)
@@ -146,6 +164,28 @@ def create(
     _show(cluster, output)
     if cluster["state"] != "ready":
         raise typer.Exit(1)
+
+
+@app.command()
+def plan(
+    framework: list[str] = FRAMEWORKS, workers: Optional[int] = WORKERS, name: Optional[str] = NAME,
+    prop: list[str] = PROPERTIES, override: list[str] = OVERRIDES, spec_file: Optional[Path] = SPEC_FILE,
+    provider: Optional[str] = PROVIDER, provider_option: list[str] = PROVIDER_OPTIONS,
+    idle_timeout: Optional[int] = IDLE_TIMEOUT, max_age: Optional[int] = MAX_AGE,
+    output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN,
+) -> None:
+    """What `create` with the same options would make, creating nothing: nodes, processes, files
+    (each value with its origin), ports, checks and the provider's steps."""
+    spec = _spec_from_options(framework, workers, name, prop, override, spec_file, provider, provider_option,
+                              idle_timeout, max_age, output)
+    try:
+        body = _client(url, token).request("POST", "/api/v1/clusters", json=spec, params={"dry_run": "true"})
+    except ApiError as exc:
+        fail(exc, output)
+    if output is Output.json:
+        print_json(body)
+    else:
+        show_plan(out, body)
 
 
 def _wait(client: Client, cluster_id: str, *, after: int = 0,

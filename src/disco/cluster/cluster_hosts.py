@@ -4,6 +4,8 @@ host must carry), so the provider needs to know neither the spec nor the databas
 
 from __future__ import annotations
 
+from typing import Any
+
 from disco.cluster.hosts import HostPool
 from disco.cluster.store import Store
 from disco.providers.ssh import split_list
@@ -21,6 +23,15 @@ class ClusterHosts:
 
     def shortage(self, options: dict[str, str], needed: int) -> str | None:
         return self.pool.shortage(needed, **_choice(options))
+
+    def preview(self, options: dict[str, str], nodes: list[str]) -> dict[str, tuple[HostSpec, dict[str, Any]]]:
+        """The hosts a cluster with these options would get now, not reserved: node -> (host
+        without its private key, the host's last check facts)."""
+        rows = self.pool.preview(nodes, **_choice(options))
+        return {node: (HostSpec(name=row.name, address=row.address, port=row.port, user=row.user, private_key="",
+                                host_key=row.host_key, prefix=row.prefix),
+                       dict((row.check_result or {}).get("facts") or {}))
+                for node, row in rows.items()}
 
     def assigned(self, cluster_id: str) -> dict[str, HostSpec]:
         return self.pool.assigned(cluster_id)

@@ -32,6 +32,9 @@ if sudo -n true 2>/dev/null; then echo sudo=yes; else echo sudo=no; fi
 if command -v apt-get >/dev/null 2>&1; then echo apt=yes; else echo apt=no; fi
 echo "disk_path=$p"
 echo "disk_free_kb=$(df -Pk "$p" 2>/dev/null | awk 'NR==2 {{print $4}}')"
+echo "mem_kb=$(awk '/^MemTotal:/ {{print $2}}' /proc/meminfo 2>/dev/null)"
+echo "mem_max=$(cat /sys/fs/cgroup/memory.max 2>/dev/null)"
+echo "cpus=$(nproc 2>/dev/null)"
 """
 
 
@@ -87,7 +90,17 @@ async def _probe(pool: HostPool, row: Host) -> dict[str, Any]:
         "root": values.get("uid") == "0", "sudo": values.get("sudo") == "yes", "apt": values.get("apt") == "yes",
         "disk_path": values.get("disk_path", ""),
         "disk_free_mb": int(free_kb) // 1024 if free_kb.isdigit() else None,
+        # The host's size as the node's own `facts` will report it (MemTotal, lowered to a
+        # cgroup's limit; the CPUs it may use): what a plan sizes derived settings from.
+        "memory_bytes": _memory_bytes(values.get("mem_kb", ""), values.get("mem_max", "")),
+        "cpus": int(values["cpus"]) if values.get("cpus", "").isdigit() else None,
     }
+
+
+def _memory_bytes(mem_kb: str, cgroup_max: str) -> int | None:
+    sizes = [int(mem_kb) * 1024] if mem_kb.isdigit() else []
+    sizes += [int(cgroup_max)] if cgroup_max.isdigit() else []
+    return min(sizes) if sizes else None
 
 
 def _problems(row: Host, facts: dict[str, Any]) -> list[str]:

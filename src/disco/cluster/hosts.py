@@ -170,10 +170,7 @@ class HostPool:
             if not missing:
                 return
             rows = list(s.scalars(select(Host).order_by(Host.name)))
-            eligible = [row for row in rows if _matches(row, names, labels)]
-            free = [row for row in eligible if row.state == FREE and row.host_key]
-            if names:  # named hosts go to the nodes in the order named: the master first
-                free.sort(key=lambda row: names.index(row.name))
+            eligible, free = _choosable(rows, names, labels)
             if len(free) < len(missing):
                 raise HostsUnavailable(_shortage(len(missing), free, eligible, names, labels),
                                        details={"needed": len(missing), "free": len(free)})
@@ -182,6 +179,15 @@ class HostPool:
                                   .values(state=IN_USE, cluster_id=cluster_id, node=node)).rowcount
                 if taken != 1:
                     raise _Raced()
+
+    def preview(self, nodes: list[str], names: list[str] | None = None,
+                labels: list[str] | None = None) -> dict[str, Host]:
+        """The hosts `acquire` would give these nodes now (a plan), without taking any: node ->
+        host row (its key stays sealed). Fewer than asked for when the pool is short."""
+        with self.store.session() as s:
+            rows = list(s.scalars(select(Host).order_by(Host.name)))
+        _, free = _choosable(rows, names, labels)
+        return dict(zip(nodes, free))
 
     def assigned(self, cluster_id: str) -> dict[str, HostSpec]:
         with self.store.session() as s:
@@ -215,6 +221,17 @@ class HostPool:
     def clusters(self) -> set[str]:
         with self.store.session() as s:
             return {cid for cid in s.scalars(select(Host.cluster_id).where(Host.cluster_id.is_not(None))) if cid}
+
+
+def _choosable(rows: list[Host], names: list[str] | None,
+               labels: list[str] | None) -> tuple[list[Host], list[Host]]:
+    """(eligible, free) hosts in the order acquire hands them out: named hosts in the order
+    named (the master first), else by name."""
+    eligible = [row for row in rows if _matches(row, names, labels)]
+    free = [row for row in eligible if row.state == FREE and row.host_key]
+    if names:
+        free.sort(key=lambda row: names.index(row.name))
+    return eligible, free
 
 
 def _matches(row: Host, names: list[str] | None, labels: list[str] | None) -> bool:

@@ -35,7 +35,7 @@ def master_node(cluster: Cluster) -> Node:
 def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | None,
             workdir: str = "", secrets: dict[str, dict[str, Any]] | None = None,
             credentials: dict[str, str] | None = None, facts: NodeFacts | None = None,
-            capacity: NodeCapacity | None = None) -> dict[str, Any]:
+            capacity: NodeCapacity | None = None, helpers: dict[str, Any] | None = None) -> dict[str, Any]:
     """What templates see. `secrets` (decrypted secret properties) join the plain ones here
     only, so they reach the processes that need them but never the stored spec; the same
     holds for the cluster's `credentials` (certificate, secret, token). Outputs are rendered
@@ -62,6 +62,8 @@ def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | N
                        for name in cluster.spec.get("resolved_frameworks", [])},
         "credentials": credentials or {},
         **(_node_paths(facts) if facts else {}),
+        # A dry run's stand-ins for render functions that would build, record or reserve.
+        **(helpers or {}),
     }
     # Values a framework derives from the node's size, for nodes whose size is known.
     ctx["derived"] = derive(fw, ctx) if node and capacity else {}
@@ -117,10 +119,12 @@ def node_config_files(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node
 def resolved_files(cluster: Cluster, catalog: Catalog, capacities: dict[str, NodeCapacity],
                    credentials: dict[str, str] | None = None,
                    facts: dict[str, NodeFacts] | None = None,
-                   workdirs: dict[str, str] | None = None) -> dict[str, dict[str, dict[str, str]]]:
+                   workdirs: dict[str, str] | None = None,
+                   helpers: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, dict[str, str]]]:
     """Every node's configuration files as its processes will read them, per framework:
     node -> framework -> path -> text (what `plan` shows). Without `credentials` the
-    cluster's secrets show as <hidden>; a node's directory shows as {workdir} unless given."""
+    cluster's secrets show as <hidden>; a node's directory shows as {workdir} unless given.
+    `helpers`, per node, stand in for render functions (a dry run's, which build nothing)."""
     result: dict[str, dict[str, dict[str, str]]] = {}
     for node in live_nodes(cluster):
         per_framework: dict[str, dict[str, str]] = {}
@@ -130,7 +134,7 @@ def resolved_files(cluster: Cluster, catalog: Catalog, capacities: dict[str, Nod
                 continue
             ctx = context(cluster, catalog, fw, node, (workdirs or {}).get(node.name, "{workdir}"), None,
                           credentials or HIDDEN_CREDENTIALS,
-                          (facts or {}).get(node.name), capacities.get(node.name))
+                          (facts or {}).get(node.name), capacities.get(node.name), (helpers or {}).get(node.name))
             files = node_config_files(cluster, catalog, fw, node, ctx)
             if files:
                 per_framework[name] = files
@@ -206,13 +210,14 @@ def launches(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node, w
              secrets: dict[str, dict[str, Any]] | None = None,
              credentials: dict[str, str] | None = None,
              facts: NodeFacts | None = None,
-             capacity: NodeCapacity | None = None) -> list[tuple[Launch, str | None]]:
+             capacity: NodeCapacity | None = None,
+             helpers: dict[str, Any] | None = None) -> list[tuple[Launch, str | None]]:
     """The processes of one framework on one node, each with the address to wait for first;
     every process gets the framework's files and its configuration files for the node's role."""
     role = fw.roles.get(node.role)  # type: ignore[call-overload]
     if role is None:
         return []
-    ctx = context(cluster, catalog, fw, node, workdir, secrets, credentials, facts, capacity)
+    ctx = context(cluster, catalog, fw, node, workdir, secrets, credentials, facts, capacity, helpers)
     env = render(fw.env, ctx)
     files = {**render(fw.files, ctx), **node_config_files(cluster, catalog, fw, node, ctx)}
     result = []

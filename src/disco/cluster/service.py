@@ -10,7 +10,7 @@ from disco.cluster.credentials import new_credentials
 from disco.cluster.lifecycle import Lifecycle
 from disco.cluster.models import Cluster, Event
 from disco.cluster.secrets import SecretBox, ssh_keypair
-from disco.cluster.spec import ClusterSpec, resolve
+from disco.cluster.spec import ClusterSpec, ResolvedSpec, resolve
 from disco.cluster.store import Store
 from disco.errors import Conflict, Forbidden, InvalidSpec
 from disco.frameworks.catalog import Catalog
@@ -31,7 +31,10 @@ class ClusterService:
 
     # -- commands ---------------------------------------------------------------------
 
-    def create(self, tenant: str, spec: ClusterSpec, *, extra_secrets: dict[str, Any] | None = None) -> Cluster:
+    def validate(self, tenant: str, spec: ClusterSpec) -> tuple[str, ResolvedSpec]:
+        """Every check a create makes before anything is stored (a dry run makes the same):
+        the provider and its options, room for the nodes, the frameworks and their properties.
+        The provider's name and the resolved spec, or the error a create would answer."""
         provider = spec.provider or self.settings.default_provider
         if provider not in available_providers():
             raise InvalidSpec(f"unknown provider {provider!r} (available: {', '.join(available_providers())})",
@@ -45,6 +48,10 @@ class ClusterService:
         self.lifecycle.provider(provider).check_capacity(spec.provider_options, spec.workers + 1)
         resolved = resolve(spec.model_copy(update={"provider": provider}), self.catalog,
                            max_workers=self.settings.max_workers)
+        return provider, resolved
+
+    def create(self, tenant: str, spec: ClusterSpec, *, extra_secrets: dict[str, Any] | None = None) -> Cluster:
+        provider, resolved = self.validate(tenant, spec)
         cluster_id = str(uuid.uuid4())
         public_key, private_key = ssh_keypair(f"disco-{cluster_id[:8]}")
         secrets = {"properties": {k: v for k, v in resolved.secrets.items() if v},

@@ -107,14 +107,18 @@ class Store:
         for _ in range(20):
             try:
                 with self.session() as s:
-                    used = set(s.scalars(select(Cluster.slot).where(Cluster.slot.is_not(None))))
-                    cluster.slot = next(i for i in range(1, 1 << 16) if i not in used and slot_free(i))
+                    cluster.slot = _lowest_free_slot(s, slot_free)
                     cluster.nodes = [Node(name=n, role=r, index=i) for n, r, i in node_names]
                     s.add(cluster)
                 return self.get_cluster(cluster.id)
             except IntegrityError:
                 cluster = _fresh_copy(cluster)
         raise RuntimeError("could not allocate a cluster slot")
+
+    def free_slot(self, slot_free: Callable[[int], bool] = lambda _slot: True) -> int:
+        """The slot add_cluster would give a cluster now (a plan; another create may take it)."""
+        with self.session() as s:
+            return _lowest_free_slot(s, slot_free)
 
     def get_cluster(self, cluster_id: str, tenant: str | None = None) -> Cluster:
         """The cluster; with `tenant`, only if it is that tenant's.
@@ -197,3 +201,9 @@ def age_seconds(since: dt.datetime | None) -> float:
     if since.tzinfo is None:  # SQLite hands back naive datetimes
         since = since.replace(tzinfo=dt.timezone.utc)
     return (utcnow() - since).total_seconds()
+
+
+def _lowest_free_slot(session: Session, slot_free: Callable[[int], bool]) -> int:
+    """The lowest slot no live cluster has and `slot_free` accepts."""
+    used = set(session.scalars(select(Cluster.slot).where(Cluster.slot.is_not(None))))
+    return next(i for i in range(1, 1 << 16) if i not in used and slot_free(i))

@@ -31,10 +31,7 @@ def built_classes(classpath: str) -> str:
     A jar, not a folder: the JVM shares classes from an archive only when every classpath
     entry is a jar."""
     sources = sorted(SOURCES.rglob("*.java"))
-    # What is built depends on the sources and on how this module builds them (a folder of
-    # classes once, a jar now): both name the build, so an older build is never taken for it.
-    digest = hashlib.sha256(BUILD_FORMAT + b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
-    target = SOURCES.parent / "java-classes" / digest
+    target = build_dir()
     with _building:
         if (target / ".complete").exists():
             return str(target / JAR)
@@ -61,6 +58,15 @@ def built_classes(classpath: str) -> str:
             if not (target / ".complete").exists():
                 raise
         return str(target / JAR)
+
+
+def build_dir() -> Path:
+    """Where the build of the current sources lies (or will): what is built depends on the
+    sources and on how this module builds them (a folder of classes once, a jar now), so both
+    name the build and an older build is never taken for it."""
+    sources = sorted(SOURCES.rglob("*.java"))
+    digest = hashlib.sha256(BUILD_FORMAT + b"".join(p.read_bytes() for p in sources)).hexdigest()[:16]
+    return SOURCES.parent / "java-classes" / digest
 
 
 def _jar(classes: Path, jar: Path) -> None:

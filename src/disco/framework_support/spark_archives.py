@@ -48,16 +48,24 @@ def archive_option(role: str, spark_home: str, support_jar: str, java_opts: str)
     "" (and, once per service manager, the archives are recorded in the background)."""
     if role not in ROLES:
         return ""
+    option = recorded_option(role, spark_home, support_jar, java_opts)
+    if option:
+        return option
     key = _key(spark_home, support_jar, java_opts)
-    path = archive_path(support_jar, role, key)
-    if _trusted(path):
-        return f"-XX:SharedArchiveFile={path}"
     with _lock:
         if key not in _recording:
             _recording.add(key)
             threading.Thread(target=_record_quietly, args=(spark_home, support_jar, java_opts, key),
                              name="spark-archives", daemon=True).start()
     return ""
+
+
+def recorded_option(role: str, spark_home: str, support_jar: str, java_opts: str) -> str:
+    """The option for an archive recorded already, else "": looks, records nothing (a plan)."""
+    if role not in ROLES:
+        return ""
+    path = archive_path(support_jar, role, _key(spark_home, support_jar, java_opts))
+    return f"-XX:SharedArchiveFile={path}" if _trusted(path) else ""
 
 
 def archive_path(support_jar: str, role: str, key: str) -> Path:

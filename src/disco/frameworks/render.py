@@ -36,13 +36,17 @@ def cache_dir() -> str:
     """A directory of this machine's user that outlives clusters, for caches frameworks keep
     (e.g. the JVM class-data archives of Spark's daemons, ~110 MB): DISCO_CACHE_DIR, else
     $XDG_CACHE_HOME/disco, else ~/.cache/disco."""
-    configured = os.environ.get("DISCO_CACHE_DIR")
-    if configured:
-        base = Path(configured).expanduser()
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "disco"
+    base = Path(cache_path())
     base.mkdir(parents=True, exist_ok=True)
     return str(base)
+
+
+def cache_path() -> str:
+    """cache_dir() without making it."""
+    configured = os.environ.get("DISCO_CACHE_DIR")
+    if configured:
+        return str(Path(configured).expanduser())
+    return str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "disco")
 
 
 def software_dir() -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import os
 import zipfile
 from pathlib import Path
@@ -72,12 +73,26 @@ def self_wheel(cache_dir: Path, package_dir: Path | None = None) -> Path:
     return target
 
 
+def planned_wheel_ref(cache_dir: Path, package_dir: Path | None = None) -> DiscoWheel:
+    """What a bundle would say of disco's wheel, without writing it: the cached wheel's, else
+    one built in memory (the same bytes self_wheel would write: the build is reproducible)."""
+    package_dir = Path(package_dir or Path(disco.__file__).parent)
+    files = package_files(package_dir)
+    version = f"{disco.__version__}+{content_digest(package_dir, files)}"
+    name = f"disco-{version}-py3-none-any.whl"
+    if (Path(cache_dir) / name).is_file():
+        return wheel_ref(Path(cache_dir) / name)
+    buffer = io.BytesIO()
+    _write_wheel(buffer, package_dir, files, version)
+    return DiscoWheel(filename=name, sha256=hashlib.sha256(buffer.getvalue()).hexdigest(), version=version)
+
+
 def wheel_version(wheel: Path) -> str:
     """The version in a wheel's file name."""
     return wheel.name.split("-")[1]
 
 
-def _write_wheel(path: Path, package_dir: Path, files: list[Path], version: str) -> None:
+def _write_wheel(path: Path | io.BytesIO, package_dir: Path, files: list[Path], version: str) -> None:
     dist_info = f"disco-{version}.dist-info"
     records: list[str] = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as wheel:

@@ -116,6 +116,61 @@ class NodeFacts:
     capacity: NodeCapacity | None = None
 
 
+@dataclass(frozen=True)
+class PortUse:
+    """A port a cluster's nodes of `role` listen on (a framework's declared port)."""
+
+    framework: str
+    name: str
+    port: int
+    role: str
+    scheme: str = "tcp"
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """What a provider is told when asked what a create would make (`Provider.plan`). Nothing
+    exists yet: `cluster.id` is a placeholder, `cluster.slot` the slot a create would get now."""
+
+    cluster: ClusterRef
+    # The cluster's name (the spec's, else the one a create would choose from its id).
+    name: str
+    nodes: list[NodeRef]
+    options: dict[str, str]
+    # What every node must have installed; log_token_sha256 is a placeholder (no token yet).
+    needs: NodeNeeds
+    ports: list[PortUse]
+    allowed_cidrs: list[str]
+
+
+@dataclass
+class PlannedNode:
+    """Where a node would be. `host` None: the provider assigns it only at create (the plan
+    shows a placeholder); `capacity` None: its size is known only once it exists."""
+
+    name: str
+    host: str | None
+    workdir: str
+    capacity: NodeCapacity | None = None
+    facts: NodeFacts | None = None
+    notes: list[str] = field(default_factory=list)
+    # Provider-specific, shown as given (SSH: the pool host; its bootstrap script and bundle).
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProviderPlan:
+    """A provider's part of a plan: its nodes, its steps in order, who may reach the ports, and
+    anything of its own (`sections`: a provider that renders a template puts it under
+    "template"). Free of secrets: nothing made for the cluster exists yet."""
+
+    nodes: list[PlannedNode]
+    steps: list[dict[str, str]]
+    reachable_from: list[str]
+    reach_note: str = ""
+    sections: dict[str, Any] = field(default_factory=dict)
+
+
 class ProcessState(enum.Enum):
     RUNNING = "running"
     EXITED = "exited"
@@ -220,6 +275,19 @@ class Provider(ABC):
         """What a node offers when its facts do not say (providers whose nodes share this
         machine); None when unknown."""
         return None
+
+    def plan(self, request: PlanRequest) -> ProviderPlan:
+        """What a create would make on this infrastructure, touching nothing: no host taken, no
+        file written, no process started (`disco cluster plan`, `POST …/clusters?dry_run=true`).
+        Called after check_options and check_capacity accepted the request. Providers without
+        a plan of their own answer nodes whose hosts come at create, and the lifecycle's steps."""
+        return ProviderPlan(
+            nodes=[PlannedNode(n.name, None, "{workdir}", notes=["host assigned at create"]) for n in request.nodes],
+            steps=[{"step": "provisioning", "what": f"make {len(request.nodes)} node(s)"},
+                   {"step": "installing", "what": "start each framework's processes (master, then workers), "
+                                                 "then its readiness check"}],
+            reachable_from=list(request.allowed_cidrs),
+            reach_note=f"provider {self.name} describes no network rules of its own")
 
     async def warm(self, preloads: set[tuple[str, ...]]) -> None:
         """Get ready to start processes that import these module sets (optional)."""

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import psutil
 
-from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeCapacity, NodeRef, ProcessState,
-                                  ProcessStatus, Provider, ProviderResources)
+from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeCapacity, NodeRef, PlannedNode, PlanRequest,
+                                  ProcessState, ProcessStatus, Provider, ProviderPlan, ProviderResources)
 from disco.providers.local_users import ensure_user, isolation_mode, uid_for_host
 from disco.providers.marks import ROOT_ENV, TAG_ENV, cluster_of, marked_processes, title_mark
 from disco.providers.private_files import write_files, write_private
@@ -93,6 +93,27 @@ class LocalProvider(Provider):
         (at least one CPU), so that frameworks sized from it do not promise the machine twice
         within one cluster. Other clusters on the machine are not counted."""
         return share_of_this_machine(nodes_in_cluster)
+
+    def plan(self, request: PlanRequest) -> ProviderPlan:
+        """The addresses of the slot a create would get now (another create may take it first),
+        a directory per node, this machine's share for each; nothing is made."""
+        count = len(request.nodes)
+        nodes = [PlannedNode(n.name, node_host(request.cluster.slot, n.index),
+                             str(self._workdir(request.cluster.id, n.name)),
+                             capacity=share_of_this_machine(count),
+                             notes=["address of the slot free now; assigned at create"])
+                 for n in request.nodes]
+        as_user = (f", owned by the cluster's own user (uid {uid_for_host(nodes[0].host or '')}), in a private "
+                   "mount namespace" if self.isolation == "users" and nodes else "")
+        steps = [{"step": "provisioning",
+                  "what": f"make {count} node directories under {self.root}/<cluster id>/{as_user}; "
+                          "addresses " + ", ".join(f"{n.name}={n.host}" for n in nodes)},
+                 {"step": "installing", "what": "nothing to install: nodes run this machine's Python and software"}]
+        return ProviderPlan(
+            nodes=nodes, steps=steps, reachable_from=["127.0.0.0/8"],
+            reach_note="loopback addresses of this machine: any process here can connect (access.allowed_cidrs is "
+                       "not used by this provider); the frameworks' own authentication with the cluster's "
+                       "credentials decides who gets in")
 
     async def warm(self, preloads: set[tuple[str, ...]]) -> None:
         for modules in preloads | {()}:

@@ -18,6 +18,7 @@ import base64
 import json
 import logging
 import shlex
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,10 +26,11 @@ from typing import Any, Protocol
 
 from disco.errors import Conflict, InvalidSpec
 from disco.node.bootstrap import render_script
-from disco.node.bundle import Download as BundleDownload, NodeBundle, PythonEnv
-from disco.node.wheel import self_wheel, wheel_ref
+from disco.node.bundle import DiscoWheel, Download as BundleDownload, NodeBundle, PythonEnv
+from disco.node.wheel import planned_wheel_ref, self_wheel, wheel_ref
 from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeCapacity, NodeFacts, NodeNeeds, NodeRef,
-                                  ProcessState, ProcessStatus, Provider, ProviderError, ProviderResources)
+                                  PlannedNode, PlanRequest, ProcessState, ProcessStatus, Provider, ProviderError,
+                                  ProviderPlan, ProviderResources)
 from disco.providers.ssh_transport import HostSpec, SSHError, Transport, as_root
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,10 @@ class HostPool(Protocol):
 
     def shortage(self, options: dict[str, str], needed: int) -> str | None:
         """Why `needed` more hosts of the kind these options ask for cannot be had now."""
+
+    def preview(self, options: dict[str, str], nodes: list[str]) -> dict[str, tuple[HostSpec, dict[str, Any]]]:
+        """The hosts `acquire` would hand these nodes now, taking none: node -> (host without
+        its private key, what the host's last check found)."""
 
     def clusters(self) -> set[str]:
         """Ids of clusters that hold hosts."""
@@ -151,15 +157,68 @@ class SSHProvider(Provider):
     async def _facts(self, host: HostSpec) -> NodeFacts:
         return node_facts_of(await self._node_cli(host, ["facts"]), host.prefix)
 
-    def _bundle(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds, wheel: Path) -> NodeBundle:
+    def _bundle(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds,
+                wheel: Path | DiscoWheel) -> NodeBundle:
         return NodeBundle(
             cluster_id=cluster_id, node=node, role="master" if node == "master" else "worker",
             host=host.address, prefix=host.prefix, os_packages=list(needs.os_packages),
             python=PythonEnv(requirements=list(needs.python_requirements), index_url=self.index_url or None,
                              wheelhouse=self.wheelhouse or None),
             downloads=[BundleDownload(d.url, d.sha256, d.dest, d.sha512, d.unpack) for d in needs.downloads],
-            disco_wheel=wheel_ref(wheel),
+            disco_wheel=wheel if isinstance(wheel, DiscoWheel) else wheel_ref(wheel),
             log_token_sha256=needs.log_token_sha256)
+
+    def plan(self, request: PlanRequest) -> ProviderPlan:
+        """The pool's hosts a create would take now (not reserved), and for each its bootstrap:
+        the script and the bundle exactly as they would be sent (neither holds a secret)."""
+        cluster_id = request.cluster.id
+        chosen = self.pool.preview(request.options, [n.name for n in request.nodes])
+        wheel = planned_wheel_ref(self.cache_dir / "wheels")
+        nodes = []
+        for ref in request.nodes:
+            host, facts = chosen[ref.name]
+            node_dir = _node_dir(host, cluster_id, ref.name)
+            bundle = self._bundle(cluster_id, ref.name, host, request.needs, wheel)
+            version = ".".join(str(facts.get("python3") or "").split(".")[:2]) or "%d.%d" % sys.version_info[:2]
+            venv = f"{host.prefix.rstrip('/')}/venv"
+            memory, cpus = facts.get("memory_bytes"), facts.get("cpus")
+            size = (NodeCapacity(memory_bytes=memory, cpus=cpus)
+                    if isinstance(memory, int) and isinstance(cpus, int) and memory > 0 and cpus > 0 else None)
+            nodes.append(PlannedNode(
+                ref.name, host.address, f"{node_dir}/work",
+                facts=NodeFacts(python=f"{venv}/bin/python", site_packages=f"{venv}/lib/python{version}/site-packages",
+                                bin_dir=f"{venv}/bin", prefix=host.prefix, capacity=size),
+                notes=[f"pool host {host.name}, free now and not reserved: a create takes it then",
+                       "size as the host's last check found it; at create the node's own facts decide"
+                       if size else "size unknown until the node is bootstrapped (check the host again to "
+                                    "see it here): values derived from it are decided then"],
+                details={"pool_host": {"name": host.name, "address": host.address, "port": host.port,
+                                       "user": host.user, "prefix": host.prefix, "reserved": False,
+                                       "last_check": facts},
+                         "node_dir": node_dir, "log_port": bundle.log_port,
+                         "bootstrap": {"script": render_script(bundle), "bundle": bundle.to_dict(),
+                                       "uploads": [f"{node_dir}/{wheel.filename}", f"{node_dir}/bootstrap.sh"]}}))
+        needs = request.needs
+        install = [f"os packages: {', '.join(needs.os_packages) or 'none'}",
+                   f"python packages: {', '.join(needs.python_requirements) or 'none'}",
+                   f"downloads: {', '.join(d.url for d in needs.downloads) or 'none'}"]
+        steps = [
+            {"step": "provisioning", "what": "take from the pool, atomically: "
+             + ", ".join(f"{n.name}={n.details['pool_host']['name']} ({n.host})" for n in nodes)},
+            {"step": "install", "what": f"on all {len(nodes)} hosts in parallel (tried again after 2 and 8 s if a "
+             f"host cannot be reached): upload disco's wheel {wheel.filename} and bootstrap.sh into the node "
+             "directory, run it as root (sudo -n for another user): python3 and its venv from apt if missing, "
+             "the venv, disco's wheel, then `disco.node install` (bundle, the cluster's user, "
+             + "; ".join(install) + ", files), then the node's supervisor and its log server on port "
+             f"{nodes[0].details['log_port'] if nodes else 8084} (the cluster's token)"},
+            {"step": "install", "what": "ask each node its facts (python, site-packages, size) for the templates"},
+        ]
+        return ProviderPlan(
+            nodes=nodes, steps=steps, reachable_from=[],
+            reach_note="DISCO sets no firewall on SSH hosts: the ports are as reachable as the hosts' network makes "
+                       "them (access.allowed_cidrs is not applied); the frameworks' own authentication with the "
+                       "cluster's credentials decides who gets in",
+            sections={"wheel": {"filename": wheel.filename, "sha256": wheel.sha256, "version": wheel.version}})
 
     async def _bootstrap(self, host: HostSpec, bundle: NodeBundle, wheel: Path) -> list[dict[str, Any]]:
         """Carry the wheel and the script there and run it: it installs what is missing and

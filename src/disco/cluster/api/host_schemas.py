@@ -50,6 +50,10 @@ class HostFacts(Shape):
     apt: bool
     disk_path: str = Field(description="The prefix, or its nearest existing parent.")
     disk_free_mb: int | None
+    memory_bytes: int | None = Field(default=None, description=(
+        "The host's memory (MemTotal, lowered to a cgroup's limit); a plan sizes derived settings from it. "
+        "Absent from checks made before DISCO reported it."))
+    cpus: int | None = Field(default=None, description="The CPUs the host offers.")
 
 
 class HostCheck(Shape):

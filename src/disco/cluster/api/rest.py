@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 import disco
 from disco.cluster.api import schemas
@@ -16,6 +16,7 @@ from disco.cluster.api.schemas import error_responses, ref
 from disco.cluster.api.throttle import client_address
 from disco.cluster.auth import authenticate
 from disco.cluster.credentials import ClusterCredentials, client_credentials
+from disco.cluster.dry_run import plan_cluster
 from disco.cluster.service import ClusterService, event_view
 from disco.cluster.spec import ClusterSpec, parse_spec
 from disco.errors import DiscoError, InvalidSpec, NotFound
@@ -122,10 +123,21 @@ def frameworks(request: Request, _: str = Depends(tenant)) -> list[dict[str, Any
              responses={**error_responses(401, 403, 409, 422, 429, s409="The provider cannot have the nodes now: "
                                           "too few free hosts in the SSH pool (`no_free_hosts`)."), 201: {
                  "description": "Created; the reconciler starts at once.", "links": CLUSTER_LINKS,
-                 "headers": {"Location": {"description": "The new cluster's URL.", "schema": {"type": "string"}}}}})
-async def create_cluster(request: Request, response: Response, who: str = Depends(tenant)) -> dict[str, Any]:
+                 "headers": {"Location": {"description": "The new cluster's URL.", "schema": {"type": "string"}}}},
+                 200: {"description": "With `dry_run=true`: what a create would make; nothing is stored, "
+                                      "started, reserved or written.",
+                       "content": {"application/json": {"schema": ref(schemas.ClusterPlan)}}}})
+async def create_cluster(request: Request, response: Response, who: str = Depends(tenant),
+                         dry_run: bool = Query(False, description=(
+                             "Check the spec as a create would (same errors) and answer the plan (200) "
+                             "instead of creating: nodes, processes, configuration files with where each "
+                             "value comes from, ports, checks, outputs and the provider's steps."))) -> Any:
     svc = service(request)
-    cluster = svc.create(who, parse_spec(integral(await json_body(request), SPEC_INTEGERS)))
+    spec = parse_spec(integral(await json_body(request), SPEC_INTEGERS))
+    if dry_run:
+        body = await asyncio.to_thread(plan_cluster, svc, who, spec)
+        return JSONResponse(schemas.ClusterPlan.model_validate(body).model_dump(mode="json", exclude_unset=True))
+    cluster = svc.create(who, spec)
     response.headers["Location"] = f"{manager(request).settings.public_url}/api/v1/clusters/{cluster.id}"
     return svc.view(cluster)
 

@@ -215,10 +215,116 @@ class OcciResource(Shape):
     attributes: dict[str, PropertyValue]
 
 
+# -- plan (dry run) -------------------------------------------------------------------------------
+
+Origin = Literal["default", "derived", "user", "override"]
+
+
+class PlannedProperty(Shape):
+    value: Any = Field(description="The typed value; `<hidden>` for a secret property.")
+    origin: Literal["default", "user"]
+    secret: bool | None = None
+
+
+class PlannedKey(Shape):
+    value: Any
+    origin: Origin = Field(description="Precedence, lowest first: default < derived (from the node's size "
+                                       "or the cluster's shape) < user (a property) < override (raw).")
+
+
+class PlannedFile(Shape):
+    text: str = Field(description="The file as the node's processes would read it; secrets as `<hidden>`.")
+    keys: dict[str, PlannedKey] | None = Field(
+        default=None, description="Configuration files only (those overrides may change): each key's value "
+                                  "and where it comes from.")
+
+
+class PlannedProcess(Shape):
+    framework: str
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    wait_for_tcp: str | None = None
+
+
+class PlannedPort(Shape):
+    framework: str
+    name: str
+    port: int
+    scheme: str
+    description: str = Field(description="The framework's words for it: what it serves, and what it asks of a "
+                                         "client (the cluster's certificate, secret or token).")
+    reachable_from: list[str] = Field(description="Networks the provider lets reach the port; empty when the "
+                                                  "provider sets no rule (see `access.note`).")
+
+
+class PlannedNode(Shape):
+    name: str
+    role: Literal["master", "worker"]
+    host: str | None = Field(description="null: the provider assigns it only at create.")
+    workdir: str
+    size: dict[str, int] | None = Field(description="`memory_mb`, `cpus`; null until the node exists.")
+    notes: list[str]
+    processes: list[PlannedProcess]
+    files: dict[str, dict[str, PlannedFile]] = Field(description="framework -> path (under workdir) -> file.")
+    ports: list[PlannedPort]
+    provider: dict[str, Any] = Field(description="The provider's own (ssh: `pool_host`, `node_dir`, `log_port`, "
+                                                 "`bootstrap` with its `script` and `bundle`).")
+
+
+class PlannedReadiness(Shape):
+    framework: str
+    kind: str
+    timeout_s: float
+    urls: dict[str, str] | None = None
+    command: list[str] | None = None
+    ready_when: str | None = None
+
+
+class PlanStep(Shape):
+    step: str
+    what: str
+
+
+class PlanAccess(Shape):
+    allowed_cidrs: list[str]
+    reachable_from: list[str]
+    note: str
+
+
+class PlanProblem(Shape):
+    where: str
+    code: str
+    message: str
+
+
+class ClusterPlan(Shape):
+    """`POST /api/v1/clusters?dry_run=true`: what a create would make. Nothing is stored, started,
+    reserved or written; the cluster's credentials do not exist yet and show as `<hidden>`."""
+
+    dry_run: Literal[True]
+    provider: str
+    name: str | None
+    workers: int
+    frameworks: list[str] = Field(description="Install order, dependencies first.")
+    spec: StoredSpec
+    properties: dict[str, dict[str, PlannedProperty]]
+    credentials: str
+    nodes: list[PlannedNode]
+    readiness: list[PlannedReadiness]
+    outputs: ClusterOutputs
+    access: PlanAccess
+    steps: list[PlanStep]
+    provider_plan: dict[str, Any]
+    template: Any = Field(description="A provider that renders a template (OpenStack: its Heat template) puts "
+                                      "it here; null for the local and ssh providers.")
+    problems: list[PlanProblem] = Field(description="What a create would fail on later (a missing package, a "
+                                                    "download without checksum), or what is known only then.")
+
 # Models the routes name only by reference (request bodies, OCCI answers, errors): the OpenAPI
 # builder adds them to the schema's components.
 REFERENCED_MODELS: tuple[type[BaseModel], ...] = (
-    ErrorEnvelope, ClusterSpec, ScaleRequest, OcciQueryInterface, OcciCollection, OcciResource)
+    ErrorEnvelope, ClusterSpec, ScaleRequest, ClusterPlan, OcciQueryInterface, OcciCollection, OcciResource)
 
 
 def ref(model: type[BaseModel]) -> dict[str, str]:
