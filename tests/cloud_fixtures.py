@@ -124,3 +124,20 @@ def stacks(test_cloud: TestCloud) -> Iterator[Callable[..., Any]]:
     yield create
     for stack in made:
         test_cloud.delete(stack)
+
+
+@pytest.fixture()
+def heat_stacks(test_cloud: TestCloud) -> Iterator[tuple[Any, list[str]]]:
+    """DISCO's own Heat client, made the way the OpenStack provider makes one (from a clouds.yaml
+    entry as a dict), and a list of the stack ids a test made: each is deleted at the end, and
+    then neither Heat nor podman knows anything of it."""
+    from disco.providers.openstack.heat_client import HeatStacks, connect
+
+    entry = yaml.safe_load(test_cloud.cloud.clouds_yaml())["clouds"][test_cloud.cloud.name]
+    stacks = HeatStacks(connect(entry))
+    made: list[str] = []
+    yield stacks, made
+    for stack_id in made:
+        stacks.delete(stack_id, timeout_s=120)
+        assert stacks.state(stack_id) is None
+        assert not containers(f"{STACK_LABEL}={stack_id}"), f"a server container of {stack_id} is left"

@@ -17,13 +17,12 @@ import httpx
 import pytest
 import yaml
 
-from cloud_fixtures import TestCloud
 from disco.frameworks.render import cache_dir
 from disco.node.bootstrap import render_script
 from disco.node.bundle import NodeBundle
 from disco.node.wheel import self_wheel, wheel_ref
 from disco.providers.openstack.design import ExistingNetwork, GeneratedKey, StackDesign, UserData
-from disco.providers.openstack.heat_client import HeatStacks, connect
+from disco.providers.openstack.heat_client import HeatStacks
 from disco.providers.openstack.keys import generate_key_pair
 from disco.providers.openstack.template import render, render_files, stack_parameters
 from disco.providers.openstack.user_data import SIGNAL_READY, node_user_data
@@ -49,28 +48,16 @@ def wait_for_boot(stacks: HeatStacks, stack_id: str, resource: str, timeout_s: f
     while time.monotonic() < deadline:
         state = stacks.state(stack_id)
         assert state is not None and state.status == "CREATE_IN_PROGRESS", (state, stacks.failures(stack_id))
-        found = stacks.heat.get(f"/stacks/{state.name}/{stack_id}/resources/{resource}").json()["resource"]
+        found = stacks.resource(stack_id, resource)
         if found["resource_status"] == "CREATE_COMPLETE":
             return found["attributes"]
         time.sleep(1)
     raise AssertionError(f"{resource} not signalled within {timeout_s} s")
 
 
-@pytest.fixture()
-def heat(test_cloud: TestCloud):
-    entry = yaml.safe_load(test_cloud.cloud.clouds_yaml())["clouds"][test_cloud.cloud.name]
-    stacks = HeatStacks(connect(entry))
-    made: list[str] = []
-    yield stacks, made
-    for stack_id in made:
-        stacks.delete(stack_id, timeout_s=120)
-    for stack_id in made:
-        assert not test_cloud.containers_of(type("S", (), {"id": stack_id})), "a server container is left"
-
-
 def test_a_cloud_node_bootstraps_from_user_data_and_signals_its_host_key(
-        sm: ServiceManager, heat, tmp_path: Path) -> None:
-    stacks, made = heat
+        sm: ServiceManager, heat_stacks, tmp_path: Path) -> None:
+    stacks, made = heat_stacks
     cluster_id = str(uuid.uuid4())
     wheel = self_wheel(Path(cache_dir()) / "wheels")  # what the service manager serves
     payload = f"{sm.url}/api/v1/node-payload/{wheel.name}"
@@ -129,8 +116,8 @@ def test_a_cloud_node_bootstraps_from_user_data_and_signals_its_host_key(
         asyncio.run(impostor())
 
 
-def test_a_node_whose_bootstrap_fails_fails_the_stack_with_the_reason(sm: ServiceManager, heat) -> None:
-    stacks, made = heat
+def test_a_node_whose_bootstrap_fails_fails_the_stack_with_the_reason(sm: ServiceManager, heat_stacks) -> None:
+    stacks, made = heat_stacks
     cluster_id = str(uuid.uuid4())
     wheel = self_wheel(Path(cache_dir()) / "wheels")
     # A payload URL that answers 404: the bootstrap cannot install disco.

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from cloud_fixtures import TestCloud
-from disco.providers.openstack.heat_client import HeatError, HeatStacks, connect
+from disco.providers.openstack.heat_client import HeatError, connect
 
 SIGNALLED = """
 heat_template_version: '2018-08-31'
@@ -47,20 +47,8 @@ outputs:
 """
 
 
-@pytest.fixture()
-def heat(test_cloud: TestCloud):
-    """A client made the way the provider makes one: from a clouds.yaml entry as a dict."""
-    entry = yaml.safe_load(test_cloud.cloud.clouds_yaml())["clouds"][test_cloud.cloud.name]
-    stacks = HeatStacks(connect(entry))
-    made: list[str] = []
-    yield stacks, made
-    for stack_id in made:
-        stacks.delete(stack_id, timeout_s=120)
-        assert stacks.state(stack_id) is None
-
-
-def test_a_wait_condition_completes_when_every_node_signalled_with_its_data(heat) -> None:
-    stacks, made = heat
+def test_a_wait_condition_completes_when_every_node_signalled_with_its_data(heat_stacks) -> None:
+    stacks, made = heat_stacks
     stack_id = stacks.create("signals", yaml.safe_load(SIGNALLED), {"nodes": 2}, timeout_mins=5)
     made.append(stack_id)
     assert stacks.state(stack_id).status == "CREATE_IN_PROGRESS"
@@ -78,8 +66,8 @@ def test_a_wait_condition_completes_when_every_node_signalled_with_its_data(heat
     assert any(e["logical_resource_id"] == "booted" and e["resource_status"] == "CREATE_COMPLETE" for e in seen)
 
 
-def test_scale_suspend_resume_and_delete(heat) -> None:
-    stacks, made = heat
+def test_scale_suspend_resume_and_delete(heat_stacks) -> None:
+    stacks, made = heat_stacks
     template = yaml.safe_load(GROUP)
     stack_id = stacks.create("group", template, {"count": 1}, timeout_mins=5)
     made.append(stack_id)
@@ -96,8 +84,8 @@ def test_scale_suspend_resume_and_delete(heat) -> None:
     stacks.delete(stack_id, timeout_s=60)  # gone already: nothing to do, no error
 
 
-def test_a_failed_create_names_the_resource_and_its_reason(heat) -> None:
-    stacks, made = heat
+def test_a_failed_create_names_the_resource_and_its_reason(heat_stacks) -> None:
+    stacks, made = heat_stacks
     stack_id = stacks.create("failing", yaml.safe_load(GROUP), {"count": 2, "fail": True}, timeout_mins=5)
     made.append(stack_id)
     state = stacks.wait(stack_id, "CREATE", 60)
@@ -107,8 +95,8 @@ def test_a_failed_create_names_the_resource_and_its_reason(heat) -> None:
     assert reasons[0].split(":")[0] in ("0", "1"), reasons  # the group's member, the root cause first
 
 
-def test_a_template_heat_refuses_makes_no_stack(heat, test_cloud: TestCloud) -> None:
-    stacks, _ = heat
+def test_a_template_heat_refuses_makes_no_stack(heat_stacks, test_cloud: TestCloud) -> None:
+    stacks, _ = heat_stacks
     bad = {"heat_template_version": "2018-08-31", "resources": {"x": {"type": "OS::No::Such"}}}
     with pytest.raises(HeatError, match="Heat refused the stack: .*OS::No::Such"):
         stacks.create("refused", bad, {}, timeout_mins=5)

@@ -53,3 +53,15 @@ def json_requested(argv: Sequence[str]) -> bool:
         if arg in ("--output=json", "-ojson", "-o=json"):
             return True
     return False
+
+
+def progress(message: str) -> None:
+    """A progress line of a local command (testbeds), on stderr: stdout is kept for results."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def fail_locally(exc: Exception) -> NoReturn:
+    """A local command's error (no service manager involved): one line on stderr, exit 1."""
+    sys.stderr.write(f"error: {exc}\n")
+    raise typer.Exit(1)

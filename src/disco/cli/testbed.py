@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
 
+from disco.cli.output import fail_locally as _fail, progress as _progress
 from disco.cli.testbed_cloud import app as cloud_app
 from disco.testbed import Testbed, TestbedError, ensure_image, inventory_yaml, list_images, testbeds
 from disco.testbed.recipe import IMAGE_NAMES
@@ -17,16 +18,6 @@ from disco.testbed.testbed import DEFAULT_ADDRESS_BASE, DEFAULT_NAME
 app = typer.Typer(help="Test hosts on this machine: containers with their own address, hostname and sshd.",
                   no_args_is_help=True)
 app.add_typer(cloud_app, name="cloud")
-
-
-def _progress(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
-
-
-def _fail(exc: Exception) -> NoReturn:
-    sys.stderr.write(f"error: {exc}\n")
-    raise typer.Exit(1)
 
 
 @app.command("up")

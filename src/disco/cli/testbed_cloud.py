@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import NoReturn, Optional
+from typing import Optional
 
 import typer
 
+from disco.cli.output import fail_locally as _fail, progress as _progress
 from disco.testbed.cloud.catalogue import IMAGES
 from disco.testbed.cloud.cloud import (DEFAULT_ADDRESS, DEFAULT_NAME, DEFAULT_PORT,
                                        DEFAULT_SERVER_RANGE, Cloud)
@@ -17,16 +18,6 @@ from disco.testbed.errors import TestbedError
 
 app = typer.Typer(help="A cloud in a box: OpenStack Heat on loopback; servers are containers "
                        "booting with cloud-init.", no_args_is_help=True)
-
-
-def _progress(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
-
-
-def _fail(exc: Exception) -> NoReturn:
-    sys.stderr.write(f"error: {exc}\n")
-    raise typer.Exit(1)
 
 
 @app.command("up")

@@ -113,11 +113,16 @@ class HeatStacks:
             raise HeatError(f"stack {stack_id} is gone")
         return state.outputs
 
-    def resource_attributes(self, stack_id: str, resource: str) -> dict[str, Any]:
-        """A resource's attributes (e.g. a WaitCondition's `data`: what each node signalled)."""
+    def resource(self, stack_id: str, resource: str) -> dict[str, Any]:
+        """One resource of the stack as Heat shows it: `resource_status`, `attributes` (e.g. a
+        WaitCondition's `data`: what each node signalled), … — readable while the stack is
+        still in progress."""
         answer = self.heat.get(f"/stacks/{self._name(stack_id)}/{stack_id}/resources/{resource}")
         _raise_for(answer, f"reading {resource}")
-        return dict(answer.json().get("resource", {}).get("attributes") or {})
+        return dict(answer.json().get("resource") or {})
+
+    def resource_attributes(self, stack_id: str, resource: str) -> dict[str, Any]:
+        return dict(self.resource(stack_id, resource).get("attributes") or {})
 
     # -- changing -------------------------------------------------------------------------
 
