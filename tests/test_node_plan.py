@@ -180,7 +180,7 @@ def test_cli_override_syntax() -> None:
 
 def test_the_ssh_provider_keeps_a_nodes_size_from_its_facts() -> None:
     from disco.node.facts import facts
-    from disco.providers.ssh import node_facts_of
+    from disco.providers.remote_nodes import node_facts_of
 
     answer = facts()  # what `python3 -m disco.node facts` answers on a host
     kept = node_facts_of(answer, "/opt/disco")

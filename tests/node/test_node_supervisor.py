@@ -270,7 +270,7 @@ def test_a_first_crash_in_start_up_is_forgiven_a_second_is_not(installed: NodeUn
     gives up once on a slow host (as Ray's worker does after 30 s) is being retried and counts
     as alive; one that crashes twice in a row is a failure, reported within seconds."""
     from disco.providers.base import ProcessState
-    from disco.providers.ssh import _state
+    from disco.providers.remote_nodes import supervisor_state as _state
 
     node = installed
     node.cli("supervise")

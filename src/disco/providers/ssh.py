@@ -2,10 +2,8 @@
 
 Each node of a cluster takes one whole host from the pool. What happens on the host is the
 node's own business (`disco.node`): the provider renders the node's bundle, carries it there
-with disco's own wheel, runs the bootstrap, and then speaks the node CLI over SSH (`start`,
-`status`, `stop`, `destroy`, `log`, `run`), secrets on stdin only. The node's supervisor
-outlives the SSH session and the service manager; it knows its cluster, so a restarted
-service manager finds everything again by asking it.
+with disco's own wheel and runs the bootstrap; from then on it speaks the node CLI over SSH
+as every remote-node provider does (`remote_nodes.py`).
 
 The provider knows nothing of the database: a `HostPool` (the service manager's, backed by
 its store) hands out hosts and remembers which cluster holds which.
@@ -14,7 +12,6 @@ its store) hands out hosts and remembers which cluster holds which.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import shlex
@@ -28,9 +25,9 @@ from disco.errors import Conflict, InvalidSpec
 from disco.node.bootstrap import render_script
 from disco.node.bundle import DiscoWheel, Download as BundleDownload, NodeBundle, PythonEnv
 from disco.node.wheel import planned_wheel_ref, self_wheel, wheel_ref
-from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeCapacity, NodeFacts, NodeNeeds, NodeRef,
-                                  PlannedNode, PlanRequest, ProcessState, ProcessStatus, Provider, ProviderError,
-                                  ProviderPlan, ProviderResources)
+from disco.providers.base import (ClusterRef, NodeAddress, NodeCapacity, NodeFacts, NodeNeeds, NodeRef,
+                                  PlannedNode, PlanRequest, ProviderError, ProviderPlan, ProviderResources)
+from disco.providers.remote_nodes import HostSource, RemoteNodesProvider, last_lines, node_dir
 from disco.providers.ssh_transport import HostSpec, SSHError, Transport, as_root
 
 log = logging.getLogger(__name__)
@@ -50,21 +47,12 @@ def split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
 
 
-class HostPool(Protocol):
+class HostPool(HostSource, Protocol):
     """The service manager's pool, as the provider sees it."""
 
     def acquire(self, cluster_id: str, nodes: list[str]) -> dict[str, HostSpec]:
         """Hosts for these nodes: the ones they hold already, else free ones (atomically);
         raises ProviderError when the pool has too few."""
-
-    def assigned(self, cluster_id: str) -> dict[str, HostSpec]:
-        """node name -> host, for every node of the cluster that holds one."""
-
-    def release(self, cluster_id: str, nodes: list[str] | None = None) -> None:
-        """Give hosts back to the pool (all of the cluster's when nodes is None)."""
-
-    def quarantine(self, cluster_id: str, nodes: list[str], reason: str) -> None:
-        """Take hosts from the cluster without freeing them: they could not be cleaned."""
 
     def shortage(self, options: dict[str, str], needed: int) -> str | None:
         """Why `needed` more hosts of the kind these options ask for cannot be had now."""
@@ -73,22 +61,16 @@ class HostPool(Protocol):
         """The hosts `acquire` would hand these nodes now, taking none: node -> (host without
         its private key, what the host's last check found)."""
 
-    def clusters(self) -> set[str]:
-        """Ids of clusters that hold hosts."""
 
-
-class SSHProvider(Provider):
+class SSHProvider(RemoteNodesProvider):
     name = "ssh"
-    remote = True
+    pool: HostPool
 
     def __init__(self, pool: HostPool, cache_dir: Path, *, index_url: str = "", wheelhouse: str = "") -> None:
-        self.pool = pool
+        super().__init__(pool)
         self.cache_dir = Path(cache_dir)
         self.index_url = index_url
         self.wheelhouse = wheelhouse
-        self.transport = Transport()
-        # (cluster, node) -> when asked, the node's processes as its supervisor described them.
-        self._status: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     @classmethod
     def from_resources(cls, resources: ProviderResources) -> "SSHProvider":
@@ -96,9 +78,6 @@ class SSHProvider(Provider):
             raise ProviderError("the ssh provider needs the service manager's host pool")
         return cls(resources.host_pool, resources.cache_dir, index_url=resources.node_index_url,
                    wheelhouse=resources.node_wheelhouse)
-
-    def close(self) -> None:
-        self.transport.close()
 
     def check_options(self, options: dict[str, str]) -> None:
         unknown = sorted(set(options) - set(OPTIONS))
@@ -118,7 +97,7 @@ class SSHProvider(Provider):
 
     async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
         hosts = await asyncio.to_thread(self.pool.acquire, cluster.id, [n.name for n in nodes])
-        return [NodeAddress(n.name, hosts[n.name].address, f"{_node_dir(hosts[n.name], cluster.id, n.name)}/work")
+        return [NodeAddress(n.name, hosts[n.name].address, f"{node_dir(hosts[n.name], cluster.id, n.name)}/work")
                 for n in nodes]
 
     async def prepare_nodes(self, cluster: ClusterRef, nodes: list[NodeAddress], needs: NodeNeeds,
@@ -150,13 +129,6 @@ class SSHProvider(Provider):
             report(f"{node} ({host.name}) bootstrapped in {time.monotonic() - started:.1f} s: {timings}")
         return await self._facts(host)
 
-    async def node_facts(self, cluster: ClusterRef, node: str) -> NodeFacts | None:
-        host = self.pool.assigned(cluster.id).get(node)
-        return None if host is None else await self._facts(host)
-
-    async def _facts(self, host: HostSpec) -> NodeFacts:
-        return node_facts_of(await self._node_cli(host, ["facts"]), host.prefix)
-
     def _bundle(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds,
                 wheel: Path | DiscoWheel) -> NodeBundle:
         return NodeBundle(
@@ -177,7 +149,7 @@ class SSHProvider(Provider):
         nodes = []
         for ref in request.nodes:
             host, facts = chosen[ref.name]
-            node_dir = _node_dir(host, cluster_id, ref.name)
+            directory = node_dir(host, cluster_id, ref.name)
             bundle = self._bundle(cluster_id, ref.name, host, request.needs, wheel)
             version = ".".join(str(facts.get("python3") or "").split(".")[:2]) or "%d.%d" % sys.version_info[:2]
             venv = f"{host.prefix.rstrip('/')}/venv"
@@ -185,7 +157,7 @@ class SSHProvider(Provider):
             size = (NodeCapacity(memory_bytes=memory, cpus=cpus)
                     if isinstance(memory, int) and isinstance(cpus, int) and memory > 0 and cpus > 0 else None)
             nodes.append(PlannedNode(
-                ref.name, host.address, f"{node_dir}/work",
+                ref.name, host.address, f"{directory}/work",
                 facts=NodeFacts(python=f"{venv}/bin/python", site_packages=f"{venv}/lib/python{version}/site-packages",
                                 bin_dir=f"{venv}/bin", prefix=host.prefix, capacity=size),
                 notes=[f"pool host {host.name}, free now and not reserved: a create takes it then",
@@ -195,9 +167,9 @@ class SSHProvider(Provider):
                 details={"pool_host": {"name": host.name, "address": host.address, "port": host.port,
                                        "user": host.user, "prefix": host.prefix, "reserved": False,
                                        "last_check": facts},
-                         "node_dir": node_dir, "log_port": bundle.log_port,
+                         "node_dir": directory, "log_port": bundle.log_port,
                          "bootstrap": {"script": render_script(bundle), "bundle": bundle.to_dict(),
-                                       "uploads": [f"{node_dir}/{wheel.filename}", f"{node_dir}/bootstrap.sh"]}}))
+                                       "uploads": [f"{directory}/{wheel.filename}", f"{directory}/bootstrap.sh"]}}))
         needs = request.needs
         install = [f"os packages: {', '.join(needs.os_packages) or 'none'}",
                    f"python packages: {', '.join(needs.python_requirements) or 'none'}",
@@ -233,7 +205,7 @@ class SSHProvider(Provider):
                                                              timeout_s=BOOTSTRAP_TIMEOUT_S))
         if done.exit_code != 0:
             raise SSHError(f"{host.name}: bootstrap failed (exit {done.exit_code}): "
-                           f"{_last_lines(done.stderr or done.stdout)}")
+                           f"{last_lines(done.stderr or done.stdout)}")
         # Its stdout is the JSON answers of `install` (the steps) and `supervise`.
         for line in done.stdout.splitlines():
             try:
@@ -242,147 +214,7 @@ class SSHProvider(Provider):
                 continue
             if isinstance(answer, dict) and "steps" in answer:
                 return list(answer["steps"])
-        raise SSHError(f"{host.name}: the bootstrap reported no install steps: {_last_lines(done.stdout)}")
-
-    # -- processes -------------------------------------------------------------------------
-
-    async def start_process(self, cluster: ClusterRef, node: NodeAddress, launch: Launch) -> int:
-        host = self._host(cluster.id, node.name)
-        body = {"name": launch.name, "argv": launch.argv, "env": launch.env, "files": launch.files}
-        self._status.pop((cluster.id, node.name), None)
-        answer = await self._node_cli(host, ["start", "--node-dir", _node_dir(host, cluster.id, node.name)],
-                                      stdin=json.dumps(body))
-        return int(answer["pid"])
-
-    async def process_status(self, cluster: ClusterRef, node: str, process: str) -> ProcessStatus:
-        # One `status` answers for all of a node's processes; the lifecycle asks process by
-        # process (and often, while it waits for readiness), so an answer serves a moment.
-        key = (cluster.id, node)
-        seen = self._status.get(key)
-        if seen is None or time.monotonic() - seen[0] > STATUS_FRESH_S:
-            host = self._host(cluster.id, node)
-            answer = await self._node_cli(host, ["status", "--node-dir", _node_dir(host, cluster.id, node)])
-            seen = self._status[key] = (time.monotonic(), dict(answer.get("processes", {})))
-        entry = seen[1].get(process)
-        if entry is None:
-            return ProcessStatus(ProcessState.MISSING)
-        return ProcessStatus(_state(entry), entry.get("exit_code"), entry.get("pid"))
-
-    async def stop_node(self, cluster: ClusterRef, node: str, grace_s: float) -> None:
-        self._status.pop((cluster.id, node), None)
-        host = self.pool.assigned(cluster.id).get(node)
-        if host is None:
-            return
-        await self._node_cli(host, ["stop", "--node-dir", _node_dir(host, cluster.id, node), "--grace", str(grace_s)],
-                             timeout_s=grace_s + 30, missing_ok=True)
-
-    async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> list[str]:
-        hosts = self.pool.assigned(cluster.id)
-        return await self._destroy_all(cluster.id, {node: hosts[node] for node in nodes if node in hosts})
-
-    async def destroy_cluster(self, cluster_id: str) -> list[str]:
-        return await self._destroy_all(cluster_id, self.pool.assigned(cluster_id))
-
-    async def _destroy_all(self, cluster_id: str, hosts: dict[str, HostSpec]) -> list[str]:
-        """Clean every host and give it back. A host that cannot be reached (or refuses us) is
-        quarantined: out of the cluster but not free, until an admin's `disco hosts check`
-        reaches it and removes what is left there. Any other failure (something survived)
-        raises, for the next attempt."""
-        nodes = list(hosts)
-        for node in nodes:
-            self._status.pop((cluster_id, node), None)
-        results = await asyncio.gather(*(self._destroy(cluster_id, node, hosts[node]) for node in nodes),
-                                       return_exceptions=True)
-        clean = [node for node, result in zip(nodes, results) if result is None]
-        if clean:
-            await asyncio.to_thread(self.pool.release, cluster_id, clean)
-        for node in nodes:
-            self.transport.hang_up(hosts[node])
-        notes, failures = [], []
-        for node, result in zip(nodes, results):
-            if isinstance(result, SSHError) and result.host_unusable:
-                reason = (f"{result} — it may still hold processes or files of cluster {cluster_id}, "
-                          "removed by the next successful `disco hosts check`")
-                await asyncio.to_thread(self.pool.quarantine, cluster_id, [node], reason)
-                notes.append(f"{node} ({hosts[node].name}) could not be cleaned and is quarantined: {result}")
-            elif isinstance(result, BaseException):
-                failures.append(result)
-        for failure in failures:
-            if not isinstance(failure, SSHError):
-                raise failure
-        if failures:
-            raise SSHError("; ".join(str(f) for f in failures))
-        return notes
-
-    async def _destroy(self, cluster_id: str, node: str, host: HostSpec) -> None:
-        """Everything of the cluster goes from the host; `destroy` answers with what its /proc
-        scan still found, which must be nothing before the host goes back to the pool."""
-        answer = await self._node_cli(host, ["destroy", "--node-dir", _node_dir(host, cluster_id, node)],
-                                      timeout_s=120, missing_ok=True)
-        left = answer.get("left") or []
-        if left:
-            raise SSHError(f"{host.name}: processes of cluster {cluster_id} survived destroy: {left}")
-
-    def cluster_ids(self) -> set[str]:
-        return self.pool.clusters()
-
-    async def run_command(self, cluster: ClusterRef, node: NodeAddress, argv: list[str],
-                          env: dict[str, str], timeout_s: float) -> tuple[int, str]:
-        host = self._host(cluster.id, node.name)
-        answer = await self._node_cli(host, ["run", "--node-dir", _node_dir(host, cluster.id, node.name)],
-                                      stdin=json.dumps({"argv": argv, "env": env, "timeout_s": timeout_s}),
-                                      timeout_s=timeout_s + 30)
-        return int(answer["exit_code"]), str(answer.get("output", ""))
-
-    def log_names(self, cluster_id: str) -> list[tuple[str, str]]:
-        names = []
-        for node, host in self.pool.assigned(cluster_id).items():
-            try:
-                answer = self.transport.call(self._node_cli_on_loop(
-                    host, ["status", "--node-dir", _node_dir(host, cluster_id, node)], missing_ok=True))
-            except SSHError:
-                continue
-            names += [(node, process) for process in sorted(answer.get("processes", {}))]
-        return names
-
-    def read_log(self, cluster_id: str, node: str, process: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
-        host = self.pool.assigned(cluster_id).get(node)
-        if host is None:
-            return b""
-        answer = self.transport.call(self._node_cli_on_loop(
-            host, ["log", "--node-dir", _node_dir(host, cluster_id, node), process,
-                   "--offset", str(offset), "--limit", str(limit)], missing_ok=True))
-        return base64.b64decode(answer.get("data", ""))
-
-    # -- the node CLI ------------------------------------------------------------------------
-
-    def _host(self, cluster_id: str, node: str) -> HostSpec:
-        host = self.pool.assigned(cluster_id).get(node)
-        if host is None:
-            raise SSHError(f"node {node} of cluster {cluster_id} holds no host")
-        return host
-
-    async def _node_cli(self, host: HostSpec, args: list[str], *, stdin: str = "", timeout_s: float = 120.0,
-                        missing_ok: bool = False) -> dict[str, Any]:
-        return await self.transport.acall(self._node_cli_on_loop(host, args, stdin=stdin, timeout_s=timeout_s,
-                                                                 missing_ok=missing_ok))
-
-    async def _node_cli_on_loop(self, host: HostSpec, args: list[str], *, stdin: str = "",
-                                timeout_s: float = 120.0, missing_ok: bool = False) -> dict[str, Any]:
-        python = f"{host.prefix}/venv/bin/python"
-        done = await self.transport.run(host, as_root(host, [python, "-m", "disco.node", *args]),
-                                        stdin=stdin, timeout_s=timeout_s)
-        if done.exit_code == 127 and missing_ok:  # never bootstrapped: nothing is there
-            return {}
-        try:
-            answer = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
-        except ValueError:
-            answer = {}
-        if done.exit_code != 0:
-            reason = answer.get("error") or _last_lines(done.stderr)
-            raise SSHError(f"{host.name}: disco.node {args[0]} failed (exit {done.exit_code}): {reason}")
-        return answer
-
+        raise SSHError(f"{host.name}: the bootstrap reported no install steps: {last_lines(done.stdout)}")
 
 async def clean_host(host: HostSpec, timeout_s: float = 300.0) -> list[str]:
     """Remove everything clusters left on a host that none of them holds (one quarantined after
@@ -399,38 +231,8 @@ async def clean_host(host: HostSpec, timeout_s: float = 300.0) -> list[str]:
     finally:
         await asyncio.to_thread(transport.close)
     if done.exit_code != 0:
-        raise SSHError(f"{host.name}: removing what clusters left there failed: {_last_lines(done.stderr)}")
+        raise SSHError(f"{host.name}: removing what clusters left there failed: {last_lines(done.stderr)}")
     return done.stdout.split()
-
-
-# The node supervisor's states as the lifecycle sees them: alive (about to run, or still
-# shutting down) or not.
-_STATES = {"running": ProcessState.RUNNING, "starting": ProcessState.RUNNING, "stopping": ProcessState.RUNNING}
-# `backoff` is a crash the supervisor is about to retry. The first crash in a row counts as
-# still alive: a daemon that gives up after a fixed wait when its host is slow (Ray's worker
-# waits 30 s for its registration, then exits) gets its second chance without failing the
-# cluster; a second crash in a row is the failure it is (a bad configuration fails in seconds).
-FORGIVEN_CRASHES = 1
-
-
-def _state(entry: dict[str, Any]) -> ProcessState:
-    if entry["state"] == "backoff" and int(entry.get("restarts") or 0) <= FORGIVEN_CRASHES:
-        return ProcessState.RUNNING
-    return _STATES.get(entry["state"], ProcessState.EXITED)
-
-
-def node_facts_of(answer: dict[str, Any], prefix: str) -> NodeFacts:
-    """What the service manager keeps of a node's `facts` answer: its paths, and its size when
-    the node reports one (an older node's disco does not)."""
-    memory, cpus = answer.get("memory_bytes"), answer.get("cpus")
-    known = isinstance(memory, int) and isinstance(cpus, int) and memory > 0 and cpus > 0
-    return NodeFacts(python=answer["python"], site_packages=answer["site_packages"], bin_dir=answer["bin_dir"],
-                     prefix=answer.get("node_prefix") or prefix,
-                     capacity=NodeCapacity(memory_bytes=memory, cpus=cpus) if known else None)
-
-
-def _node_dir(host: HostSpec, cluster_id: str, node: str) -> str:
-    return f"{host.prefix.rstrip('/')}/clusters/{cluster_id}/{node}"
 
 
 def _worth_retrying(exc: SSHError) -> bool:
@@ -439,7 +241,4 @@ def _worth_retrying(exc: SSHError) -> bool:
     return exc.kind in ("unreachable", "lost") or (exc.kind == "remote" and "SHA-256" not in str(exc)
                                                    and "unix socket path" not in str(exc))
 
-
-def _last_lines(text: str, lines: int = 5) -> str:
-    return " | ".join(line for line in text.strip().splitlines()[-lines:] if line.strip())[-800:]
 
