@@ -193,9 +193,9 @@ class Provider(ABC):
     remote: bool = False
 
     @classmethod
+    @abstractmethod
     def from_resources(cls, resources: ProviderResources) -> "Provider":
-        """Make the provider from what the service manager lends it."""
-        raise NotImplementedError(f"provider {cls.name} cannot be made from resources")
+        """Make the provider from what the service manager lends it (every provider says how)."""
 
     @abstractmethod
     async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
