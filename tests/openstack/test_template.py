@@ -123,6 +123,7 @@ def test_user_data_placeholders_are_filled_by_heat():
         "$boot_signal$": {"get_attr": ["master_boot_handle", "curl_cli"]},
         "$master_ip$": {"get_attr": ["master_port", "fixed_ips", 0, "ip_address"]},
         "$node_ip$": {"get_attr": ["master_port", "fixed_ips", 0, "ip_address"]},
+        "disco-node-name-standin": "master",
         "$worker_count$": {"get_param": "worker_count"}}}
     member = resources["workers"]["properties"]["resource_def"]
     assert member["type"] == WORKER_TEMPLATE_NAME
@@ -130,15 +131,20 @@ def test_user_data_placeholders_are_filled_by_heat():
     # worker's template the signal command and the master's IP.
     assert member["properties"]["user_data"] == design.user_data.worker
     assert member["properties"]["name"] == "disco-word-count-3f2a9c1e-worker-%index%"
+    assert member["properties"]["index"] == "%index%"
     worker = yaml.safe_load(render_files(design)[WORKER_TEMPLATE_NAME])
     server = worker["resources"]["server"]["properties"]
     assert server["user_data"]["str_replace"]["params"] == {
         "$wait_signal$": {"get_attr": ["ready_handle", "curl_cli"]},
         "$boot_signal$": {"get_attr": ["boot_handle", "curl_cli"]},
         "$master_ip$": {"get_param": "master_ip"},
-        "$node_ip$": {"get_attr": ["port", "fixed_ips", 0, "ip_address"]}}
+        "$node_ip$": {"get_attr": ["port", "fixed_ips", 0, "ip_address"]},
+        "disco-node-name-standin": {"get_attr": ["node_name", "value"]}}
+    # DISCO's worker-1 is the group's member 0.
+    assert worker["resources"]["node_name"]["properties"]["value"]["yaql"]["data"] == {
+        "index": {"get_param": "index"}}
     assert set(PLACEHOLDERS) == {"$wait_signal$", "$boot_signal$", "$master_ip$", "$node_ip$", "$worker_count$",
-                                 "%index%"}
+                                 "%index%", "disco-node-name-standin"}
 
 
 def test_every_node_has_its_own_wait_conditions():

@@ -24,8 +24,8 @@ from disco.cluster.spec import ClusterSpec, ResolvedSpec
 from disco.errors import DiscoError
 from disco.frameworks.catalog import Catalog
 from disco.frameworks.render import render
-from disco.providers.base import (ClusterRef, NodeNeeds, NodeRef, PlannedNode, PlanRequest, PortUse, Provider,
-                                  ProviderPlan)
+from disco.cluster.provider_request import provider_request
+from disco.providers.base import NodeNeeds, NodeRef, PlannedNode, Provider, ProviderPlan
 
 # The cluster has no id before it is created: paths and bundles show this one instead.
 PLACEHOLDER_ID = "new-cluster-id"
@@ -50,11 +50,7 @@ def plan_cluster(service: ClusterService, tenant: str, spec: ClusterSpec) -> dic
     cluster.nodes = [Node(name=r.name, role=r.role, index=r.index, target="running", host="") for r in refs]
     problems: list[dict[str, str]] = []
     needs = _needs(cluster, catalog, provider, problems)
-    ports = [PortUse(name, port_name, port.port, port.role, port.scheme)
-             for name in resolved.order for port_name, port in catalog.get(name).ports.items()]
-    provided = provider.plan(PlanRequest(ClusterRef(PLACEHOLDER_ID, slot), cluster.name, refs,
-                                         dict(spec.provider_options), needs, ports,
-                                         list(resolved.spec.access.allowed_cidrs)))
+    provided = provider.plan(provider_request(cluster, catalog, needs))
     planned = {p.name: p for p in provided.nodes}
     for node in cluster.nodes:
         node.host = planned[node.name].host or f"<{node.name} address>"

@@ -33,7 +33,9 @@ from disco.errors import DiscoError
 from disco.frameworks.catalog import Catalog
 from disco.frameworks.model import CommandCall, FrameworkDef
 from disco.frameworks.render import evaluate, render
-from disco.providers.base import ClusterRef, NodeAddress, NodeFacts, NodeRef, ProcessState, Provider
+from disco.cluster.provider_request import provider_request
+from disco.providers.base import (ClusterRef, NodeAddress, NodeFacts, NodeNeeds, NodeRef, PlanRequest, ProcessState,
+                                  Provider)
 from disco.cluster.settings import Settings
 
 log = logging.getLogger("disco.lifecycle")
@@ -200,8 +202,9 @@ class Lifecycle:
             cluster = self._set_state(cluster.id, "provisioning")
             started = time.monotonic()
             refs = [NodeRef(n.name, n.role, n.index) for n in plan.live_nodes(cluster)]
+            request = await self._request(cluster, provider)
             try:
-                addresses = await asyncio.wait_for(provider.create_nodes(ref, refs), PROVISION_TIMEOUT_S)
+                addresses = await asyncio.wait_for(provider.create_nodes(ref, refs, request), PROVISION_TIMEOUT_S)
             except asyncio.TimeoutError:
                 raise StepFailed(f"provisioning nodes took longer than {PROVISION_TIMEOUT_S:g} s") from None
             for address in addresses:
@@ -213,14 +216,17 @@ class Lifecycle:
             cluster = self.store.get_cluster(cluster.id)
 
         cluster = self._set_state(cluster.id, "installing")
+        request = await self._request(cluster, provider)
         addresses = await provider.create_nodes(ref, [NodeRef(n.name, n.role, n.index)
-                                                      for n in plan.live_nodes(cluster)])
+                                                      for n in plan.live_nodes(cluster)], request)
         by_name = {a.name: a for a in addresses}
-        await self._prepare_nodes(cluster, provider, ref, addresses)
+        await self._prepare_nodes(cluster, provider, ref, addresses, request.needs)
         for name in cluster.spec.get("resolved_frameworks", []):
             await self._install_framework(cluster, provider, ref, self.catalog.get(name), by_name)
+        await provider.nodes_ready(ref, addresses, lambda text: self._event(cluster.id, "ready", text))
 
         outputs = plan.outputs(cluster, self.catalog)
+        outputs.update(provider.outputs(cluster.id))
         if provider.remote:  # each host serves its deployment and process logs (behind the token)
             outputs["node_logs"] = {n.name: f"http://{n.host}:{NODE_LOG_PORT}/" for n in plan.live_nodes(cluster)}
         total = age_seconds(cluster.created_at)
@@ -232,8 +238,18 @@ class Lifecycle:
         self._event(cluster.id, "ready", f"cluster ready: 1 master, {workers} worker(s)"
                     + (f" ({total:.1f} s since the request)" if cluster.ready_at is None else ""))
 
+    async def _request(self, cluster: Cluster, provider: Provider) -> PlanRequest:
+        """What the provider is told when it may make nodes: the cluster's options, ports and
+        what every node must install (a cloud puts that into its nodes' boot scripts)."""
+        token = self._credentials(cluster).get("token", "")
+        if provider.remote:
+            await asyncio.to_thread(plan.build_shipped_software, cluster, self.catalog)
+        needs = dataclasses.replace(plan.node_needs(cluster, self.catalog, require_checksums=provider.remote),
+                                    log_token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "")
+        return provider_request(cluster, self.catalog, needs)
+
     async def _prepare_nodes(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
-                             addresses: list[NodeAddress]) -> None:
+                             addresses: list[NodeAddress], needs: NodeNeeds) -> None:
         """Install what the nodes need. Nodes prepared since this service manager started are
         skipped (scaling prepares only the new ones); after a restart every node is prepared
         again, which changes nothing on a node that has it all and restarts its supervisor if
@@ -243,11 +259,6 @@ class Lifecycle:
         if not todo:
             return
         started = time.monotonic()
-        token = self._credentials(cluster).get("token", "")
-        if provider.remote:
-            await asyncio.to_thread(plan.build_shipped_software, cluster, self.catalog)
-        needs = dataclasses.replace(plan.node_needs(cluster, self.catalog, require_checksums=provider.remote),
-                                    log_token_sha256=hashlib.sha256(token.encode()).hexdigest() if token else "")
         facts = await provider.prepare_nodes(ref, todo, needs,
                                              lambda text: self._event(cluster.id, "install", text))
         known.update(facts)
@@ -454,6 +465,7 @@ class Lifecycle:
             return
         started = time.monotonic()
         await self._stop_processes(cluster)
+        await self.provider(cluster.provider).suspend_nodes(ClusterRef(cluster.id, cluster.slot or 0))
         self._set_state(cluster.id, "suspended")
         self._event(cluster.id, "suspend", "all processes stopped; nodes kept",
                     duration_s=time.monotonic() - started)

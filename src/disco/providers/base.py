@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from disco.errors import ProviderError  # noqa: F401  (re-exported: what a provider raises)
 
@@ -30,6 +30,21 @@ class ProviderResources:
     # their pip is configured with).
     node_index_url: str = ""
     node_wheelhouse: str = ""
+    # For providers that act for a cluster long after its request (a cloud): what the service
+    # manager keeps sealed for each cluster, behind the ClusterAccess protocol.
+    cluster_access: Any = None
+    # Where nodes reach the service manager (disco's wheel: GET /api/v1/node-payload/…).
+    public_url: str = ""
+
+
+class ClusterAccess(Protocol):
+    """What a provider may ask the service manager about a cluster it holds."""
+
+    def cloud(self, cluster_id: str) -> dict[str, Any] | None:
+        """The cluster's cloud (a clouds.yaml entry), opened for this one use; None if it has none."""
+
+    def ssh_key(self, cluster_id: str) -> tuple[str, str]:
+        """The cluster's own SSH key pair: (OpenSSH public line, private key text)."""
 
 
 @dataclass(frozen=True)
@@ -198,8 +213,12 @@ class Provider(ABC):
         """Make the provider from what the service manager lends it (every provider says how)."""
 
     @abstractmethod
-    async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
-        """Make (or find again) the hosts for these nodes."""
+    async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef],
+                           request: PlanRequest | None = None) -> list[NodeAddress]:
+        """Make (or find again) the hosts for these nodes. `request` says what the cluster is
+        (its options, what nodes must install, its ports); given whenever nodes may be made
+        (providers that make hosts from it, a cloud's stack, need it; None when only finding
+        nodes that exist)."""
 
     async def prepare_nodes(self, cluster: ClusterRef, nodes: list[NodeAddress], needs: NodeNeeds,
                             report: Callable[[str], None] | None = None) -> dict[str, NodeFacts]:
@@ -288,6 +307,19 @@ class Provider(ABC):
                                                  "then its readiness check"}],
             reachable_from=list(request.allowed_cidrs),
             reach_note=f"provider {self.name} describes no network rules of its own")
+
+    async def nodes_ready(self, cluster: ClusterRef, nodes: list[NodeAddress],
+                          report: Callable[[str], None] | None = None) -> None:
+        """Every framework of the cluster is ready on these nodes (a create, a scale-up, a
+        resume): providers that wait for it (a stack's wait conditions) hear it here."""
+
+    async def suspend_nodes(self, cluster: ClusterRef) -> None:
+        """The cluster's processes are stopped for a suspend: keep the nodes, idle (a stack
+        suspend). `create_nodes` brings suspended nodes back."""
+
+    def outputs(self, cluster_id: str) -> dict[str, Any]:
+        """What the provider adds to a ready cluster's outputs (a stack's id, status, external IP)."""
+        return {}
 
     async def warm(self, preloads: set[tuple[str, ...]]) -> None:
         """Get ready to start processes that import these module sets (optional)."""

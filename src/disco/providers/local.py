@@ -157,7 +157,8 @@ class LocalProvider(Provider):
 
     # -- nodes ----------------------------------------------------------------------
 
-    async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
+    async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef],
+                           request: PlanRequest | None = None) -> list[NodeAddress]:
         result = []
         for node in nodes:
             host = node_host(cluster.slot, node.index)

@@ -95,7 +95,8 @@ class SSHProvider(RemoteNodesProvider):
 
     # -- hosts ---------------------------------------------------------------------------
 
-    async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef]) -> list[NodeAddress]:
+    async def create_nodes(self, cluster: ClusterRef, nodes: list[NodeRef],
+                           request: PlanRequest | None = None) -> list[NodeAddress]:
         hosts = await asyncio.to_thread(self.pool.acquire, cluster.id, [n.name for n in nodes])
         return [NodeAddress(n.name, hosts[n.name].address, f"{node_dir(hosts[n.name], cluster.id, n.name)}/work")
                 for n in nodes]

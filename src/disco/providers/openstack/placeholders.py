@@ -9,6 +9,11 @@ MASTER_IP = "$master_ip$"
 NODE_IP = "$node_ip$"
 WORKER_COUNT = "$worker_count$"
 WORKER_INDEX = "%index%"
+# A node's name (`master`, `worker-1`, …) where its boot script needs it: a stand-in that is
+# itself a valid node name, so that a worker's bundle can be rendered (and checked) once for
+# every worker; the worker's template names the worker from its group index (worker-<index+1>,
+# as DISCO numbers workers from 1).
+NODE_NAME = "disco-node-name-standin"
 
 # What each one becomes, and in which role's script.
 PLACEHOLDERS: dict[str, str] = {
@@ -23,5 +28,6 @@ PLACEHOLDERS: dict[str, str] = {
     NODE_IP: "master and workers: this node's own fixed IP",
     WORKER_COUNT: "master only: the number of workers the stack was created with, for the "
                   "master to wait for before it signals",
+    NODE_NAME: "master and workers: the node's name as DISCO knows it (master, worker-1, …)",
     WORKER_INDEX: "workers only: the worker's index in the group, 0..N-1 (Heat's ResourceGroup)",
 }

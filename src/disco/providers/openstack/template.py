@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from disco.providers.openstack.design import ExistingKey, ExistingNetwork, NewNetwork, StackDesign
-from disco.providers.openstack.placeholders import BOOT_SIGNAL, MASTER_IP, NODE_IP, WAIT_SIGNAL, WORKER_COUNT
+from disco.providers.openstack.placeholders import (BOOT_SIGNAL, MASTER_IP, NODE_IP, NODE_NAME, WAIT_SIGNAL,
+                                                   WORKER_COUNT)
 from disco.providers.openstack.security_rules import ingress_rules, ports_description
 from disco.providers.openstack.worker_template import HOT_VERSION, WORKER_TEMPLATE_NAME, worker_template
 from disco.providers.openstack.yaml_text import dump_yaml
@@ -133,6 +134,7 @@ def _master(design: StackDesign) -> dict[str, Any]:
                 BOOT_SIGNAL: {"get_attr": ["master_boot_handle", "curl_cli"]},
                 MASTER_IP: _master_ip(),
                 NODE_IP: _master_ip(),
+                NODE_NAME: "master",
                 WORKER_COUNT: {"get_param": "worker_count"},
             }}},
         }},
@@ -162,6 +164,7 @@ def _workers(design: StackDesign) -> dict[str, Any]:
         "count": {"get_param": "worker_count"},
         "resource_def": {"type": WORKER_TEMPLATE_NAME, "properties": {
             "name": f"{design.name_prefix}-worker-%index%",
+            "index": "%index%",
             "image": design.worker_image,
             "flavor": design.worker_flavor,
             "key_name": _key_name(design),

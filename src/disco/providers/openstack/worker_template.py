@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from disco.providers.openstack.placeholders import BOOT_SIGNAL, MASTER_IP, NODE_IP, WAIT_SIGNAL
+from disco.providers.openstack.placeholders import BOOT_SIGNAL, MASTER_IP, NODE_IP, NODE_NAME, WAIT_SIGNAL
 
 HOT_VERSION = "2018-08-31"
 # The name the main template's group uses for it, and its key in the stack's `files`.
@@ -23,6 +23,7 @@ def worker_template() -> dict[str, Any]:
                        "script signals: booted (installed; its host key), ready (its frameworks run).",
         "parameters": {
             "name": {"type": "string", "description": "the server's name"},
+            "index": {"type": "string", "description": "the worker's index in the group (0, 1, …)"},
             "image": {"type": "string"},
             "flavor": {"type": "string"},
             "key_name": {"type": "string"},
@@ -59,10 +60,15 @@ def worker_template() -> dict[str, Any]:
                             BOOT_SIGNAL: {"get_attr": ["boot_handle", "curl_cli"]},
                             MASTER_IP: {"get_param": "master_ip"},
                             NODE_IP: {"get_attr": ["port", "fixed_ips", 0, "ip_address"]},
+                            NODE_NAME: {"get_attr": ["node_name", "value"]},
                         },
                     }},
                 },
             },
+            # DISCO numbers workers from 1, Heat's group from 0.
+            "node_name": {"type": "OS::Heat::Value", "properties": {"type": "string", "value": {"yaql": {
+                "expression": '"worker-" + str(int($.data.index) + 1)',
+                "data": {"index": {"get_param": "index"}}}}}},
             # Booted: installed, with its host key as data. Ready: its frameworks run.
             "boot_handle": {"type": "OS::Heat::WaitConditionHandle"},
             "booted": {
@@ -90,5 +96,6 @@ def worker_template() -> dict[str, Any]:
             "ip": {"description": "the worker's fixed IP",
                    "value": {"get_attr": ["port", "fixed_ips", 0, "ip_address"]}},
             "server_id": {"value": {"get_resource": "server"}},
+            "node": {"description": "the worker's name in DISCO", "value": {"get_attr": ["node_name", "value"]}},
         },
     }
