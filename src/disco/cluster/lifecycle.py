@@ -181,6 +181,8 @@ class Lifecycle:
         cluster = self.store.get_cluster(cluster_id)
         self._event(cluster_id, "failed", reason, level="error")
         self._set_state(cluster_id, "failed", reason)
+        # A retry prepares every node again (a cloud's failed nodes are made anew).
+        self._facts.pop(cluster_id, None)
         # A failed cluster keeps its files (logs) for diagnosis but no running process.
         try:
             await self._stop_processes(cluster)

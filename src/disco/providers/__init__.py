@@ -12,6 +12,7 @@ from disco.providers.base import Provider, ProviderResources
 _REGISTRY = {
     "local": "disco.providers.local:LocalProvider",
     "ssh": "disco.providers.ssh:SSHProvider",
+    "openstack": "disco.providers.openstack.provider:OpenStackProvider",
 }
 
 

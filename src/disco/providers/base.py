@@ -46,6 +46,9 @@ class ClusterAccess(Protocol):
     def ssh_key(self, cluster_id: str) -> tuple[str, str]:
         """The cluster's own SSH key pair: (OpenSSH public line, private key text)."""
 
+    def options(self, cluster_id: str) -> dict[str, str]:
+        """The cluster's provider options (as its spec gives them)."""
+
 
 @dataclass(frozen=True)
 class ClusterRef:

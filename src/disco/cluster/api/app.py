@@ -27,6 +27,7 @@ from disco.cluster.store import Store
 from disco.errors import DiscoError
 from disco.frameworks.catalog import Catalog, load_catalog
 from disco.frameworks.render import cache_dir
+from disco.cluster.cluster_access import StoredClusterAccess
 from disco.providers import load_provider
 from disco.providers.base import ProviderResources
 from disco.cluster.settings import Settings
@@ -52,7 +53,8 @@ def build_manager(settings: Settings) -> Manager:
     resources = ProviderResources(data_dir=settings.data_dir, cache_dir=Path(cache_dir()),
                                   host_pool=ClusterHosts(hosts, store),
                                   node_index_url=settings.node_index_url,
-                                  node_wheelhouse=settings.node_wheelhouse)
+                                  node_wheelhouse=settings.node_wheelhouse,
+                                  cluster_access=StoredClusterAccess(store, box), public_url=settings.public_url)
     lifecycle = Lifecycle(store, catalog, settings, lambda name: load_provider(name, resources), box)
     service = ClusterService(settings, store, catalog, lifecycle, box)
     throttle = FailedAuthThrottle(settings.auth_failure_limit, settings.auth_failure_window_s)

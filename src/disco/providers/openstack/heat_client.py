@@ -107,22 +107,55 @@ class HeatStacks:
                 reasons.append(line)
         return reasons
 
+    def find(self, name: str) -> str | None:
+        """The id of the live stack of that name, or None."""
+        try:
+            stack = self.heat.find_stack(name, ignore_missing=True)
+        except os_exc.NotFoundException:
+            return None
+        if stack is None or stack.status == "DELETE_COMPLETE":
+            return None
+        return str(stack.id)
+
+    def resources(self, stack_id: str, nested_depth: int = NESTED_DEPTH) -> list[dict[str, Any]]:
+        """Every resource of the stack and of its nested stacks, with its attributes (each
+        names its `parent_resource` when it is nested)."""
+        answer = self.heat.get(f"/stacks/{self._name(stack_id)}/{stack_id}/resources",
+                               params={"nested_depth": nested_depth, "with_detail": True})
+        _raise_for(answer, "listing resources")
+        return list(answer.json().get("resources", []))
+
+    def parameters(self, stack_id: str) -> dict[str, Any]:
+        try:
+            return dict(self.heat.get_stack(stack_id).parameters or {})
+        except os_exc.NotFoundException:
+            raise HeatError(f"stack {stack_id} is gone") from None
+
+    def scale(self, stack_id: str, parameters: dict[str, Any], timeout_mins: int) -> None:
+        """A stack update that keeps the template and files and changes only these parameters
+        (PATCH: Heat's "existing" update)."""
+        answer = self.heat.patch(f"/stacks/{self._name(stack_id)}/{stack_id}",
+                                 json={"parameters": parameters, "timeout_mins": timeout_mins,
+                                       "disable_rollback": True})
+        _raise_for(answer, "updating the stack")
+
     def outputs(self, stack_id: str) -> dict[str, Any]:
         state = self.state(stack_id)
         if state is None:
             raise HeatError(f"stack {stack_id} is gone")
         return state.outputs
 
-    def resource(self, stack_id: str, resource: str) -> dict[str, Any]:
+    def resource(self, stack_id: str, resource: str, with_attributes: tuple[str, ...] = ()) -> dict[str, Any]:
         """One resource of the stack as Heat shows it: `resource_status`, `attributes` (e.g. a
         WaitCondition's `data`: what each node signalled), … — readable while the stack is
-        still in progress."""
-        answer = self.heat.get(f"/stacks/{self._name(stack_id)}/{stack_id}/resources/{resource}")
+        still in progress. Heat shows a resource's `show` only, unless attributes are named."""
+        answer = self.heat.get(f"/stacks/{self._name(stack_id)}/{stack_id}/resources/{resource}",
+                               params={"with_attr": list(with_attributes)} if with_attributes else None)
         _raise_for(answer, f"reading {resource}")
         return dict(answer.json().get("resource") or {})
 
-    def resource_attributes(self, stack_id: str, resource: str) -> dict[str, Any]:
-        return dict(self.resource(stack_id, resource).get("attributes") or {})
+    def resource_attributes(self, stack_id: str, resource: str, *names: str) -> dict[str, Any]:
+        return dict(self.resource(stack_id, resource, names).get("attributes") or {})
 
     # -- changing -------------------------------------------------------------------------
 

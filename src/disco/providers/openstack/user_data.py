@@ -32,7 +32,7 @@ cat > signal-ready <<'DISCO_SIGNAL_READY_END'
 exec $wait_signal$ --retry 10 --retry-delay 2 --data-binary '{"status": "SUCCESS", "id": "@NODE@", "reason": "frameworks ready"}'
 DISCO_SIGNAL_READY_END
 chmod 700 signal-ready
-if sh bootstrap.sh > bootstrap.out 2> bootstrap.log; then status=SUCCESS; else status=FAILURE; fi
+@AUTHORIZE@if sh bootstrap.sh > bootstrap.out 2> bootstrap.log; then status=SUCCESS; else status=FAILURE; fi
 python3 -I - "$status" @NODE@ > signal.json <<'DISCO_SIGNAL_END'
 import json, sys
 status, node = sys.argv[1:]
@@ -50,14 +50,32 @@ $boot_signal$ --retry 10 --retry-delay 2 --data-binary @signal.json
 """
 
 
-def node_user_data(node: str, bootstrap_script: str) -> str:
-    """The user_data of one node (`node`: its name, the id of its signal)."""
+_AUTHORIZE = """# The servers' key pair is the user's own: the service manager's key is added beside it.
+home=$(getent passwd @USER@ | cut -d: -f6)
+install -d -m 700 -o @USER@ "$home/.ssh"
+echo '@KEY@' >> "$home/.ssh/authorized_keys"
+chown @USER@ "$home/.ssh/authorized_keys"
+chmod 600 "$home/.ssh/authorized_keys"
+"""
+
+
+def node_user_data(node: str, bootstrap_script: str, *, authorized_key: str = "", login_user: str = "") -> str:
+    """The user_data of one node (`node`: its name, the id of its signal). `authorized_key`: a
+    public key `login_user` must accept besides the key pair's (when the key pair is the
+    user's own, the service manager still needs its way in)."""
     if "DISCO_NODE_BOOTSTRAP_END" in bootstrap_script:
         raise ValueError("the bootstrap script holds this user_data's own end marker")
     if not node.replace("-", "").isalnum():
         raise ValueError(f"node name {node!r}: letters, digits and '-' only")
     script = bootstrap_script if bootstrap_script.endswith("\n") else bootstrap_script + "\n"
-    values = {"@NODE@": node, "@BOOT_DIR@": BOOT_DIR, "@HOST_KEY@": HOST_KEY}
+    authorize = ""
+    if authorized_key:
+        if not login_user.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"login user {login_user!r} is not a login name")
+        if "'" in authorized_key or "\n" in authorized_key.strip():
+            raise ValueError("the authorized key must be one OpenSSH public key line")
+        authorize = _AUTHORIZE.replace("@USER@", login_user).replace("@KEY@", authorized_key.strip())
+    values = {"@NODE@": node, "@BOOT_DIR@": BOOT_DIR, "@HOST_KEY@": HOST_KEY, "@AUTHORIZE@": authorize}
     text = _TEMPLATE
     for marker, value in values.items():
         text = text.replace(marker, value)
