@@ -1,0 +1,111 @@
+"""A service manager whose clusters go to the session's cloud in a box: the clouds.yaml entry
+sent as each spec's `cloud`, helpers to drive clusters through the REST API, and what Heat and
+podman (not DISCO) say is left of a cluster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from cloud_fixtures import STACK_LABEL, TestCloud
+from disco.providers.openstack.heat_client import HeatStacks, connect
+from disco.testbed.cloud.cloud import CLOUD_LABEL
+from disco.testbed.podman import containers
+from sm_fixtures import ServiceManager, listening_on, wait_until
+
+# The box's catalogue (docs/cloud-in-a-box.md): the baked image boots in seconds.
+BOX_OPTIONS = {"image": "disco-baked", "flavor": "m1.small", "network": "private", "external_network": "public"}
+
+
+@dataclass
+class CloudSite:
+    sm: ServiceManager
+    cloud: TestCloud
+    entry: dict[str, Any]
+    token: str
+
+    @property
+    def heat(self) -> HeatStacks:
+        return HeatStacks(connect(self.entry))
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.sm.url, headers={"X-Auth-Token": self.token}, timeout=60,
+                            trust_env=False)
+
+    def request(self, workers: int, frameworks: list[Any], **options: str) -> dict[str, Any]:
+        return {"provider": "openstack", "workers": workers, "frameworks": frameworks, "cloud": self.entry,
+                "provider_options": {**BOX_OPTIONS, **options}}
+
+    def create(self, body: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
+        with self.api() as api:
+            made = api.post("/api/v1/clusters", json=body)
+            assert made.status_code == 201, made.text
+            return self.wait(made.json()["id"], {"ready", "failed"}, timeout)
+
+    def wait(self, cluster_id: str, states: set[str], timeout: float = 600) -> dict[str, Any]:
+        with self.api() as api:
+            return wait_until(lambda: (lambda c: c if c["state"] in states else None)(
+                api.get(f"/api/v1/clusters/{cluster_id}").json()), timeout=timeout, interval=0.5,
+                what=f"cluster {cluster_id} in {states}")
+
+    def scale(self, cluster_id: str, workers: int, timeout: float = 600) -> dict[str, Any]:
+        with self.api() as api:
+            changed = api.patch(f"/api/v1/clusters/{cluster_id}", json={"workers": workers})
+            assert changed.status_code == 200, changed.text
+            return wait_until(lambda: (lambda c: c if c["state"] in ("ready", "failed") and len(c["nodes"]) == workers + 1
+                                       and all(n["state"] == "allocated" for n in c["nodes"]) else None)(
+                api.get(f"/api/v1/clusters/{cluster_id}").json()), timeout=timeout, interval=0.5,
+                what=f"{workers} workers")
+
+    def action(self, cluster_id: str, action: str) -> None:
+        with self.api() as api:
+            done = api.post(f"/api/v1/clusters/{cluster_id}/actions/{action}")
+            assert done.status_code == 200, done.text
+
+    def delete(self, cluster_id: str, timeout: float = 300) -> dict[str, Any]:
+        with self.api() as api:
+            assert api.delete(f"/api/v1/clusters/{cluster_id}").status_code == 202
+        return self.wait(cluster_id, {"deleted"}, timeout)
+
+    def events(self, cluster_id: str) -> list[str]:
+        with self.api() as api:
+            return [f"{e['step']}: {e['message']}" for e in api.get(f"/api/v1/clusters/{cluster_id}/events").json()]
+
+    def stack(self, cluster_id: str) -> Any:
+        """The cluster's stack as Heat shows it (None: Heat knows none)."""
+        stack_id = self.heat.find(f"disco-{cluster_id}")
+        return None if stack_id is None else self.heat.state(stack_id)
+
+    def servers(self, stack_id: str) -> list[dict[str, Any]]:
+        return containers(f"{STACK_LABEL}={stack_id}")
+
+    def leftovers(self, cluster: dict[str, Any]) -> dict[str, Any]:
+        """What Heat, podman and the sockets of this machine still hold of a cluster."""
+        found: dict[str, Any] = {}
+        if self.stack(cluster["id"]) is not None:
+            found["stack"] = f"disco-{cluster['id']}"
+        stack_id = (cluster.get("outputs") or {}).get("stack_id")
+        if stack_id and self.servers(stack_id):
+            found["containers"] = [c.get("Names") for c in self.servers(stack_id)]
+        hosts = [n["host"] for n in cluster["nodes"] if n.get("host")]
+        if hosts and listening_on(hosts):
+            found["listening"] = listening_on(hosts)
+        return found
+
+
+def open_cloud_site(cloud: TestCloud, data_dir: Path, extra_env: dict[str, str] | None = None) -> CloudSite:
+    entry = yaml.safe_load(cloud.cloud.clouds_yaml())["clouds"][cloud.cloud.name]
+    sm = ServiceManager(data_dir, extra_env=extra_env).start()
+    return CloudSite(sm, cloud, entry, sm.token("cloud-user"))
+
+
+def close_cloud_site(site: CloudSite) -> None:
+    site.sm.cleanup()
+    # Nothing of any cluster is left in the cloud: no stack of DISCO's, no server container.
+    left = [s.name for s in site.heat.conn.orchestration.stacks() if s.name.startswith("disco-")]
+    assert left == [], f"stacks left: {left}"
+    assert containers(f"{CLOUD_LABEL}={site.cloud.cloud.name}") == []
