@@ -5,7 +5,6 @@ database, the data directory or the service manager's log. The published schema 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
