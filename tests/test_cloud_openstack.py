@@ -106,7 +106,8 @@ def test_a_create_seals_the_cloud_and_shows_it_nowhere(sm: ServiceManager, api: 
     for path in (f"{CLUSTERS}/{cluster_id}", f"{CLUSTERS}/{cluster_id}/events", CLUSTERS,
                  f"{CLUSTERS}/{cluster_id}/deployment.log", f"{CLUSTERS}/{cluster_id}/credentials"):
         shown = api.get(path)
-        assert shown.status_code == 200, (path, shown.text)
+        # (The credentials answer 409 not_provisioned: the cluster never got its nodes.)
+        assert shown.status_code in ((200, 409) if path.endswith("/credentials") else (200,)), (path, shown.text)
         assert PASSWORD not in shown.text, path
     assert on_disk_with(sm.data_dir, PASSWORD) == []
     assert PASSWORD not in sm.log_path.read_text(errors="replace")
