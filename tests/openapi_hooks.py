@@ -12,12 +12,16 @@ import re
 
 import schemathesis
 
+from disco.cluster.cloud_entry import URL_PATTERN
 from disco.cluster.secrets import ssh_keypair
 
 CHEAP_FRAMEWORKS = {"webecho", "crashy", "neverready", "warmcrashy"}
 # Hosts the fuzzer adds are contacted at once (an SSH check): only ever at a loopback address
 # nothing listens on (the sshd test fixture keeps to 127.0.9.2-249).
 FUZZ_HOST_ADDRESS = "127.0.9.254"
+# Nor a cloud: a valid URL in a cluster's `cloud` becomes one where nothing listens.
+FUZZ_CLOUD_URL = "http://127.0.9.254:9/v3"
+CLOUD_URL = re.compile(URL_PATTERN)
 ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,254}")
 HOST_KEY_PATTERN = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( [^\n]*)?")
 # A schema can say what a key looks like, not that its bytes are a key: valid-looking keys become
@@ -66,4 +70,20 @@ def hosts_on_loopback_only(context: Any, case: Any) -> Any:
     if isinstance(body.get("host_key"), str) and HOST_KEY_PATTERN.fullmatch(body["host_key"]):
         body["host_key"] = FUZZ_HOST_KEY
     case.body = body
+    return case
+
+
+@schemathesis.hook("map_case")
+def clouds_on_loopback_only(context: Any, case: Any) -> Any:
+    """A valid `auth_url` or `endpoint` in a create body's `cloud` becomes a loopback one where
+    nothing listens: the OpenStack provider must not reach for a made-up host."""
+    if not (case.operation.method.upper() == "POST" and case.operation.path == "/api/v1/clusters"
+            and isinstance(case.body, dict) and isinstance(case.body.get("cloud"), dict)
+            and isinstance(case.body["cloud"].get("auth"), dict)):
+        return case
+    auth = dict(case.body["cloud"]["auth"])
+    for key in ("auth_url", "endpoint"):
+        if isinstance(auth.get(key), str) and CLOUD_URL.fullmatch(auth[key]):
+            auth[key] = FUZZ_CLOUD_URL
+    case.body = {**case.body, "cloud": {**case.body["cloud"], "auth": auth}}
     return case

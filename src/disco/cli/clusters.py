@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -18,6 +19,7 @@ from rich.text import Text
 
 from disco.cli import options
 from disco.cli.client import ApiError, Client, resolve_cluster_id, short_ids
+from disco.cli.clouds_yaml import CloudsFileError, load_cloud, yaml_error_position
 from disco.cli.options import TOKEN, URL
 from disco.cli.output import Output, fail, print_json
 from disco.cli.cluster_env import env as env_command
@@ -83,25 +85,37 @@ OVERRIDES = typer.Option(
     help="FRAMEWORK/FILE:KEY=VALUE, a raw setting of a configuration file, e.g. "
          "hadoop/hdfs-site.xml:dfs.blocksize=268435456 (repeatable; wins over properties).")
 SPEC_FILE = typer.Option(None, "--spec", help="Cluster spec as a YAML or JSON file.")
-PROVIDER = typer.Option(None, help="Infrastructure provider: local (default), ssh.")
+PROVIDER = typer.Option(None, help="Infrastructure provider: local (default), ssh, openstack.")
 PROVIDER_OPTIONS = typer.Option(
     [], "--provider-option", "-o",
     help="KEY=VALUE for the provider (repeatable); ssh: hosts=NAME,NAME… (master first), labels=L,L…")
 IDLE_TIMEOUT = typer.Option(None, help="Seconds idle before deletion (0: never).")
 MAX_AGE = typer.Option(None, help="Seconds before deletion (0: never).")
+CLOUD = typer.Option(
+    None, "--cloud",
+    help="openstack: the cloud to use, by its name in clouds.yaml (secure.yaml merged in); implies "
+         "--provider openstack. Default with that provider: $OS_CLOUD. The entry is sent, never printed.")
+CLOUDS_FILE = typer.Option(
+    None, "--clouds-file",
+    help="The clouds.yaml to read --cloud from (default: $OS_CLIENT_CONFIG_FILE, else ./clouds.yaml, "
+         "~/.config/openstack/clouds.yaml, /etc/openstack/clouds.yaml).")
+OPENSTACK = "openstack"
 
 
 def _spec_from_options(framework: list[str], workers: Optional[int], name: Optional[str], prop: list[str],
                        override: list[str], spec_file: Optional[Path], provider: Optional[str],
                        provider_option: list[str], idle_timeout: Optional[int], max_age: Optional[int],
-                       output: Output) -> dict[str, Any]:
+                       cloud: Optional[str], clouds_file: Optional[Path], output: Output) -> dict[str, Any]:
     """The cluster spec the options describe (a --spec file, then the flags over it)."""
     spec: dict[str, Any] = {}
     if spec_file:
         try:
             spec = yaml.safe_load(spec_file.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            fail(ApiError(400, "invalid_spec_file", f"cannot read {spec_file}: {exc}"), output)
+        except OSError as exc:
+            fail(ApiError(400, "invalid_spec_file", f"cannot read {spec_file}: {exc.strerror}"), output)
+        except yaml.YAMLError as exc:  # the position only: the file may hold a cloud's password
+            fail(ApiError(400, "invalid_spec_file", f"{spec_file} is not valid YAML{yaml_error_position(exc)}"),
+                 output)
         if not isinstance(spec, dict):
             fail(ApiError(400, "invalid_spec_file", f"{spec_file} must hold a mapping (a cluster spec)"), output)
     frameworks = {f["name"] if isinstance(f, dict) else f: dict(f.get("properties", {})) if isinstance(f, dict) else {}
@@ -135,7 +149,29 @@ def _spec_from_options(framework: list[str], workers: Optional[int], name: Optio
                        ("idle_timeout_s", idle_timeout), ("max_age_s", max_age)):
         if value is not None:
             spec[key] = value
+    _add_cloud(spec, cloud, clouds_file, output)
     return spec
+
+
+def _add_cloud(spec: dict[str, Any], cloud: Optional[str], clouds_file: Optional[Path], output: Output) -> None:
+    """The cloud's clouds.yaml entry as the spec's `cloud`: `--cloud NAME` (which implies the
+    openstack provider), else $OS_CLOUD when the provider is openstack and the spec holds no
+    cloud (OS_CLOUD is often set for every OpenStack tool: it never turns a local create into
+    an OpenStack one)."""
+    if cloud is None and spec.get("provider") == OPENSTACK and spec.get("cloud") is None:
+        cloud = os.environ.get("OS_CLOUD") or None
+    if cloud is None:
+        if clouds_file is not None:
+            fail(ApiError(400, "usage_error", "--clouds-file names where to read a cloud from: give "
+                          "--cloud NAME too (or OS_CLOUD with --provider openstack)"), output)
+        return
+    try:
+        found = load_cloud(cloud, clouds_file)
+    except CloudsFileError as exc:
+        fail(ApiError(400, exc.code, exc.message), output)
+    spec["cloud"] = found.entry
+    if spec.get("provider") is None:
+        spec["provider"] = OPENSTACK
 
 
 @app.command()
@@ -144,12 +180,13 @@ def create(
     prop: list[str] = PROPERTIES, override: list[str] = OVERRIDES, spec_file: Optional[Path] = SPEC_FILE,
     provider: Optional[str] = PROVIDER, provider_option: list[str] = PROVIDER_OPTIONS,
     idle_timeout: Optional[int] = IDLE_TIMEOUT, max_age: Optional[int] = MAX_AGE,
+    cloud: Optional[str] = CLOUD, clouds_file: Optional[Path] = CLOUDS_FILE,
     wait: bool = typer.Option(False, "--wait", help="Show progress until the cluster is ready or failed."),
     output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN,
 ) -> None:
     """Create a cluster, e.g. `disco cluster create -f spark --workers 2 --wait`."""
     spec = _spec_from_options(framework, workers, name, prop, override, spec_file, provider, provider_option,
-                              idle_timeout, max_age, output)
+                              idle_timeout, max_age, cloud, clouds_file, output)
     client = _client(url, token)
     try:
         cluster = client.request("POST", "/api/v1/clusters", json=spec)
@@ -172,12 +209,13 @@ def plan(
     prop: list[str] = PROPERTIES, override: list[str] = OVERRIDES, spec_file: Optional[Path] = SPEC_FILE,
     provider: Optional[str] = PROVIDER, provider_option: list[str] = PROVIDER_OPTIONS,
     idle_timeout: Optional[int] = IDLE_TIMEOUT, max_age: Optional[int] = MAX_AGE,
+    cloud: Optional[str] = CLOUD, clouds_file: Optional[Path] = CLOUDS_FILE,
     output: Output = OUTPUT, url: Optional[str] = URL, token: Optional[str] = TOKEN,
 ) -> None:
     """What `create` with the same options would make, creating nothing: nodes, processes, files
     (each value with its origin), ports, checks and the provider's steps."""
     spec = _spec_from_options(framework, workers, name, prop, override, spec_file, provider, provider_option,
-                              idle_timeout, max_age, output)
+                              idle_timeout, max_age, cloud, clouds_file, output)
     try:
         body = _client(url, token).request("POST", "/api/v1/clusters", json=spec, params={"dry_run": "true"})
     except ApiError as exc:

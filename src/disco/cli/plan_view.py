@@ -16,6 +16,8 @@ def show_plan(out: Console, plan: dict[str, Any]) -> None:
     out.print(Text.assemble(("Plan", "bold"), f" — provider {plan['provider']}, 1 master, {plan['workers']} "
                             f"worker(s), frameworks {', '.join(plan['frameworks']) or 'none'}. ",
                             ("Nothing was created.", "bold")))
+    if plan.get("cloud"):  # describe_cloud(): where and as whom, never a secret
+        out.print(Text("Cloud: " + ", ".join(f"{key} {value}" for key, value in plan["cloud"].items())))
     _properties(out, plan)
     _nodes(out, plan)
     for node in plan["nodes"]:

@@ -7,7 +7,8 @@ create would store is built in memory and rendered as the lifecycle would render
 node's processes, environment and configuration files (with where every value comes from),
 ports, readiness checks, outputs, and the provider's own part (`Provider.plan`: its nodes and
 steps; SSH: the hosts it would take and each one's bootstrap). No secret exists yet, so none
-can be shown: the cluster's credentials and secret properties render as <hidden>."""
+can be shown: the cluster's credentials and secret properties render as <hidden>. Of the spec's
+`cloud` (OpenStack), only `describe_cloud` is shown: where and as whom, never a password."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import dataclasses
 from typing import Any
 
 from disco.cluster import plan
+from disco.cluster.cloud_entry import describe_cloud
 from disco.cluster.config_origins import file_origins
 from disco.cluster.dry_run_render import stand_ins
 from disco.cluster.lifecycle import NODE_LOG_PORT
@@ -57,6 +59,7 @@ def plan_cluster(service: ClusterService, tenant: str, spec: ClusterSpec) -> dic
     body = {
         "dry_run": True,
         "provider": provider_name,
+        "cloud": describe_cloud(spec.cloud) if spec.cloud is not None else None,
         "name": spec.name,
         "workers": spec.workers,
         "frameworks": resolved.order,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from disco.cluster.cloud_entry import CLOUD_PROVIDER
 from disco.cluster.credentials import new_credentials
 from disco.cluster.lifecycle import Lifecycle
 from disco.cluster.models import Cluster, Event
@@ -39,6 +40,7 @@ class ClusterService:
         if provider not in available_providers():
             raise InvalidSpec(f"unknown provider {provider!r} (available: {', '.join(available_providers())})",
                               code="unknown_provider")
+        _check_cloud_use(provider, spec)
         if tenant != self.settings.sole_tenant and not self.lifecycle.provider(provider).isolates_tenants:
             raise Forbidden(
                 f"provider {provider} cannot keep tenants apart here (it needs the service manager "
@@ -56,6 +58,8 @@ class ClusterService:
         public_key, private_key = ssh_keypair(f"disco-{cluster_id[:8]}")
         secrets = {"properties": {k: v for k, v in resolved.secrets.items() if v},
                    "credentials": new_credentials(cluster_id), **(extra_secrets or {})}
+        if spec.cloud is not None:  # sealed here and nowhere else: the stored spec has no `cloud`
+            secrets["cloud"] = spec.cloud
         cluster = Cluster(
             id=cluster_id, tenant=tenant, name=spec.name or f"disco-{cluster_id[:8]}", provider=provider,
             spec=resolved.public_dict(), state="pending", target="running", workers=spec.workers,
@@ -167,6 +171,19 @@ class ClusterService:
         if events:
             data["events"] = [event_view(e) for e in self.store.events(cluster.id)]
         return data
+
+
+def _check_cloud_use(provider: str, spec: ClusterSpec) -> None:
+    """A cloud entry goes with the OpenStack provider, and only with it: given to another
+    provider it would be sealed and never read (a user who meant OpenStack would not notice)."""
+    if spec.cloud is not None and provider != CLOUD_PROVIDER:
+        raise InvalidSpec(f"cloud is only read by the {CLOUD_PROVIDER} provider (this spec's provider: {provider}); "
+                          f"leave it out, or choose provider {CLOUD_PROVIDER}", code="cloud_not_used",
+                          details={"provider": provider})
+    if spec.cloud is None and provider == CLOUD_PROVIDER:
+        raise InvalidSpec(f"the {CLOUD_PROVIDER} provider needs the cloud to use: a clouds.yaml entry as the spec's "
+                          "`cloud` (disco cluster create --cloud NAME reads it from clouds.yaml)",
+                          code="cloud_missing", details={"provider": provider})
 
 
 def event_view(event: Event) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
+from disco.cluster.cloud_entry import check_cloud_entry
 from disco.errors import InvalidSpec
 from disco.frameworks.catalog import Catalog
 from disco.frameworks.config_files import OverrideError, check_override, merge
@@ -54,6 +55,24 @@ class ClusterSpec(BaseModel):
     max_age_s: Annotated[StrictInt, Field(ge=0)] = 7 * 24 * HOUR
     # Infrastructure settings only some providers read (OpenStack images, flavors, networks).
     provider_options: dict[str, str] = {}
+    # The OpenStack provider's cloud: one clouds.yaml entry, credentials included. Write-only:
+    # sealed with the cluster's secrets at create, never part of the stored spec nor of any
+    # answer, event, log or plan (which show describe_cloud() of it at most).
+    cloud: dict[str, Any] | None = None
+
+    @field_validator("cloud", mode="before")
+    @classmethod
+    def _checked_cloud(cls, value: Any) -> Any:
+        # InvalidSpec (not ValueError) passes through pydantic as it is: its own code
+        # (invalid_cloud), and no pydantic error that could quote the entry.
+        return None if value is None else check_cloud_entry(value)
+
+    def __repr__(self) -> str:
+        # A spec may be printed by a traceback or a debug line: never with its cloud.
+        shown = self.model_dump(exclude={"cloud"})
+        return f"ClusterSpec({shown!r}{', cloud=<hidden>' if self.cloud is not None else ''})"
+
+    __str__ = __repr__
 
     @field_validator("frameworks", mode="before")
     @classmethod
@@ -79,7 +98,7 @@ class ResolvedSpec(BaseModel):
     secrets: dict[str, dict[str, Any]]
 
     def public_dict(self) -> dict[str, Any]:
-        data = self.spec.model_dump()
+        data = self.spec.model_dump(exclude={"cloud"})
         data["resolved_frameworks"] = self.order
         data["properties"] = self.properties
         return data
@@ -95,8 +114,12 @@ def parse_spec(data: Any) -> ClusterSpec:
 def load_spec_file(path: Path) -> ClusterSpec:
     try:
         data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidSpec(f"cannot read spec {path}: {exc}") from None
+    except OSError as exc:
+        raise InvalidSpec(f"cannot read spec {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:  # PyYAML quotes the line, which may hold a cloud's password
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise InvalidSpec(f"spec {path} is not valid YAML{where}") from None
     return parse_spec(data)
 
 
@@ -121,8 +144,8 @@ def resolve(spec: ClusterSpec, catalog: Catalog, *, max_workers: int) -> Resolve
         hidden = fw.secret_properties()
         properties[name] = {k: v for k, v in values.items() if k not in hidden}
         secrets[name] = {k: v for k, v in values.items() if k in hidden}
-    # The stored spec keeps no secret values; they live encrypted beside it.
-    clean = spec.model_copy(update={"frameworks": [
+    # The stored spec keeps no secret values (nor the cloud); they live encrypted beside it.
+    clean = spec.model_copy(update={"cloud": None, "frameworks": [
         FrameworkRequest(name=fw.name, properties={
             k: v for k, v in fw.properties.items() if k not in catalog.get(fw.name).secret_properties()
         }, overrides=checked_overrides[fw.name]) for fw in spec.frameworks

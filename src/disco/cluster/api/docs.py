@@ -106,7 +106,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     manager = getattr(app.state, "manager", None)
     if manager is not None:  # the service manager is up: publish what it accepts
         max_workers = manager.settings.max_workers
-        refine_spec_schema(models["ClusterSpec"], manager.catalog, available_providers(), max_workers)
+        refine_spec_schema(models["ClusterSpec"], manager.catalog, available_providers(), max_workers,
+                           manager.settings.default_provider)
         refine_access_schema(models["Access"])
         refine_scale_schema(models["ScaleRequest"], max_workers)
         app.openapi_schema = schema

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 from disco.cluster.spec import ClusterSpec
 
@@ -95,8 +95,23 @@ class Framework(Shape):
     roles: list[Literal["master", "worker"]]
 
 
+def _without_cloud(schema: dict[str, Any]) -> None:
+    schema.get("properties", {}).pop("cloud", None)
+
+
 class StoredSpec(ClusterSpec):
-    """The spec as stored: defaults filled in, secret property values left out."""
+    """The spec as stored: defaults filled in, secret property values and the cloud left out."""
+
+    # The stored spec never has `cloud` (it is sealed apart): not in the schema of answers, and
+    # an answer that held one would fail here (a 500) rather than show it.
+    model_config = ConfigDict(json_schema_extra=_without_cloud)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_cloud(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "cloud" in data:
+            raise ValueError("a stored spec never holds the cloud entry")
+        return data
 
     resolved_frameworks: list[str] = Field(description="Install order, dependencies first.")
     properties: dict[str, dict[str, PropertyValue | None]] = Field(
@@ -298,12 +313,31 @@ class PlanProblem(Shape):
     message: str
 
 
+class PlanCloud(Shape):
+    """What may be shown of the spec's `cloud` (`disco.cluster.cloud_entry.describe_cloud`): how
+    it authenticates, where, as whom, for which project and region. Never a password, token or
+    secret."""
+
+    auth_type: str
+    auth_url: str | None = None
+    endpoint: str | None = Field(default=None, description="admin_token: the service's endpoint.")
+    username: str | None = None
+    user_id: str | None = None
+    user_domain_name: str | None = None
+    project_name: str | None = None
+    project_id: str | None = None
+    project_domain_name: str | None = None
+    region_name: str | None = None
+
+
 class ClusterPlan(Shape):
     """`POST /api/v1/clusters?dry_run=true`: what a create would make. Nothing is stored, started,
     reserved or written; the cluster's credentials do not exist yet and show as `<hidden>`."""
 
     dry_run: Literal[True]
     provider: str
+    cloud: PlanCloud | None = Field(description="The OpenStack provider's cloud, as far as it may be shown; null "
+                                                "for other providers.")
     name: str | None
     workers: int
     frameworks: list[str] = Field(description="Install order, dependencies first.")

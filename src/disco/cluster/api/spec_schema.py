@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from disco.frameworks.catalog import Catalog
+from disco.cluster import cloud_entry
 from disco.cluster.spec import MAX_OVERRIDES
 from disco.frameworks.config_files import KEY_RE, MAX_VALUE_CHARS
 from disco.frameworks.model import FrameworkDef, PropertyDef
@@ -38,9 +39,12 @@ _IPV6 = "|".join([
 IPV6_CIDR = rf"^(?:{_IPV6})(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$"
 
 
-def refine_spec_schema(spec: dict[str, Any], catalog: Catalog, providers: list[str], max_workers: int) -> None:
+def refine_spec_schema(spec: dict[str, Any], catalog: Catalog, providers: list[str], max_workers: int,
+                       default_provider: str | None = None) -> None:
     """Narrow the generated `ClusterSpec` schema (in place) to what this service manager takes."""
     fields = spec["properties"]
+    fields["cloud"] = cloud_field_schema()
+    spec["allOf"] = cloud_use_rules(default_provider)
     fields["workers"]["maximum"] = max_workers
     fields["masters"]["maximum"] = 1
     fields["provider"] = {"anyOf": [{"enum": providers}, {"type": "null"}], "default": None,
@@ -55,6 +59,79 @@ def refine_spec_schema(spec: dict[str, Any], catalog: Catalog, providers: list[s
         # The same framework, by name or as an object, may come only once.
         "allOf": [{"contains": _names(name), "minContains": 0, "maxContains": 1} for name in names],
     }
+
+
+CLOUD_EXAMPLE = {
+    "auth_type": "v3applicationcredential",
+    "auth": {"auth_url": "https://keystone.example.org:5000/v3",
+             "application_credential_id": "0123456789abcdef0123456789abcdef",
+             "application_credential_secret": "<the secret Keystone showed once>"},
+    "region_name": "RegionOne",
+}
+
+
+def cloud_field_schema() -> dict[str, Any]:
+    """The spec's `cloud`: a clouds.yaml entry exactly as `cloud_entry.check_cloud_entry` takes it."""
+    text = {"type": "string", "minLength": 1, "not": {"pattern": cloud_entry.CONTROL_CHARACTER}}
+
+    def auth_value(key: str) -> dict[str, Any]:
+        if key in cloud_entry.URL_KEYS:
+            return {**text, "maxLength": cloud_entry.MAX_URL, "pattern": f"^{cloud_entry.URL_PATTERN}$",
+                    "description": "An http(s) URL: a host, an optional port and path; no user:password@ "
+                                   "part, query or fragment."}
+        long = key in cloud_entry.SECRET_KEYS or key.endswith("_id")
+        return {**text, "maxLength": cloud_entry.MAX_TEXT if long else cloud_entry.MAX_NAME}
+
+    def needs(auth_type: str) -> list[dict[str, Any]]:
+        return [{"anyOf": [{"required": list(alternative)} for alternative in group]}
+                for group in cloud_entry.REQUIRED[auth_type]]
+
+    rules = []
+    for auth_type, keys in cloud_entry.AUTH_KEYS.items():
+        # Without auth_type the entry is openstacksdk's default (password).
+        named: dict[str, Any] = {"properties": {"auth_type": {"const": auth_type}}}
+        if auth_type != cloud_entry.DEFAULT_AUTH_TYPE:
+            named["required"] = ["auth_type"]
+        rules.append({"if": named, "then": {"properties": {"auth": {
+            "type": "object", "additionalProperties": False,
+            "properties": {key: auth_value(key) for key in keys}, "allOf": needs(auth_type)}}}})
+    entry = {
+        "type": "object", "additionalProperties": False, "required": ["auth"],
+        "properties": {
+            "auth_type": {"enum": list(cloud_entry.AUTH_TYPES), "default": cloud_entry.DEFAULT_AUTH_TYPE,
+                          "description": "Keystone v3 with a password (password, v3password) or an application "
+                                         "credential (v3applicationcredential); admin_token: a token for an "
+                                         "endpoint, without Keystone."},
+            "auth": {"type": "object", "description": "The credentials: what the auth type needs."},
+            "region_name": {**text, "maxLength": cloud_entry.MAX_NAME},
+            "interface": {"enum": list(cloud_entry.INTERFACES)},
+            "identity_api_version": {"enum": ["3", 3]},
+            "verify": {"type": "boolean", "description": "Check TLS certificates (a CA file path is not taken)."},
+            "api_timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": cloud_entry.MAX_API_TIMEOUT_S},
+        },
+        "allOf": rules,
+    }
+    return {
+        "anyOf": [entry, {"type": "null"}], "default": None, "writeOnly": True,
+        "description": f"The {cloud_entry.CLOUD_PROVIDER} provider's cloud: the body of one clouds.yaml entry (under "
+                       "`clouds: NAME:`), credentials included; required with that provider and refused "
+                       "with any other (`cloud_not_used`). Write-only: sealed (encrypted) with the cluster's "
+                       "secrets, never stored in clear nor shown; a plan shows only auth_type, the URL, "
+                       "user, project and region. `disco cluster create --cloud NAME` reads it from the "
+                       "user's clouds.yaml (and secure.yaml).",
+        "examples": [CLOUD_EXAMPLE],
+    }
+
+
+def cloud_use_rules(default_provider: str | None) -> list[dict[str, Any]]:
+    """A cloud entry exactly when the provider is the one that reads it (service.py's
+    `cloud_not_used` and `cloud_missing`); an absent or null provider is the default one."""
+    if default_provider == cloud_entry.CLOUD_PROVIDER:
+        chosen: dict[str, Any] = {"properties": {"provider": {"enum": [cloud_entry.CLOUD_PROVIDER, None]}}}
+    else:
+        chosen = {"properties": {"provider": {"const": cloud_entry.CLOUD_PROVIDER}}, "required": ["provider"]}
+    given = {"properties": {"cloud": {"type": "object"}}, "required": ["cloud"]}
+    return [{"if": given, "then": chosen}, {"if": chosen, "then": given}]
 
 
 def refine_access_schema(access: dict[str, Any]) -> None:
