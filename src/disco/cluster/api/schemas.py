@@ -153,6 +153,17 @@ class ClusterOutputs(Shape):
     node_logs: dict[str, str] | None = Field(
         default=None, description="Nodes that are hosts of their own (provider ssh): node -> its log server "
                                   "(`status`, `deploy.log`, `logs/<process>.log`), behind the credentials' `web_token`.")
+    # Provider openstack: the cluster's Heat stack and the seed's outputs.
+    stack_id: str | None = Field(default=None, description="Provider openstack: the cluster's Heat stack.")
+    stack_name: str | None = Field(default=None, description="Provider openstack: `disco-<cluster id>`.")
+    stack_status: str | None = Field(default=None, description="Provider openstack: the stack's status when "
+                                     "last seen (CREATE_COMPLETE, UPDATE_COMPLETE, RESUME_COMPLETE, SUSPEND_COMPLETE).")
+    external_ip: str | None = Field(default=None, description="Provider openstack: where users reach the "
+                                    "master (its floating IP, else its fixed IP).")
+    ssh_key_name: str | None = Field(default=None, description="Provider openstack: the Nova key pair the "
+                                     "nodes accept.")
+    ssh_public_key: str | None = Field(default=None, description="Provider openstack: its public half (empty "
+                                       "for a key pair of the user's).")
 
 
 class Event(Shape):
