@@ -6,13 +6,12 @@ match — and `kill -9` of the service manager in the middle of a bootstrap."""
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from blob_server import BlobServer
 from sm_fixtures import frameworks_path, wait_state, wait_until
 from ssh_site import Site, close_site, open_site
 from test_ssh_clusters import dask_client
@@ -39,33 +38,6 @@ readiness:
   url: "http://{{{{ master.host }}}}:{{{{ ports.web }}}}/"
   timeout_s: 30
 """
-
-
-class BlobServer:
-    """A download mirror on this machine's loopback; its file can go bad and be mended."""
-
-    def __init__(self) -> None:
-        self.content = b"corrupted on the mirror\n"
-        served = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(served.content)))
-                self.end_headers()
-                self.wfile.write(served.content)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/blob.txt"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from disco.errors import ProviderError
 from disco.node.bootstrap import render_script
@@ -41,6 +41,7 @@ from disco.providers.remote_nodes import RemoteNodesProvider
 from disco.providers.ssh_transport import HostSpec, SSHError, as_root
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PREFIX = "/opt/disco"
 MAX_WORKERS = 64
@@ -156,9 +157,9 @@ class OpenStackProvider(RemoteNodesProvider):
                            request: PlanRequest | None = None) -> list[NodeAddress]:
         """Makes the stack (or finds it; resumes it if suspended; grows it for more workers)
         and answers once Heat has given every node its address."""
-        record = await asyncio.to_thread(self.pool.load, cluster.id)
+        record = await _cloud(self.pool.load, cluster.id)
         if record is not None:
-            state = await asyncio.to_thread(record.stacks.state, record.stack_id)
+            state = await _cloud(record.stacks.state, record.stack_id)
             if state is None or state.failed:  # a failed create is made again (a retry)
                 await self._delete_stack(cluster.id)
                 record = None
@@ -169,10 +170,10 @@ class OpenStackProvider(RemoteNodesProvider):
                 raise ProviderError(f"cluster {cluster.id} has no stack, and nothing to make one from")
             record = await self._create_stack(cluster, request)
         wanted = max([_worker_number(n.name) for n in nodes if n.role == "worker"], default=0)
-        have = int((await asyncio.to_thread(record.stacks.parameters, record.stack_id)).get("worker_count", 0))
+        have = int((await _cloud(record.stacks.parameters, record.stack_id)).get("worker_count", 0))
         if wanted > have:
             timeout_mins = self._timeout_mins(request)
-            await asyncio.to_thread(record.stacks.scale, record.stack_id, {"worker_count": wanted}, timeout_mins)
+            await _cloud(record.stacks.scale, record.stack_id, {"worker_count": wanted}, timeout_mins)
         found = await self._wait_nodes(cluster.id, record, [n.name for n in nodes], lambda n: bool(n.address),
                                        ADDRESS_TIMEOUT_S, "an address")
         return [NodeAddress(n.name, found[n.name].address, f"{PREFIX}/clusters/{cluster.id}/{n.name}/work")
@@ -199,16 +200,16 @@ class OpenStackProvider(RemoteNodesProvider):
         """Each node not yet `ready` in Heat signals it, the workers first and the master last
         (it has seen them all); then the stack completes, or says why not."""
         record = self._record(cluster.id)
-        current = await asyncio.to_thread(stack_nodes, record.stacks, record.stack_id)
+        current = await _cloud(stack_nodes, record.stacks, record.stack_id)
         todo = [n.name for n in nodes if not current.get(n.name, StackNode(n.name)).ready.endswith("_COMPLETE")]
         workers = [name for name in todo if name != "master"]
         await asyncio.gather(*(self._signal_ready(record, name) for name in workers))
         if "master" in todo:
             await self._signal_ready(record, "master")
-        state = await asyncio.to_thread(record.stacks.state, record.stack_id)
+        state = await _cloud(record.stacks.state, record.stack_id)
         if state is not None and state.in_progress:
             started = time.monotonic()
-            state = await asyncio.to_thread(record.stacks.wait, record.stack_id, state.action, SETTLE_TIMEOUT_S)
+            state = await _cloud(record.stacks.wait, record.stack_id, state.action, SETTLE_TIMEOUT_S)
             if report and state is not None:
                 report(f"stack {state.name} {state.status} ({time.monotonic() - started:.1f} s after the "
                        f"ready signals of {', '.join(todo) or 'no node'})")
@@ -222,7 +223,7 @@ class OpenStackProvider(RemoteNodesProvider):
         return dict(record.outputs) if record else {}
 
     async def suspend_nodes(self, cluster: ClusterRef) -> None:
-        record = await asyncio.to_thread(self.pool.load, cluster.id)
+        record = await _cloud(self.pool.load, cluster.id)
         if record is None:
             return
         await self._settle(cluster.id, record, lambda: record.stacks.suspend(record.stack_id), "SUSPEND")
@@ -231,10 +232,10 @@ class OpenStackProvider(RemoteNodesProvider):
     async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> list[str]:
         """Workers leave by a stack update with fewer of them: the group removes its highest
         members, which must be these nodes (DISCO removes its highest workers)."""
-        record = await asyncio.to_thread(self.pool.load, cluster.id)
+        record = await _cloud(self.pool.load, cluster.id)
         if record is None:
             return []
-        have = int((await asyncio.to_thread(record.stacks.parameters, record.stack_id)).get("worker_count", 0))
+        have = int((await _cloud(record.stacks.parameters, record.stack_id)).get("worker_count", 0))
         leaving = sorted(_worker_number(name) for name in nodes)
         if leaving != list(range(have - len(leaving) + 1, have + 1)):
             raise ProviderError(f"an OpenStack cluster gives up its highest workers first: cannot remove "
@@ -303,8 +304,8 @@ class OpenStackProvider(RemoteNodesProvider):
         public_key, private_key = self.access.ssh_key(cluster.id)
         wheel = await asyncio.to_thread(self_wheel, self.cache_dir / "wheels")
         design = self._design(cluster.id, request, choices, public_key, wheel_ref(wheel))
-        stacks = HeatStacks(await asyncio.to_thread(connect, cloud))
-        stack_id = await asyncio.to_thread(stacks.create, stack_name(cluster.id), render(design),
+        stacks = HeatStacks(await _cloud(connect, cloud))
+        stack_id = await _cloud(stacks.create, stack_name(cluster.id), render(design),
                                            stack_parameters(design), self._timeout_mins(request),
                                            render_files(design))
         record = ClusterStack(stacks, stack_id, choices.user, private_key, choices.timeout_s)
@@ -345,10 +346,10 @@ class OpenStackProvider(RemoteNodesProvider):
         on the way fails the cluster with Heat's reasons, and the stack is deleted."""
         deadline = time.monotonic() + timeout_s
         while True:
-            found = await asyncio.to_thread(stack_nodes, record.stacks, record.stack_id)
+            found = await _cloud(stack_nodes, record.stacks, record.stack_id)
             if all(name in found and done(found[name]) for name in names):
                 return found
-            state = await asyncio.to_thread(record.stacks.state, record.stack_id)
+            state = await _cloud(record.stacks.state, record.stack_id)
             failed_boot = [n for n in found.values() if n.boot_failure]
             if state is None or state.failed or failed_boot:
                 await self._fail_stack(cluster_id, record, report)
@@ -362,9 +363,9 @@ class OpenStackProvider(RemoteNodesProvider):
                           report: Callable[[str], None] | None, why: str = "") -> None:
         """Heat's reasons become the cluster's, then the stack goes (a retry makes a new one)."""
         try:
-            reasons = await asyncio.to_thread(record.stacks.failures, record.stack_id)
-            state = await asyncio.to_thread(record.stacks.state, record.stack_id)
-        except (HeatError, *CLOUD_ERRORS):
+            reasons = await _cloud(record.stacks.failures, record.stack_id)
+            state = await _cloud(record.stacks.state, record.stack_id)
+        except ProviderError:
             reasons, state = [], None
         if report:
             for reason in reasons:
@@ -375,18 +376,18 @@ class OpenStackProvider(RemoteNodesProvider):
         try:
             await self._delete_stack(cluster_id)
             message += " (stack deleted)"
-        except (ProviderError, HeatError) as exc:
-            message += f" (deleting it failed too: {exc})"
+        except ProviderError as exc:
+            message += f" (deleting it failed too: {exc.message})"
         raise ProviderError(message)
 
     async def _settle(self, cluster_id: str, record: ClusterStack, change: Callable[[], None], action: str) -> None:
         try:
-            await asyncio.to_thread(change)
-            state = await asyncio.to_thread(record.stacks.wait, record.stack_id, action, SETTLE_TIMEOUT_S)
-        except (HeatError, *CLOUD_ERRORS) as exc:
-            raise ProviderError(f"stack {stack_name(cluster_id)}: {action.lower()} failed: {exc}") from None
+            await _cloud(change)
+            state = await _cloud(record.stacks.wait, record.stack_id, action, SETTLE_TIMEOUT_S)
+        except ProviderError as exc:
+            raise ProviderError(f"stack {stack_name(cluster_id)}: {action.lower()} failed: {exc.message}") from None
         if state is None or state.failed:
-            reasons = await asyncio.to_thread(record.stacks.failures, record.stack_id) if state else []
+            reasons = await _cloud(record.stacks.failures, record.stack_id) if state else []
             raise ProviderError(f"stack {stack_name(cluster_id)} {state.status if state else 'gone'}: "
                                 + ("; ".join(reasons[:3]) or (state.reason if state else "")))
 
@@ -401,14 +402,26 @@ class OpenStackProvider(RemoteNodesProvider):
     async def _delete_stack(self, cluster_id: str) -> None:
         """The stack goes and Heat is asked until it no longer knows it; hosts are let go."""
         try:
-            record = await asyncio.to_thread(self.pool.load, cluster_id)
+            record = await _cloud(self.pool.load, cluster_id)
             if record is not None:
-                await asyncio.to_thread(record.stacks.delete, record.stack_id)
-        except (HeatError, *CLOUD_ERRORS) as exc:
-            raise ProviderError(f"stack {stack_name(cluster_id)} could not be deleted: {exc}") from None
+                await _cloud(record.stacks.delete, record.stack_id)
+        except ProviderError as exc:
+            raise ProviderError(f"stack {stack_name(cluster_id)} could not be deleted: {exc.message}") from None
         record = self.pool.known.pop(cluster_id, None)
         for host in (record.hosts.values() if record else []):
             self.transport.hang_up(host)
+
+
+async def _cloud(call: Callable[..., T], *args: Any) -> T:
+    """A call to the cloud, in a thread (openstacksdk blocks); what the cloud or Heat answers
+    wrong becomes the cluster's reason, in words."""
+    try:
+        return await asyncio.to_thread(call, *args)
+    except HeatError as exc:
+        raise ProviderError(str(exc)) from None
+    except CLOUD_ERRORS as exc:
+        raise ProviderError(f"the cloud did not answer as it should: {type(exc).__name__}: "
+                            f"{' '.join(str(exc).split())[:400]}") from None
 
 
 def _worker_number(name: str) -> int:
