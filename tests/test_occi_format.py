@@ -3,14 +3,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from disco.cluster.api.occi_attributes import reject_control_characters, spec_from_attributes
+from disco.cluster.api.occi_attributes import attributes_of, reject_control_characters, spec_from_attributes
+from disco.cluster.api.occi_cloud import Credentials
+from disco.cluster.models import Cluster, Node
+from disco.cluster.spec import parse_spec, resolve
 from disco.cluster.api.occi_format import (MAX_HEADER_CHARS, SM_SCHEME, Category, MalformedOcci,
                                            parse_attributes, parse_categories, parse_category,
                                            render_attribute)
@@ -365,7 +370,7 @@ SEED = {
     "icclab.disco.components.heat.networkname": "disconetwork-1a2b3c4d",
     "icclab.disco.components.heat.externalnetworkname": "public",
     "icclab.disco.components.heat.masterimage": "ubuntu-14.04",
-    "icclab.disco.components.heat.slaveimage": "ubuntu-14.04",
+    "icclab.disco.components.heat.slaveimage": "ubuntu-14.04-slave",
     "icclab.disco.components.heat.masterflavor": "m1.large",
     "icclab.disco.components.heat.slaveflavor": "m1.medium",
     "icclab.disco.components.heat.slavecount": "2",
@@ -375,21 +380,58 @@ SEED = {
     "icclab.disco.dependencies.inject": "{'webecho': ''}",
     "icclab.disco.components.webecho.greeting": "hi",
 }
+BOX = {"auth_type": "admin_token", "auth": {"endpoint": "http://127.0.0.1:9/v1/p", "token": "box-token-1"}}
 
 
-def test_seed_attributes_make_a_spec(catalog: Catalog) -> None:
-    spec, secrets = spec_from_attributes(SEED, catalog)
-    assert spec.workers == 2
+def test_seed_attributes_make_an_openstack_spec(catalog: Catalog) -> None:
+    asked: list[Credentials] = []
+    spec = spec_from_attributes(SEED, catalog, cloud=lambda c: asked.append(c) or BOX)
+    assert spec.provider == "openstack" and spec.workers == 2
     assert [(fw.name, fw.properties) for fw in spec.frameworks] == [("webecho", {"greeting": "hi"})]
-    assert spec.provider_options["heat.masterimage"] == "ubuntu-14.04"
-    assert spec.provider_options["deployer.username"] == "alice"
-    # The password goes to the encrypted secrets only, never into the (stored, shown) spec.
-    assert secrets == {"deployer_password": "hunter2-not-in-spec"}
-    assert "hunter2" not in spec.model_dump_json()
+    # networkname names the network the original made: DISCO makes (and names) its own.
+    assert spec.provider_options == {"master_image": "ubuntu-14.04", "worker_image": "ubuntu-14.04-slave",
+                                     "master_flavor": "m1.large", "worker_flavor": "m1.medium",
+                                     "external_network": "public"}
+    assert asked == [Credentials("alice", "hunter2-not-in-spec", "RegionOne")]
+    assert spec.cloud == BOX
+    # The password reaches the (write-only, sealed) cloud alone: not the shown spec, not a repr.
+    assert "hunter2" not in json.dumps(spec.provider_options) and "hunter2" not in repr(asked)
+
+
+def test_headers_alone_make_an_openstack_spec(catalog: Catalog) -> None:
+    asked: list[Credentials] = []
+    spec = spec_from_attributes({"icclab.disco.dependencies.inject": "{'webecho': ''}"}, catalog,
+                                headers=Credentials("bob", "pw", None), cloud=lambda c: asked.append(c) or BOX)
+    assert spec.provider == "openstack" and spec.provider_options == {}
+    assert asked == [Credentials("bob", "pw", None)]
+
+
+def test_without_openstack_inputs_the_default_provider_stays(catalog: Catalog) -> None:
+    def no_cloud(_: Credentials) -> dict[str, Any]:
+        raise AssertionError("no cloud for a local cluster")
+    spec = spec_from_attributes({"icclab.disco.components.heat.slavecount": "3"}, catalog, cloud=no_cloud)
+    assert spec.provider is None and spec.workers == 3 and spec.cloud is None
+    # An explicit other provider: the README's X-User-* headers are ignored (never kept).
+    spec = spec_from_attributes({"icclab.disco.provider": "local"}, catalog, headers=Credentials("a", "b", "c"),
+                                cloud=no_cloud)
+    assert spec.provider == "local" and spec.cloud is None and spec.provider_options == {}
+
+
+@pytest.mark.parametrize("attrs", [
+    {"icclab.disco.provider": "local", "icclab.disco.components.heat.masterimage": "x"},
+    {"icclab.disco.provider": "ssh", "icclab.disco.deployer.password": "secret-pw"},
+    {"icclab.disco.components.heat.masterimage": "x", "icclab.disco.deployer.auth_url": "http://127.0.0.1:1/"},
+    {"icclab.disco.deployer.username": "a", "icclab.disco.deployer.type": "FileDeployer"},
+])
+def test_openstack_attributes_where_they_do_not_belong(catalog: Catalog, attrs: dict[str, str]) -> None:
+    with pytest.raises(InvalidSpec) as info:
+        spec_from_attributes(attrs, catalog, cloud=lambda _: BOX)
+    assert info.value.code == "openstack_attribute" and info.value.status == 422
+    assert "secret-pw" not in str(info.value.to_dict())
 
 
 def test_implicit_components_are_harmless(catalog: Catalog) -> None:
-    spec, _ = spec_from_attributes(
+    spec = spec_from_attributes(
         {"icclab.disco.dependencies.inject": "{'heat': '', 'shell': '', 'webecho': ''}"}, catalog)
     assert [fw.name for fw in spec.frameworks] == ["webecho"]
 
@@ -435,10 +477,6 @@ def test_unsafe_inject_through_attributes_is_not_executed(catalog: Catalog, tmp_
 
 
 def test_a_property_left_unset_has_no_attribute(catalog: Catalog) -> None:
-    from disco.cluster.api.occi_attributes import attributes_of
-    from disco.cluster.models import Cluster, Node
-    from disco.cluster.spec import parse_spec, resolve
-
     resolved = resolve(parse_spec({"frameworks": [{"name": "hadoop", "properties": {"nodemanager_vcores": 2}}]}),
                        catalog, max_workers=4)
     cluster = Cluster(id="c0ffee00-0000-4000-8000-000000000000", tenant="t", name="h", provider="local",
@@ -448,3 +486,53 @@ def test_a_property_left_unset_has_no_attribute(catalog: Catalog) -> None:
     assert attrs["icclab.disco.components.hadoop.nodemanager_vcores"] == 2
     assert attrs["icclab.disco.components.hadoop.min_allocation_mb"] == 512
     assert "icclab.disco.components.hadoop.replication" not in attrs  # unset: derived from the workers
+
+
+# -- an OpenStack cluster's attributes --------------------------------------------------------------
+
+def openstack_cluster(catalog: Catalog, state: str, outputs: dict[str, Any]) -> Cluster:
+    options = {"master_image": "debian-12", "worker_image": "debian-12w", "master_flavor": "m1.small",
+               "worker_flavor": "m1.tiny", "external_network": "public", "cidr": "10.9.0.0/24"}
+    resolved = resolve(parse_spec({"frameworks": ["webecho"], "provider_options": options}), catalog, max_workers=4)
+    cluster = Cluster(id="c0ffee00-0000-4000-8000-000000000001", tenant="t", name="os", provider="openstack",
+                      spec=resolved.public_dict(), state=state, target="running", workers=2, outputs=outputs,
+                      ssh_public_key="ssh-ed25519 AAAAcluster")
+    cluster.nodes = [Node(name="master", role="master", index=0, host="10.9.0.5", target="running")]
+    return cluster
+
+
+@pytest.mark.parametrize(("state", "status"), [
+    ("pending", "CREATE_IN_PROGRESS"), ("provisioning", "CREATE_IN_PROGRESS"), ("installing", "CREATE_IN_PROGRESS"),
+    ("ready", "CREATE_COMPLETE"), ("failed", "CREATE_FAILED"), ("suspended", "SUSPEND_COMPLETE"),
+    ("deleting", "DELETE_IN_PROGRESS"), ("deleted", "DELETE_COMPLETE"),
+])
+def test_stack_status_follows_the_cluster_state(catalog: Catalog, state: str, status: str) -> None:
+    attrs = attributes_of(openstack_cluster(catalog, state, {}), "", "http://127.0.0.1:8888")
+    assert attrs["stack_status"] == status
+    assert attrs["mcn.service.state"] == state
+
+
+def test_ready_openstack_cluster_shows_the_stack_outputs(catalog: Catalog) -> None:
+    outputs = {"stack_id": "5f0e-stack", "stack_name": "disco-os-c0ffee00", "stack_status": "UPDATE_COMPLETE",
+               "external_ip": "203.0.113.7", "ssh_key_name": "disco-os-c0ffee00-key",
+               "ssh_public_key": "ssh-ed25519 AAAAstack"}
+    attrs = attributes_of(openstack_cluster(catalog, "ready", outputs), "PRIVATE", "http://127.0.0.1:8888")
+    assert {k: attrs[k] for k in ("stackid", "stack_name", "stack_status", "external_ip", "ssh_key_name",
+                                  "ssh_public_key", "ssh_private_key")} == {
+        "stackid": "5f0e-stack", "stack_name": "disco-os-c0ffee00", "stack_status": "UPDATE_COMPLETE",
+        "external_ip": "203.0.113.7", "ssh_key_name": "disco-os-c0ffee00-key",
+        "ssh_public_key": "ssh-ed25519 AAAAstack", "ssh_private_key": "PRIVATE"}
+    # The provider's options come back under the seed's names.
+    heat = "icclab.disco.components.heat."
+    assert {k: v for k, v in attrs.items() if k.startswith(heat)} == {
+        heat + "masterimage": "debian-12", heat + "slaveimage": "debian-12w", heat + "masterflavor": "m1.small",
+        heat + "slaveflavor": "m1.tiny", heat + "externalnetworkname": "public", heat + "cidr": "10.9.0.0/24",
+        heat + "slavecount": 2}
+    assert attrs["icclab.disco.provider"] == "openstack"
+
+
+def test_before_ready_the_cluster_own_key_and_master_address(catalog: Catalog) -> None:
+    attrs = attributes_of(openstack_cluster(catalog, "installing", {}), "", "http://127.0.0.1:8888")
+    assert attrs["external_ip"] == "10.9.0.5"
+    assert attrs["ssh_public_key"] == "ssh-ed25519 AAAAcluster"
+    assert "stack_name" not in attrs

@@ -43,6 +43,10 @@ class Settings:
     # Remote nodes (SSH hosts, cloud VMs) take Python packages from here on a private network.
     node_index_url: str = ""
     node_wheelhouse: str = ""
+    # The OpenStack cloud the seed's OCCI creates use (docs/openstack-occi.md): an entry name
+    # of the admin's clouds.yaml, whose URL, project and domains the users' passwords log in to.
+    openstack_cloud: str = ""
+    openstack_clouds_file: Path | None = None
 
     @property
     def effective_database_url(self) -> str:
@@ -66,6 +70,9 @@ class Settings:
             "sole_tenant": env.get("DISCO_SOLE_TENANT", "default"),
             "node_index_url": env.get("DISCO_NODE_INDEX_URL", ""),
             "node_wheelhouse": env.get("DISCO_NODE_WHEELHOUSE", ""),
+            "openstack_cloud": env.get("DISCO_OPENSTACK_CLOUD", ""),
+            "openstack_clouds_file": Path(env["DISCO_OPENSTACK_CLOUDS_FILE"]).expanduser()
+            if env.get("DISCO_OPENSTACK_CLOUDS_FILE") else None,
         }
         if env.get("DISCO_PUBLIC_URL"):
             values["public_url"] = normalise_public_url(env["DISCO_PUBLIC_URL"])

@@ -1,7 +1,9 @@
 """OCCI-compatible front end, as the ICCLab DISCO README drives it with curl.
 
     GET /-/                 query interface (the `disco` kind and its actions)
-    POST /disco/            create -> 201, Location: <base>/disco/<id>
+    POST /disco/            create -> 201, Location: <base>/disco/<id>; with the heat attributes
+                            and the user's OpenStack credentials, an OpenStack cluster
+                            (occi_cloud.py, docs/openstack-occi.md)
     GET /disco/             X-OCCI-Location of the tenant's clusters
     GET /disco/<id>         text/occi, text/plain or application/occi+json
     POST /disco/<id>        action="suspend" / "resume", or a new slavecount (scale)
@@ -16,6 +18,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from disco.cluster.api import occi_openapi
+from disco.cluster.api.occi_cloud import cloud_for, header_credentials
 from disco.cluster.api.occi_attributes import (SLAVECOUNT, attributes_of, integer_attribute,
                                                reject_control_characters, spec_from_attributes)
 from disco.cluster.api.occi_format import (ACTION_SCHEME, CORE_SCHEME, SM_SCHEME, Category, MalformedOcci,
@@ -37,8 +40,9 @@ KIND = Category("disco", SM_SCHEME, "kind", {
         "icclab.disco.components.heat.masterimage", "icclab.disco.components.heat.slaveimage",
         "icclab.disco.components.heat.masterflavor", "icclab.disco.components.heat.slaveflavor",
         "icclab.disco.components.heat.networkname", "icclab.disco.components.heat.externalnetworkname",
+        "icclab.disco.components.heat.network", "icclab.disco.components.heat.cidr",
         "icclab.disco.deployer.username", "icclab.disco.deployer.password", "icclab.disco.deployer.region",
-        "icclab.disco.provider", "mcn.service.state{immutable}", "stack_status{immutable}",
+        "icclab.disco.provider", "mcn.service.state{immutable}", "stackid{immutable}", "stack_status{immutable}",
         "external_ip{immutable}", "ssh_key_name{immutable}", "ssh_public_key{immutable}",
         "ssh_private_key{immutable}",
     ]),
@@ -141,8 +145,12 @@ def create(request: Request) -> Response:
         raise MalformedOcci(f"unknown kind {category.term!r} with scheme {category.scheme!r}",
                             code="unknown_kind", details={"expected": KIND.render()})
     svc = _service(request)
-    spec, secrets = spec_from_attributes(_attribute_headers(request), svc.catalog)
-    cluster = svc.create(tenant, spec, extra_secrets=secrets)
+    settings = request.app.state.manager.settings
+    spec = spec_from_attributes(_attribute_headers(request), svc.catalog,
+                                default_provider=settings.default_provider,
+                                headers=header_credentials(request.headers),
+                                cloud=lambda credentials: cloud_for(settings, credentials))
+    cluster = svc.create(tenant, spec)
     location = f"{_base(request)}/disco/{cluster.id}"
     return Response("OK", status_code=201, media_type="text/plain",
                     headers={"Location": location, "X-OCCI-Location": location})

@@ -47,14 +47,36 @@ def _operation(operation_id: str, summary: str, responses: dict[int | str, dict[
 QUERY = _operation("occiQueryInterface", "The disco kind and its actions", {
     **error_responses(401, 429), **_renderings(OcciQueryInterface, "The kind and its actions.")})
 
+# The seed README's OpenStack credentials (docs/openstack-occi.md). Sent, they make the cluster an
+# OpenStack one; the password is sealed with the cluster, never stored in clear nor shown.
+_CREDENTIAL_HEADERS = [
+    ("X-User-Name", "Your OpenStack user name (or the attribute `icclab.disco.deployer.username`)."),
+    ("X-Password", "Your OpenStack password (or `icclab.disco.deployer.password`). Sealed with the cluster; "
+                   "never shown, logged or stored in clear."),
+    ("X-Region-Name", "Your OpenStack region (or `icclab.disco.deployer.region`); without it, the configured "
+                      "cloud's."),
+]
+_OPENSTACK_NOTE = (
+    "The seed's heat attributes (`icclab.disco.components.heat.masterimage`, `slaveimage`, `masterflavor`, "
+    "`slaveflavor`, `externalnetworkname`, …) or OpenStack credentials (the `X-User-Name`, `X-Password`, "
+    "`X-Region-Name` headers or the `icclab.disco.deployer.username/password/region` attributes) make an "
+    "OpenStack cluster, in the service manager's configured cloud (`DISCO_OPENSTACK_CLOUD`) with the "
+    "user's name, password and region; a user name and a password are then required "
+    "(`422 missing_credentials`). With `icclab.disco.provider` naming another provider they are refused "
+    "(`422 openstack_attribute`; the headers are ignored).")
+
 CREATE = _operation("occiCreate", "Create a cluster", {
-    **error_responses(400, 401, 403, 422, 429, s400="A missing, malformed or unknown `Category`, or malformed attributes."),
+    **error_responses(400, 401, 403, 409, 422, 429, s400="A missing, malformed or unknown `Category`, or malformed attributes.",
+                      s409="An OpenStack cluster was asked for and the service manager has no usable OpenStack "
+                           "cloud configured (`openstack_not_configured`)."),
     201: {"description": "Created.", "content": _OK, "headers": {
         "Location": {"description": "The new cluster's URL.", "schema": {"type": "string"}},
         "X-OCCI-Location": {"description": "The same URL.", "schema": {"type": "string"}}}},
-}, {"description": f"Needs the disco kind's `Category`. {_ATTRIBUTES_NOTE} The body is not read.",
+}, {"description": f"Needs the disco kind's `Category`. {_ATTRIBUTES_NOTE} {_OPENSTACK_NOTE} The body is not read.",
     "parameters": [{"name": "Category", "in": "header", "required": True, "schema": {"enum": KIND_CATEGORIES},
-                    "description": "The disco kind."}]})
+                    "description": "The disco kind."},
+                   *({"name": name, "in": "header", "required": False, "schema": {"type": "string"},
+                      "description": text} for name, text in _CREDENTIAL_HEADERS)]})
 
 COLLECTION = _operation("occiListClusters", "The tenant's clusters, as locations", {
     **error_responses(401, 429), **_renderings(OcciCollection, "One location per live cluster.")})
