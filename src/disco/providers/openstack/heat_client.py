@@ -28,9 +28,11 @@ NESTED_DEPTH = 3   # ResourceGroup members are a nested stack; their servers one
 class HeatError(RuntimeError):
     """A stack operation failed; `reasons` are Heat's own, one per failed resource."""
 
-    def __init__(self, message: str, reasons: list[str] | None = None) -> None:
+    def __init__(self, message: str, reasons: list[str] | None = None, *, made_nothing: bool = False) -> None:
         super().__init__(message)
         self.reasons = reasons or []
+        # Certain that the call left nothing in the cloud (Heat refused it, 4xx).
+        self.made_nothing = made_nothing
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ def connect(cloud: dict[str, Any]) -> Any:
     try:
         return openstack.connect(load_yaml_config=False, load_envvars=False, **cloud)
     except (*CLOUD_ERRORS, TypeError, KeyError) as exc:
-        raise HeatError(f"the cloud's settings are not usable: {_short(exc)}") from None
+        raise HeatError(f"the cloud's settings are not usable: {_short(exc)}", made_nothing=True) from None
 
 
 class HeatStacks:
@@ -168,7 +170,8 @@ class HeatStacks:
                                            files=files or {}, timeout_mins=timeout_mins,
                                            disable_rollback=True)
         except os_exc.SDKException as exc:
-            raise HeatError(f"Heat refused the stack: {_short(exc)}") from None
+            status = getattr(exc, "status_code", None) or 0
+            raise HeatError(f"Heat refused the stack: {_short(exc)}", made_nothing=400 <= status < 500) from None
         return str(stack.id)
 
     def update(self, stack_id: str, template: dict[str, Any], parameters: dict[str, Any],

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from keystoneauth1 import exceptions as ks_exc
+
 from disco.errors import ProviderError
 from disco.node.bootstrap import render_script
 from disco.node.bundle import DiscoWheel, Download as BundleDownload, NodeBundle, PythonEnv
@@ -77,6 +79,8 @@ class StackHosts:
     def __init__(self, access: ClusterAccess) -> None:
         self.access = access
         self.known: dict[str, ClusterStack] = {}
+        # Clusters whose stack create was refused before anything was made (this process saw it).
+        self.never_made: set[str] = set()
 
     def load(self, cluster_id: str) -> ClusterStack | None:
         """The cluster's stack as Heat has it (after a restart); None when it has no stack."""
@@ -249,6 +253,9 @@ class OpenStackProvider(RemoteNodesProvider):
         return []
 
     async def destroy_cluster(self, cluster_id: str) -> list[str]:
+        if cluster_id in self.pool.never_made and cluster_id not in self.pool.known:
+            self.pool.never_made.discard(cluster_id)
+            return []
         await self._delete_stack(cluster_id)
         return []
 
@@ -304,10 +311,18 @@ class OpenStackProvider(RemoteNodesProvider):
         public_key, private_key = self.access.ssh_key(cluster.id)
         wheel = await asyncio.to_thread(self_wheel, self.cache_dir / "wheels")
         design = self._design(cluster.id, request, choices, public_key, wheel_ref(wheel))
-        stacks = HeatStacks(await _cloud(connect, cloud))
-        stack_id = await _cloud(stacks.create, stack_name(cluster.id), render(design),
-                                           stack_parameters(design), self._timeout_mins(request),
-                                           render_files(design))
+        try:
+            stacks = HeatStacks(await asyncio.to_thread(connect, cloud))
+            stack_id = await asyncio.to_thread(stacks.create, stack_name(cluster.id), render(design),
+                                               stack_parameters(design), self._timeout_mins(request),
+                                               render_files(design))
+        except (HeatError, *CLOUD_ERRORS) as exc:
+            # Refused before anything was made: a delete need not ask the cloud again (which may
+            # never answer: an unreachable cloud would keep the cluster from being deleted).
+            if isinstance(exc, ks_exc.ConnectFailure) or getattr(exc, "made_nothing", False):
+                self.pool.never_made.add(cluster.id)
+            raise ProviderError(_cloud_error(exc)) from None
+        self.pool.never_made.discard(cluster.id)
         record = ClusterStack(stacks, stack_id, choices.user, private_key, choices.timeout_s)
         self.pool.known[cluster.id] = record
         return record
@@ -417,11 +432,14 @@ async def _cloud(call: Callable[..., T], *args: Any) -> T:
     wrong becomes the cluster's reason, in words."""
     try:
         return await asyncio.to_thread(call, *args)
-    except HeatError as exc:
-        raise ProviderError(str(exc)) from None
-    except CLOUD_ERRORS as exc:
-        raise ProviderError(f"the cloud did not answer as it should: {type(exc).__name__}: "
-                            f"{' '.join(str(exc).split())[:400]}") from None
+    except (HeatError, *CLOUD_ERRORS) as exc:
+        raise ProviderError(_cloud_error(exc)) from None
+
+
+def _cloud_error(exc: Exception) -> str:
+    if isinstance(exc, HeatError):
+        return str(exc)
+    return f"the cloud did not answer as it should: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
 
 
 def _worker_number(name: str) -> int:
