@@ -16,7 +16,7 @@ def problems_of(**changes) -> list[str]:
     with pytest.raises(StackDesignError) as caught:
         replace(typical_design(), **changes)
     assert isinstance(caught.value, InvalidSpec) and caught.value.code == "invalid_stack_design"
-    assert caught.value.details == caught.value.problems
+    assert caught.value.details == {"problems": caught.value.problems}
     return caught.value.problems
 
 

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from disco.errors import ProviderError  # noqa: F401  (re-exported: what a provider raises)
 
@@ -209,6 +209,11 @@ class Provider(ABC):
     # Whether nodes are other machines, which take DISCO's code from its wheel (and what it
     # carries: framework files, built Java support) rather than from this installation.
     remote: bool = False
+    # The JSON schema of the `provider_options` check_options takes, published in the create
+    # body's schema (it must refuse exactly what this refuses). By default any map of strings.
+    # A schema that refuses {} says so with a minProperties above 0: the create body must then
+    # hold provider_options (a schema cannot apply to a field left out).
+    options_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": {"type": "string"}}
 
     @classmethod
     @abstractmethod

@@ -27,6 +27,7 @@ from disco.node.bundle import DiscoWheel, Download as BundleDownload, NodeBundle
 from disco.node.wheel import planned_wheel_ref, self_wheel, wheel_ref
 from disco.providers.base import (ClusterRef, NodeAddress, NodeCapacity, NodeFacts, NodeNeeds, NodeRef,
                                   PlannedNode, PlanRequest, ProviderError, ProviderPlan, ProviderResources)
+from disco.providers.option_patterns import list_pattern, matches, text_option
 from disco.providers.remote_nodes import HostSource, RemoteNodesProvider, last_lines, node_dir
 from disco.providers.ssh_transport import HostSpec, SSHError, Transport, as_root
 
@@ -41,10 +42,34 @@ STATUS_FRESH_S = 1.0
 # What a cluster's spec may say about its hosts (`provider_options`), comma-separated lists.
 OPTIONS = {"hosts": "names of the pool's hosts to use, master first",
            "labels": "labels every host used must carry"}
+# A pool host's name (host_schemas.py: a name, or the address and port it defaults to) and label.
+HOST_NAME = "[A-Za-z0-9][A-Za-z0-9._:-]{0,260}"
+LABEL = "[A-Za-z0-9][A-Za-z0-9._-]{0,31}"
+PATTERNS = {"hosts": list_pattern(HOST_NAME), "labels": list_pattern(LABEL)}
+OPTIONS_SCHEMA: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {key: text_option(PATTERNS[key], f"{OPTIONS[key]}, comma-separated (no spaces)")
+                   for key in OPTIONS},
+    "description": "Provider ssh: which of the pool's hosts a cluster may take.",
+}
 
 
 def split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def option_problems(options: dict[str, str]) -> list[str]:
+    """Everything wrong with the options (OPTIONS_SCHEMA says the same), none when they are good."""
+    problems = []
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        problems.append(f"provider ssh does not know the option(s) {', '.join(unknown)}; it takes "
+                        + "; ".join(f"{k} ({v})" for k, v in OPTIONS.items()))
+    for key in OPTIONS:
+        if key in options and not matches(PATTERNS[key], options[key]):
+            problems.append(f"provider option {key} {options[key]!r} is not a comma-separated list (no spaces, "
+                            f"no empty item) of {'host names' if key == 'hosts' else 'labels'}")
+    return problems
 
 
 class HostPool(HostSource, Protocol):
@@ -64,6 +89,7 @@ class HostPool(HostSource, Protocol):
 
 class SSHProvider(RemoteNodesProvider):
     name = "ssh"
+    options_schema = OPTIONS_SCHEMA
     pool: HostPool
 
     def __init__(self, pool: HostPool, cache_dir: Path, *, index_url: str = "", wheelhouse: str = "") -> None:
@@ -80,13 +106,9 @@ class SSHProvider(RemoteNodesProvider):
                    wheelhouse=resources.node_wheelhouse)
 
     def check_options(self, options: dict[str, str]) -> None:
-        unknown = sorted(set(options) - set(OPTIONS))
-        if unknown:
-            raise InvalidSpec(f"provider ssh does not know the option(s) {', '.join(unknown)}; it takes "
-                              + "; ".join(f"{k} ({v})" for k, v in OPTIONS.items()), code="invalid_provider_option")
-        for key in OPTIONS:
-            if key in options and not split_list(options[key]):
-                raise InvalidSpec(f"provider option {key} is empty", code="invalid_provider_option")
+        problems = option_problems(options)
+        if problems:
+            raise InvalidSpec("; ".join(problems), code="invalid_provider_option", details={"problems": problems})
 
     def check_capacity(self, options: dict[str, str], more_nodes: int) -> None:
         reason = self.pool.shortage(options, more_nodes)

@@ -20,6 +20,7 @@ from disco.cluster import cloud_entry
 from disco.cluster.spec import MAX_OVERRIDES
 from disco.frameworks.config_files import KEY_RE, MAX_VALUE_CHARS
 from disco.frameworks.model import FrameworkDef, PropertyDef
+from disco.providers import options_schema
 
 # Properties end up on command lines and in config files: no control characters (model.py).
 CONTROL_CHARACTER = r"[\x00-\x1f\x7f]"
@@ -44,7 +45,7 @@ def refine_spec_schema(spec: dict[str, Any], catalog: Catalog, providers: list[s
     """Narrow the generated `ClusterSpec` schema (in place) to what this service manager takes."""
     fields = spec["properties"]
     fields["cloud"] = cloud_field_schema()
-    spec["allOf"] = cloud_use_rules(default_provider)
+    spec["allOf"] = cloud_use_rules(default_provider) + provider_options_rules(providers, default_provider)
     fields["workers"]["maximum"] = max_workers
     fields["masters"]["maximum"] = 1
     fields["provider"] = {"anyOf": [{"enum": providers}, {"type": "null"}], "default": None,
@@ -132,6 +133,23 @@ def cloud_use_rules(default_provider: str | None) -> list[dict[str, Any]]:
         chosen = {"properties": {"provider": {"const": cloud_entry.CLOUD_PROVIDER}}, "required": ["provider"]}
     given = {"properties": {"cloud": {"type": "object"}}, "required": ["cloud"]}
     return [{"if": given, "then": chosen}, {"if": chosen, "then": given}]
+
+
+def provider_options_rules(providers: list[str], default_provider: str | None) -> list[dict[str, Any]]:
+    """`provider_options` as the chosen provider's check_options takes them (its own schema,
+    providers/*); an absent or null provider is the default one."""
+    rules = []
+    for name in providers:
+        if name == default_provider:
+            chosen: dict[str, Any] = {"properties": {"provider": {"enum": [name, None]}}}
+        else:
+            chosen = {"properties": {"provider": {"const": name}}, "required": ["provider"]}
+        options = options_schema(name)
+        then: dict[str, Any] = {"properties": {"provider_options": options}}
+        if options.get("minProperties", 0) > 0:  # {} is refused, so leaving them out is too
+            then["required"] = ["provider_options"]
+        rules.append({"if": chosen, "then": then})
+    return rules
 
 
 def refine_access_schema(access: dict[str, Any]) -> None:

@@ -39,7 +39,7 @@ class StackDesignError(InvalidSpec):
     code = "invalid_stack_design"
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__("invalid stack design: " + "; ".join(problems), details=problems)
+        super().__init__("invalid stack design: " + "; ".join(problems), details={"problems": problems})
         self.problems = problems
 
 

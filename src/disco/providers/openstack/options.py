@@ -5,8 +5,10 @@ cluster is recorded, and turned into a StackDesign."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from disco.errors import InvalidSpec
+from disco.providers.option_patterns import decimal_range_pattern, matches, name_pattern, text_option
 from disco.providers.openstack.design import (DEFAULT_CIDR, MAX_WAIT_TIMEOUT, ExistingKey, ExistingNetwork,
                                               GeneratedKey, NewNetwork, PortRule, StackDesign, UserData)
 
@@ -28,7 +30,50 @@ OPTIONS = {
 }
 DEFAULT_USER = "debian"
 DEFAULT_TIMEOUT_S = 1800
-TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+# Each option's value, as a regular expression read whole (option_patterns.py): the check below
+# and the published schema (OPTIONS_SCHEMA) use the same ones. Values are taken as given: no
+# white space is stripped, no letter case folded.
+_NAME = name_pattern(255)  # Glance, Nova and Neutron names: at most 255 characters
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+PATTERNS = {
+    **{key: _NAME for key in ("image", "master_image", "worker_image", "flavor", "master_flavor",
+                              "worker_flavor", "network", "external_network")},
+    # An IPv4 network with its prefix length; design.py checks host bits and size.
+    "cidr": rf"^{_OCTET}(?:\.{_OCTET}){{3}}/(?:3[0-2]|[12]?[0-9])$",
+    "floating_ip": "^(?:true|false)$",
+    # Nova's key pair names (design.py's _KEY_NAME), with no space at either end.
+    "key_name": r"^[A-Za-z0-9_.@-](?:[A-Za-z0-9_. @-]{0,253}[A-Za-z0-9_.@-])?$",
+    "user": r"^[A-Za-z_][A-Za-z0-9_-]{0,31}$",
+    "timeout": decimal_range_pattern(1, MAX_WAIT_TIMEOUT),
+}
+# Each role needs an image and a flavor: its own, or the common one.
+ROLE_CHOICES = (("master_image", "image"), ("worker_image", "image"), ("master_flavor", "flavor"),
+                ("worker_flavor", "flavor"))
+
+
+def _needs_external_network(options: dict[str, str]) -> bool:
+    """The router of a network DISCO makes, and a floating IP, need the external network
+    (design.py says the same when the stack is designed; checked here before anything is stored)."""
+    return not options.get("network") or options.get("floating_ip", "true") == "true"
+
+
+def _options_schema() -> dict[str, Any]:
+    """provider_options exactly as read_options takes them."""
+    return {
+        # An image and a flavor at least: provider_options may not be left out (see base.py).
+        "type": "object", "additionalProperties": False, "minProperties": 2,
+        "properties": {key: text_option(PATTERNS[key], OPTIONS[key]) for key in OPTIONS},
+        "allOf": [
+            *({"anyOf": [{"required": [role_key]}, {"required": [common]}]} for role_key, common in ROLE_CHOICES),
+            {"not": {"required": ["network", "cidr"]}},
+            {"anyOf": [{"required": ["external_network"]},
+                       {"required": ["network", "floating_ip"], "properties": {"floating_ip": {"const": "false"}}}]},
+        ],
+        "description": "Provider openstack: the stack's images, flavors, network, key and timeouts.",
+    }
+
+
+OPTIONS_SCHEMA = _options_schema()
 
 
 @dataclass(frozen=True)
@@ -48,43 +93,52 @@ class StackChoices:
     timeout_s: int
 
 
-def read_options(options: dict[str, str]) -> StackChoices:
-    """The checked options, or InvalidSpec (422 invalid_provider_option) saying everything wrong."""
+def option_problems(options: dict[str, str]) -> list[str]:
+    """Everything wrong with the options (OPTIONS_SCHEMA says the same), none when they are good."""
     problems = []
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         problems.append(f"unknown option(s) {', '.join(unknown)}; it takes "
                         + "; ".join(f"{k} ({v})" for k, v in OPTIONS.items()))
-
-    def pick(role_key: str, common: str) -> str:
-        value = (options.get(role_key) or options.get(common) or "").strip()
-        if not value:
+    for key, value in options.items():
+        if key in PATTERNS and not matches(PATTERNS[key], value):
+            problems.append(f"{key} {value!r} is not {_WHAT[key]}")
+    for role_key, common in ROLE_CHOICES:
+        if role_key not in options and common not in options:
             problems.append(f"{role_key} (or {common}) is required")
-        return value
-
-    images = pick("master_image", "image"), pick("worker_image", "image")
-    flavors = pick("master_flavor", "flavor"), pick("worker_flavor", "flavor")
-    floating = options.get("floating_ip", "true").strip().lower()
-    if floating not in TRUE + FALSE:
-        problems.append(f"floating_ip must be true or false, not {options['floating_ip']!r}")
-    timeout_text = options.get("timeout", str(DEFAULT_TIMEOUT_S)).strip()
-    timeout = int(timeout_text) if timeout_text.isdigit() else 0
-    if not 1 <= timeout <= MAX_WAIT_TIMEOUT:
-        problems.append(f"timeout must be a whole number of seconds in 1..{MAX_WAIT_TIMEOUT}, not {timeout_text!r}")
-    user = options.get("user", DEFAULT_USER).strip()
-    if not user.replace("-", "").replace("_", "").isalnum():
-        problems.append(f"user {user!r} is not a login name")
-    if options.get("network") and options.get("cidr"):
+    if "network" in options and "cidr" in options:
         problems.append("give network (an existing one) or cidr (for the one DISCO makes), not both")
+    if "external_network" not in options and _needs_external_network(options):
+        problems.append("external_network is required (the router of the network DISCO makes and the "
+                        "floating IP need it; only with network and floating_ip false may it be left out)")
+    return problems
+
+
+_WHAT = {
+    **{key: "a name (1 to 255 characters, no control character, no space at either end)" for key in PATTERNS},
+    "cidr": "an IPv4 network with its prefix length (10.20.0.0/24)",
+    "floating_ip": "true or false",
+    "key_name": "a key pair name (letters, digits, _ - . @ and inner spaces; at most 255 characters)",
+    "user": "a login name (a letter or _, then letters, digits, _ or -; at most 32 characters)",
+    "timeout": f"a whole number of seconds in 1..{MAX_WAIT_TIMEOUT} (digits, no leading zero)",
+}
+
+
+def read_options(options: dict[str, str]) -> StackChoices:
+    """The checked options, or InvalidSpec (422 invalid_provider_option, details {"problems"})
+    saying everything wrong."""
+    problems = option_problems(options)
     if problems:
         raise InvalidSpec("provider openstack: " + "; ".join(problems), code="invalid_provider_option",
-                          details=problems)
+                          details={"problems": problems})
+    images = options.get("master_image") or options["image"], options.get("worker_image") or options["image"]
+    flavors = options.get("master_flavor") or options["flavor"], options.get("worker_flavor") or options["flavor"]
     return StackChoices(master_image=images[0], worker_image=images[1], master_flavor=flavors[0],
-                        worker_flavor=flavors[1], network=options.get("network", "").strip(),
-                        cidr=options.get("cidr", "").strip() or DEFAULT_CIDR,
-                        external_network=options.get("external_network", "").strip(),
-                        floating_ip=floating in TRUE, key_name=options.get("key_name", "").strip(),
-                        user=user, timeout_s=timeout)
+                        worker_flavor=flavors[1], network=options.get("network", ""),
+                        cidr=options.get("cidr", DEFAULT_CIDR), external_network=options.get("external_network", ""),
+                        floating_ip=options.get("floating_ip", "true") == "true",
+                        key_name=options.get("key_name", ""), user=options.get("user", DEFAULT_USER),
+                        timeout_s=int(options.get("timeout", DEFAULT_TIMEOUT_S)))
 
 
 def stack_design(cluster_id: str, cluster_name: str, choices: StackChoices, public_key: str, workers: int,

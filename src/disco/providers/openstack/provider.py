@@ -34,7 +34,7 @@ from disco.providers.base import (ClusterAccess, ClusterRef, NodeAddress, NodeFa
 from disco.providers.openstack.design import PortRule, StackDesign, UserData
 from disco.providers.openstack.heat_client import CLOUD_ERRORS, HeatError, HeatStacks, connect
 from disco.providers.openstack.keys import generate_key_pair
-from disco.providers.openstack.options import StackChoices, read_options, stack_design
+from disco.providers.openstack.options import OPTIONS_SCHEMA, StackChoices, read_options, stack_design
 from disco.providers.openstack.placeholders import NODE_IP, NODE_NAME
 from disco.providers.openstack.stack_nodes import StackNode, stack_nodes
 from disco.providers.openstack.template import render, render_files, stack_parameters
@@ -134,6 +134,7 @@ def host_of(cluster_id: str, record: ClusterStack, node: StackNode) -> HostSpec:
 
 class OpenStackProvider(RemoteNodesProvider):
     name = "openstack"
+    options_schema = OPTIONS_SCHEMA
     pool: StackHosts
 
     def __init__(self, access: ClusterAccess, cache_dir: Path, public_url: str, *, index_url: str = "",
