@@ -61,7 +61,8 @@ def connect(cloud: dict[str, Any]) -> Any:
     entry: auth_type, auth, region_name, interface, …)."""
     try:
         return openstack.connect(load_yaml_config=False, load_envvars=False, **cloud)
-    except (*CLOUD_ERRORS, TypeError, KeyError) as exc:
+    # ValueError: openstacksdk formats the entry's values with str.format (a stray brace).
+    except (*CLOUD_ERRORS, TypeError, KeyError, ValueError) as exc:
         raise HeatError(f"the cloud's settings are not usable: {_short(exc)}", made_nothing=True) from None
 
 
@@ -69,6 +70,10 @@ class HeatStacks:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.heat = conn.orchestration
+        if not hasattr(self.heat, "find_stack"):
+            # openstacksdk found no orchestration API version it knows (its bare REST proxy).
+            raise HeatError("the cloud offers no Heat (orchestration) API openstacksdk can use",
+                            made_nothing=True)
 
     # -- reading --------------------------------------------------------------------------
 
