@@ -43,7 +43,7 @@ class Settings:
     # Remote nodes (SSH hosts, cloud VMs) take Python packages from here on a private network.
     node_index_url: str = ""
     node_wheelhouse: str = ""
-    # The OpenStack cloud the seed's OCCI creates use (docs/openstack-occi.md): an entry name
+    # The OpenStack cloud the seed's OCCI creates use (docs/openstack.md#the-seeds-occi-interface): an entry name
     # of the admin's clouds.yaml, whose URL, project and domains the users' passwords log in to.
     openstack_cloud: str = ""
     openstack_clouds_file: Path | None = None

@@ -3,7 +3,7 @@
     GET /-/                 query interface (the `disco` kind and its actions)
     POST /disco/            create -> 201, Location: <base>/disco/<id>; with the heat attributes
                             and the user's OpenStack credentials, an OpenStack cluster
-                            (occi_cloud.py, docs/openstack-occi.md)
+                            (occi_cloud.py, docs/openstack.md#the-seeds-occi-interface)
     GET /disco/             X-OCCI-Location of the tenant's clusters
     GET /disco/<id>         text/occi, text/plain or application/occi+json
     POST /disco/<id>        action="suspend" / "resume", or a new slavecount (scale)

@@ -47,7 +47,7 @@ def _operation(operation_id: str, summary: str, responses: dict[int | str, dict[
 QUERY = _operation("occiQueryInterface", "The disco kind and its actions", {
     **error_responses(401, 429), **_renderings(OcciQueryInterface, "The kind and its actions.")})
 
-# The seed README's OpenStack credentials (docs/openstack-occi.md). Sent, they make the cluster an
+# The seed README's OpenStack credentials (docs/openstack.md#the-seeds-occi-interface). Sent, they make the cluster an
 # OpenStack one; the password is sealed with the cluster, never stored in clear nor shown.
 _CREDENTIAL_HEADERS = [
     ("X-User-Name", "Your OpenStack user name (or the attribute `icclab.disco.deployer.username`)."),
