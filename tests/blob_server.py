@@ -7,6 +7,28 @@ import http.server
 import threading
 import time
 
+# A framework whose install downloads the server's file, checked by its SHA-256 (format with
+# url= and sha256=), and serves a web page on the master.
+BLOB_FRAMEWORK = """\
+name: blobby
+version: "1.0"
+description: A download checked by its SHA-256, and a web server over it.
+ports:
+  web: {{port: 8000, role: master, scheme: http}}
+install:
+  downloads:
+    - {{url: "{url}", sha256: "{sha256}", dest: "lib/blob.txt"}}
+roles:
+  master:
+    processes:
+      - name: web
+        command: ["{{{{ python }}}}", "-m", "http.server", "{{{{ ports.web }}}}", "--bind", "{{{{ node.host }}}}"]
+readiness:
+  kind: http
+  url: "http://{{{{ master.host }}}}:{{{{ ports.web }}}}/"
+  timeout_s: 30
+"""
+
 
 class BlobServer:
     def __init__(self, content: bytes = b"corrupted on the mirror\n") -> None:

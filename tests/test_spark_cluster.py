@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,6 +28,17 @@ JOB = textwrap.dedent("""
     spark.stop()
 """)
 
+
+def run_spark_job(master_url: str, spark_defaults: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """JOB from this machine against a cluster's master, with the cluster's client settings
+    (its spark-defaults.conf: the secret) in a configuration directory of its own."""
+    conf_dir = workdir / "spark-conf"
+    conf_dir.mkdir()
+    (conf_dir / "spark-defaults.conf").write_text(spark_defaults)
+    script = workdir / "job.py"
+    script.write_text(JOB)
+    return subprocess.run([sys.executable, str(script), master_url], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_CONF_DIR": str(conf_dir)})
 
 def disco(sm: ServiceManager, token: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DISCO_URL": sm.url, "DISCO_TOKEN": token, "DISCO_DATA_DIR": str(sm.data_dir)}

@@ -6,10 +6,7 @@ delete leaves no stack, no container and no listening socket."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from distributed import Client
 from distributed.security import Security
 
 from cloud_site import CloudSite, close_cloud_site, open_cloud_site
-from test_spark_cluster import JOB as SPARK_JOB
+from test_spark_cluster import run_spark_job
 
 pytestmark = pytest.mark.slow
 
@@ -109,14 +106,8 @@ def test_spark_on_a_network_of_its_own(site: CloudSite, tmp_path: Path) -> None:
     assert cluster["state"] == "ready", (cluster["status_reason"], site.events(cluster["id"]))
     with site.api() as api:
         access = api.get(f"/api/v1/clusters/{cluster['id']}/credentials").json()["frameworks"]["spark"]
-    conf_dir = tmp_path / "spark-conf"
-    conf_dir.mkdir()
-    (conf_dir / "spark-defaults.conf").write_text(access["files"]["spark-defaults.conf"])
-    script = tmp_path / "job.py"
-    script.write_text(SPARK_JOB)
-    job = subprocess.run([sys.executable, str(script), cluster["outputs"]["frameworks"]["spark"]["master_url"]],
-                         capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_CONF_DIR": str(conf_dir)})
+    job = run_spark_job(cluster["outputs"]["frameworks"]["spark"]["master_url"], access["files"]["spark-defaults.conf"],
+                        tmp_path)
     assert "RESULT [('a', 100), ('b', 200), ('c', 300)]" in job.stdout, job.stderr[-3000:]
     resources = {r["resource_name"] for r in site.heat.resources(cluster["outputs"]["stack_id"], 0)}
     assert {"network", "subnet", "router", "router_interface"} <= resources

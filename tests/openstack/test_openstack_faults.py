@@ -10,32 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from blob_server import BlobServer
+from blob_server import BLOB_FRAMEWORK, BlobServer
 from cloud_site import CloudSite, close_cloud_site, open_cloud_site
 from sm_fixtures import frameworks_path
 
 pytestmark = pytest.mark.slow
 
 GOOD_BLOB = b"the real thing\n" * 100
-BLOB_FRAMEWORK = """\
-name: blobby
-version: "1.0"
-description: A download checked by its SHA-256, and a web server over it.
-ports:
-  web: {{port: 8000, role: master, scheme: http}}
-install:
-  downloads:
-    - {{url: "{url}", sha256: "{sha256}", dest: "lib/blob.txt"}}
-roles:
-  master:
-    processes:
-      - name: web
-        command: ["{{{{ python }}}}", "-m", "http.server", "{{{{ ports.web }}}}", "--bind", "{{{{ node.host }}}}"]
-readiness:
-  kind: http
-  url: "http://{{{{ master.host }}}}:{{{{ ports.web }}}}/"
-  timeout_s: 30
-"""
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,7 @@ back to the pool."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from distributed.security import Security
 from sm_fixtures import wait_until
 from ssh_site import Site, close_site, open_site
 from test_mapreduce_cluster import assert_wordcount
-from test_spark_cluster import JOB as SPARK_JOB
+from test_spark_cluster import run_spark_job
 
 pytestmark = pytest.mark.slow
 
@@ -131,14 +128,8 @@ def test_spark_job_across_hosts(site: Site, tmp_path: Path) -> None:
     java = [e["message"] for e in cluster["events"] if e["step"] == "install" and f"({bare})" in e["message"]]
     assert java and "os_packages" in java[0] and "os_packages 0.0 s (as it was)" not in java[0]
     access = credentials(site, cluster["id"])["spark"]
-    conf_dir = tmp_path / "spark-conf"
-    conf_dir.mkdir()
-    (conf_dir / "spark-defaults.conf").write_text(access["files"]["spark-defaults.conf"])
-    script = tmp_path / "job.py"
-    script.write_text(SPARK_JOB)
-    job = subprocess.run([sys.executable, str(script), cluster["outputs"]["frameworks"]["spark"]["master_url"]],
-                         capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_CONF_DIR": str(conf_dir)})
+    job = run_spark_job(cluster["outputs"]["frameworks"]["spark"]["master_url"], access["files"]["spark-defaults.conf"],
+                        tmp_path)
     assert "RESULT [('a', 100), ('b', 200), ('c', 300)]" in job.stdout, job.stderr[-3000:]
     assert site.delete(cluster["id"])["state"] == "deleted"
     assert_gone(site, cluster)

@@ -34,11 +34,11 @@ def decimal_range_pattern(low: int, high: int) -> str:
         start = max(low, 10 ** (length - 1) if length > 1 else 0)
         end = min(high, 10 ** length - 1)
         if start <= end:
-            alternatives += _same_length(str(start), str(end))
+            alternatives += same_length(str(start), str(end))
     return "^(?:" + "|".join(alternatives) + ")$"
 
 
-def _same_length(low: str, high: str) -> list[str]:
+def same_length(low: str, high: str) -> list[str]:
     """Alternatives matching every number from `low` to `high`, both of the same length."""
     if low == high:
         return [low]
@@ -46,13 +46,13 @@ def _same_length(low: str, high: str) -> list[str]:
         return [f"[{low}-{high}]"]
     rest = len(low) - 1
     if low[0] == high[0]:
-        return [low[0] + tail for tail in _same_length(low[1:], high[1:])]
+        return [low[0] + tail for tail in same_length(low[1:], high[1:])]
     if low[1:] == "0" * rest and high[1:] == "9" * rest:
         return [f"[{low[0]}-{high[0]}][0-9]{{{rest}}}"]
-    parts = [low[0] + tail for tail in _same_length(low[1:], "9" * rest)]
+    parts = [low[0] + tail for tail in same_length(low[1:], "9" * rest)]
     if int(low[0]) + 1 <= int(high[0]) - 1:
         parts.append(f"[{int(low[0]) + 1}-{int(high[0]) - 1}][0-9]{{{rest}}}")
-    parts += [high[0] + tail for tail in _same_length("0" * rest, high[1:])]
+    parts += [high[0] + tail for tail in same_length("0" * rest, high[1:])]
     return parts
 
 

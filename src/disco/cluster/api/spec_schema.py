@@ -17,6 +17,7 @@ from typing import Any
 
 from disco.frameworks.catalog import Catalog
 from disco.cluster import cloud_entry
+from disco.providers.option_patterns import same_length
 from disco.cluster.spec import MAX_OVERRIDES
 from disco.frameworks.config_files import KEY_RE, MAX_VALUE_CHARS
 from disco.frameworks.model import FrameworkDef, PropertyDef
@@ -260,24 +261,8 @@ def _digits_in(low: int, high: int) -> str:
         if start > end:
             continue
         zeros = INT_TEXT_DIGITS - length
-        body = "|".join(_same_length(str(start), str(end)))
+        body = "|".join(same_length(str(start), str(end)))
         alternatives.append(f"0{{0,{zeros}}}(?:{body})" if zeros else f"(?:{body})")
     return "(?:" + "|".join(alternatives) + ")"
 
 
-def _same_length(low: str, high: str) -> list[str]:
-    """Alternatives matching every number from `low` to `high`, both of the same length."""
-    if low == high:
-        return [low]
-    if len(low) == 1:
-        return [f"[{low}-{high}]"]
-    rest = len(low) - 1
-    if low[0] == high[0]:
-        return [low[0] + tail for tail in _same_length(low[1:], high[1:])]
-    if low[1:] == "0" * rest and high[1:] == "9" * rest:
-        return [f"[{low[0]}-{high[0]}][0-9]{{{rest}}}"]
-    parts = [low[0] + tail for tail in _same_length(low[1:], "9" * rest)]
-    if int(low[0]) + 1 <= int(high[0]) - 1:
-        parts.append(f"[{int(low[0]) + 1}-{int(high[0]) - 1}][0-9]{{{rest}}}")
-    parts += [high[0] + tail for tail in _same_length("0" * rest, high[1:])]
-    return parts
