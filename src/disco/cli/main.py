@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
+
+# asyncssh (the SSH provider, the test hosts) still names DSA keys, which newer cryptography
+# releases warn about on import: noise on a command's stderr, not something a user can act on.
+warnings.filterwarnings("ignore", message="DSA is deprecated", module="asyncssh")
 
 from disco.cli import admin, clusters, hosts, mapreduce, testbed
 from disco.cli.client import ApiError
