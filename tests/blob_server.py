@@ -3,9 +3,13 @@ be mended — for the faults of a node's install (checksums, timeouts, a failing
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import threading
 import time
+from pathlib import Path
+
+from sm_fixtures import frameworks_path
 
 # A framework whose install downloads the server's file, checked by its SHA-256 (format with
 # url= and sha256=), and serves a web page on the master.
@@ -57,3 +61,9 @@ class BlobServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def blobby_frameworks_path(folder: Path, server: BlobServer, good: bytes) -> str:
+    """DISCO_FRAMEWORKS_PATH with `blobby` downloading the server's file, which must be `good`."""
+    return frameworks_path(folder, {"blobby": BLOB_FRAMEWORK.format(url=server.url,
+                                                                   sha256=hashlib.sha256(good).hexdigest())})

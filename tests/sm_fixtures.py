@@ -131,6 +131,15 @@ class ServiceManager:
             asyncio.run(provider.destroy_cluster(cid))
 
 
+def stored_clusters(sm: ServiceManager) -> int:
+    """How many clusters the service manager's store holds, deleted ones included."""
+    store = sm.store()
+    try:
+        return len(store.list_clusters(include_deleted=True))
+    finally:
+        store.close()
+
+
 def _live_ids(sm: ServiceManager) -> list[str]:
     store = sm.store()
     try:

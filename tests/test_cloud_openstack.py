@@ -22,7 +22,7 @@ import yaml
 
 from disco.cluster.cloud_entry import check_cloud_entry, describe_cloud
 from disco.cluster.secrets import SecretBox
-from sm_fixtures import ServiceManager, wait_until
+from sm_fixtures import ServiceManager, wait_until, stored_clusters
 
 CLUSTERS = "/api/v1/clusters"
 PLAN = f"{CLUSTERS}?dry_run=true"
@@ -42,13 +42,6 @@ def api(sm: ServiceManager) -> Iterator[httpx.Client]:
     with sm.client("default") as client:
         yield client
 
-
-def stored_clusters(sm: ServiceManager) -> int:
-    store = sm.store()
-    try:
-        return len(store.list_clusters(include_deleted=True))
-    finally:
-        store.close()
 
 
 def on_disk_with(folder: Path, secret: str) -> list[str]:

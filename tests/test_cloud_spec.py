@@ -13,7 +13,7 @@ import httpx
 import jsonschema_rs
 import pytest
 
-from sm_fixtures import ServiceManager
+from sm_fixtures import ServiceManager, stored_clusters
 
 CLUSTERS = "/api/v1/clusters"
 PLAN = f"{CLUSTERS}?dry_run=true"
@@ -37,13 +37,6 @@ def on_disk_with(folder: Path, secret: str) -> list[str]:
     needle = secret.encode()
     return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
-
-def stored_clusters(sm: ServiceManager) -> int:
-    store = sm.store()
-    try:
-        return len(store.list_clusters(include_deleted=True))
-    finally:
-        store.close()
 
 
 @pytest.mark.parametrize("provider", [None, "local", "ssh"])

@@ -21,7 +21,7 @@ import pytest
 from disco.cluster.hosts import HostPool
 from disco.cluster.secrets import SecretBox
 from disco.providers.local import LocalProvider
-from sm_fixtures import ServiceManager, cluster_processes, wait_state
+from sm_fixtures import ServiceManager, cluster_processes, wait_state, stored_clusters
 
 TESTS = Path(__file__).parent
 TENANT = "openapi"
@@ -75,13 +75,6 @@ def schema(client: httpx.Client) -> dict[str, Any]:
     assert response.status_code == 200
     return response.json()
 
-
-def stored_clusters(sm: ServiceManager) -> int:
-    store = sm.store()
-    try:
-        return len(store.list_clusters(include_deleted=True))
-    finally:
-        store.close()
 
 
 def run_schemathesis(sm: ServiceManager, workdir: Path, headers: dict[str, str],

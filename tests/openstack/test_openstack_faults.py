@@ -5,14 +5,12 @@ that is missing); a node too slow for the wait condition's timeout."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 import pytest
 
-from blob_server import BLOB_FRAMEWORK, BlobServer
+from blob_server import BlobServer, blobby_frameworks_path
 from cloud_site import CloudSite, close_cloud_site, open_cloud_site
-from sm_fixtures import frameworks_path
 
 pytestmark = pytest.mark.slow
 
@@ -31,8 +29,7 @@ def blobs() -> Iterator[BlobServer]:
 @pytest.fixture(scope="module")
 def site(test_cloud, blobs: BlobServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudSite]:  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("openstack-faults")
-    path = frameworks_path(folder, {"blobby": BLOB_FRAMEWORK.format(
-        url=blobs.url, sha256=hashlib.sha256(GOOD_BLOB).hexdigest())})
+    path = blobby_frameworks_path(folder, blobs, GOOD_BLOB)
     opened = open_cloud_site(test_cloud, folder / "sm", extra_env={"DISCO_FRAMEWORKS_PATH": path})
     try:
         yield opened

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from blob_server import BLOB_FRAMEWORK, BlobServer
-from sm_fixtures import frameworks_path, wait_state, wait_until
+from blob_server import BlobServer, blobby_frameworks_path
+from sm_fixtures import wait_state, wait_until
 from ssh_site import Site, close_site, open_site
 from test_ssh_clusters import dask_client
 
@@ -33,8 +33,7 @@ def blobs() -> Iterator[BlobServer]:
 @pytest.fixture(scope="module")
 def site(testbed_images, blobs: BlobServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("ssh-faults")
-    path = frameworks_path(folder, {"blobby": BLOB_FRAMEWORK.format(
-        url=blobs.url, sha256=hashlib.sha256(GOOD_BLOB).hexdigest())})
+    path = blobby_frameworks_path(folder, blobs, GOOD_BLOB)
     opened = open_site(folder, bare=2, baked=2, sm_env={"DISCO_FRAMEWORKS_PATH": path})
     try:
         yield opened

@@ -199,14 +199,15 @@ class Lifecycle:
             await self._remove_nodes(cluster, leaving)
             cluster = self.store.get_cluster(cluster.id)
 
+        # What the nodes are (options, ports, what they install): the same for both steps below.
+        request = await self._request(cluster, provider)
         missing = [n for n in cluster.nodes if not n.host]
         if missing or cluster.state in ("pending", "provisioning"):
             cluster = self._set_state(cluster.id, "provisioning")
             started = time.monotonic()
-            refs = [NodeRef(n.name, n.role, n.index) for n in plan.live_nodes(cluster)]
-            request = await self._request(cluster, provider)
             try:
-                addresses = await asyncio.wait_for(provider.create_nodes(ref, refs, request), PROVISION_TIMEOUT_S)
+                addresses = await asyncio.wait_for(provider.create_nodes(ref, request.nodes, request),
+                                                   PROVISION_TIMEOUT_S)
             except asyncio.TimeoutError:
                 raise StepFailed(f"provisioning nodes took longer than {PROVISION_TIMEOUT_S:g} s") from None
             for address in addresses:
@@ -218,9 +219,7 @@ class Lifecycle:
             cluster = self.store.get_cluster(cluster.id)
 
         cluster = self._set_state(cluster.id, "installing")
-        request = await self._request(cluster, provider)
-        addresses = await provider.create_nodes(ref, [NodeRef(n.name, n.role, n.index)
-                                                      for n in plan.live_nodes(cluster)], request)
+        addresses = await provider.create_nodes(ref, request.nodes, request)
         by_name = {a.name: a for a in addresses}
         await self._prepare_nodes(cluster, provider, ref, addresses, request.needs)
         for name in cluster.spec.get("resolved_frameworks", []):

@@ -65,3 +65,12 @@ def matches(pattern: str, value: object) -> bool:
 
 def text_option(pattern: str, description: str) -> dict[str, Any]:
     return {"type": "string", "pattern": pattern, "description": description}
+
+
+def unknown_options(provider: str, options: dict[str, str], known: dict[str, str]) -> list[str]:
+    """The problem of option names a provider does not take, listing what it takes (none: [])."""
+    unknown = sorted(set(options) - set(known))
+    if not unknown:
+        return []
+    return [f"unknown option(s) {', '.join(unknown)}; provider {provider} takes "
+            + "; ".join(f"{k} ({v})" for k, v in known.items())]

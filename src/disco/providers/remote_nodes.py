@@ -14,9 +14,11 @@ import asyncio
 import base64
 import json
 import time
+from pathlib import Path
 from typing import Any, Protocol
 
-from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeCapacity, NodeFacts, ProcessState,
+from disco.node.bundle import DiscoWheel, Download as BundleDownload, NodeBundle, PythonEnv
+from disco.providers.base import (ClusterRef, Launch, NodeAddress, NodeCapacity, NodeFacts, NodeNeeds, ProcessState,
                                   ProcessStatus, Provider)
 from disco.providers.ssh_transport import HostSpec, SSHError, Transport, as_root
 
@@ -44,8 +46,12 @@ class RemoteNodesProvider(Provider):
 
     remote = True
 
-    def __init__(self, pool: HostSource) -> None:
+    def __init__(self, pool: HostSource, cache_dir: Path, *, index_url: str = "", wheelhouse: str = "") -> None:
         self.pool = pool
+        self.cache_dir = Path(cache_dir)
+        # Where nodes take Python packages from on a private network (else their pip's index).
+        self.index_url = index_url
+        self.wheelhouse = wheelhouse
         self.transport = Transport()
         # (cluster, node) -> when asked, the node's processes as its supervisor described them.
         self._status: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
@@ -59,6 +65,18 @@ class RemoteNodesProvider(Provider):
 
     async def _facts(self, host: HostSpec) -> NodeFacts:
         return node_facts_of(await self._node_cli(host, ["facts"]), host.prefix)
+
+    def node_bundle(self, cluster_id: str, node: str, role: str, host: str, prefix: str, needs: NodeNeeds,
+                    wheel: DiscoWheel) -> NodeBundle:
+        """What a node installs for a cluster (disco.node), however it gets there: carried over
+        SSH, or in a cloud server's user_data (`host` then a placeholder Heat fills)."""
+        return NodeBundle(
+            cluster_id=cluster_id, node=node, role=role, host=host, prefix=prefix,
+            os_packages=list(needs.os_packages),
+            python=PythonEnv(requirements=list(needs.python_requirements), index_url=self.index_url or None,
+                             wheelhouse=self.wheelhouse or None),
+            downloads=[BundleDownload(d.url, d.sha256, d.dest, d.sha512, d.unpack) for d in needs.downloads],
+            disco_wheel=wheel, log_token_sha256=needs.log_token_sha256)
 
     # -- processes -------------------------------------------------------------------------
 

@@ -23,11 +23,11 @@ from typing import Any, Protocol
 
 from disco.errors import Conflict, InvalidSpec
 from disco.node.bootstrap import render_script
-from disco.node.bundle import DiscoWheel, Download as BundleDownload, NodeBundle, PythonEnv
+from disco.node.bundle import DiscoWheel, NodeBundle
 from disco.node.wheel import planned_wheel_ref, self_wheel, wheel_ref
 from disco.providers.base import (ClusterRef, NodeAddress, NodeCapacity, NodeFacts, NodeNeeds, NodeRef,
                                   PlannedNode, PlanRequest, ProviderError, ProviderPlan, ProviderResources)
-from disco.providers.option_patterns import list_pattern, matches, text_option
+from disco.providers.option_patterns import list_pattern, matches, text_option, unknown_options
 from disco.providers.remote_nodes import HostSource, RemoteNodesProvider, last_lines, node_dir
 from disco.providers.ssh_transport import HostSpec, SSHError, Transport, as_root
 
@@ -60,11 +60,7 @@ def split_list(value: str) -> list[str]:
 
 def option_problems(options: dict[str, str]) -> list[str]:
     """Everything wrong with the options (OPTIONS_SCHEMA says the same), none when they are good."""
-    problems = []
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        problems.append(f"provider ssh does not know the option(s) {', '.join(unknown)}; it takes "
-                        + "; ".join(f"{k} ({v})" for k, v in OPTIONS.items()))
+    problems = unknown_options("ssh", options, OPTIONS)
     for key in OPTIONS:
         if key in options and not matches(PATTERNS[key], options[key]):
             problems.append(f"provider option {key} {options[key]!r} is not a comma-separated list (no spaces, "
@@ -93,10 +89,7 @@ class SSHProvider(RemoteNodesProvider):
     pool: HostPool
 
     def __init__(self, pool: HostPool, cache_dir: Path, *, index_url: str = "", wheelhouse: str = "") -> None:
-        super().__init__(pool)
-        self.cache_dir = Path(cache_dir)
-        self.index_url = index_url
-        self.wheelhouse = wheelhouse
+        super().__init__(pool, cache_dir, index_url=index_url, wheelhouse=wheelhouse)
 
     @classmethod
     def from_resources(cls, resources: ProviderResources) -> "SSHProvider":
@@ -154,14 +147,8 @@ class SSHProvider(RemoteNodesProvider):
 
     def _bundle(self, cluster_id: str, node: str, host: HostSpec, needs: NodeNeeds,
                 wheel: Path | DiscoWheel) -> NodeBundle:
-        return NodeBundle(
-            cluster_id=cluster_id, node=node, role="master" if node == "master" else "worker",
-            host=host.address, prefix=host.prefix, os_packages=list(needs.os_packages),
-            python=PythonEnv(requirements=list(needs.python_requirements), index_url=self.index_url or None,
-                             wheelhouse=self.wheelhouse or None),
-            downloads=[BundleDownload(d.url, d.sha256, d.dest, d.sha512, d.unpack) for d in needs.downloads],
-            disco_wheel=wheel if isinstance(wheel, DiscoWheel) else wheel_ref(wheel),
-            log_token_sha256=needs.log_token_sha256)
+        return self.node_bundle(cluster_id, node, "master" if node == "master" else "worker", host.address,
+                                host.prefix, needs, wheel if isinstance(wheel, DiscoWheel) else wheel_ref(wheel))
 
     def plan(self, request: PlanRequest) -> ProviderPlan:
         """The pool's hosts a create would take now (not reserved), and for each its bootstrap:

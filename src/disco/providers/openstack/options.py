@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from disco.errors import InvalidSpec
-from disco.providers.option_patterns import decimal_range_pattern, matches, name_pattern, text_option
+from disco.providers.option_patterns import decimal_range_pattern, matches, name_pattern, text_option, unknown_options
 from disco.providers.openstack.design import (DEFAULT_CIDR, MAX_WAIT_TIMEOUT, ExistingKey, ExistingNetwork,
                                               GeneratedKey, NewNetwork, PortRule, StackDesign, UserData)
 
@@ -95,11 +95,7 @@ class StackChoices:
 
 def option_problems(options: dict[str, str]) -> list[str]:
     """Everything wrong with the options (OPTIONS_SCHEMA says the same), none when they are good."""
-    problems = []
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        problems.append(f"unknown option(s) {', '.join(unknown)}; it takes "
-                        + "; ".join(f"{k} ({v})" for k, v in OPTIONS.items()))
+    problems = unknown_options("openstack", options, OPTIONS)
     for key, value in options.items():
         if key in PATTERNS and not matches(PATTERNS[key], value):
             problems.append(f"{key} {value!r} is not {_WHAT[key]}")

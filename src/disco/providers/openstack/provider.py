@@ -27,7 +27,7 @@ from keystoneauth1 import exceptions as ks_exc
 
 from disco.errors import ProviderError
 from disco.node.bootstrap import render_script
-from disco.node.bundle import DiscoWheel, Download as BundleDownload, NodeBundle, PythonEnv
+from disco.node.bundle import DiscoWheel
 from disco.node.wheel import planned_wheel_ref, self_wheel, wheel_ref
 from disco.providers.base import (ClusterAccess, ClusterRef, NodeAddress, NodeFacts, NodeRef, PlannedNode,
                                   PlanRequest, ProviderPlan, ProviderResources)
@@ -139,12 +139,9 @@ class OpenStackProvider(RemoteNodesProvider):
 
     def __init__(self, access: ClusterAccess, cache_dir: Path, public_url: str, *, index_url: str = "",
                  wheelhouse: str = "") -> None:
-        super().__init__(StackHosts(access))
+        super().__init__(StackHosts(access), cache_dir, index_url=index_url, wheelhouse=wheelhouse)
         self.access = access
-        self.cache_dir = Path(cache_dir)
         self.public_url = public_url.rstrip("/")
-        self.index_url = index_url
-        self.wheelhouse = wheelhouse
 
     @classmethod
     def from_resources(cls, resources: ProviderResources) -> "OpenStackProvider":
@@ -232,7 +229,6 @@ class OpenStackProvider(RemoteNodesProvider):
         if record is None:
             return
         await self._settle(cluster.id, record, lambda: record.stacks.suspend(record.stack_id), "SUSPEND")
-        record.outputs["stack_status"] = "SUSPEND_COMPLETE"
 
     async def destroy_nodes(self, cluster: ClusterRef, nodes: list[str]) -> list[str]:
         """Workers leave by a stack update with fewer of them: the group removes its highest
@@ -333,22 +329,12 @@ class OpenStackProvider(RemoteNodesProvider):
         workers = sum(1 for ref in request.nodes if ref.role == "worker")
         ports = [PortRule(use.port, why=f"{use.framework} {use.name}") for use in request.ports]
         scripts = {role: node_user_data(
-            node, render_script(self._bundle(cluster_id, node, role, request, wheel),
+            node, render_script(self.node_bundle(cluster_id, node, role, NODE_IP, PREFIX, request.needs, wheel),
                                 payload_url=f"{self.public_url}/api/v1/node-payload/{wheel.filename}"),
             authorized_key=public_key if choices.key_name else "", login_user=choices.user)
             for role, node in (("master", "master"), ("worker", NODE_NAME))}
         return stack_design(cluster_id, request.name, choices, public_key, workers, MAX_WORKERS,
                             request.allowed_cidrs, ports, UserData(**scripts))
-
-    def _bundle(self, cluster_id: str, node: str, role: str, request: PlanRequest, wheel: DiscoWheel) -> NodeBundle:
-        needs = request.needs
-        return NodeBundle(
-            cluster_id=cluster_id, node=node, role=role, host=NODE_IP, prefix=PREFIX,
-            os_packages=list(needs.os_packages),
-            python=PythonEnv(requirements=list(needs.python_requirements), index_url=self.index_url or None,
-                             wheelhouse=self.wheelhouse or None),
-            downloads=[BundleDownload(d.url, d.sha256, d.dest, d.sha512, d.unpack) for d in needs.downloads],
-            disco_wheel=wheel, log_token_sha256=needs.log_token_sha256)
 
     @staticmethod
     def _timeout_mins(request: PlanRequest | None) -> int:
