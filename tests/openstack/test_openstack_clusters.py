@@ -10,6 +10,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from distributed import Client
 from distributed.security import Security
@@ -37,6 +38,13 @@ def dask_client(site: CloudSite, cluster: dict) -> Client:
     return Client(cluster["outputs"]["frameworks"]["dask"]["scheduler_address"], security=security, timeout=30)
 
 
+def ssh_peers(site: CloudSite) -> set[str]:
+    """The addresses the service manager itself holds SSH connections to."""
+    assert site.sm.proc is not None
+    return {c.raddr.ip for c in psutil.Process(site.sm.proc.pid).net_connections(kind="tcp")
+            if c.raddr and c.raddr.port == 22 and c.status == psutil.CONN_ESTABLISHED}
+
+
 def worker_hosts(client: Client) -> set[str]:
     """Where the workers' tasks run: each worker's own server (its hostname)."""
     workers = list(client.scheduler_info(n_workers=-1)["workers"])
@@ -61,10 +69,14 @@ def test_dask_stack_job_scale_suspend_resume_delete(site: CloudSite) -> None:
     ready_at = next(i for i, e in enumerate(events) if e.startswith("ready: stack"))
     assert ready_at > next(i for i, e in enumerate(events) if e.startswith("dask: dask") and "ready" in e)
     assert len(site.servers(stack.id)) == 3
+    # The master has a floating IP: the service manager reaches it there, and the workers (their
+    # private addresses) only through it, over SSH to the master.
+    assert ssh_peers(site) == {outputs["external_ip"]}
 
     with dask_client(site, cluster) as client:
         hosts = worker_hosts(client)
-        assert len(hosts) == 2 and all("worker" in h for h in hosts), hosts
+        assert len(hosts) == 2 and all("worker" in h for h in hosts), (
+            hosts, list(client.scheduler_info(n_workers=-1)["workers"]), cluster["nodes"])
         assert client.submit(sum, range(1000)).result() == 499500
 
     grown = site.scale(cluster["id"], 3)

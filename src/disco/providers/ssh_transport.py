@@ -37,9 +37,13 @@ class HostSpec:
     private_key: str
     host_key: str
     prefix: str = "/opt/disco"
+    # A host reached only through another (a cloud's private worker through its master, the
+    # one with a floating IP): SSH to `via`, then a direct-tcpip channel from there.
+    via: HostSpec | None = None
 
     def __repr__(self) -> str:  # never the key, in a log or a traceback
-        return f"HostSpec({self.name}, {self.user}@{self.address}:{self.port})"
+        through = f" via {self.via.address}" if self.via else ""
+        return f"HostSpec({self.name}, {self.user}@{self.address}:{self.port}{through})"
 
 
 def as_root(host: HostSpec, argv: list[str]) -> list[str]:
@@ -140,13 +144,14 @@ class Transport:
             raise SSHError(f"{host.name}: could not write {path} (exit {done.exit_status}: {reason})")
 
     async def _connection(self, host: HostSpec) -> asyncssh.SSHClientConnection:
-        key = (host.address, host.port, host.user)
+        key = _connection_key(host)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             existing = self._connections.get(key)
             if existing is not None and not existing.is_closed():
                 return existing
-            self._connections[key] = connection = await connect(host)
+            tunnel = await self._connection(host.via) if host.via else None
+            self._connections[key] = connection = await connect(host, tunnel=tunnel)
             return connection
 
     def hang_up(self, host: HostSpec) -> None:
@@ -155,9 +160,15 @@ class Transport:
         self._loop.call_soon_threadsafe(self._forget, host)
 
     def _forget(self, host: HostSpec) -> None:
-        connection = self._connections.pop((host.address, host.port, host.user), None)
+        connection = self._connections.pop(_connection_key(host), None)
         if connection is not None:
             connection.close()
+
+
+def _connection_key(host: HostSpec) -> tuple[str, int, str, str]:
+    """Private addresses repeat between clusters' networks: a host behind another is known by
+    both addresses."""
+    return host.address, host.port, host.user, f"{host.via.address}:{host.via.port}" if host.via else ""
 
 
 def known_hosts_line(host: HostSpec) -> str:
@@ -165,8 +176,10 @@ def known_hosts_line(host: HostSpec) -> str:
     return f"{where} {host.host_key}"
 
 
-async def connect(host: HostSpec, timeout_s: float = CONNECT_TIMEOUT_S) -> asyncssh.SSHClientConnection:
-    """A connection that trusts only the host key recorded for the host."""
+async def connect(host: HostSpec, timeout_s: float = CONNECT_TIMEOUT_S,
+                  tunnel: asyncssh.SSHClientConnection | None = None) -> asyncssh.SSHClientConnection:
+    """A connection that trusts only the host key recorded for the host; through `tunnel` (a
+    connection to `host.via`) when the host is behind another."""
     try:
         key = asyncssh.import_private_key(host.private_key)
         known = asyncssh.import_known_hosts(known_hosts_line(host))
@@ -175,7 +188,7 @@ async def connect(host: HostSpec, timeout_s: float = CONNECT_TIMEOUT_S) -> async
     try:
         return await asyncssh.connect(host.address, port=host.port, username=host.user, client_keys=[key],
                                       known_hosts=known, connect_timeout=timeout_s,
-                                      agent_path=None, config=[])
+                                      agent_path=None, config=[], tunnel=tunnel or ())
     except asyncssh.HostKeyNotVerifiable:
         raise SSHError(f"{host.name}: the host key differs from the one recorded when the host was "
                        "added (a different machine, or a reinstalled one); check it and add the host again",
@@ -183,7 +196,8 @@ async def connect(host: HostSpec, timeout_s: float = CONNECT_TIMEOUT_S) -> async
     except asyncssh.PermissionDenied:
         raise SSHError(f"{host.name}: {host.user}@{host.address} refused the key", kind="auth") from None
     except (OSError, asyncio.TimeoutError) as exc:
-        raise SSHError(f"{host.name}: cannot reach {host.address}:{host.port} "
+        through = f" through {host.via.address}" if host.via else ""
+        raise SSHError(f"{host.name}: cannot reach {host.address}:{host.port}{through} "
                        f"({exc.__class__.__name__}: {exc or 'timed out'})", kind="unreachable") from None
     except asyncssh.Error as exc:
         raise SSHError(f"{host.name}: SSH failed ({exc})", kind="unreachable") from None

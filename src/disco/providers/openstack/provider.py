@@ -4,7 +4,8 @@ The stack is the cluster's whole infrastructure: network, security group, key pa
 and a group of workers, each server booting the node bootstrap from its user_data (cloud-init).
 Once a node has installed everything it signals its `booted` wait condition with its SSH host
 key; the provider reads the key from Heat and pins it, and from then on a node is a host reached
-over SSH like any other remote node (remote_nodes.py: start, status, stop, logs through the node
+over SSH like any other remote node (the master at its floating IP, the workers through it when
+it has one: they have only their private addresses) (remote_nodes.py: start, status, stop, logs through the node
 CLI). When every framework is ready, each node signals its `ready` wait condition (the master
 last), so the stack completes only with a working cluster.
 
@@ -68,6 +69,9 @@ class ClusterStack:
     private_key: str
     # How long a node may take to boot (the wait conditions' timeout).
     timeout_s: int
+    # The master has a floating IP: the service manager reaches it there and the workers,
+    # which have only their private addresses, through it (an SSH jump).
+    behind_master: bool
     hosts: dict[str, HostSpec] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -94,10 +98,9 @@ class StackHosts:
         if stack_id is None:
             return None
         choices = read_options(self.access.options(cluster_id))
-        record = ClusterStack(stacks, stack_id, choices.user, self.access.ssh_key(cluster_id)[1], choices.timeout_s)
-        for node in stack_nodes(stacks, stack_id).values():
-            if node.is_booted:
-                record.hosts[node.name] = host_of(cluster_id, record, node)
+        record = ClusterStack(stacks, stack_id, choices.user, self.access.ssh_key(cluster_id)[1], choices.timeout_s,
+                              choices.floating_ip)
+        pin_hosts(cluster_id, record, [n for n in stack_nodes(stacks, stack_id).values() if n.is_booted])
         self.known[cluster_id] = record
         return record
 
@@ -127,9 +130,26 @@ class StackHosts:
         return set(self.known)
 
 
-def host_of(cluster_id: str, record: ClusterStack, node: StackNode) -> HostSpec:
-    return HostSpec(name=f"{node.name} of {stack_name(cluster_id)}", address=node.address, port=22,
-                    user=record.user, private_key=record.private_key, host_key=node.host_key, prefix=PREFIX)
+def pin_hosts(cluster_id: str, record: ClusterStack, nodes: list[StackNode]) -> None:
+    """The booted nodes become hosts with the host keys they sent; the master first, as the
+    workers may be reached through it."""
+    for node in sorted(nodes, key=lambda n: n.name != "master"):
+        host = host_of(cluster_id, record, node)
+        if host is not None:
+            record.hosts[node.name] = host
+
+
+def host_of(cluster_id: str, record: ClusterStack, node: StackNode) -> HostSpec | None:
+    """None: a worker behind a master that is not reached yet."""
+    if node.name == "master":
+        address, via = (node.public_address or node.address) if record.behind_master else node.address, None
+    else:
+        address, via = node.address, record.hosts.get("master") if record.behind_master else None
+        if record.behind_master and via is None:
+            return None
+    return HostSpec(name=f"{node.name} of {stack_name(cluster_id)}", address=address, port=22,
+                    user=record.user, private_key=record.private_key, host_key=node.host_key, prefix=PREFIX,
+                    via=via)
 
 
 class OpenStackProvider(RemoteNodesProvider):
@@ -187,10 +207,15 @@ class OpenStackProvider(RemoteNodesProvider):
         signal, pins the host key it sent, and asks the node its facts over SSH."""
         record = self._record(cluster.id)
         started = time.monotonic()
-        found = await self._wait_nodes(cluster.id, record, [n.name for n in nodes], lambda n: n.is_booted,
+        names = [n.name for n in nodes]
+        # Behind a floating IP, the master must have it before anyone is reached.
+        master_reached = (lambda n: n.name != "master" or not record.behind_master or bool(n.public_address))
+        found = await self._wait_nodes(cluster.id, record, names, lambda n: n.is_booted and master_reached(n),
                                        record.timeout_s + 60.0, "its booted signal", report)
-        for node in nodes:
-            record.hosts[node.name] = host_of(cluster.id, record, found[node.name])
+        pin_hosts(cluster.id, record, [found[name] for name in names])
+        unreached = [name for name in names if name not in record.hosts]
+        if unreached:
+            raise ProviderError(f"{', '.join(unreached)}: reached through the master, which has not booted")
         if report:
             report(f"{len(nodes)} node(s) booted and installed (cloud-init) in {time.monotonic() - started:.1f} s; "
                    "host keys from Heat pinned")
@@ -278,7 +303,8 @@ class OpenStackProvider(RemoteNodesProvider):
              "bootstrap, disco's wheel from the service manager's node payload, then its booted signal with its "
              "SSH host key"},
             {"step": "install", "what": "wait for every node's booted signal, pin each host key, ask each node its "
-             "facts over SSH"},
+             "facts over SSH" + (" (the master at its floating IP, the workers through it)"
+                                 if choices.floating_ip else " (each at its address on the network)")},
             {"step": "installing", "what": "start each framework's processes over SSH (master, then workers), then "
              "its readiness check"},
             {"step": "ready", "what": "each node signals its ready wait condition (workers, then the master); the "
@@ -320,7 +346,7 @@ class OpenStackProvider(RemoteNodesProvider):
                 self.pool.never_made.add(cluster.id)
             raise ProviderError(_cloud_error(exc)) from None
         self.pool.never_made.discard(cluster.id)
-        record = ClusterStack(stacks, stack_id, choices.user, private_key, choices.timeout_s)
+        record = ClusterStack(stacks, stack_id, choices.user, private_key, choices.timeout_s, choices.floating_ip)
         self.pool.known[cluster.id] = record
         return record
 

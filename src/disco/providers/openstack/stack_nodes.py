@@ -1,6 +1,6 @@
 """The nodes of a cluster's stack as Heat shows them: each node's address (its port's fixed IP),
 its `booted` signal (the SSH host key it sent, or why it failed) and whether it signalled
-`ready`. One listing of the stack's resources, nested stacks included, answers for all nodes:
+`ready`; the master's floating IP when it has one. One listing of the stack's resources, nested stacks included, answers for all nodes:
 the master's resources are the top stack's `master_port`, `master_booted`, `master_ready`; a
 worker's are `booted` and `ready` in its member stack of the `workers` group (member i is DISCO's
 worker-(i+1)), its address the member's output `ip`."""
@@ -13,7 +13,8 @@ from typing import Any
 
 from disco.providers.openstack.heat_client import HeatStacks
 
-MASTER_RESOURCES = {"master_port": "port", "master_booted": "booted", "master_ready": "ready"}
+MASTER_RESOURCES = {"master_port": "port", "master_booted": "booted", "master_ready": "ready",
+                    "master_floating_ip": "floating"}
 WORKER_RESOURCES = ("booted", "ready")
 
 
@@ -21,11 +22,14 @@ WORKER_RESOURCES = ("booted", "ready")
 class StackNode:
     name: str
     address: str = ""
+    # The master's floating IP (its address from outside the cluster's network), once made.
+    public_address: str = ""
     # "CREATE_COMPLETE", "CREATE_IN_PROGRESS", "CREATE_FAILED", … of its wait conditions.
     booted: str = ""
     ready: str = ""
     host_key: str = ""
     boot_failure: str = ""
+    floating: str = ""  # the status of the master's floating IP resource ("" when it has none)
 
     @property
     def is_booted(self) -> bool:
@@ -57,6 +61,9 @@ def stack_nodes(stacks: HeatStacks, stack_id: str) -> dict[str, StackNode]:
         fixed = stacks.resource_attributes(stack_id, "master_port", "fixed_ips").get("fixed_ips") or []
         if fixed and isinstance(fixed[0], dict):
             master.address = str(fixed[0].get("ip_address") or "")
+    if master is not None and master.public_address == "" and master.floating.endswith("_COMPLETE"):
+        master.public_address = str(stacks.resource_attributes(
+            stack_id, "master_floating_ip", "floating_ip_address").get("floating_ip_address") or "")
     return nodes
 
 
@@ -69,6 +76,9 @@ def _read(entry: StackNode, kind: str, resource: dict[str, Any]) -> None:
         fixed = attributes.get("fixed_ips") or []
         if fixed and isinstance(fixed[0], dict):
             entry.address = str(fixed[0].get("ip_address") or "")
+    elif kind == "floating":
+        entry.floating = status
+        entry.public_address = str(attributes.get("floating_ip_address") or "")
     elif kind == "booted":
         entry.booted = status
         signalled = _signal_data(attributes.get("data"))
