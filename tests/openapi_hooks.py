@@ -13,14 +13,15 @@ import re
 import schemathesis
 
 from disco.cluster.cloud_entry import URL_PATTERN
+from empty_cloud import MADE_UP_AUTH_URL, REGIONS
 from disco.cluster.secrets import ssh_keypair
 
 CHEAP_FRAMEWORKS = {"webecho", "crashy", "neverready", "warmcrashy"}
 # Hosts the fuzzer adds are contacted at once (an SSH check): only ever at a loopback address
 # nothing listens on (the sshd test fixture keeps to 127.0.9.2-249).
 FUZZ_HOST_ADDRESS = "127.0.9.254"
-# Nor a cloud: a valid URL in a cluster's `cloud` becomes one where nothing listens.
-FUZZ_CLOUD_URL = "http://127.0.9.254:9/v3"
+# Nor a cloud: a valid URL in a cluster's `cloud` becomes the stand-in's (the made_up_cloud fixture).
+FUZZ_CLOUD_URL = MADE_UP_AUTH_URL
 CLOUD_URL = re.compile(URL_PATTERN)
 ADDRESS_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:-]{0,254}")
 HOST_KEY_PATTERN = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,2}( [^\n]*)?")
@@ -75,8 +76,8 @@ def hosts_on_loopback_only(context: Any, case: Any) -> Any:
 
 @schemathesis.hook("map_case")
 def clouds_on_loopback_only(context: Any, case: Any) -> Any:
-    """A valid `auth_url` or `endpoint` in a create body's `cloud` becomes a loopback one where
-    nothing listens: the OpenStack provider must not reach for a made-up host."""
+    """A valid `auth_url` or `endpoint` in a create body's `cloud` becomes the loopback stand-in's
+    (tests/empty_cloud.py): the OpenStack provider must not reach for a made-up host."""
     if not (case.operation.method.upper() == "POST" and case.operation.path == "/api/v1/clusters"
             and isinstance(case.body, dict) and isinstance(case.body.get("cloud"), dict)
             and isinstance(case.body["cloud"].get("auth"), dict)):
@@ -85,5 +86,10 @@ def clouds_on_loopback_only(context: Any, case: Any) -> Any:
     for key in ("auth_url", "endpoint"):
         if isinstance(auth.get(key), str) and CLOUD_URL.fullmatch(auth[key]):
             auth[key] = FUZZ_CLOUD_URL
-    case.body = {**case.body, "cloud": {**case.body["cloud"], "auth": auth}}
+    cloud = {**case.body["cloud"], "auth": auth}
+    if isinstance(cloud.get("region_name"), str) and cloud["region_name"]:
+        # In a region the stand-in's catalog has: a made-up one would keep the cluster's delete
+        # asking (a catalog may gain a region), as against a real cloud.
+        cloud["region_name"] = REGIONS[0]
+    case.body = {**case.body, "cloud": cloud}
     return case

@@ -3,8 +3,9 @@ required (`cloud_missing`), shown in a plan only as `describe_cloud`, sealed at 
 cluster's other secrets and found nowhere else (answers, events, database and data directory,
 log), and sent by `disco cluster plan|create --cloud` (which implies the provider) or OS_CLOUD.
 
-The cloud's URL is a loopback address where nothing listens (no cloud is reached: a create's
-provisioning fails there, and its events are read for the password too)."""
+The cloud's URL is the stand-in of tests/empty_cloud.py (no OpenStack runs here): Keystone lets
+the password in, Heat refuses the stack, so a create's provisioning fails there (its events are
+read for the password too) and its delete completes."""
 
 from __future__ import annotations
 
@@ -22,13 +23,16 @@ import yaml
 
 from disco.cluster.cloud_entry import check_cloud_entry, describe_cloud
 from disco.cluster.secrets import SecretBox
+from empty_cloud import MADE_UP_AUTH_URL
 from sm_fixtures import ServiceManager, wait_until, stored_clusters
+
+pytestmark = pytest.mark.usefixtures("made_up_cloud")
 
 CLUSTERS = "/api/v1/clusters"
 PLAN = f"{CLUSTERS}?dry_run=true"
 PASSWORD = "pw-Vt5#openstack-sealed"
 CLOUD = {"auth_type": "password",
-         "auth": {"auth_url": "http://127.0.9.254:9/v3", "username": "alice", "password": PASSWORD,
+         "auth": {"auth_url": MADE_UP_AUTH_URL, "username": "alice", "password": PASSWORD,
                   "project_name": "science", "user_domain_name": "Default", "project_domain_name": "Default"},
          "region_name": "RegionOne"}
 # The provider's own (non-secret) choices, as docs/design/openstack-provider.md names them.
@@ -68,7 +72,7 @@ def test_a_plan_shows_only_what_may_be_shown_of_the_cloud(sm: ServiceManager, ap
     plan = answer.json()
     assert plan["provider"] == "openstack"
     assert plan["cloud"] == describe_cloud(CLOUD) == {
-        "auth_type": "password", "auth_url": "http://127.0.9.254:9/v3", "username": "alice",
+        "auth_type": "password", "auth_url": MADE_UP_AUTH_URL, "username": "alice",
         "user_domain_name": "Default", "project_name": "science", "project_domain_name": "Default",
         "region_name": "RegionOne"}
     assert "cloud" not in plan["spec"]
@@ -93,7 +97,7 @@ def test_a_create_seals_the_cloud_and_shows_it_nowhere(sm: ServiceManager, api: 
     assert sealed["cloud"] == check_cloud_entry(CLOUD)
     assert "credentials" in sealed
 
-    # The provider tries the cloud (nothing listens there) and says so in the events.
+    # The provider tries the cloud (which refuses the stack) and says so in the events.
     wait_until(lambda: len(api.get(f"{CLUSTERS}/{cluster_id}/events").json()) >= 2, timeout=60,
                what="the provider's first events")
     for path in (f"{CLUSTERS}/{cluster_id}", f"{CLUSTERS}/{cluster_id}/events", CLUSTERS,
@@ -105,6 +109,23 @@ def test_a_create_seals_the_cloud_and_shows_it_nowhere(sm: ServiceManager, api: 
     assert on_disk_with(sm.data_dir, PASSWORD) == []
     assert PASSWORD not in sm.log_path.read_text(errors="replace")
     assert api.delete(f"{CLUSTERS}/{cluster_id}").status_code == 202
+
+
+def test_a_cloud_that_can_never_log_in_fails_and_its_cluster_is_deleted(sm: ServiceManager,
+                                                                         api: httpx.Client) -> None:
+    # Both a project and a trust to scope to: keystoneauth refuses before asking Keystone. (A
+    # cloud nobody answers is another matter: a stack may exist, the delete asks again.)
+    cloud = {**CLOUD, "auth": {**CLOUD["auth"], "trust_id": "t1"}}
+    made = api.post(CLUSTERS, json={**OPENSTACK, "cloud": cloud})
+    assert made.status_code == 201, made.text
+    cluster_id = made.json()["id"]
+    failed = wait_until(lambda: (lambda c: c if c["state"] == "failed" else None)(
+        api.get(f"{CLUSTERS}/{cluster_id}").json()), timeout=60, what="the create fails")
+    assert "cannot log in" in failed["status_reason"], failed["status_reason"]
+    # Settings that can never log in never made a stack: the delete completes without one.
+    assert api.delete(f"{CLUSTERS}/{cluster_id}").status_code == 202
+    wait_until(lambda: api.get(f"{CLUSTERS}/{cluster_id}").json()["state"] == "deleted", timeout=30,
+               what="the cluster deleted")
 
 
 # -- the CLI -----------------------------------------------------------------------------------------
@@ -146,7 +167,7 @@ def test_cli_cloud_implies_the_openstack_provider(sm: ServiceManager, home: Path
     people = disco(sm, token, home, "cluster", "plan", "-f", "webecho", "--workers", "1", *options(),
                    "--cloud", "science")
     assert people.returncode == 0, people.stderr
-    assert "auth_url http://127.0.9.254:9/v3" in people.stdout and "username alice" in people.stdout
+    assert f"auth_url {MADE_UP_AUTH_URL}" in people.stdout and "username alice" in people.stdout
 
 
 def test_cli_os_cloud_with_the_openstack_provider(sm: ServiceManager, home: Path) -> None:

@@ -2,19 +2,16 @@
 an OpenStack cluster in the admin's configured cloud, with the user's credentials sealed and
 shown nowhere.
 
-No OpenStack runs here: the admin's entries point at `EmptyCloud`, a loopback stand-in for the
-cloud's two HTTP APIs (Keystone issues a token to any password and records the login; Heat
-knows no stack and refuses every create). So the clusters fail at their stack, and their
+No OpenStack runs here: the admin's entries point at tests/empty_cloud.py, a loopback stand-in
+for the cloud's two HTTP APIs (Keystone issues a token to any password and records the login;
+Heat knows no stack and refuses every create). So the clusters fail at their stack, and their
 deletion completes (Heat says there is no stack to delete); each test deletes what it made."""
 
 from __future__ import annotations
 
-import json
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+from empty_cloud import EmptyCloudServer, empty_cloud
 from sm_fixtures import ServiceManager, free_port, wait_until
 
 SEED_CATEGORY = 'disco; scheme="http://schemas.cloudcomplab.ch/occi/sm#"; class="kind";'
@@ -41,53 +39,6 @@ ENTRIES = {
                           "user_domain_name": "Default", "project_domain_name": "Default"}},
     "admin_token": {"auth_type": "admin_token", "auth": {"endpoint": f"{CLOUD_URL}/v1/box", "token": BOX_TOKEN}},
 }
-
-
-class EmptyCloud(BaseHTTPRequestHandler):
-    """Keystone v3 that lets any password in (and records who logged in where) and a Heat with
-    no stacks that refuses to make one."""
-
-    logins: list[dict[str, Any]] = []
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-    def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/json", **(headers or {})}.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/v3":
-            self._answer(200, {"version": {"id": "v3.14", "status": "stable",
-                                           "links": [{"rel": "self", "href": f"{CLOUD_URL}/v3/"}]}})
-        elif "?" in self.path:
-            self._answer(200, {"stacks": []})
-        else:
-            self._answer(404, {"error": {"message": "no such stack"}})
-
-    def do_DELETE(self) -> None:
-        self._answer(404, {"error": {"message": "no such stack"}})
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        if self.path == "/v3/auth/tokens":
-            EmptyCloud.logins.append(body["auth"])
-            catalog = [{"type": "orchestration", "name": "heat", "endpoints": [
-                {"interface": "public", "region": r, "region_id": r, "url": f"{CLOUD_URL}/v1/box"}
-                for r in ("RegionOne", "RegionTwo")]}]
-            self._answer(201, {"token": {"methods": ["password"], "expires_at": "2999-01-01T00:00:00.000000Z",
-                                         "issued_at": "2020-01-01T00:00:00.000000Z", "catalog": catalog,
-                                         "user": {"id": "u1", "name": "alice", "domain": {"id": "default", "name": "Default"}},
-                                         "project": {"id": "p1", "name": "science",
-                                                     "domain": {"id": "default", "name": "Default"}}}},
-                         {"X-Subject-Token": "user-token"})
-        else:
-            self._answer(400, {"error": {"message": "this cloud makes no stacks"}})
 
 
 HEAT = {
@@ -139,19 +90,13 @@ def clouds_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cloud() -> Iterator[type[EmptyCloud]]:
-    server = ThreadingHTTPServer(("127.0.0.1", CLOUD_PORT), EmptyCloud)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield EmptyCloud
-    finally:
-        server.shutdown()
-        server.server_close()
+def cloud() -> Iterator[EmptyCloudServer]:
+    with empty_cloud("127.0.0.1", CLOUD_PORT) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def os_sm(tmp_path_factory: pytest.TempPathFactory, clouds_file: Path, cloud: type[EmptyCloud]
+def os_sm(tmp_path_factory: pytest.TempPathFactory, clouds_file: Path, cloud: EmptyCloudServer
           ) -> Iterator[ServiceManager]:
     """A service manager whose admin configured the cloud (its clouds.yaml is read at each create)."""
     manager = ServiceManager(tmp_path_factory.mktemp("disco-os"), extra_env={
@@ -217,7 +162,7 @@ def created_cluster(os_sm: ServiceManager, token: str, headers: dict[str, str]) 
 
 @pytest.mark.parametrize("entry", ["admin_token", "password"])
 def test_seed_create_makes_an_openstack_cluster(os_sm: ServiceManager, token: str, clouds_file: Path,
-                                                cloud: type[EmptyCloud], entry: str) -> None:
+                                                cloud: EmptyCloudServer, entry: str) -> None:
     write_clouds(clouds_file, ENTRIES[entry])
     cloud.logins.clear()
     # The README's headers, and the same credentials again as deployer attributes (they agree).

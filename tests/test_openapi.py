@@ -39,8 +39,9 @@ EXCLUDED_CHECKS = "use_after_free"
 
 
 @pytest.fixture(scope="module")
-def sm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceManager]:
-    # Tiny clusters only (one worker at most), and no 429s from the failed-authentication
+def sm(tmp_path_factory: pytest.TempPathFactory, made_up_cloud: Any) -> Iterator[ServiceManager]:
+    # The fuzzer's clouds all point at the stand-in (openapi_hooks.py): their clusters fail and
+    # are deleted at once. Tiny clusters only (one worker at most), and no 429s from the failed-authentication
     # throttle: the run sends many bad tokens on purpose (test_auth.py covers the throttle).
     manager = ServiceManager(tmp_path_factory.mktemp("openapi-data"), extra_env={
         "DISCO_MAX_WORKERS": "1", "DISCO_AUTH_FAILURE_LIMIT": "1000000"}).start()

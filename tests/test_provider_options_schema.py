@@ -16,6 +16,7 @@ import pytest
 
 from disco.cluster.api.spec_schema import refine_spec_schema
 from disco.cluster.spec import ClusterSpec
+from disco.providers.openstack.options import read_options
 from disco.errors import InvalidSpec
 from disco.frameworks.catalog import load_catalog
 from disco.providers import available, options_schema
@@ -97,6 +98,10 @@ OPENSTACK_CASES = [
     ({**STACK, "cidr": "10.42.0.0"}, False),
     ({**STACK, "cidr": "10.42.0.256/24"}, False),
     ({**STACK, "cidr": "10.042.0.0/24"}, False),
+    ({**STACK, "cidr": "10.42.0.7/25"}, True),    # host bits dropped
+    ({**STACK, "cidr": "10.0.0.0/8"}, True),
+    ({**STACK, "cidr": "10.42.0.0/26"}, False),   # no room for the master and 64 workers
+    ({**STACK, "cidr": "10.42.0.0/32"}, False),
     ({**STACK, "key_name": " mine"}, False),
     ({**STACK, "key_name": "mine/theirs"}, False),
 ]
@@ -171,3 +176,7 @@ def test_patterns_agree_with_python() -> None:
 def test_options_schema_is_a_copy() -> None:
     options_schema("openstack")["properties"].clear()
     assert options_schema("openstack")["properties"]
+
+
+def test_a_cidr_with_host_bits_is_its_network() -> None:
+    assert read_options({**STACK, "cidr": "10.42.0.77/24"}).cidr == "10.42.0.0/24"

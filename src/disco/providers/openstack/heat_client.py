@@ -28,11 +28,14 @@ NESTED_DEPTH = 3   # ResourceGroup members are a nested stack; their servers one
 class HeatError(RuntimeError):
     """A stack operation failed; `reasons` are Heat's own, one per failed resource."""
 
-    def __init__(self, message: str, reasons: list[str] | None = None, *, made_nothing: bool = False) -> None:
+    def __init__(self, message: str, reasons: list[str] | None = None, *, made_nothing: bool = False,
+                 unusable_entry: bool = False) -> None:
         super().__init__(message)
         self.reasons = reasons or []
         # Certain that the call left nothing in the cloud (Heat refused it, 4xx).
-        self.made_nothing = made_nothing
+        self.made_nothing = made_nothing or unusable_entry
+        # The cloud's settings themselves can reach no Heat: nothing was ever made with them.
+        self.unusable_entry = unusable_entry
 
 
 @dataclass(frozen=True)
@@ -63,17 +66,26 @@ def connect(cloud: dict[str, Any]) -> Any:
         return openstack.connect(load_yaml_config=False, load_envvars=False, **cloud)
     # ValueError: openstacksdk formats the entry's values with str.format (a stray brace).
     except (*CLOUD_ERRORS, TypeError, KeyError, ValueError) as exc:
-        raise HeatError(f"the cloud's settings are not usable: {_short(exc)}", made_nothing=True) from None
+        raise HeatError(f"the cloud's settings are not usable: {_short(exc)}", unusable_entry=True) from None
+
+
+def _cannot_log_in(exc: Exception) -> HeatError:
+    """keystoneauth raises AuthorizationFailure before Keystone is asked, for settings that can
+    never log in (e.g. both a project and a domain to scope to): nothing was made with them."""
+    return HeatError(f"the cloud's settings cannot log in: {_short(exc)}", unusable_entry=True)
 
 
 class HeatStacks:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.heat = conn.orchestration
+        try:
+            self.heat = conn.orchestration  # (logs in, to find Heat in the catalog)
+        except ks_exc.AuthorizationFailure as exc:
+            raise _cannot_log_in(exc) from None
         if not hasattr(self.heat, "find_stack"):
             # openstacksdk found no orchestration API version it knows (its bare REST proxy).
             raise HeatError("the cloud offers no Heat (orchestration) API openstacksdk can use",
-                            made_nothing=True)
+                            unusable_entry=True)
 
     # -- reading --------------------------------------------------------------------------
 
@@ -120,6 +132,8 @@ class HeatStacks:
             stack = self.heat.find_stack(name, ignore_missing=True)
         except os_exc.NotFoundException:
             return None
+        except ks_exc.AuthorizationFailure as exc:
+            raise _cannot_log_in(exc) from None
         if stack is None or stack.status == "DELETE_COMPLETE":
             return None
         return str(stack.id)

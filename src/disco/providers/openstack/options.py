@@ -4,6 +4,7 @@ cluster is recorded, and turned into a StackDesign."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,8 @@ OPTIONS = {
     "worker_flavor": "the workers' flavor",
     "network": "an existing network (name or id) for the nodes; without it DISCO makes one, routed to "
                "external_network",
-    "cidr": f"the subnet DISCO makes (default {DEFAULT_CIDR})",
+    "cidr": f"the subnet DISCO makes, /25 or larger (default {DEFAULT_CIDR}; host bits are dropped: "
+            "10.20.0.7/24 is 10.20.0.0/24)",
     "external_network": "the external network: the new network's router gateway and the floating IP's pool",
     "floating_ip": "true (default) or false: a floating IP for the master",
     "key_name": "a Nova key pair of yours the nodes also accept (DISCO keeps its own key for itself)",
@@ -38,8 +40,9 @@ _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 PATTERNS = {
     **{key: _NAME for key in ("image", "master_image", "worker_image", "flavor", "master_flavor",
                               "worker_flavor", "network", "external_network")},
-    # An IPv4 network with its prefix length; design.py checks host bits and size.
-    "cidr": rf"^{_OCTET}(?:\.{_OCTET}){{3}}/(?:3[0-2]|[12]?[0-9])$",
+    # An IPv4 network with its prefix length, at most /25: room for the master, MAX_WORKERS (64)
+    # workers, the network and broadcast addresses, the gateway and DHCP. Host bits are dropped.
+    "cidr": rf"^{_OCTET}(?:\.{_OCTET}){{3}}/(?:2[0-5]|1?[0-9])$",
     "floating_ip": "^(?:true|false)$",
     # Nova's key pair names (design.py's _KEY_NAME), with no space at either end.
     "key_name": r"^[A-Za-z0-9_.@-](?:[A-Za-z0-9_. @-]{0,253}[A-Za-z0-9_.@-])?$",
@@ -112,7 +115,7 @@ def option_problems(options: dict[str, str]) -> list[str]:
 
 _WHAT = {
     **{key: "a name (1 to 255 characters, no control character, no space at either end)" for key in PATTERNS},
-    "cidr": "an IPv4 network with its prefix length (10.20.0.0/24)",
+    "cidr": "an IPv4 network with a prefix length of at most 25 (10.20.0.0/24)",
     "floating_ip": "true or false",
     "key_name": "a key pair name (letters, digits, _ - . @ and inner spaces; at most 255 characters)",
     "user": "a login name (a letter or _, then letters, digits, _ or -; at most 32 characters)",
@@ -131,7 +134,8 @@ def read_options(options: dict[str, str]) -> StackChoices:
     flavors = options.get("master_flavor") or options["flavor"], options.get("worker_flavor") or options["flavor"]
     return StackChoices(master_image=images[0], worker_image=images[1], master_flavor=flavors[0],
                         worker_flavor=flavors[1], network=options.get("network", ""),
-                        cidr=options.get("cidr", DEFAULT_CIDR), external_network=options.get("external_network", ""),
+                        cidr=str(ipaddress.ip_network(options.get("cidr", DEFAULT_CIDR), strict=False)),
+                        external_network=options.get("external_network", ""),
                         floating_ip=options.get("floating_ip", "true") == "true",
                         key_name=options.get("key_name", ""), user=options.get("user", DEFAULT_USER),
                         timeout_s=int(options.get("timeout", DEFAULT_TIMEOUT_S)))

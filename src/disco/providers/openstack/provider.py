@@ -430,9 +430,20 @@ class OpenStackProvider(RemoteNodesProvider):
     async def _delete_stack(self, cluster_id: str) -> None:
         """The stack goes and Heat is asked until it no longer knows it; hosts are let go."""
         try:
-            record = await _cloud(self.pool.load, cluster_id)
+            try:
+                record = await asyncio.to_thread(self.pool.load, cluster_id)
+            except HeatError as exc:
+                if not exc.unusable_entry:
+                    raise
+                # Settings that reach no Heat (the entry is sealed at create, never changed)
+                # never made a stack: nothing to delete. An unreachable cloud, though, is asked
+                # again until it answers.
+                log.warning("cluster %s: no stack to delete: %s", cluster_id, exc)
+                record = None
             if record is not None:
                 await _cloud(record.stacks.delete, record.stack_id)
+        except (HeatError, *CLOUD_ERRORS) as exc:
+            raise ProviderError(f"stack {stack_name(cluster_id)} could not be deleted: {_cloud_error(exc)}") from None
         except ProviderError as exc:
             raise ProviderError(f"stack {stack_name(cluster_id)} could not be deleted: {exc.message}") from None
         record = self.pool.known.pop(cluster_id, None)
