@@ -104,6 +104,8 @@ def open_cloud_site(cloud: TestCloud, data_dir: Path, extra_env: dict[str, str] 
 
 
 def close_cloud_site(site: CloudSite) -> None:
+    if site.sm.proc is not None and site.sm.proc.poll() is not None:
+        site.sm.start()  # a test killed it: the next one on the same data deletes what it made
     site.sm.cleanup()
     # Nothing of any cluster is left in the cloud: no stack of DISCO's, no server container.
     left = [s.name for s in site.heat.conn.orchestration.stacks() if s.name.startswith("disco-")]
