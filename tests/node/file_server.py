@@ -1,5 +1,6 @@
 """A small HTTP file server on a loopback address of its own, for downloads and payloads;
-it can hold a response half-way (to kill an install in the middle of a transfer)."""
+it can hold a response half-way (to kill an install in the middle of a transfer), or answer
+503 for a while."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ class FileServer:
         self.stall: set[str] = set()
         self.release = threading.Event()
         self.requests: list[str] = []
+        # Answer 503 to this many requests first (a service manager restarting).
+        self.unavailable = 0
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
                 server.requests.append(self.path)
+                if server.unavailable > 0:
+                    server.unavailable -= 1
+                    self.send_error(503)
+                    return
                 body = server.files.get(self.path)
                 if body is None:
                     self.send_error(404)

@@ -58,6 +58,20 @@ def test_bootstrap_fetches_the_wheel_from_the_payload_url(node: NodeUnderTest, d
     assert file_server.requests == ["/payload/" + disco_wheel.name]
 
 
+def test_the_wheel_download_waits_for_a_service_manager_that_is_away(node: NodeUnderTest, disco_wheel: Path,
+                                                                      file_server: FileServer,
+                                                                      tmp_path: Path) -> None:
+    file_server.files["/payload/" + disco_wheel.name] = disco_wheel.read_bytes()
+    file_server.unavailable = 1  # restarting: 503, then the wheel
+    script = tmp_path / "user-data"
+    script.write_text(render_script(node.bundle(disco_wheel=wheel_ref(disco_wheel)),
+                                    file_server.url("/payload/" + disco_wheel.name)))
+    done = subprocess.run(["sh", str(script)], env=CLEAN_ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert file_server.requests == ["/payload/" + disco_wheel.name] * 2, (file_server.requests, done.stderr)
+    assert (node.node_dir / "supervisor.sock").exists()
+
+
 def test_a_wheel_that_does_not_match_its_checksum_stops_the_bootstrap(node: NodeUnderTest, disco_wheel: Path,
                                                                       file_server: FileServer,
                                                                       tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ installed=$("$VENV/bin/python" -I -c 'import importlib.metadata as m; print(m.ve
 if [ "$installed" != "$WHEEL_VERSION" ]; then
     say "installing disco $WHEEL_VERSION"
     python3 -I - "$HERE/$WHEEL" "$PAYLOAD_URL" "$PREFIX/cache/wheels/$WHEEL" "$WHEEL_SHA256" <<'DISCO_FETCH_END'
-import hashlib, os, shutil, sys, urllib.request
+import hashlib, os, shutil, sys, time, urllib.error, urllib.request
 source, url, target, expected = sys.argv[1:]
 def sha256(path):
     digest = hashlib.sha256()
@@ -72,8 +72,21 @@ partial = target + ".partial"
 if os.path.isfile(source):
     shutil.copyfile(source, partial)
 elif url:
-    with urllib.request.urlopen(url, timeout=300) as answer, open(partial, "wb") as out:
-        shutil.copyfileobj(answer, out)
+    # The service manager may be restarting (or busy): refused connections and 5xx answers are
+    # tried again for five minutes; a 4xx is final.
+    for attempt in range(60):
+        try:
+            with urllib.request.urlopen(url, timeout=300) as answer, open(partial, "wb") as out:
+                shutil.copyfileobj(answer, out)
+            break
+        except urllib.error.HTTPError as error:
+            if error.code < 500 or attempt == 59:
+                sys.exit("%s: %s" % (url, error))
+        except OSError as error:
+            if attempt == 59:
+                sys.exit("%s: %s" % (url, error))
+        print("disco's wheel: %s did not answer (%s); again in 5 s" % (url, sys.exc_info()[1]), file=sys.stderr)
+        time.sleep(5)
 else:
     sys.exit("disco's wheel %s is not beside this script and no payload URL was given" % os.path.basename(target))
 actual = sha256(partial)
