@@ -4,6 +4,8 @@ podman (not DISCO) say is left of a cluster."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,3 +113,13 @@ def close_cloud_site(site: CloudSite) -> None:
     left = [s.name for s in site.heat.conn.orchestration.stacks() if s.name.startswith("disco-")]
     assert left == [], f"stacks left: {left}"
     assert containers(f"{CLOUD_LABEL}={site.cloud.cloud.name}") == []
+
+
+@contextmanager
+def cloud_site(cloud: TestCloud, data_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[CloudSite]:
+    """A module's site: opened, then closed with the check that nothing is left, even on failure."""
+    opened = open_cloud_site(cloud, data_dir, extra_env)
+    try:
+        yield opened
+    finally:
+        close_cloud_site(opened)

@@ -15,7 +15,7 @@ import pytest
 from distributed import Client
 from distributed.security import Security
 
-from cloud_site import CloudSite, close_cloud_site, open_cloud_site
+from cloud_site import CloudSite, cloud_site
 from test_spark_cluster import run_spark_job
 
 pytestmark = pytest.mark.slow
@@ -23,11 +23,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def site(test_cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudSite]:  # type: ignore[no-untyped-def]
-    opened = open_cloud_site(test_cloud, tmp_path_factory.mktemp("openstack-sm"))
-    try:
+    with cloud_site(test_cloud, tmp_path_factory.mktemp("openstack-sm")) as opened:
         yield opened
-    finally:
-        close_cloud_site(opened)
 
 
 def dask_client(site: CloudSite, cluster: dict) -> Client:

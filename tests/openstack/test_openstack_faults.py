@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from blob_server import BlobServer, blobby_frameworks_path
-from cloud_site import CloudSite, close_cloud_site, open_cloud_site
+from cloud_site import CloudSite, cloud_site
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +30,8 @@ def blobs() -> Iterator[BlobServer]:
 def site(test_cloud, blobs: BlobServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudSite]:  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("openstack-faults")
     path = blobby_frameworks_path(folder, blobs, GOOD_BLOB)
-    opened = open_cloud_site(test_cloud, folder / "sm", extra_env={"DISCO_FRAMEWORKS_PATH": path})
-    try:
+    with cloud_site(test_cloud, folder / "sm", extra_env={"DISCO_FRAMEWORKS_PATH": path}) as opened:
         yield opened
-    finally:
-        close_cloud_site(opened)
 
 
 def resume(site: CloudSite, cluster_id: str) -> dict:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from cloud_site import CloudSite, close_cloud_site, open_cloud_site
+from cloud_site import CloudSite, cloud_site
 from sm_fixtures import wait_until
 from test_openstack_clusters import dask_client
 
@@ -22,11 +22,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def site(test_cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudSite]:  # type: ignore[no-untyped-def]
-    opened = open_cloud_site(test_cloud, tmp_path_factory.mktemp("openstack-restart"))
-    try:
+    with cloud_site(test_cloud, tmp_path_factory.mktemp("openstack-restart")) as opened:
         yield opened
-    finally:
-        close_cloud_site(opened)
 
 
 def stacks_named(site: CloudSite, cluster_id: str) -> list[str]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cloud_site import CloudSite, close_cloud_site, open_cloud_site
+from cloud_site import CloudSite, cloud_site
 from disco.cluster.api.occi_format import parse_attributes
 
 pytestmark = pytest.mark.slow
@@ -32,13 +32,10 @@ PASSWORD = "seed-pw-" + secrets.token_hex(12)
 def site(test_cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudSite]:  # type: ignore[no-untyped-def]
     admin = tmp_path_factory.mktemp("seed-admin")
     (admin / "clouds.yaml").write_text(test_cloud.cloud.clouds_yaml())
-    opened = open_cloud_site(test_cloud, tmp_path_factory.mktemp("seed-sm"), extra_env={
-        "DISCO_OPENSTACK_CLOUD": test_cloud.cloud.name,
-        "DISCO_OPENSTACK_CLOUDS_FILE": str(admin / "clouds.yaml")})
-    try:
+    with cloud_site(test_cloud, tmp_path_factory.mktemp("seed-sm"), extra_env={
+            "DISCO_OPENSTACK_CLOUD": test_cloud.cloud.name,
+            "DISCO_OPENSTACK_CLOUDS_FILE": str(admin / "clouds.yaml")}) as opened:
         yield opened
-    finally:
-        close_cloud_site(opened)
 
 
 def curl(*args: str) -> tuple[int, list[tuple[str, str]], str]:
