@@ -4,6 +4,7 @@
     python benchmarks/run_all.py --repeat 5          # extra arguments go to each benchmark
     python benchmarks/run_all.py --bench startup --only dask   # one benchmark, Dask only
     python benchmarks/run_all.py --bench multihost --repeat 2  # clusters on test hosts over SSH
+    python benchmarks/run_all.py --bench openstack_cloud     # Spark through the cloud in a box vs SSH
 
 A benchmark is a module here with main(argv) -> exit code that accepts --json PATH; add
 it to BENCHMARKS to include it.
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["startup", "multihost"]  # multihost needs root and podman (test hosts)
+BENCHMARKS = ["startup", "multihost", "openstack_cloud"]  # multihost, openstack_cloud: root and podman
 
 
 def main(argv: list[str] | None = None) -> int:
