@@ -289,25 +289,50 @@ def summarize(runs: list[Run]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def print_report(summary: dict[str, dict[str, Any]], runs: list[Run], workers: int) -> list[dict[str, Any]]:
-    print(f"\ncreate -> ready, 1 master + {workers} workers (median of the runs that worked)")
-    print(f"  {'variant':40} {'ready s':>8} {'min s':>7} {'delete s':>9} {'failed':>7} {'left something':>15}")
-    for variant in [v for v in VARIANTS if v in summary]:
+def print_variants(summary: dict[str, dict[str, Any]], labels: dict[str, str], title: str) -> None:
+    """The table of summarize()'s variants, in the order of `labels`."""
+    print(f"\ncreate -> ready, {title} (median of the runs that worked)")
+    width = max(len(label) for label in labels.values())
+    print(f"  {'variant':{width}} {'ready s':>8} {'min s':>7} {'delete s':>9} {'failed':>7} {'left something':>15}")
+    for variant in [v for v in labels if v in summary]:
         s = summary[variant]
-        fmt = (lambda x: f"{x:.2f}" if x is not None else "-")  # noqa: E731
-        print(f"  {LABELS[variant]:40} {fmt(s['median_s']):>8} {fmt(s['min_s']):>7} "
+        print(f"  {labels[variant]:{width}} {fmt(s['median_s']):>8} {fmt(s['min_s']):>7} "
               f"{fmt(s['delete_median_s']):>9} {s['failed']:>7} {s['runs_leaving_something']:>15}")
+
+
+def print_problems(runs: list[Run]) -> None:
+    for run in runs:
+        if run.error:
+            print(f"  {run.variant} round {run.round} FAILED: {run.error}")
+        if run.left_behind:
+            print(f"  {run.variant} round {run.round} left behind: {json.dumps(run.left_behind)[:600]}")
+
+
+def fmt(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
+def write_results(path: Path, benchmark: str, args: argparse.Namespace, runs: list[Run], **results: Any) -> None:
+    """All of a run as JSON: the machine, the date, the arguments, `results`, every run."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    machine = machine_info(Path("/nonexistent"))
+    machine["load_avg"] = os.getloadavg()
+    path.write_text(json.dumps({
+        "benchmark": benchmark, "machine": machine, "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        **results, "runs": [asdict(r) for r in runs]}, indent=2))
+    print(f"\nJSON results: {path}")
+
+
+def print_report(summary: dict[str, dict[str, Any]], runs: list[Run], workers: int) -> list[dict[str, Any]]:
+    print_variants(summary, LABELS, f"1 master + {workers} workers")
     ratios = []
     for what, top, bottom in RATIOS:
         a, b = summary.get(top, {}).get("median_s"), summary.get(bottom, {}).get("median_s")
         if a and b:
             ratios.append({"what": what, "ratio": round(a / b, 3)})
             print(f"  ratio {what}: {a / b:.3f}")
-    for run in runs:
-        if run.error:
-            print(f"  {run.variant} round {run.round} FAILED: {run.error}")
-        if run.left_behind:
-            print(f"  {run.variant} round {run.round} left behind: {json.dumps(run.left_behind)[:600]}")
+    print_problems(runs)
     for run in runs:
         if run.variant.endswith("/bare") and run.seconds is not None:
             print(f"\nfirst install, {run.variant.split('/')[0]} 1+1 on bare hosts: ready in {run.seconds:.1f} s")
@@ -380,14 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(runs)
     ratios = print_report(summary, runs, args.workers)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        machine = machine_info(Path("/nonexistent"))
-        machine["load_avg"] = os.getloadavg()
-        args.json.write_text(json.dumps({
-            "benchmark": "multihost", "machine": machine, "date": dt.datetime.now().isoformat(timespec="seconds"),
-            "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "summary": summary, "ratios": ratios, "runs": [asdict(r) for r in runs]}, indent=2))
-        print(f"\nJSON results: {args.json}")
+        write_results(args.json, "multihost", args, runs, summary=summary, ratios=ratios)
     return 1 if any(r.error for r in runs) else 0
 
 

@@ -27,35 +27,33 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import json
 import os
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from multihost import SPARK_PROPERTIES, Run, Site, _say, disco_run, listening  # noqa: E402
+from multihost import (SPARK_PROPERTIES, Run, Site, _say, disco_run, fmt, listening, print_problems,  # noqa: E402
+                       print_variants, write_results)
+from multihost import summarize as summarize_variants  # noqa: E402
 from openstack_phases import PHASES, STACK_LABEL, phases, servers_seen  # noqa: E402
-from startup import (BenchError, _follow_until, _poll_state, _timeline, machine_info, settle,  # noqa: E402
+from startup import (BenchError, _follow_until, _poll_state, _timeline, settle,  # noqa: E402
                      sigterm_as_interrupt, tail)
 
 from disco.providers.openstack.heat_client import HeatStacks, connect  # noqa: E402
 from disco.testbed import Testbed  # noqa: E402
+from disco.testbed.cloud.catalogue import BOX_PROVIDER_OPTIONS  # noqa: E402
 from disco.testbed.cloud.cloud import Cloud  # noqa: E402
 from disco.testbed.podman import containers  # noqa: E402
 
 VARIANTS = ["spark/openstack", "spark/ssh"]
 LABELS = {"spark/openstack": "Spark  DISCO OpenStack (cloud in a box)", "spark/ssh": "Spark  DISCO over SSH"}
-# The box's catalogue (docs/cloud-in-a-box.md), as tests/openstack/cloud_site.py's BOX_OPTIONS.
-BOX_OPTIONS = {"image": "disco-baked", "flavor": "m1.small", "network": "private", "external_network": "public"}
 
 
 class Box:
@@ -97,7 +95,7 @@ class Box:
 def openstack_run(site: Site, box: Box, rnd: int, workers: int) -> Run:
     assert site.api is not None
     api = site.api
-    spec = {"provider": "openstack", "workers": workers, "cloud": box.entry, "provider_options": BOX_OPTIONS,
+    spec = {"provider": "openstack", "workers": workers, "cloud": box.entry, "provider_options": BOX_PROVIDER_OPTIONS,
             "frameworks": [{"name": "spark", "properties": SPARK_PROPERTIES}]}
     busy = settle()
     cluster_id = ""
@@ -147,16 +145,8 @@ def _median(values: list[float]) -> float | None:
 
 
 def summarize(runs: list[Run]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for variant in VARIANTS:
-        mine = [r for r in runs if r.variant == variant]
-        if not mine:
-            continue
-        ok = [r.seconds for r in mine if r.seconds is not None]
-        out[variant] = {"runs": len(mine), "failed": sum(r.seconds is None for r in mine), "median_s": _median(ok),
-                        "min_s": round(min(ok), 2) if ok else None,
-                        "delete_median_s": _median([r.delete_seconds for r in mine if r.delete_seconds is not None]),
-                        "runs_leaving_something": sum(bool(r.left_behind) for r in mine)}
+    """multihost's summary per variant, and the OpenStack runs' phases."""
+    out: dict[str, Any] = summarize_variants(runs)
     done = [r.detail["phases"] for r in runs if r.variant == "spark/openstack" and r.seconds is not None]
     if done:
         table: dict[str, Any] = {}
@@ -176,13 +166,7 @@ def summarize(runs: list[Run]) -> dict[str, Any]:
 
 
 def print_report(summary: dict[str, Any], runs: list[Run], workers: int) -> dict[str, float]:
-    fmt = (lambda x: f"{x:.2f}" if x is not None else "-")  # noqa: E731
-    print(f"\ncreate -> ready, Spark 1 master + {workers} workers (median of the runs that worked)")
-    print(f"  {'variant':42} {'ready s':>8} {'min s':>7} {'delete s':>9} {'failed':>7} {'left something':>15}")
-    for variant in [v for v in VARIANTS if v in summary]:
-        s = summary[variant]
-        print(f"  {LABELS[variant]:42} {fmt(s['median_s']):>8} {fmt(s['min_s']):>7} "
-              f"{fmt(s['delete_median_s']):>9} {s['failed']:>7} {s['runs_leaving_something']:>15}")
+    print_variants(summary, LABELS, f"Spark 1 master + {workers} workers")
     ratio: dict[str, float] = {}
     a, b = (summary.get(v, {}).get("median_s") for v in VARIANTS)
     if a and b:
@@ -199,11 +183,7 @@ def print_report(summary: dict[str, Any], runs: list[Run], workers: int) -> dict
               + ", ".join(f"{k} {fmt(v)}" for k, v in table["cloud_init_stage_starts"].items()))
         print("  critical path, s from the POST: "
               + ", ".join(f"{k} {fmt(v)}" for k, v in table["milestones"].items()))
-    for run in runs:
-        if run.error:
-            print(f"  {run.variant} round {run.round} FAILED: {run.error}")
-        if run.left_behind:
-            print(f"  {run.variant} round {run.round} left behind: {json.dumps(run.left_behind)[:600]}")
+    print_problems(runs)
     return ratio
 
 
@@ -277,14 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarize(runs)
     ratio = print_report(summary, runs, args.workers)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        machine = machine_info(Path("/nonexistent"))
-        machine["load_avg"] = os.getloadavg()
-        args.json.write_text(json.dumps({
-            "benchmark": "openstack_cloud", "machine": machine, "date": dt.datetime.now().isoformat(timespec="seconds"),
-            "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-            "summary": summary, "ratio": ratio, "runs": [asdict(r) for r in runs]}, indent=2))
-        print(f"\nJSON results: {args.json}")
+        write_results(args.json, "openstack_cloud", args, runs, summary=summary, ratio=ratio)
     return 1 if any(r.error or r.left_behind for r in runs) else 0
 
 

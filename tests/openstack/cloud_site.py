@@ -15,12 +15,11 @@ import yaml
 
 from cloud_fixtures import STACK_LABEL, TestCloud
 from disco.providers.openstack.heat_client import HeatStacks, connect
+from disco.testbed.cloud.catalogue import BOX_PROVIDER_OPTIONS
 from disco.testbed.cloud.cloud import CLOUD_LABEL
 from disco.testbed.podman import containers
 from sm_fixtures import ServiceManager, listening_on, wait_until
 
-# The box's catalogue (docs/cloud-in-a-box.md): the baked image boots in seconds.
-BOX_OPTIONS = {"image": "disco-baked", "flavor": "m1.small", "network": "private", "external_network": "public"}
 
 
 @dataclass
@@ -40,7 +39,7 @@ class CloudSite:
 
     def request(self, workers: int, frameworks: list[Any], **options: str) -> dict[str, Any]:
         return {"provider": "openstack", "workers": workers, "frameworks": frameworks, "cloud": self.entry,
-                "provider_options": {**BOX_OPTIONS, **options}}
+                "provider_options": {**BOX_PROVIDER_OPTIONS, **options}}
 
     def create(self, body: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
         with self.api() as api:

@@ -58,7 +58,7 @@ installed=$("$VENV/bin/python" -I -c 'import importlib.metadata as m; print(m.ve
 if [ "$installed" != "$WHEEL_VERSION" ]; then
     say "installing disco $WHEEL_VERSION"
     python3 -I - "$HERE/$WHEEL" "$PAYLOAD_URL" "$PREFIX/cache/wheels/$WHEEL" "$WHEEL_SHA256" <<'DISCO_FETCH_END'
-import hashlib, os, shutil, sys, time, urllib.error, urllib.request
+import hashlib, os, shutil, sys, time, urllib.request
 source, url, target, expected = sys.argv[1:]
 def sha256(path):
     digest = hashlib.sha256()
@@ -79,13 +79,10 @@ elif url:
             with urllib.request.urlopen(url, timeout=300) as answer, open(partial, "wb") as out:
                 shutil.copyfileobj(answer, out)
             break
-        except urllib.error.HTTPError as error:
-            if error.code < 500 or attempt == 59:
+        except OSError as error:  # urllib.error.HTTPError is one
+            if getattr(error, "code", 500) < 500 or attempt == 59:
                 sys.exit("%s: %s" % (url, error))
-        except OSError as error:
-            if attempt == 59:
-                sys.exit("%s: %s" % (url, error))
-        print("disco's wheel: %s did not answer (%s); again in 5 s" % (url, sys.exc_info()[1]), file=sys.stderr)
+            print("disco's wheel: %s did not answer (%s); again in 5 s" % (url, error), file=sys.stderr)
         time.sleep(5)
 else:
     sys.exit("disco's wheel %s is not beside this script and no payload URL was given" % os.path.basename(target))

@@ -71,7 +71,7 @@ def connect(cloud: dict[str, Any]) -> Any:
 
 def _cannot_log_in(exc: Exception) -> HeatError:
     """keystoneauth raises AuthorizationFailure before Keystone is asked, for settings that can
-    never log in (e.g. both a project and a domain to scope to): nothing was made with them."""
+    never log in (e.g. both a project and a trust to scope to): nothing was made with them."""
     return HeatError(f"the cloud's settings cannot log in: {_short(exc)}", unusable_entry=True)
 
 

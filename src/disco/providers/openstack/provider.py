@@ -4,9 +4,9 @@ The stack is the cluster's whole infrastructure: network, security group, key pa
 and a group of workers, each server booting the node bootstrap from its user_data (cloud-init).
 Once a node has installed everything it signals its `booted` wait condition with its SSH host
 key; the provider reads the key from Heat and pins it, and from then on a node is a host reached
-over SSH like any other remote node (the master at its floating IP, the workers through it when
-it has one: they have only their private addresses) (remote_nodes.py: start, status, stop, logs through the node
-CLI). When every framework is ready, each node signals its `ready` wait condition (the master
+over SSH like any other remote node (remote_nodes.py: start, status, stop, logs through the node
+CLI): the master at its floating IP, the workers through it when it has one (they have only
+their private addresses). When every framework is ready, each node signals its `ready` wait condition (the master
 last), so the stack completes only with a working cluster.
 
 Nothing is kept here that Heat does not keep: after a restart of the service manager the stack
@@ -141,15 +141,14 @@ def pin_hosts(cluster_id: str, record: ClusterStack, nodes: list[StackNode]) -> 
 
 def host_of(cluster_id: str, record: ClusterStack, node: StackNode) -> HostSpec | None:
     """None: a worker behind a master that is not reached yet."""
-    if node.name == "master":
-        address, via = (node.public_address or node.address) if record.behind_master else node.address, None
-    else:
-        address, via = node.address, record.hosts.get("master") if record.behind_master else None
-        if record.behind_master and via is None:
-            return None
-    return HostSpec(name=f"{node.name} of {stack_name(cluster_id)}", address=address, port=22,
-                    user=record.user, private_key=record.private_key, host_key=node.host_key, prefix=PREFIX,
-                    via=via)
+    behind = record.behind_master and node.name != "master"
+    via = record.hosts.get("master") if behind else None
+    if behind and via is None:
+        return None
+    # Only the master has a public (floating) address.
+    return HostSpec(name=f"{node.name} of {stack_name(cluster_id)}", address=node.public_address or node.address,
+                    port=22, user=record.user, private_key=record.private_key, host_key=node.host_key,
+                    prefix=PREFIX, via=via)
 
 
 class OpenStackProvider(RemoteNodesProvider):
@@ -427,23 +426,23 @@ class OpenStackProvider(RemoteNodesProvider):
         if done.exit_code != 0:
             raise SSHError(f"{host.name}: its ready signal failed (exit {done.exit_code}): {done.stderr[-300:]}")
 
+    def _load_to_delete(self, cluster_id: str) -> ClusterStack | None:
+        try:
+            return self.pool.load(cluster_id)
+        except HeatError as exc:
+            if not exc.unusable_entry:
+                raise
+            # Settings that reach no Heat (the entry is sealed at create, never changed) never
+            # made a stack: nothing to delete. An unreachable cloud, though, is asked again.
+            log.warning("cluster %s: no stack to delete: %s", cluster_id, exc)
+            return None
+
     async def _delete_stack(self, cluster_id: str) -> None:
         """The stack goes and Heat is asked until it no longer knows it; hosts are let go."""
         try:
-            try:
-                record = await asyncio.to_thread(self.pool.load, cluster_id)
-            except HeatError as exc:
-                if not exc.unusable_entry:
-                    raise
-                # Settings that reach no Heat (the entry is sealed at create, never changed)
-                # never made a stack: nothing to delete. An unreachable cloud, though, is asked
-                # again until it answers.
-                log.warning("cluster %s: no stack to delete: %s", cluster_id, exc)
-                record = None
+            record = await _cloud(self._load_to_delete, cluster_id)
             if record is not None:
                 await _cloud(record.stacks.delete, record.stack_id)
-        except (HeatError, *CLOUD_ERRORS) as exc:
-            raise ProviderError(f"stack {stack_name(cluster_id)} could not be deleted: {_cloud_error(exc)}") from None
         except ProviderError as exc:
             raise ProviderError(f"stack {stack_name(cluster_id)} could not be deleted: {exc.message}") from None
         record = self.pool.known.pop(cluster_id, None)

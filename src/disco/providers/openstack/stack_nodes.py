@@ -1,7 +1,8 @@
 """The nodes of a cluster's stack as Heat shows them: each node's address (its port's fixed IP),
 its `booted` signal (the SSH host key it sent, or why it failed) and whether it signalled
-`ready`; the master's floating IP when it has one. One listing of the stack's resources, nested stacks included, answers for all nodes:
-the master's resources are the top stack's `master_port`, `master_booted`, `master_ready`; a
+`ready`; the master's floating IP when it has one. One listing of the stack's resources, nested
+stacks included, answers for all nodes: the master's resources are the top stack's
+`master_port`, `master_booted`, `master_ready`, `master_floating_ip`; a
 worker's are `booted` and `ready` in its member stack of the `workers` group (member i is DISCO's
 worker-(i+1)), its address the member's output `ip`."""
 

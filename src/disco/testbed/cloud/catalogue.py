@@ -22,6 +22,9 @@ FLAVORS = {
 }
 NETWORKS = (("public", True), ("private", False))
 DEFAULT_NETWORK = "private"
+# The OpenStack provider's options for a cluster in this catalogue: the baked image boots in seconds.
+BOX_PROVIDER_OPTIONS = {"image": "disco-baked", "flavor": "m1.small", "network": DEFAULT_NETWORK,
+                        "external_network": "public"}
 LOGIN_USER = "debian"  # the images' default user (Debian's cloud-init configuration)
 _IDS = uuid.UUID("5c1d0f7e-6a47-4d0b-9a57-64f2b3f0c0de")  # namespace of the networks' fixed ids
 
