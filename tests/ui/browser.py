@@ -47,6 +47,7 @@ SCREENSHOTS_ENV = "DISCO_UI_SCREENSHOTS"
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 _LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 _screenshot_dir: Path | None = None
+_marks: dict[int, str] = {}  # id(browser) -> its session's mark, while it is open
 
 
 def is_loopback_url(url: str) -> bool:
@@ -81,6 +82,11 @@ def marked_processes(mark: str) -> list[psutil.Process]:
     return found
 
 
+def browser_processes(browser: Browser) -> list[psutil.Process]:
+    """The processes of an open browser (main, renderers, utilities), found by their mark."""
+    return marked_processes(_marks[id(browser)])
+
+
 @contextmanager
 def open_browser() -> Iterator[Browser]:
     """Playwright's driver and a headless Chromium; afterwards, proof that both are gone."""
@@ -93,9 +99,11 @@ def open_browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=[*CHROMIUM_FLAGS, *CONTAINMENT_FLAGS],
             env={**os.environ, MARK_VAR: mark}, timeout=60_000)
+        _marks[id(browser)] = mark
         try:
             yield browser
         finally:
+            del _marks[id(browser)]
             browser.close()
     finally:
         playwright.stop()
