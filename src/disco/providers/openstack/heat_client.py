@@ -75,6 +75,16 @@ def _cannot_log_in(exc: Exception) -> HeatError:
     return HeatError(f"the cloud's settings cannot log in: {_short(exc)}", unusable_entry=True)
 
 
+def _refused_login(exc: Exception) -> HeatError:
+    """Keystone answered 401 to the entry's credentials (a wrong password, a deleted or expired
+    application credential). Nothing was made with this login; but the entry is not unusable
+    for good (a password can be set back), so a delete still asks again. Keystone's message
+    names no credential."""
+    return HeatError(f"the cloud refused the login: Keystone did not accept the entry's "
+                     f"credentials (user and password, or application credential): {_short(exc)}",
+                     made_nothing=True)
+
+
 class HeatStacks:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -82,6 +92,8 @@ class HeatStacks:
             self.heat = conn.orchestration  # (logs in, to find Heat in the catalog)
         except ks_exc.AuthorizationFailure as exc:
             raise _cannot_log_in(exc) from None
+        except ks_exc.Unauthorized as exc:
+            raise _refused_login(exc) from None
         if not hasattr(self.heat, "find_stack"):
             # openstacksdk found no orchestration API version it knows (its bare REST proxy).
             raise HeatError("the cloud offers no Heat (orchestration) API openstacksdk can use",
@@ -134,6 +146,8 @@ class HeatStacks:
             return None
         except ks_exc.AuthorizationFailure as exc:
             raise _cannot_log_in(exc) from None
+        except ks_exc.Unauthorized as exc:
+            raise _refused_login(exc) from None
         if stack is None or stack.status == "DELETE_COMPLETE":
             return None
         return str(stack.id)

@@ -1,6 +1,7 @@
 """A cloud in a box: a real OpenStack Heat (engine + API, one process of our own) on a loopback
 address, with a MariaDB database of its own, whose servers are podman containers booting
-test-host images through cloud-init. `up`, `status`, `down` (see docs/cloud-in-a-box.md)."""
+test-host images through cloud-init; optionally a real Keystone in front (keystone.py).
+`up`, `status`, `down` (see docs/cloud-in-a-box.md)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ import httpx
 import psutil
 import yaml
 
-from disco.testbed.cloud import database
+from disco.testbed.cloud import database, keystone
 from disco.testbed.cloud.catalogue import IMAGES, build_catalogue
 from disco.testbed.cloud.heat_config import (GLOBAL_ENVIRONMENT, LAUNCHER, render_heat_conf,
                                              render_token_response)
 from disco.testbed.cloud.heat_venv import ensure_heat_venv
+from disco.testbed.cloud.keystone_config import render_heat_keystone_sections
+from disco.testbed.cloud.keystone_venv import ensure_keystone_venv
 from disco.testbed.cloud.server_boot import SERVER_BOOT_SCRIPT
 from disco.testbed.errors import TestbedError
 from disco.testbed.paths import state_root
@@ -60,10 +63,18 @@ class CloudState:
     database: str
     venv: str
     pid: int = 0
+    keystone_address: str = ""   # empty: no Keystone (admin_token straight to Heat)
+    keystone_port: int = 0
+    keystone_venv: str = ""
+    keystone_pid: int = 0
 
     @property
     def endpoint(self) -> str:
         return f"http://{self.address}:{self.port}/v1/admin"
+
+    @property
+    def auth_url(self) -> str:
+        return keystone.auth_url(self.keystone_address, self.keystone_port) if self.keystone_address else ""
 
 
 class Cloud:
@@ -97,7 +108,15 @@ class Cloud:
         temporary.write_text(json.dumps(asdict(state), indent=1) + "\n")
         os.replace(temporary, self.state_path)
 
+    @property
+    def admin_token_path(self) -> str:
+        """With a Keystone, clouds.yaml holds the demo user's entry; the box's own admin token
+        (straight to Heat, for `status` and `down`) is kept apart in this 0600 file."""
+        return str(self.dir / "heat-admin.token")
+
     def token(self) -> str:
+        if os.path.isfile(self.admin_token_path):
+            return Path(self.admin_token_path).read_text().strip()
         entry = yaml.safe_load(self.clouds_yaml_path.read_text())
         return str(entry["clouds"][self.name]["auth"]["token"])
 
@@ -107,9 +126,11 @@ class Cloud:
     # -- up ---------------------------------------------------------------------------------
 
     def up(self, address: str = DEFAULT_ADDRESS, port: int = DEFAULT_PORT,
-           server_range: str = DEFAULT_SERVER_RANGE, images: list[str] | None = None) -> CloudState:
-        """Starts the cloud; returns its state once Heat answers. A failed start removes what
-        it made."""
+           server_range: str = DEFAULT_SERVER_RANGE, images: list[str] | None = None,
+           keystone_address: str | None = None, keystone_port: int = keystone.DEFAULT_PORT) -> CloudState:
+        """Starts the cloud; returns its state once Heat answers. With `keystone_address`,
+        a Keystone of its own too, and clouds.yaml's entry logs in to it as the demo user. A
+        failed start removes what it made."""
         require_root_and_podman()
         if self.state() is not None:
             raise TestbedError(f"cloud {self.name} is up already (`disco testbed cloud status`, "
@@ -117,6 +138,11 @@ class Cloud:
         _check_address(address)
         server_range = _check_range(server_range)
         _check_port_free(address, port)
+        if keystone_address is not None:
+            _check_address(keystone_address)
+            if (keystone_address, keystone_port) == (address, port):
+                raise TestbedError("Keystone and Heat cannot share an address and port")
+            _check_port_free(keystone_address, keystone_port)
         self._check_range_free(server_range)
         unknown = [image for image in images or [] if image not in IMAGES]
         if unknown:
@@ -126,9 +152,14 @@ class Cloud:
             raise TestbedError(f"a cloud named {self.name} runs already (from another state "
                                "directory); choose another --name")
         venv = ensure_heat_venv(self.cache_dir, progress=self.progress)
+        keystone_venv = ensure_keystone_venv(self.cache_dir, progress=self.progress) \
+            if keystone_address is not None else None
         catalogue = build_catalogue(images, self.cache_dir, progress=self.progress)
         state = CloudState(self.name, address, port, server_range, database.database_name(self.name),
                            str(venv))
+        if keystone_venv is not None and keystone_address is not None:
+            state.keystone_address, state.keystone_port = keystone_address, keystone_port
+            state.keystone_venv = str(keystone_venv)
         if database.database_exists(venv, state.database):  # checked before `down` could drop it
             raise TestbedError(f"database {state.database} exists already: a cloud named {self.name} "
                                "was not brought down; `disco testbed cloud down --name "
@@ -137,9 +168,12 @@ class Cloud:
         os.chmod(self.dir, 0o700)
         self._save(state)  # before anything is made: `down` finds it whatever happens next
         try:
-            token = self._write_files(state, venv, catalogue)
+            logins = keystone.KeystoneLogins.new() if state.keystone_address else None
+            token = self._write_files(state, venv, catalogue, logins)
             database.create_database(venv, state.database)
             self._db_sync(venv)
+            if logins is not None:
+                self._start_keystone(state, logins)
             state.pid = self._start_heat(state, venv)
             self._save(state)
             self._await_api(state, token)
@@ -162,9 +196,19 @@ class Cloud:
                 raise TestbedError(f"server range {server_range} overlaps cloud {other.name}'s "
                                    f"({other.server_range})")
 
-    def _write_files(self, state: CloudState, venv: Path, catalogue: dict[str, Any]) -> str:
+    def _start_keystone(self, state: CloudState, logins: keystone.KeystoneLogins) -> None:
+        kvenv = Path(state.keystone_venv)
+        keystone.set_up(kvenv, self.dir, state.keystone_address, state.keystone_port, logins.admin, REGION)
+        state.keystone_pid = keystone.start(kvenv, self.dir, state.keystone_address, state.keystone_port)
+        self._save(state)
+        keystone.await_api(state.keystone_address, state.keystone_port, state.keystone_pid, self.dir)
+        keystone.provision(state.keystone_address, state.keystone_port, logins,
+                           f"http://{state.address}:{state.port}", REGION)
+
+    def _write_files(self, state: CloudState, venv: Path, catalogue: dict[str, Any],
+                     logins: keystone.KeystoneLogins | None) -> str:
         config = {"name": self.name, "catalogue": catalogue, "server_range": state.server_range,
-                  "podman_flags": runtime_flags()}
+                  "podman_flags": runtime_flags(), "keystone": logins is not None}
         (self.dir / "cloud.json").write_text(json.dumps(config, indent=1) + "\n")
         (self.dir / "boot.sh").write_text(SERVER_BOOT_SCRIPT)
         (self.dir / "boot.sh").chmod(0o755)
@@ -174,15 +218,25 @@ class Cloud:
         token = secrets.token_urlsafe(32)
         _write_private(self.dir / "signal.key", secrets.token_hex(32) + "\n")
         _write_private(self.dir / "api-token.sha256", hashlib.sha256(token.encode()).hexdigest() + "\n")
-        _write_private(self.dir / "clouds.yaml", yaml.safe_dump({"clouds": {self.name: {
-            "auth_type": "admin_token",
-            "auth": {"endpoint": state.endpoint, "token": token},
-            "region_name": REGION}}}, sort_keys=False))
+        admin_entry = {"auth_type": "admin_token", "auth": {"endpoint": state.endpoint, "token": token},
+                       "region_name": REGION}
+        sections = ""
+        if logins is None:
+            entry = admin_entry
+        else:
+            # Passwords only in 0600 files: clouds.yaml (demo), keystone/logins.yaml, heat.conf.
+            entry = keystone.clouds_entry(state.keystone_address, state.keystone_port, logins.demo, REGION)
+            _write_private(Path(self.admin_token_path), token + "\n")
+            _write_private(self.dir / "keystone-logins.yaml", yaml.safe_dump(
+                {"admin": logins.admin, "heat": logins.heat, "demo": logins.demo}))
+            sections = render_heat_keystone_sections(auth_url=state.auth_url, service_password=logins.heat)
+        _write_private(self.dir / "clouds.yaml", yaml.safe_dump({"clouds": {self.name: entry}},
+                                                                sort_keys=False))
         (self.dir / "token-response.json").write_text(render_token_response(
             address=state.address, port=state.port, region=REGION))
-        (self.dir / "heat.conf").write_text(render_heat_conf(
+        _write_private(self.dir / "heat.conf", render_heat_conf(
             cloud_dir=self.dir, venv=venv, database_url=database.database_url(state.database),
-            address=state.address, port=state.port, name=self.name))
+            address=state.address, port=state.port, name=self.name, keystone_sections=sections))
         return token
 
     def _db_sync(self, venv: Path) -> None:
@@ -246,7 +300,12 @@ class Cloud:
                 heat = "not answering"
         servers = [{"name": c["Names"][0], "id": c["Id"][:12], "state": c.get("State", "")}
                    for c in containers(f"{CLOUD_LABEL}={self.name}")]
-        return {"name": self.name, "endpoint": state.endpoint, "heat": heat, "pid": state.pid,
+        found: dict[str, Any] = {}
+        if state.keystone_address:
+            up = _alive(state.keystone_pid) and state.keystone_pid in keystone.processes(self.dir)
+            found = {"keystone": "running" if up else "stopped", "auth_url": state.auth_url,
+                     "keystone_pid": state.keystone_pid}
+        return {**found, "name": self.name, "endpoint": state.endpoint, "heat": heat, "pid": state.pid,
                 "database": state.database, "server_range": state.server_range,
                 "clouds_yaml": str(self.clouds_yaml_path), "stacks": stacks, "servers": servers}
 
@@ -264,6 +323,8 @@ class Cloud:
         if state.pid and _alive(state.pid) and _is_ours(state.pid, self.dir):
             removed["stacks"] = self._delete_stacks(state, timeout)
             _stop_process(state.pid)
+        if state.keystone_pid and state.keystone_pid in keystone.processes(self.dir):
+            _stop_process(state.keystone_pid)
         for container in containers(f"{CLOUD_LABEL}={self.name}"):
             podman("rm", "-f", "-t", "2", container["Id"], check=False)
             removed["containers"] += 1
@@ -307,11 +368,13 @@ class Cloud:
         left = []
         ours = [p.pid for p in psutil.process_iter(["cmdline"])
                 if str(self.dir / "heat.conf") in (p.info["cmdline"] or [])]
+        ours += keystone.processes(self.dir)
         if ours:
             left.append(f"processes {ours}")
         network = ipaddress.ip_network(state.server_range)
         busy = [f"{a}:{p}" for a, p in listening_ipv4()
-                if (a == state.address and p == state.port) or ipaddress.ip_address(a) in network]
+                if (a == state.address and p == state.port) or ipaddress.ip_address(a) in network
+                or (a == state.keystone_address and p == state.keystone_port)]
         if busy:
             left.append(f"listening {busy}")
         found = containers(f"{CLOUD_LABEL}={self.name}")

@@ -17,17 +17,22 @@ resource_registry:
 
 
 def render_heat_conf(*, cloud_dir: Path, venv: Path, database_url: str, address: str, port: int,
-                     name: str) -> str:
+                     name: str, keystone_sections: str = "") -> str:
     """Heat without Keystone, Nova or Neutron: the fake keystone of our own (box_keystone, on
     the launcher's path), noauth behind the launcher's token gate, policies' new defaults off
     (noauth callers have no scoped roles), the in-process fake:// transport (engine and API
-    in one process), MariaDB (SQLite locks under concurrent resources)."""
+    in one process), MariaDB (SQLite locks under concurrent resources).
+    With a Keystone (`keystone_sections`, keystone_config.py) the launcher puts Heat's
+    auth_token pipeline in front of user requests, and deferred auth is `trusts`: a Keystone
+    token carries no password to store for nested stacks (the trusts themselves are still
+    box_keystone's)."""
+    deferred = "trusts" if keystone_sections else "password"
     return f"""\
 [DEFAULT]
 host = {name}
 transport_url = fake://
 keystone_backend = box_keystone.BoxKeystoneClient
-deferred_auth_method = password
+deferred_auth_method = {deferred}
 plugin_dirs = {PLUGINS_DIR}
 environment_dir = {cloud_dir / 'environment.d'}
 num_engine_workers = 1
@@ -53,7 +58,7 @@ url = http://{address}:{port}/v1/%(tenant_id)s
 
 [noauth]
 token_response = {cloud_dir / 'token-response.json'}
-"""
+{keystone_sections}"""
 
 
 def render_token_response(*, address: str, port: int, region: str) -> str:

@@ -13,7 +13,8 @@ Two things are changed here, at start-up, in this process only (Heat's files sta
   instead. (`scheduler.ENABLE_SLEEP = False` would also remove the poll interval of every
   resource's check_*_complete loop: a busy loop.)
 - The API is wrapped in `box_api_auth.TokenGate`: noauth Heat takes any caller for an admin;
-  the gate lets through only the cloud's admin token, and signal tokens on signal URLs.
+  the gate lets through only the cloud's admin token, and signal tokens on signal URLs. With a
+  Keystone, any other request goes to Heat's stock pipeline (keystonemiddleware auth_token).
 
 Usage: python launcher.py CONFIG_FILE BIND_ADDRESS PORT
 """
@@ -64,6 +65,21 @@ def _remove_converge_pause() -> None:
     stack.time = yielding_time
 
 
+def _keystone_app():
+    """With a Keystone (`keystone` in cloud.json): Heat's stock pipeline, whose auth_token
+    checks callers' tokens with Keystone. Loaded after the noauth one (heat.conf's flavor),
+    which still serves the cloud's admin token and signal tokens."""
+    from box_config import cloud_config
+
+    if not cloud_config().get("keystone"):
+        return None
+    CONF.set_override("flavor", None, group="paste_deploy")
+    try:
+        return config.load_paste_app("heat-api")
+    finally:
+        CONF.clear_override("flavor", group="paste_deploy")
+
+
 def main(argv: list[str]) -> None:
     config_file, address, port = argv[0], argv[1], int(argv[2])
     logging.register_options(CONF)
@@ -82,7 +98,7 @@ def main(argv: list[str]) -> None:
     # workers, and fake:// does not cross processes.
     engine.start()
 
-    app = box_api_auth.TokenGate(config.load_paste_app("heat-api"))
+    app = box_api_auth.TokenGate(config.load_paste_app("heat-api"), _keystone_app())
     server = simple_server.make_server(address, port, app, server_class=_ThreadingWSGIServer,
                                        handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="heat-api", daemon=True).start()
