@@ -150,3 +150,29 @@ def heat_stacks(test_cloud: TestCloud) -> Iterator[tuple[Any, list[str]]]:
         stacks.delete(stack_id, timeout_s=120)
         assert stacks.state(stack_id) is None
         assert not containers(f"{STACK_LABEL}={stack_id}"), f"a server container of {stack_id} is left"
+
+
+@pytest.fixture(scope="session")
+def keystone_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestCloud]:
+    """A second box, with its own real Keystone (`up --keystone`): Heat on 127.0.k.200:8004,
+    Keystone on 127.0.k.201:5000; `conn` and the clouds.yaml entry log in as the demo user with
+    a password, and find Heat in Keystone's catalog. Brought down at the end, with the check
+    that no process, socket, container, database or file of it (Keystone's) is left."""
+    require_podman()
+    state_dir = tmp_path_factory.mktemp("keystone-cloud-state")
+    with _allocation_lock():
+        block = free_block("kc")
+        cloud = Cloud(f"kc{block}", state_dir=state_dir)
+        cloud.up(address=f"127.0.{block}.200", port=8004, server_range=f"127.0.{block}.0/25",
+                 images=["disco-baked"], keystone_address=f"127.0.{block}.201", keystone_port=5000)
+    try:
+        key = state_dir / "id_ed25519"
+        make_login_key(key, "keystone-cloud-test")
+        entry = yaml.safe_load(cloud.clouds_yaml())["clouds"][cloud.name]
+        conn = openstack.connect(load_yaml_config=False, load_envvars=False, **entry)
+        yield TestCloud(cloud, block, conn, key)
+    finally:
+        state = cloud.state()
+        cloud.down()
+        assert state is not None and cloud.leftovers(state) == []
+        assert not cloud.dir.exists()  # Keystone's database, keys and logs went with it

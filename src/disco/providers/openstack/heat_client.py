@@ -76,8 +76,8 @@ def _cannot_log_in(exc: Exception) -> HeatError:
 
 
 def _refused_login(exc: Exception) -> HeatError:
-    """Keystone answered 401 to the entry's credentials (a wrong password, a deleted or expired
-    application credential). Nothing was made with this login; but the entry is not unusable
+    """Keystone refused the entry's credentials: 401 (a wrong password, an expired application
+    credential) or 404 (a deleted application credential, an unknown user id). Nothing was made with this login; but the entry is not unusable
     for good (a password can be set back), so a delete still asks again. Keystone's message
     names no credential."""
     return HeatError(f"the cloud refused the login: Keystone did not accept the entry's "
@@ -89,11 +89,16 @@ class HeatStacks:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         try:
-            self.heat = conn.orchestration  # (logs in, to find Heat in the catalog)
+            # Logs in first, on its own: what Keystone answers here is about the credentials.
+            conn.session.get_token()
         except ks_exc.AuthorizationFailure as exc:
             raise _cannot_log_in(exc) from None
-        except ks_exc.Unauthorized as exc:
+        except (ks_exc.Unauthorized, ks_exc.NotFound) as exc:
             raise _refused_login(exc) from None
+        try:
+            self.heat = conn.orchestration  # (finds Heat in the catalog)
+        except ks_exc.AuthorizationFailure as exc:
+            raise _cannot_log_in(exc) from None
         if not hasattr(self.heat, "find_stack"):
             # openstacksdk found no orchestration API version it knows (its bare REST proxy).
             raise HeatError("the cloud offers no Heat (orchestration) API openstacksdk can use",
@@ -146,8 +151,6 @@ class HeatStacks:
             return None
         except ks_exc.AuthorizationFailure as exc:
             raise _cannot_log_in(exc) from None
-        except ks_exc.Unauthorized as exc:
-            raise _refused_login(exc) from None
         if stack is None or stack.status == "DELETE_COMPLETE":
             return None
         return str(stack.id)
