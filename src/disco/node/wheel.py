@@ -13,6 +13,7 @@ import base64
 import hashlib
 import io
 import os
+import threading
 import zipfile
 from pathlib import Path
 
@@ -64,7 +65,9 @@ def self_wheel(cache_dir: Path, package_dir: Path | None = None) -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    # Per process and thread: two clusters created at once build it in two threads of one
+    # process (the same bytes: the build is reproducible; the second replace is harmless).
+    staging = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
     try:
         _write_wheel(staging, package_dir, files, version)
         os.replace(staging, target)

@@ -49,6 +49,7 @@ T = TypeVar("T")
 PREFIX = "/opt/disco"
 MAX_WORKERS = 64
 POLL_S = 2.0
+REFUSED_PAUSE_S = 30.0  # StackHosts.refused_at
 # How long Heat may take to make the servers' ports (the addresses), and to settle a change.
 ADDRESS_TIMEOUT_S = 300.0
 SETTLE_TIMEOUT_S = 900.0
@@ -85,11 +86,19 @@ class StackHosts:
         self.known: dict[str, ClusterStack] = {}
         # Clusters whose stack create was refused before anything was made (this process saw it).
         self.never_made: set[str] = set()
+        # When a cluster's login was last refused: `assigned` is asked from the event loop, and
+        # each refused login is a blocking round trip to Keystone; asked again after a pause.
+        self.refused_at: dict[str, float] = {}
 
     def load(self, cluster_id: str) -> ClusterStack | None:
         """The cluster's stack as Heat has it (after a restart); None when it has no stack."""
         if cluster_id in self.known:
             return self.known[cluster_id]
+        if cluster_id in self.never_made:
+            # Its create was refused before anything was made: no stack to look for. Asking
+            # would also log in again at each question (a refused login is a blocking round
+            # trip to Keystone, and the questions come from the event loop).
+            return None
         cloud = self.access.cloud(cluster_id)
         if not cloud:
             return None
@@ -109,11 +118,16 @@ class StackHosts:
     def assigned(self, cluster_id: str) -> dict[str, HostSpec]:
         # After a restart the first question (a periodic health check) reads the stack from
         # Heat here, once, synchronously: a few requests to the cloud's API.
+        if time.monotonic() - self.refused_at.get(cluster_id, -REFUSED_PAUSE_S) < REFUSED_PAUSE_S:
+            return {}
         try:
             record = self.load(cluster_id)
         except (HeatError, *CLOUD_ERRORS) as exc:
             log.warning("cluster %s: cannot read its stack: %s", cluster_id, exc)
+            if getattr(exc, "made_nothing", False):
+                self.refused_at[cluster_id] = time.monotonic()
             return {}
+        self.refused_at.pop(cluster_id, None)
         return dict(record.hosts) if record else {}
 
     def release(self, cluster_id: str, nodes: list[str] | None = None) -> None:
@@ -178,7 +192,15 @@ class OpenStackProvider(RemoteNodesProvider):
                            request: PlanRequest | None = None) -> list[NodeAddress]:
         """Makes the stack (or finds it; resumes it if suspended; grows it for more workers)
         and answers once Heat has given every node its address."""
-        record = await _cloud(self.pool.load, cluster.id)
+        try:
+            record = await asyncio.to_thread(self.pool.load, cluster.id)
+        except (HeatError, *CLOUD_ERRORS) as exc:
+            # The login was refused before any stack was looked for. A cluster this process
+            # never saw a stack of made none with it (a stack made before a restart, with a
+            # password changed since, is the one case this misses).
+            if getattr(exc, "made_nothing", False) and cluster.id not in self.pool.known:
+                self.pool.never_made.add(cluster.id)
+            raise ProviderError(_cloud_error(exc)) from None
         if record is not None:
             state = await _cloud(record.stacks.state, record.stack_id)
             if state is None or state.failed:  # a failed create is made again (a retry)
