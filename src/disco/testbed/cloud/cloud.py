@@ -136,13 +136,14 @@ class Cloud:
             raise TestbedError(f"cloud {self.name} is up already (`disco testbed cloud status`, "
                                f"`disco testbed cloud down`)")
         _check_address(address)
+        if keystone_address is not None:
+            _check_address(keystone_address, "--keystone-address")
+            if (keystone_address, keystone_port) == (address, port):
+                raise TestbedError("Keystone and Heat cannot share an address and port")
         server_range = _check_range(server_range)
         _check_port_free(address, port)
         if keystone_address is not None:
-            _check_address(keystone_address)
-            if (keystone_address, keystone_port) == (address, port):
-                raise TestbedError("Keystone and Heat cannot share an address and port")
-            _check_port_free(keystone_address, keystone_port)
+            _check_port_free(keystone_address, keystone_port, "--keystone-port")
         self._check_range_free(server_range)
         unknown = [image for image in images or [] if image not in IMAGES]
         if unknown:
@@ -340,15 +341,31 @@ class Cloud:
         return removed
 
     def _delete_stacks(self, state: CloudState, timeout: float) -> int:
-        headers = {"X-Auth-Token": self.token()}
+        """The admin project's stacks, and with a Keystone the demo project's (Heat lists a
+        project's stacks only, even to an admin): each project's through its own login."""
+        deleted = self._delete_stacks_at(state.endpoint, {"X-Auth-Token": self.token()}, timeout)
+        if state.keystone_address:
+            entry = yaml.safe_load(self.clouds_yaml_path.read_text())["clouds"][self.name]
+            try:
+                token, project = keystone.demo_login(state.keystone_address, state.keystone_port,
+                                                     entry["auth"]["password"])
+            except (httpx.HTTPError, KeyError) as exc:
+                self.progress(f"could not log in as the demo user ({type(exc).__name__}); its "
+                              "stacks' containers are removed directly")
+                return deleted
+            deleted += self._delete_stacks_at(f"http://{state.address}:{state.port}/v1/{project}",
+                                              {"X-Auth-Token": token}, timeout)
+        return deleted
+
+    def _delete_stacks_at(self, endpoint: str, headers: dict[str, str], timeout: float) -> int:
         try:
-            stacks = httpx.get(f"{state.endpoint}/stacks", headers=headers, timeout=30).json()["stacks"]
+            stacks = httpx.get(f"{endpoint}/stacks", headers=headers, timeout=30).json()["stacks"]
             for stack in stacks:
-                httpx.delete(f"{state.endpoint}/stacks/{stack['stack_name']}/{stack['id']}",
+                httpx.delete(f"{endpoint}/stacks/{stack['stack_name']}/{stack['id']}",
                              headers=headers, timeout=30)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                left = httpx.get(f"{state.endpoint}/stacks", headers=headers, timeout=30).json()["stacks"]
+                left = httpx.get(f"{endpoint}/stacks", headers=headers, timeout=30).json()["stacks"]
                 if not left:
                     break
                 failed = [s for s in left if s["stack_status"] == "DELETE_FAILED"]
@@ -423,12 +440,12 @@ def _write_private(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _check_address(address: str) -> None:
+def _check_address(address: str, option: str = "address") -> None:
     try:
         if not ipaddress.IPv4Address(address).is_loopback:
             raise ValueError
     except ValueError:
-        raise TestbedError(f"address {address!r}: the cloud serves on a loopback address "
+        raise TestbedError(f"{option} {address!r}: the cloud serves on a loopback address "
                            "(127.x.y.z) only") from None
 
 
@@ -444,7 +461,7 @@ def _check_range(server_range: str) -> str:
     return str(network)
 
 
-def _check_port_free(address: str, port: int) -> None:
+def _check_port_free(address: str, port: int, option: str = "--port") -> None:
     if not 1 <= port <= 65535:
         raise TestbedError(f"port {port} is not a TCP port")
     with socket.socket() as probe:
@@ -452,7 +469,7 @@ def _check_port_free(address: str, port: int) -> None:
         try:
             probe.bind((address, port))
         except OSError:
-            raise TestbedError(f"port in use: {address}:{port} is taken; choose another --port") from None
+            raise TestbedError(f"port in use: {address}:{port} is taken; choose another {option}") from None
 
 
 def _alive(pid: int) -> bool:

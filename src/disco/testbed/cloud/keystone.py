@@ -131,6 +131,16 @@ def provision(address: str, port: int, logins: KeystoneLogins, heat_url: str, re
                 "url": heat_url + "/v1/%(tenant_id)s", "enabled": True}})
 
 
+def demo_login(address: str, port: int, password: str) -> tuple[str, str]:
+    """The demo user's token and project id (for `down`, which deletes the demo's stacks)."""
+    answer = httpx.post(f"{auth_url(address, port)}/auth/tokens", timeout=60, json={"auth": {
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": DEMO, "domain": {"id": "default"}, "password": password}}},
+        "scope": {"project": {"name": DEMO, "domain": {"id": "default"}}}}})
+    answer.raise_for_status()
+    return answer.headers["X-Subject-Token"], answer.json()["token"]["project"]["id"]
+
+
 def _token(client: httpx.Client, password: dict[str, Any], scope: dict[str, Any]) -> str:
     answer = client.post("/auth/tokens", json={"auth": {
         "identity": {"methods": ["password"], "password": password}, "scope": scope}})
