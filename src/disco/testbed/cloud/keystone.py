@@ -6,6 +6,7 @@ the box's Heat. Everything lives under the cloud's directory (`keystone/`), remo
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -152,8 +153,9 @@ def _token(client: httpx.Client, password: dict[str, Any], scope: dict[str, Any]
 def _call(client: httpx.Client, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     answer = client.request(method, path, json=body)
     if answer.status_code >= 300:
-        # Keystone's error bodies name the resource, never a password.
-        raise TestbedError(f"Keystone: {method} {path}: HTTP {answer.status_code} {answer.text[:300]}")
+        # A validation error may quote what was sent: no body for a request with a password.
+        detail = "" if "password" in json.dumps(body or {}) else answer.text[:300]
+        raise TestbedError(f"Keystone: {method} {path}: HTTP {answer.status_code} {detail}".strip())
     return answer.json() if answer.content else None
 
 
