@@ -315,3 +315,25 @@ def test_the_token_never_appears(sm: ServiceManager, tokens: dict[str, str],
             assert token not in text, response.url
     log = sm.log_path.read_text()
     assert not [t for t in tokens.values() if t in log]
+
+
+def test_sign_in_is_throttled_like_the_api(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Guessing tokens in the form counts as guessing them at the API: after the limit, even
+    the right token is not looked at (429, Retry-After) and no session is made."""
+    manager = ServiceManager(tmp_path / "data", extra_env={"DISCO_AUTH_FAILURE_LIMIT": "2"}).start()
+    dash = Dashboard(manager.url)
+    try:
+        token = manager.token("tenant-a")
+        for guess in ("guess-1", "guess-2"):
+            dash.get("/ui/signin")
+            assert dash.post("/ui/signin", {"token": guess}).status_code == 401
+        dash.get("/ui/signin")
+        held = dash.post("/ui/signin", {"token": token})
+        assert held.status_code == 429 and int(held.headers["retry-after"]) >= 1
+        assert "too many failed authentications" in held.text and token not in held.text
+        assert SESSION_COOKIE not in dash.http.cookies
+        assert httpx.get(f"{manager.url}/api/v1/clusters", headers={"X-Auth-Token": token},
+                         trust_env=False).status_code == 429  # one throttle for both
+    finally:
+        dash.close()
+        manager.cleanup()

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from disco.cluster.service import event_view
 from disco.cluster.ui.cluster_routes import service
 from disco.cluster.ui.cluster_view import STATE_CLASS, summary, web_ui_url
-from disco.cluster.ui.session import require
+from disco.cluster.ui.session import current, require
 from disco.errors import DiscoError, NotFound
 
 router = APIRouter(prefix="/ui/live", include_in_schema=False)
@@ -41,7 +41,7 @@ async def clusters(request: Request) -> Response:
     async def stream() -> AsyncIterator[str]:
         last: list[dict[str, Any]] | None = None
         while not await request.is_disconnected():
-            if require_still(request) is None:
+            if current(request) is None:  # signed out (or expired) meanwhile: the stream ends
                 return
             rows = [summary(c) for c in svc.list(session.tenant)]
             if rows != last:
@@ -63,20 +63,19 @@ async def cluster(request: Request, cluster_id: str,
     async def stream() -> AsyncIterator[str]:
         last_id, last_state = after, None
         while not await request.is_disconnected():
-            if require_still(request) is None:
+            if current(request) is None:  # signed out (or expired) meanwhile: the stream ends
                 return
             for event in svc.events(session.tenant, cluster_id, last_id):
                 last_id = event.id
                 yield sse("cluster-event", event_view(event), event.id)
-            current = svc.get(session.tenant, cluster_id)
-            state = {"state": current.state, "target": current.target, "workers": current.workers,
-                     "status_reason": current.status_reason or "",
-                     "state_class": STATE_CLASS.get(current.state, "busy"),
-                     "nodes": len([n for n in current.nodes if n.target == "running"])}
+            now = svc.get(session.tenant, cluster_id)
+            state = {"state": now.state, "target": now.target, "workers": now.workers,
+                     "status_reason": now.status_reason or "", "state_class": STATE_CLASS.get(now.state, "busy"),
+                     "nodes": len([n for n in now.nodes if n.target == "running"])}
             if state != last_state:
                 last_state = state
                 yield sse("state", state)
-            if current.state == "deleted":
+            if now.state == "deleted":
                 return
             await svc.lifecycle.wait_for_change(WAIT_S)
 
@@ -97,7 +96,7 @@ async def process_log(request: Request, cluster_id: str, node: str, process: str
     async def stream() -> AsyncIterator[str]:
         position = offset
         while not await request.is_disconnected():
-            if require_still(request) is None:
+            if current(request) is None:  # signed out (or expired) meanwhile: the stream ends
                 return
             chunk = provider.read_log(found.id, node, process, position)
             if chunk:
@@ -124,15 +123,10 @@ async def reach(request: Request, cluster_id: str, framework: str, key: str) -> 
     if url is None:
         raise NotFound(f"no web UI {framework}/{key} in this cluster", code="no_such_web_ui")
     try:
+        # verify=False: a cluster's UIs may use its own certificate; only "does it answer" is asked.
         async with httpx.AsyncClient(timeout=REACH_TIMEOUT_S, trust_env=False, verify=False) as client:
             answer = await client.get(url)
         up, status = True, answer.status_code
     except httpx.HTTPError:
         up, status = False, None
     return JSONResponse({"up": up, "status": status}, headers={"Cache-Control": "no-store"})
-
-
-def require_still(request: Request) -> object | None:
-    """The session again, inside a long stream: signing out (or expiry) ends the stream."""
-    from disco.cluster.ui.session import current
-    return current(request)

@@ -113,10 +113,14 @@ def require(request: Request) -> Session:
 def set_cookie(request: Request, response: Response, name: str, value: str) -> None:
     # HttpOnly: no script reads it; SameSite=Strict: no other site's page sends it; Path=/ui:
     # the API never sees it (the API takes tokens only). No Max-Age: gone with the browser.
-    response.set_cookie(name, value, httponly=True, samesite="strict", path=COOKIE_PATH,
-                        secure=request.url.scheme == "https")
+    response.set_cookie(name, value, httponly=True, samesite="strict", path=COOKIE_PATH, secure=_https(request))
 
 
 def clear_cookie(request: Request, response: Response, name: str) -> None:
-    response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict",
-                           secure=request.url.scheme == "https")
+    response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_https(request))
+
+
+def _https(request: Request) -> bool:
+    """Secure cookies when the browser speaks HTTPS: to us, or to a proxy at the public URL."""
+    public = request.app.state.manager.settings.public_url or ""
+    return request.url.scheme == "https" or public.startswith("https://")
