@@ -16,6 +16,7 @@ from disco.cluster.ui.session import Session
 HERE = Path(__file__).parent
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                   trim_blocks=True, lstrip_blocks=True)
+ENV.filters["when"] = lambda iso: (iso or "")[:19].replace("T", " ") + (" UTC" if iso else "")
 # Scripts, styles and connections from this origin only (the JS and CSS are vendored files);
 # no inline script, no framing, forms post here only.
 HEADERS = {

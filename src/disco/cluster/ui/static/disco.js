@@ -151,7 +151,9 @@
   function providerChoice(select) {
     function show() {
       $$("[data-provider]").forEach(function (set) {
-        set.hidden = set.getAttribute("data-provider") !== select.value;
+        var mine = set.getAttribute("data-provider") === select.value;
+        set.hidden = !mine;
+        if (mine) set.open = true;
       });
     }
     select.addEventListener("change", show);
