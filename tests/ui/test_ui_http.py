@@ -303,20 +303,6 @@ def test_no_ui_route_in_the_openapi_schema(sm: ServiceManager) -> None:
     assert not [p for p in paths if p.startswith("/ui")]
 
 
-def test_the_token_never_appears(sm: ServiceManager, tokens: dict[str, str],
-                                 pages_seen: list[httpx.Response]) -> None:
-    """Last: every answer the dashboard gave in this module, its URLs and cookies, and the
-    service manager's log hold none of the tokens."""
-    assert len(pages_seen) > 50
-    for response in pages_seen:
-        text = response.text + str(response.url) + " ".join(response.headers.get_list("set-cookie"))
-        text += response.headers.get("location", "")
-        for token in tokens.values():
-            assert token not in text, response.url
-    log = sm.log_path.read_text()
-    assert not [t for t in tokens.values() if t in log]
-
-
 def test_sign_in_is_throttled_like_the_api(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Guessing tokens in the form counts as guessing them at the API: after the limit, even
     the right token is not looked at (429, Retry-After) and no session is made."""
@@ -337,3 +323,47 @@ def test_sign_in_is_throttled_like_the_api(tmp_path) -> None:  # type: ignore[no
     finally:
         dash.close()
         manager.cleanup()
+
+
+def test_suspend_and_resume_through_the_forms(ui: Dashboard, api_a: httpx.Client) -> None:
+    cluster_id = webecho(api_a)
+    page = ui.get(f"/ui/clusters/{cluster_id}").text
+    assert f'action="/ui/clusters/{cluster_id}/suspend"' in page and "/resume" not in page
+    assert ui.post(f"/ui/clusters/{cluster_id}/suspend", {}).status_code == 303
+    wait_state(api_a, cluster_id, {"suspended"}, timeout=60)
+    refused = ui.post(f"/ui/clusters/{cluster_id}/suspend", {})  # only a ready cluster: the API's 409
+    assert refused.status_code == 409 and "only a ready cluster can be suspended" in refused.text
+    assert 'id="actions-error"' in refused.text
+    assert ui.post(f"/ui/clusters/{cluster_id}/resume", {}).status_code == 303
+    wait_state(api_a, cluster_id, {"ready"}, timeout=60)
+
+
+def test_a_stream_ends_when_its_session_does(sm: ServiceManager, tokens: dict[str, str],
+                                             pages_seen: list[httpx.Response]) -> None:
+    dash = Dashboard(sm.url)
+    try:
+        dash.sign_in(tokens["a"])
+        with dash.http.stream("GET", "/ui/live/clusters", timeout=30) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: clusters"
+            assert dash.post("/ui/signout").status_code == 303
+            rest = list(lines)  # ends by itself (a timeout would fail the test)
+        assert not [line for line in rest if line.startswith("event:")]
+        assert dash.get("/ui/live/clusters").status_code == 401
+    finally:
+        pages_seen.extend(dash.seen)
+        dash.close()
+
+
+def test_the_token_never_appears(sm: ServiceManager, tokens: dict[str, str],
+                                 pages_seen: list[httpx.Response]) -> None:
+    """Last: every answer the dashboard gave in this module, its URLs and cookies, and the
+    service manager's log hold none of the tokens."""
+    assert len(pages_seen) > 50
+    for response in pages_seen:
+        text = response.text + str(response.url) + " ".join(response.headers.get_list("set-cookie"))
+        text += response.headers.get("location", "")
+        for token in tokens.values():
+            assert token not in text, response.url
+    log = sm.log_path.read_text()
+    assert not [t for t in tokens.values() if t in log]
