@@ -7,6 +7,7 @@ import html as html_lib
 import json
 import re
 import time
+from html.parser import HTMLParser
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -96,3 +97,30 @@ def field_error(html: str, field_id: str) -> str | None:
     assert control is not None, f"no control #{field_id}"
     assert f"{field_id}-error" in control.group(0) and 'aria-invalid="true"' in control.group(0), control.group(0)
     return html_lib.unescape(re.sub(r"<[^>]+>", "", found.group(1)).replace("Error: ", "").strip())
+
+
+class _Controls(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[dict[str, str | None]] = []
+        self.label_for: set[str] = set()
+        self.ids: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if found.get("id"):
+            self.ids.append(str(found["id"]))
+        if tag == "label" and found.get("for"):
+            self.label_for.add(str(found["for"]))
+        if tag in ("input", "select", "textarea") and found.get("type") not in ("hidden", "submit"):
+            self.controls.append(found)
+
+
+def unlabelled(html: str) -> list[str]:
+    """Form controls without a <label for> (or an aria-label), and ids used twice."""
+    parsed = _Controls()
+    parsed.feed(html)
+    problems = [f"no label: {c}" for c in parsed.controls
+                if not (c.get("id") and c["id"] in parsed.label_for) and not c.get("aria-label")]
+    problems += [f"id used twice: {i}" for i in set(parsed.ids) if parsed.ids.count(i) > 1]
+    return problems

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from dashboard_client import Dashboard, field_error
+from dashboard_client import Dashboard, field_error, unlabelled
 from sm_fixtures import ServiceManager, free_port, wait_state, wait_until
 
 SESSION_COOKIE = "disco_session"
@@ -353,6 +353,30 @@ def test_a_stream_ends_when_its_session_does(sm: ServiceManager, tokens: dict[st
     finally:
         pages_seen.extend(dash.seen)
         dash.close()
+
+
+def test_every_control_has_a_label(sm: ServiceManager, ui: Dashboard, api_a: httpx.Client,
+                                   tokens: dict[str, str], pages_seen: list[httpx.Response]) -> None:
+    """Every input, select and textarea of every page has a <label for> (no id twice), and the
+    pages link their own CSS and script only (nothing from another host)."""
+    cluster_id = webecho(api_a)
+    pages = [ui.get(path).text for path in (
+        "/ui/clusters", "/ui/clusters/new?frameworks=dask", f"/ui/clusters/{cluster_id}",
+        f"/ui/clusters/{cluster_id}/delete", f"/ui/clusters/{cluster_id}/logs/master/webecho-web", "/ui/frameworks")]
+    pages.append(ui.post("/ui/clusters/new", {"workers": "-1", "frameworks": "webecho",
+                                              "prop.webecho.size": "0", "do": "plan"}).text)
+    pages.append(ui.post("/ui/clusters/new", {"workers": "1", "frameworks": "webecho", "do": "plan"}).text)
+    admin = Dashboard(sm.url)
+    try:
+        pages.append(admin.get("/ui/signin").text)
+        admin.sign_in(tokens["admin"])
+        pages.append(admin.get("/ui/hosts").text)
+    finally:
+        pages_seen.extend(admin.seen)
+        admin.close()
+    for page in pages:
+        assert unlabelled(page) == []
+        assert not re.findall(r'(?:src|href)="(?:https?:)?//(?!127\.)', page.split("<main", 1)[0])
 
 
 def test_the_token_never_appears(sm: ServiceManager, tokens: dict[str, str],
