@@ -65,14 +65,14 @@ def test_sign_in_refuses_a_bad_token_and_sets_no_session(sm: ServiceManager,
                                                          pages_seen: list[httpx.Response]) -> None:
     dash = Dashboard(sm.url)
     try:
-        assert dash.get("/ui/clusters").headers["location"] == "/ui/signin"  # not signed in
+        assert dash.get("/ui/clusters").headers["location"].startswith("/ui/signin")  # not signed in
         page = dash.get("/ui/signin")
         assert re.search(r'<label for="token">Token</label>', page.text)
         answer = dash.post("/ui/signin", {"token": "not-a-token"})
         assert answer.status_code == 401 and "This token is not valid." in answer.text
         assert "not-a-token" not in answer.text  # never echoed, the field is not filled in again
         assert SESSION_COOKIE not in dash.http.cookies
-        assert dash.get("/ui/clusters").headers["location"] == "/ui/signin"
+        assert dash.get("/ui/clusters").headers["location"].startswith("/ui/signin")
         # The sign-in form has its own CSRF value (a cookie and a field that must agree).
         dash.get("/ui/signin")
         assert dash.post("/ui/signin", {"token": "x"}, csrf=False).status_code == 403
@@ -93,10 +93,10 @@ def test_sign_in_then_out(sm: ServiceManager, tokens: dict[str, str], pages_seen
         assert page.headers["content-security-policy"].startswith("default-src 'self'")
         sid = dash.http.cookies[SESSION_COOKIE]
         assert dash.post("/ui/signout").status_code == 303
-        assert dash.get("/ui/clusters").headers["location"] == "/ui/signin"
+        assert dash.get("/ui/clusters").headers["location"].startswith("/ui/signin")
         # The old cookie is worth nothing now: the session ended server-side.
         with httpx.Client(base_url=sm.url, cookies={SESSION_COOKIE: sid}, trust_env=False) as replay:
-            assert replay.get("/ui/clusters").headers["location"] == "/ui/signin"
+            assert replay.get("/ui/clusters").headers["location"].startswith("/ui/signin")
     finally:
         pages_seen.extend(dash.seen)
         dash.close()
@@ -170,6 +170,32 @@ def test_the_form_takes_its_values_from_the_query_string(ui: Dashboard) -> None:
     assert not re.search(r'id="fw-spark" name="frameworks" value="spark"\s+checked', page)
     assert re.search(r'id="workers"[^>]*value="2"', page, re.S)
     assert '<option value="local" selected>' in page
+
+
+def test_a_link_into_the_form_survives_signing_in(sm: ServiceManager, tokens: dict[str, str],
+                                                  pages_seen: list[httpx.Response]) -> None:
+    """The recommendation engine's link, followed by a browser not signed in yet, lands on the
+    filled-in form after signing in; `next` leads nowhere but a dashboard page."""
+    link = "/ui/clusters/new?provider=local&workers=2&frameworks=dask&frameworks=jupyter"
+    dash = Dashboard(sm.url)
+    try:
+        to_sign_in = dash.get(link).headers["location"]
+        assert to_sign_in.startswith("/ui/signin?next=")
+        page = dash.get(to_sign_in)
+        assert 'name="next" value="/ui/clusters/new?provider=local&amp;workers=2&amp;frameworks=dask' in page.text
+        signed_in = dash.post("/ui/signin", {"token": tokens["a"], "next": link})
+        assert signed_in.headers["location"] == link
+        assert re.search(r'id="fw-jupyter" name="frameworks" value="jupyter"\s+checked', dash.get(link).text)
+        assert dash.post("/ui/signout").status_code == 303
+        for elsewhere in ("https://example.org/", "//example.org/ui/", "/api/v1/clusters", "/ui/\\example.org"):
+            dash.get("/ui/signin")
+            assert dash.post("/ui/signin", {"token": tokens["a"], "next": elsewhere}).headers["location"] == \
+                "/ui/clusters"
+            dash.get("/ui/clusters")  # the session's CSRF value
+            assert dash.post("/ui/signout").status_code == 303
+    finally:
+        pages_seen.extend(dash.seen)
+        dash.close()
 
 
 def test_plan_shows_what_would_be_made_and_makes_nothing(ui: Dashboard, api_a: httpx.Client) -> None:

@@ -24,17 +24,27 @@ def index(request: Request) -> Response:
 
 
 @router.get("/signin")
-def signin_form(request: Request) -> Response:
+def signin_form(request: Request, next: str = "") -> Response:
     if current(request):
-        return pages.redirect("/ui/clusters")
-    return _signin_page(request)
+        return pages.redirect(safe_next(next))
+    return _signin_page(request, next_url=safe_next(next))
+
+
+def safe_next(target: str) -> str:
+    """Where to go after signing in: a dashboard page of this origin, nothing else (no open
+    redirect); the cluster list otherwise."""
+    if target.startswith("/ui/") and not target.startswith("//") and "\\" not in target and \
+            all(ord(c) > 32 and ord(c) != 127 for c in target):
+        return target
+    return "/ui/clusters"
 
 
 def _signin_page(request: Request, error: str = "", status: int = 200,
-                 headers: dict[str, str] | None = None) -> Response:
+                 headers: dict[str, str] | None = None, next_url: str = "/ui/clusters") -> Response:
     # A fresh double-submit value with every form shown (the token field is never filled in).
     value = secrets.token_urlsafe(32)
-    response = pages.render(request, "signin.html", None, status=status, signin_csrf=value, error=error)
+    response = pages.render(request, "signin.html", None, status=status, signin_csrf=value, error=error,
+                            next_url=next_url)
     response.headers.update(headers or {})
     set_cookie(request, response, SIGNIN_COOKIE, value)
     return response
@@ -52,10 +62,11 @@ async def signin(request: Request) -> Response:
         # Never the token in the answer: the message names what went wrong, not what was sent.
         message = {"missing_token": "Enter your token.", "invalid_token": "This token is not valid."}.get(
             exc.code, exc.message)
-        return _signin_page(request, message, exc.status, getattr(exc, "headers", None))
+        return _signin_page(request, message, exc.status, getattr(exc, "headers", None),
+                            safe_next(form.get("next")))
     identity = mgr.store.token_identity(token)
     sid = sessions(request).open(tenant, bool(identity and identity[1]), token)
-    response = pages.redirect("/ui/clusters")
+    response = pages.redirect(safe_next(form.get("next")))
     set_cookie(request, response, COOKIE, sid)
     clear_cookie(request, response, SIGNIN_COOKIE)
     return response

@@ -3,6 +3,8 @@ and its session store."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
@@ -21,4 +23,7 @@ def install_ui(app: FastAPI) -> None:
     async def _sign_in(request: Request, _: SignInNeeded) -> Response:
         if request.url.path.startswith("/ui/live/"):  # a stream or a check: no page to go to
             return pages.error_page(request, 401, "Sign in first.", "not_signed_in")
+        if request.method == "GET":  # back to this page after signing in (a link into a form, say)
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return pages.redirect(f"/ui/signin?{urlencode({'next': target})}")
         return pages.redirect("/ui/signin")
