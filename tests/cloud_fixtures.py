@@ -19,7 +19,9 @@ import openstack
 import pytest
 import yaml
 
+from disco.testbed.cloud import database
 from disco.testbed.cloud.cloud import CLOUD_LABEL, Cloud
+from disco.testbed.cloud.heat_venv import ensure_heat_venv
 from disco.testbed.keys import make_login_key
 from disco.testbed.podman import containers, require_podman
 from disco.testbed.sockets import listening_ipv4
@@ -30,11 +32,18 @@ ADDRESS_LABEL = "disco.cloud.address"
 STACK_LABEL = "disco.cloud.stack"
 
 
-def free_block() -> int:
+def free_block(name_prefix: str = "tc") -> int:
+    """A block k free in the sockets and among the clouds' containers, whose cloud name
+    f"{name_prefix}{k}" has no database either: a run killed before its `down` (a machine
+    stopped mid-suite) leaves its database behind, and `up` rightly refuses to reuse one. That
+    database is not ours to drop, so the block is passed over."""
     used = {address for address, _ in listening_ipv4()}
     used |= {c.get("Labels", {}).get(ADDRESS_LABEL, "") for c in containers(CLOUD_LABEL)}
+    venv = ensure_heat_venv()
     for k in BLOCKS:
-        if not any(address.startswith(f"127.0.{k}.") for address in used):
+        if any(address.startswith(f"127.0.{k}.") for address in used):
+            continue
+        if not database.database_exists(venv, database.database_name(f"{name_prefix}{k}")):
             return k
     raise RuntimeError("no free 127.0.k.x block for a test cloud")
 

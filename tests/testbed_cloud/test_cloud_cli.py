@@ -33,9 +33,9 @@ def _disco(data_dir: Path, *args: str, env: dict[str, str] | None = None,
 
 
 def test_cli_up_status_down_leaves_nothing(test_cloud: TestCloud, tmp_path: Path) -> None:
-    name = "tcli"
     with _allocation_lock():
-        block = free_block()
+        block = free_block("tcli")
+        name = f"tcli{block}"
         up = _disco(tmp_path, "up", "--name", name, "--address", f"127.0.{block}.200", "--port", "8004",
                     "--server-range", f"127.0.{block}.0/25", "--image", "debian-12")
     cloud_dir = tmp_path / "testbed" / "cloud" / name
@@ -123,12 +123,13 @@ def test_down_after_heat_was_killed_leaves_nothing(test_cloud: TestCloud, tmp_pa
     removes the cloud's containers by label, drops the database, and checks as always."""
     from disco.testbed.cloud.cloud import Cloud
     with _allocation_lock():
-        block = free_block()
-        cloud = Cloud("tkilled", state_dir=tmp_path)
+        block = free_block("tkilled")
+        name = f"tkilled{block}"
+        cloud = Cloud(name, state_dir=tmp_path)
         state = cloud.up(address=f"127.0.{block}.200", port=8004, server_range=f"127.0.{block}.0/25",
                          images=["debian-12"])
     try:
-        auth = yaml.safe_load(cloud.clouds_yaml())["clouds"]["tkilled"]["auth"]
+        auth = yaml.safe_load(cloud.clouds_yaml())["clouds"][name]["auth"]
         conn = openstack.connect(auth_type="admin_token", auth=auth)
         stack = conn.orchestration.create_stack(name="orphaned", template=yaml.safe_load("""
 heat_template_version: '2018-08-31'
@@ -137,13 +138,13 @@ resources:
 """))
         conn.orchestration.wait_for_status(conn.orchestration.get_stack(stack.id), "CREATE_COMPLETE",
                                            failures=["CREATE_FAILED"], interval=0.5, wait=120)
-        assert len(containers("disco.cloud=tkilled")) == 1
+        assert len(containers(f"disco.cloud={name}")) == 1
         psutil.Process(state.pid).kill()
         psutil.Process(state.pid).wait(10)
         assert cloud.status()["heat"] == "stopped"
     finally:
         removed = cloud.down()
     assert removed == {"stacks": 0, "containers": 1}
-    assert containers("disco.cloud=tkilled") == []
-    assert not database.database_exists(heat_venv_path(), "disco_cloud_tkilled")
-    assert not (tmp_path / "tkilled").exists()
+    assert containers(f"disco.cloud={name}") == []
+    assert not database.database_exists(heat_venv_path(), database.database_name(name))
+    assert not (tmp_path / name).exists()

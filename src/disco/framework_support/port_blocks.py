@@ -21,6 +21,10 @@ import psutil
 FIRST_PORT = 20000
 LAST_PORT = 32767  # below Linux's ephemeral range (32768-60999), where the kernel picks ports
 RECLAIM_AFTER_S = 600.0
+# Ports other programs pick from on their own, never handed out in a block: Ray's client proxy
+# starts a server per client connection on a free port of 23000-23999 (checked free a moment
+# before that server binds it), so a node's worker port there could take it in between.
+RESERVED = ((23000, 24000),)
 
 
 def port_block(registry_dir: str, host: str, size: int) -> int:
@@ -43,7 +47,7 @@ def port_block(registry_dir: str, host: str, size: int) -> int:
         now = time.time()
         blocks = {h: b for h, b in blocks.items() if h != host and
                   (h in listening["hosts"] or now - b["since"] < RECLAIM_AFTER_S)}
-        taken = [(b["start"], b["start"] + b["size"]) for b in blocks.values()]
+        taken = [(b["start"], b["start"] + b["size"]) for b in blocks.values()] + list(RESERVED)
         start = FIRST_PORT
         while start + size - 1 <= LAST_PORT:
             clash = next((end for begin, end in taken if begin < start + size and start < end), None)

@@ -5,18 +5,20 @@
   create body narrowed to this service manager's catalogue, providers and worker limit.
 - `/docs` (Swagger UI) and `/redoc` (ReDoc): their scripts and styles come from the installed
   `fastapi-offline` package and are served from `/docs/assets/`, so the pages work with no
-  internet. Nothing in them names another host.
+  internet. Nothing in them names another host, and (tests/ui, in a real browser) nothing
+  they run fetches from one: ReDoc's bundle is served with its one outside image replaced.
 """
 
 from __future__ import annotations
 
+from functools import cache
 from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from disco.cluster.api.host_schemas import HostCreate
 from disco.cluster.api.schemas import REFERENCED_MODELS, error_responses
@@ -31,6 +33,14 @@ ASSETS = {
     "swagger-ui.css": "text/css",
     "redoc.standalone.js": "text/javascript",
     "favicon.png": "image/png",
+}
+ASSET_HEADERS = {"Cache-Control": "public, max-age=86400"}
+# ReDoc's side menu always shows Redocly's logo from their CDN (no option turns it off): the
+# bundle is served with that URL replaced by an empty inline image, so the page fetches nothing
+# from another host (found by tests/ui/test_api_docs_browser.py's network guard).
+_REWRITES = {
+    "redoc.standalone.js": [(b"https://cdn.redoc.ly/redoc/logo-mini.svg",
+                             b"data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")],
 }
 SECURITY_SCHEMES = {
     "token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token",
@@ -70,11 +80,21 @@ def install_docs(app: FastAPI) -> None:
                               redoc_favicon_url=f"{ASSETS_URL}/favicon.png", with_google_fonts=False)
 
     @app.get(ASSETS_URL + "/{name}", include_in_schema=False)
-    def asset(name: str) -> FileResponse:
+    def asset(name: str) -> Response:
         if name not in ASSETS:
             raise NotFound(f"no documentation asset {name!r}", code="not_found")
-        return FileResponse(str(static / name), media_type=ASSETS[name],
-                            headers={"Cache-Control": "public, max-age=86400"})
+        if name in _REWRITES:
+            return Response(_rewritten(name), media_type=ASSETS[name], headers=ASSET_HEADERS)
+        return FileResponse(str(static / name), media_type=ASSETS[name], headers=ASSET_HEADERS)
+
+
+@cache
+def _rewritten(name: str) -> bytes:
+    """An asset of fastapi-offline with its outside URLs replaced (read once, ~1 MB)."""
+    content = (files("fastapi_offline") / "static" / name).read_bytes()
+    for old, new in _REWRITES[name]:
+        content = content.replace(old, new)
+    return content
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
