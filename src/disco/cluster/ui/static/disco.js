@@ -113,6 +113,8 @@
       setState($('[data-field="state"]', root), s.state, s.state_class);
       $('[data-field="status_reason"]', root).textContent = s.status_reason;
       $$('[data-field="workers"]', root).forEach(function (el) { el.textContent = s.workers; });
+      var input = $("form[action$='/scale'] input[name=workers]", root);
+      if (input && document.activeElement !== input && !input.hasAttribute("aria-invalid")) input.value = s.workers;
       if (!first) refreshSections();
       first = false;
       if (s.state === "deleted") source.close();
