@@ -158,8 +158,27 @@ def test_bad_fields_come_back_next_to_the_field_and_nothing_is_created(ui: Dashb
     page = ui.post("/ui/clusters/new", {"workers": "1", "frameworks": "webecho", "overrides": "[unclosed",
                                         "do": "create"})
     assert page.status_code == 422 and "not valid YAML" in field_error(page.text, "overrides")
+    page = ui.post("/ui/clusters/new", {"workers": "1", "frameworks": "webecho", "prop.dask.worker_threads": "2",
+                                        "do": "create"})  # set, but dask is not chosen: not dropped unseen
+    assert page.status_code == 422 and "dask is not chosen" in field_error(page.text, "prop-dask-worker_threads")
     page = ui.post("/ui/clusters/new", {"workers": "99999", "frameworks": "webecho", "do": "create"})
     assert page.status_code == 422 and "configured maximum" in field_error(page.text, "workers")
+    assert cluster_count(api_a) == before
+
+
+def test_a_dependency_takes_properties_and_overrides(ui: Dashboard, api_a: httpx.Client) -> None:
+    """Spark installs Java; Zeppelin installs Spark: their settings count with the framework
+    that brings them (and the plan shows them as the user's)."""
+    before = cluster_count(api_a)
+    page = ui.post("/ui/clusters/new", {"workers": "1", "frameworks": "zeppelin", "prop.spark.worker_cores": "2",
+                                        "do": "plan"})
+    assert page.status_code == 200, page.text[:3000]
+    assert "<code>worker_cores=2</code> (yours)" in page.text
+    page = ui.post("/ui/clusters/new", {"workers": "1", "frameworks": "zeppelin", "prop.spark.worker_cores": "0",
+                                        "do": "plan"})
+    api = api_a.post("/api/v1/clusters?dry_run=true", json={"workers": 1, "frameworks": [
+        "zeppelin", {"name": "spark", "properties": {"worker_cores": "0"}}]}).json()["error"]
+    assert page.status_code == 422 and field_error(page.text, "prop-spark-worker_cores") == api["message"]
     assert cluster_count(api_a) == before
 
 

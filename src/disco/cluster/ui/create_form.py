@@ -61,7 +61,7 @@ class FormProblem(DiscoError):
         self.field_name = field_name
 
 
-def values_from(pairs: Any, catalog: Catalog) -> FormValues:
+def values_from(pairs: Any) -> FormValues:
     """The form's values from a posted form or the query string (`csrf.Form` either way)."""
     return FormValues(
         name=pairs.get("name").strip(), provider=pairs.get("provider").strip(),
@@ -85,11 +85,9 @@ def spec_body(values: FormValues, cloud_text: str, catalog: Catalog) -> dict[str
         if getattr(values, key):
             body[key] = as_int(getattr(values, key))
     overrides = _yaml_map("overrides", values.overrides, "framework: {file: {key: value}}")
-    unknown = sorted(set(overrides) - set(values.frameworks))
-    if unknown:
-        raise FormProblem("overrides", f"overrides name framework(s) not chosen above: {', '.join(map(str, unknown))}")
+    chosen = _with_settings(values, overrides, catalog)
     frameworks = []
-    for name in values.frameworks:
+    for name in chosen:
         entry: dict[str, Any] = {"name": name}
         given = {key.split(".", 1)[1]: text for key, text in values.props.items()
                  if key.startswith(f"{name}.") and text != ""}
@@ -111,6 +109,31 @@ def spec_body(values: FormValues, cloud_text: str, catalog: Catalog) -> dict[str
     if cloud_text.strip():
         body["cloud"] = _yaml_map("cloud", cloud_text, "auth_type, auth: {...}, region_name")
     return body
+
+
+def _with_settings(values: FormValues, overrides: dict[str, Any], catalog: Catalog) -> list[str]:
+    """The chosen frameworks, and the dependencies of theirs the user gave properties or
+    overrides to (listing a dependency is what the API takes for that). Settings of a framework
+    that will not be installed would be dropped unseen: they are refused here instead."""
+    try:
+        installed = set(catalog.resolve(values.frameworks))
+    except DiscoError:  # an unknown framework: the API's own check says so, next to the list
+        installed = set(values.frameworks)
+    chosen = list(values.frameworks)
+    for key, text in sorted(values.props.items()):
+        name = key.split(".", 1)[0]
+        if text == "" or name in chosen:
+            continue
+        if name not in installed:
+            raise FormProblem(f"prop.{key}", f"{name} is not chosen: choose it above, or clear this field")
+        chosen.append(name)
+    for name in overrides:
+        if name not in installed:
+            raise FormProblem("overrides", f"overrides name {name!r}, which is not chosen above "
+                                           "(nor a dependency of a chosen framework)")
+        if name not in chosen:
+            chosen.append(name)
+    return chosen
 
 
 def _yaml_map(field_name: str, text: str, shape: str) -> dict[str, Any]:

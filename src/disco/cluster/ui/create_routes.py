@@ -30,7 +30,7 @@ def new_cluster(request: Request) -> Response:
     (repeated), as the recommendation engine links to it."""
     session = require(request)
     query = csrf.Form(list(request.query_params.multi_items()))
-    values = values_from(query, service(request).catalog)
+    values = values_from(query)
     return _form(request, session, values)
 
 
@@ -40,7 +40,7 @@ async def create(request: Request) -> Response:
     form = await csrf.read_form(request)
     csrf.check(session.csrf, form)
     svc = service(request)
-    values = values_from(form, svc.catalog)
+    values = values_from(form)
     body: dict[str, Any] = {}
     try:
         body = spec_body(values, form.get("cloud"), svc.catalog)

@@ -78,7 +78,7 @@ async def add(request: Request) -> Response:
                         labels=new.labels)
     except DiscoError as exc:
         return _page(request, session, values=values, errors={"_form": exc.message}, status=exc.status)
-    checked, _ = await check_host(hosts, row.id)
+    await check_host(hosts, row.id)  # as the API: checked at once; the list shows the outcome
     return pages.redirect("/ui/hosts")
 
 
