@@ -237,6 +237,7 @@ def test_dask_cluster_through_the_forms(ui: Dashboard, api_a: httpx.Client) -> N
     page = ui.get(f"/ui/clusters/{cluster_id}").text
     assert cluster["outputs"]["frameworks"]["dask"]["scheduler_address"] in page
     assert "/reach/dask/dashboard" in page and "cluster ready" in page
+    assert f'dask_client("{cluster_id[:8]}")' in page  # how to connect, for this cluster
     reach = ui.get(f"/ui/live/clusters/{cluster_id}/reach/dask/dashboard").json()
     assert reach == {"up": True, "status": 401}  # up, and asking for the cluster's token
 
