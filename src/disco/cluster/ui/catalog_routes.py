@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from disco.cluster.ui import pages
 from disco.cluster.ui.cluster_routes import service
-from disco.cluster.ui.create_form import framework_fields
+from disco.cluster.ui.form_fields import framework_fields
 from disco.cluster.ui.session import require
 
 router = APIRouter(prefix="/ui/frameworks", include_in_schema=False)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from disco.cluster.service import ClusterService
 from disco.cluster.ui import csrf, pages
+from disco.cluster.ui.csrf import as_int
 from disco.cluster.ui.cluster_view import page_data, summary
 from disco.cluster.ui.session import Session, require
 from disco.errors import DiscoError, NotFound
@@ -110,12 +111,3 @@ def process_log(request: Request, cluster_id: str, node: str, process: str) -> R
         text = (text + chunk)[-LOG_PAGE_BYTES:]
     return pages.render(request, "log.html", session, cluster=summary(cluster), node=node, process=process,
                         text=text.decode(errors="replace"), offset=offset)
-
-
-def as_int(text: str) -> Any:
-    """Form text as the integer it spells, or the text itself: the service then refuses it with
-    the API's own message (a JSON body would carry a number, or be refused likewise)."""
-    stripped = text.strip()
-    if stripped.lstrip("+-").isdigit() and stripped.isascii() and len(stripped) < 19:
-        return int(stripped)
-    return stripped

@@ -15,8 +15,8 @@ from disco.cluster.dry_run import plan_cluster
 from disco.cluster.spec import parse_spec
 from disco.cluster.ui import csrf, pages
 from disco.cluster.ui.cluster_routes import service
-from disco.cluster.ui.create_form import (GENERAL, FormValues, field_errors, framework_fields, provider_fields,
-                                          spec_body, values_from)
+from disco.cluster.ui.create_form import GENERAL, FormValues, field_errors, spec_body, values_from
+from disco.cluster.ui.form_fields import framework_fields, provider_fields
 from disco.cluster.ui.session import Session, require
 from disco.errors import DiscoError
 from disco.providers import available as available_providers

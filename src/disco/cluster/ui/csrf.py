@@ -8,6 +8,7 @@ cookie's SameSite=Strict this is belt and braces: either alone stops a cross-sit
 from __future__ import annotations
 
 import hmac
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -34,6 +35,15 @@ class Form:
 
     def startswith(self, prefix: str) -> dict[str, str]:
         return {key[len(prefix):]: value for key, value in self.pairs if key.startswith(prefix)}
+
+
+def as_int(text: str) -> Any:
+    """Form text as the integer it spells, or the text itself: the service then refuses it with
+    the API's own message (a JSON body would carry a number, or be refused likewise)."""
+    stripped = text.strip()
+    if stripped.lstrip("+-").isdigit() and stripped.isascii() and len(stripped) < 19:
+        return int(stripped)
+    return stripped
 
 
 async def read_form(request: Request) -> Form:

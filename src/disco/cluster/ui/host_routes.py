@@ -14,7 +14,7 @@ from disco.cluster.api.host_schemas import HostCreate
 from disco.cluster.host_check import check_host
 from disco.cluster.hosts import HostPool, as_view
 from disco.cluster.ui import csrf, pages
-from disco.cluster.ui.cluster_routes import as_int
+from disco.cluster.ui.csrf import as_int
 from disco.cluster.ui.session import Session, require
 from disco.errors import DiscoError, Forbidden
 
