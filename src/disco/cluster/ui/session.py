@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -50,8 +51,9 @@ class Session:
 class SessionStore:
     """Sessions by the SHA-256 of their id (the id itself is only in the browser's cookie)."""
 
-    def __init__(self, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_sessions: int = MAX_SESSIONS) -> None:
         self._clock = clock
+        self._max = max_sessions
         self._sessions: OrderedDict[str, Session] = OrderedDict()
         self._lock = threading.Lock()  # sync routes run in a thread pool
 
@@ -61,7 +63,7 @@ class SessionStore:
         now = self._clock()
         with self._lock:
             self._sessions[_key(sid)] = Session(tenant, admin, hash_token(token), created=now, used=now)
-            while len(self._sessions) > MAX_SESSIONS:
+            while len(self._sessions) > self._max:
                 self._sessions.popitem(last=False)
         return sid
 
