@@ -68,14 +68,26 @@ def test_recommending_creates_nothing(sm: ServiceManager, client: httpx.Client) 
     assert stored_clusters(sm) == before
 
 
-def test_workers_respect_the_service_managers_limit(tmp_path_factory: pytest.TempPathFactory) -> None:
-    small = ServiceManager(tmp_path_factory.mktemp("recommend-limit"), extra_env={"DISCO_MAX_WORKERS": "1"}).start()
+def test_the_service_managers_limits_and_tenants_count(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """DISCO_MAX_WORKERS caps the workers; a provider that cannot keep this tenant apart
+    (local, without isolation) is passed over, or named in `needs` with the create's own code."""
+    small = ServiceManager(tmp_path_factory.mktemp("recommend-limit"), extra_env={
+        "DISCO_MAX_WORKERS": "1", "DISCO_LOCAL_ISOLATION": "none"}).start()
     try:
-        with small.client() as c:
-            rec = c.post(RECOMMEND, json={"work": ["tasks"], "data_size": "5TB", "providers": ["local"]}).json()
+        with small.client("default") as sole:
+            rec = sole.post(RECOMMEND, json={"work": ["tasks"], "data_size": "5TB", "providers": ["local"]}).json()
+        with small.client("another") as other:
+            only_local = other.post(RECOMMEND, json={"work": ["tasks"], "providers": ["local"]}).json()
+            refused = other.post(PLAN, json=only_local["spec"])
+            both = other.post(RECOMMEND, json={"work": ["tasks"], "providers": ["local", "openstack"]}).json()
     finally:
         small.cleanup()
-    assert rec["workers"] == 1 and "DISCO_MAX_WORKERS" in rec["workers_reasons"][-1]
+    assert rec["workers"] == 1 and "DISCO_MAX_WORKERS" in rec["workers_reasons"][-1] and rec["needs"] == []
+    assert [n["code"] for n in only_local["needs"]] == ["isolation_unavailable"]
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "isolation_unavailable"
+    assert both["provider"] == "openstack"
+    local = next(a for a in both["alternatives"] if a["name"] == "local")
+    assert "cannot keep tenants apart" in local["why_not"]
 
 
 @pytest.mark.parametrize(("body", "code", "where"), [

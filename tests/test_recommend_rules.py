@@ -143,7 +143,8 @@ def test_workers_are_capped_by_the_nodes_you_can_afford_with_a_warning() -> None
 def test_workers_are_capped_by_the_local_provider_and_the_service_limit() -> None:
     local = rec(work=["sql-etl"], data_size="1TB", max_nodes=30, providers=["local"])
     assert local["workers"] == 4 and local["provider"] == "local"
-    assert any("share this machine" in r for r in local["provider_reasons"])
+    assert "capped at 4 on this machine: the local provider's nodes share" in local["workers_reasons"][-1]
+    assert any("data of this size wants machines of their own" in w for w in local["warnings"])
     limited = rec(max_workers=2, work=["sql-etl"], data_size="1TB", max_nodes=30, providers=["ssh"])
     assert limited["workers"] == 2 and "DISCO_MAX_WORKERS" in limited["workers_reasons"][-1]
 

@@ -22,12 +22,13 @@ _Q = builtin_rules().questions  # the help names the choices the packaged rules 
 
 def _help(qid: str, extra: str = "") -> str:
     choices = f" Choices: {', '.join(_Q[qid].values)}." if _Q[qid].choices and _Q[qid].type != "size" else ""
-    default = f" Default: {_Q[qid].default}." if _Q[qid].default is not None else ""
+    value = _Q[qid].default
+    default = f" Default: {', '.join(value) if isinstance(value, list) else value}." if value is not None else ""
     return f"{_Q[qid].text}{extra}{choices}{default}"
 
 
 def recommend(
-    work: list[str] = typer.Option([], "--work", help=_help("work", " (repeatable; at least one)")),
+    work: list[str] = typer.Option(..., "--work", help=_help("work", " (repeatable; at least one)")),
     data_size: Optional[str] = typer.Option(None, "--data-size", help=_help("data_size", " E.g. 500MB, 50GB, 2TB.")),
     language: Optional[str] = typer.Option(None, "--language", help=_help("language")),
     latency: Optional[str] = typer.Option(None, "--latency", help=_help("latency")),

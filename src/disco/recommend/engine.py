@@ -174,7 +174,8 @@ class _Run:
             return "provider_unsuitable", "; ".join(f"{t.label}: {t.providers_why}" for t in held)
         return None
 
-    def choose_provider(self, data_gb: float, workers: int) -> tuple[str, int, list[str], list[dict[str, str]]]:
+    def choose_provider(self, data_gb: float, workers: int,
+                        workers_reasons: list[str]) -> tuple[str, int, list[str], list[dict[str, str]]]:
         rules = self.rules.providers
         small = data_gb <= rules.small_up_to_gb
         order = [p for p in (rules.small_order if small else rules.large_order) if p in self.providers]
@@ -195,10 +196,10 @@ class _Run:
         if len(order) > 1:
             reasons.append(f"first of your providers that fits, in the order for {size_word}")
         if winner == "local" and not small and rule.large_why:
-            self.warnings.append(f"{rule.label}: {rule.large_why}")
+            self.warnings.append(rule.large_why)
         cap, cap_why = self.provider_cap(winner)
         if cap is not None and workers > cap:
-            reasons.append(f"{workers} workers capped at {max(cap, 0)}: {cap_why}")
+            workers_reasons.append(f"capped at {max(cap, 0)} on {rule.label}: {cap_why}")
             workers = max(cap, 0)
         needs = [{"code": n.code, "message": n.message} for n in rule.needs]
         if winner in obstacles:
@@ -229,7 +230,7 @@ def recommend(answers: Any, rules: Rules, ctx: Context) -> Recommendation:
     run.latency_notes()
     data_gb = size_gb(answers.data_size)
     workers, workers_reasons = run.wanted_workers(data_gb)
-    provider, workers, provider_reasons, needs = run.choose_provider(data_gb, workers)
+    provider, workers, provider_reasons, needs = run.choose_provider(data_gb, workers, workers_reasons)
     if workers > ctx.max_workers:
         workers_reasons.append(f"capped at {ctx.max_workers}, this service manager's largest cluster "
                                "(DISCO_MAX_WORKERS)")
@@ -243,9 +244,11 @@ def recommend(answers: Any, rules: Rules, ctx: Context) -> Recommendation:
                            "required_by": needers,
                            "reasons": [f"{', '.join(run.traits(n).label for n in needers)} "
                                        f"depend{'s' if len(needers) == 1 else ''} on it; a create adds it"]})
+    # Made as the create's own model first: a recommendation that one would refuse is a bug here.
     spec = ClusterSpec(provider=provider, workers=workers, frameworks=[FrameworkRequest(name=n) for n in chosen])
     query = [("provider", provider), ("workers", str(workers)), *(("frameworks", n) for n in chosen)]
     return Recommendation.model_validate({
         "answers": answers.model_dump(), "frameworks": frameworks, "workers": workers, "workers_reasons": workers_reasons,
         "provider": provider, "provider_reasons": provider_reasons, "alternatives": run.alternatives,
-        "warnings": run.warnings, "needs": needs, "spec": spec, "form_url": f"{FORM_PATH}?{urlencode(query)}"})
+        "warnings": run.warnings, "needs": needs, "form_url": f"{FORM_PATH}?{urlencode(query)}",
+        "spec": spec.model_dump(include={"provider": True, "workers": True, "frameworks": {"__all__": {"name"}}})})

@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from disco.cluster.spec import ClusterSpec
 from disco.recommend.questions import Answers
 
 
@@ -66,6 +65,20 @@ class Need(Shape):
     message: str
 
 
+class SpecFramework(Shape):
+    name: str
+
+
+class RecommendedSpec(Shape):
+    """A body for `POST /api/v1/clusters` (a ClusterSpec's fields): as it is when `needs` is empty,
+    else once what `needs` lists is added (an OpenStack cluster's `cloud` and `provider_options`).
+    Only the chosen frameworks: the create adds their dependencies."""
+
+    provider: Literal["local", "ssh", "openstack"]
+    workers: int = Field(ge=0)
+    frameworks: list[SpecFramework]
+
+
 class Recommendation(Shape):
     """`POST /api/v1/recommendations`: frameworks, size and provider, each with its reasons and the
     alternatives it beat; `spec` is a body for `POST /api/v1/clusters`, ready to send when
@@ -81,6 +94,6 @@ class Recommendation(Shape):
     warnings: list[str]
     needs: list[Need] = Field(description="What a create still needs that no answer gives (an OpenStack cloud and "
                                           "its options, free SSH hosts); empty: `spec` can be created as it is.")
-    spec: ClusterSpec
+    spec: RecommendedSpec
     form_url: str = Field(description="`/ui/clusters/new?` with `provider`, `workers` and one `frameworks` "
                                       "per chosen framework, URL-encoded: the create form, pre-filled.")
