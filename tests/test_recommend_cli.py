@@ -35,7 +35,7 @@ def test_the_recommendation_for_people(sm: ServiceManager, token: str) -> None:
     assert "java (dependency)" in out and "Spark SQL" in out
     assert "Alternatives" in out and "no SQL engine" in out  # Dask, and why it lost
     assert "disco cluster create --provider local --workers 3 -f spark -f jupyter" in out
-    assert "/ui/clusters/new?provider=local&workers=3&frameworks=spark&frameworks=jupyter" in out
+    assert f"{sm.url}/ui/clusters/new?provider=local&workers=3&frameworks=spark&frameworks=jupyter" in out
 
 
 def test_the_recommendation_as_json_is_the_apis(sm: ServiceManager, token: str) -> None:

@@ -53,7 +53,7 @@ def recommend(
     if output is Output.json:
         print_json({"recommendation": rec, "cluster": cluster} if create else rec)
         return
-    show(rec)
+    show(rec, str(client.http.base_url).rstrip("/"))
     if cluster is not None:
         out.print(Text(f"created cluster {cluster['name']} ({cluster['state']}); "
                        f"follow it with: disco cluster show {cluster['id']}"))
@@ -70,7 +70,7 @@ def _create(client: Any, rec: dict[str, Any]) -> dict[str, Any]:
     return created
 
 
-def show(rec: dict[str, Any]) -> None:
+def show(rec: dict[str, Any], base_url: str) -> None:
     """The recommendation for people; every text from the service is shown as written (Text)."""
     chosen = [fw for fw in rec["frameworks"] if fw["role"] == "chosen"]
     deps = [fw for fw in rec["frameworks"] if fw["role"] == "dependency"]
@@ -95,6 +95,7 @@ def show(rec: dict[str, Any]) -> None:
         out.print(Text(f"warning: {warning}", style="yellow"))
     for need in rec["needs"]:
         out.print(Text(f"still needed ({need['code']}): {need['message']}", style="yellow"))
-    out.print(Text(f"create it: disco cluster create --provider {rec['provider']} --workers {rec['workers']} "
+    when = " (with what is still needed)" if rec["needs"] else ""
+    out.print(Text(f"create it{when}: disco cluster create --provider {rec['provider']} --workers {rec['workers']} "
                    + " ".join(f"-f {fw['name']}" for fw in chosen)))
-    out.print(Text(f"or in the dashboard: {rec['form_url']}"))
+    out.print(Text(f"or in the dashboard: {base_url}{rec['form_url']}"))
