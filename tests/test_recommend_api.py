@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from disco.recommend.rules import builtin_rules
 from empty_cloud import MADE_UP_AUTH_URL
 from sm_fixtures import ServiceManager, stored_clusters
+from sshd_fixture import Sshd
 
 QUESTIONS = "/api/v1/recommendations/questions"
 RECOMMEND = "/api/v1/recommendations"
@@ -88,6 +89,41 @@ def test_the_service_managers_limits_and_tenants_count(tmp_path_factory: pytest.
     assert both["provider"] == "openstack"
     local = next(a for a in both["alternatives"] if a["name"] == "local")
     assert "cannot keep tenants apart" in local["why_not"]
+
+
+def test_the_ssh_pools_free_hosts_size_an_ssh_cluster(sm: ServiceManager, client: httpx.Client,
+                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two real sshd hosts (this machine, 127.0.9.x) in the pool: SSH is recommended with one
+    worker (the other host is the master), and the dry run takes that spec as it is."""
+    store = sm.store()
+    try:
+        admin_token = store.create_token("recommend-ops", admin=True)
+    finally:
+        store.close()
+    folder = tmp_path_factory.mktemp("recommend-hosts")
+    servers: list[Sshd] = []
+    ids: list[int] = []
+    with httpx.Client(base_url=sm.url, headers={"X-Auth-Token": admin_token}, timeout=120, trust_env=False) as admin:
+        try:
+            for i in range(2):
+                servers.append(Sshd(folder / f"sshd-{i}").start())
+                host = admin.post("/api/v1/hosts", json={
+                    "name": f"recommend-host-{i}", "address": servers[i].address, "port": servers[i].port,
+                    "user": "root", "private_key": servers[i].client_key, "prefix": str(folder / f"prefix-{i}")})
+                assert host.status_code == 201 and host.json()["state"] == "free", host.text
+                ids.append(host.json()["id"])
+            rec = client.post(RECOMMEND, json={"work": ["arrays-ml"], "data_size": "5TB", "max_nodes": 10,
+                                               "providers": ["ssh"]}).json()
+            plan = client.post(PLAN, json=rec["spec"])
+        finally:
+            for host_id in ids:
+                admin.delete(f"/api/v1/hosts/{host_id}")
+            for server in servers:
+                server.cleanup()
+    assert rec["provider"] == "ssh" and rec["workers"] == 1 and rec["needs"] == []
+    assert "capped at 1 on machines over SSH: the SSH host pool has 2 free host(s) now" in rec["workers_reasons"]
+    assert plan.status_code == 200, plan.text
+    assert [n["host"] for n in plan.json()["nodes"]] == [s.address for s in servers]
 
 
 @pytest.mark.parametrize(("body", "code", "where"), [

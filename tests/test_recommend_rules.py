@@ -174,10 +174,18 @@ def test_an_ssh_pool_too_small_is_passed_over_or_said() -> None:
     passed = rec(free_hosts=0, work=["tasks"], data_size="5TB", providers=["ssh", "local"])
     assert passed["provider"] == "local" and passed["needs"] == []
     assert "0 free host(s)" in alternatives(passed, "provider")["ssh"]
-    only = rec(free_hosts=1, work=["tasks"], providers=["ssh"])
+    only = rec(free_hosts=1, work=["tasks"], data_size="1TB", max_nodes=10, providers=["ssh"])
     assert only["provider"] == "ssh" and only["needs"][0]["code"] == "no_free_hosts"
+    assert only["workers"] == 9  # sized for the data: the hosts to add are what `needs` says
     capped = rec(free_hosts=3, work=["tasks"], data_size="5TB", max_nodes=10, providers=["ssh"])
     assert capped["workers"] == 2 and capped["needs"] == []
+    assert "capped at 2 on machines over SSH: the SSH host pool has 3 free host(s) now" in capped["workers_reasons"]
+    roomy = rec(free_hosts=3, work=["tasks"], data_size="5TB", max_nodes=10, providers=["ssh", "openstack"])
+    assert roomy["provider"] == "openstack" and roomy["workers"] == 9
+    assert alternatives(roomy, "provider")["ssh"] == "too small for 9 workers: the SSH host pool has 3 free host(s) now"
+    # When none has room for all, the one with the most.
+    most = rec(free_hosts=3, work=["tasks"], data_size="5TB", max_nodes=10, providers=["ssh", "local"])
+    assert most["provider"] == "local" and most["workers"] == 4
 
 
 def test_a_provider_this_tenant_cannot_use_is_passed_over() -> None:

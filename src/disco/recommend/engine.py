@@ -189,7 +189,14 @@ class _Run:
 
         # Never a provider a chosen framework cannot run on (the frameworks' choice kept one).
         suited = [p for p in order if obstacles.get(p, ("",))[0] != "provider_unsuitable"] or order
-        winner = next((p for p in usable if fits(p)), None) or (usable[0] if usable else suited[0])
+        def room(p: str) -> int:
+            cap = self.provider_cap(p)[0]
+            return workers if cap is None else cap
+
+        # The first that fits; else the one with the most room (the first of those); else, when
+        # none can take the cluster now, the first suited one, with `needs` saying why.
+        winner = next((p for p in usable if fits(p)), None) or (
+            max(usable, key=lambda p: (room(p), -usable.index(p))) if usable else suited[0])
         rule = rules.rule(winner)
         size_word = f"data up to {rules.small_up_to_gb:g} GB" if small else f"data over {rules.small_up_to_gb:g} GB"
         reasons = [f"{rule.label}: {rule.why}"]
@@ -197,8 +204,10 @@ class _Run:
             reasons.append(f"first of your providers that fits, in the order for {size_word}")
         if winner == "local" and not small and rule.large_why:
             self.warnings.append(rule.large_why)
+        wanted = workers
         cap, cap_why = self.provider_cap(winner)
-        if cap is not None and workers > cap:
+        # A provider that cannot take the cluster now is not a cap: `needs` says what to add.
+        if cap is not None and workers > cap and winner not in obstacles:
             workers_reasons.append(f"capped at {max(cap, 0)} on {rule.label}: {cap_why}")
             workers = max(cap, 0)
         needs = [{"code": n.code, "message": n.message} for n in rule.needs]
@@ -211,7 +220,7 @@ class _Run:
             if other in obstacles:
                 why_not = obstacles[other][1]
             elif not fits(other):
-                why_not = f"too small for {workers} workers: {self.provider_cap(other)[1]}"
+                why_not = f"too small for {_workers(wanted)}: {self.provider_cap(other)[1]}"
             else:
                 why_not = f"{rules.rule(winner).label} comes first for {size_word}"
             self.alternatives.append({"name": other, "kind": "provider", "instead_of": winner, "for_work": None,
