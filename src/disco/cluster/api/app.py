@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 import disco
-from disco.cluster.api import hosts, node_payload, occi, rest
+from disco.cluster.api import hosts, node_payload, occi, recommendations, rest
 from disco.cluster.api.docs import install_docs
 from disco.cluster.api.routing import route_error
 from disco.cluster.api.limits import RequestLimits
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return route_error(app, request, exc)
 
     app.include_router(rest.router)
+    app.include_router(recommendations.router)
     app.include_router(hosts.router)
     app.include_router(occi.router)
     app.include_router(node_payload.router)
