@@ -217,6 +217,24 @@ def test_a_link_into_the_form_survives_signing_in(sm: ServiceManager, tokens: di
         dash.close()
 
 
+def test_a_recommendation_opens_the_form_filled_in(ui: Dashboard, api_a: httpx.Client) -> None:
+    """The recommendation engine's `form_url` (POST /api/v1/recommendations) is this form with
+    its choices made, and planning it from there works."""
+    answer = api_a.post("/api/v1/recommendations", json={"work": ["notebooks", "arrays-ml"],
+                                                        "providers": ["local"], "max_nodes": 3})
+    assert answer.status_code == 200, answer.text
+    recommended = answer.json()
+    page = ui.get(recommended["form_url"])
+    assert page.status_code == 200
+    chosen = [f["name"] for f in recommended["frameworks"] if f["role"] == "chosen"]
+    assert chosen and sorted(re.findall(r'name="frameworks" value="([a-z0-9_-]+)"\s+checked', page.text)) == \
+        sorted(chosen)
+    assert re.search(rf'id="workers"[^>]*value="{recommended["workers"]}"', page.text, re.S)
+    planned = ui.post("/ui/clusters/new", [("workers", str(recommended["workers"])), ("provider", "local"),
+                                          ("do", "plan"), *[("frameworks", name) for name in chosen]])
+    assert planned.status_code == 200 and 'id="plan"' in planned.text
+
+
 def test_plan_shows_what_would_be_made_and_makes_nothing(ui: Dashboard, api_a: httpx.Client) -> None:
     before = cluster_count(api_a)
     page = ui.post("/ui/clusters/new", {"workers": "2", "frameworks": "webecho", "do": "plan"})
