@@ -55,12 +55,14 @@ class Dashboard:
         return response
 
     def events(self, path: str, until: Callable[[str, Any], bool], *, timeout: float,
-               between: Callable[[], None] | None = None) -> list[tuple[str, Any]]:
+               between: Callable[[], None] | None = None,
+               headers: dict[str, str] | None = None) -> list[tuple[str, Any]]:
         """Server-sent events from `path` until `until(event, data)` holds; `between` runs once,
         after the first event (to change something while the stream is open)."""
         seen: list[tuple[str, Any]] = []
         deadline = time.monotonic() + timeout
-        with self.http.stream("GET", path, timeout=httpx.Timeout(timeout, read=timeout)) as response:
+        with self.http.stream("GET", path, timeout=httpx.Timeout(timeout, read=timeout),
+                              headers=headers) as response:
             assert response.status_code == 200, response.read()
             assert response.headers["content-type"].startswith("text/event-stream")
             for name, data in _parse(response.iter_lines()):

@@ -302,6 +302,11 @@ def test_streams_deliver_state_changes_and_logs(ui: Dashboard, api_a: httpx.Clie
     log = ui.events(f"/ui/live/clusters/{cluster_id}/logs/master/webecho-web?offset=0",
                     lambda name, data: name == "log", timeout=30)
     assert log[-1][1]["offset"] > 0 and log[-1][1]["text"]
+    # A reconnecting EventSource says where it left off (Last-Event-ID): nothing comes twice.
+    last = max(data["id"] for name, data in seen if name == "cluster-event")
+    resumed = ui.events(f"/ui/live/clusters/{cluster_id}?after=0", lambda name, data: name == "state",
+                        timeout=30, headers={"Last-Event-ID": str(last)})
+    assert [name for name, _ in resumed] == ["state"]
     assert ui.get(f"/ui/live/clusters/{cluster_id}/reach/webecho/web").json() == {"up": True, "status": 200}
 
 

@@ -32,6 +32,13 @@ def sse(event: str, data: Any, event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
+def resumed_from(request: Request) -> int:
+    """Where a reconnecting EventSource left off: the id of the last event it got (it sends it
+    by itself), so that nothing is shown twice; 0 when it says nothing usable."""
+    text = request.headers.get("last-event-id", "")
+    return int(text) if text.isdigit() and len(text) < 19 else 0
+
+
 @router.get("/clusters")
 async def clusters(request: Request) -> Response:
     """`clusters` events: the whole list whenever it changes (a state, a count, a cluster more)."""
@@ -61,7 +68,7 @@ async def cluster(request: Request, cluster_id: str,
     svc.get(session.tenant, cluster_id)
 
     async def stream() -> AsyncIterator[str]:
-        last_id, last_state = after, None
+        last_id, last_state = max(after, resumed_from(request)), None
         while not await request.is_disconnected():
             if current(request) is None:  # signed out (or expired) meanwhile: the stream ends
                 return
@@ -94,14 +101,14 @@ async def process_log(request: Request, cluster_id: str, node: str, process: str
         raise NotFound(f"no log {node}/{process} in this cluster", code="no_such_log")
 
     async def stream() -> AsyncIterator[str]:
-        position = offset
+        position = max(offset, resumed_from(request))
         while not await request.is_disconnected():
             if current(request) is None:  # signed out (or expired) meanwhile: the stream ends
                 return
             chunk = provider.read_log(found.id, node, process, position)
             if chunk:
                 position += len(chunk)
-                yield sse("log", {"text": chunk.decode(errors="replace"), "offset": position})
+                yield sse("log", {"text": chunk.decode(errors="replace"), "offset": position}, position)
                 continue
             try:
                 if svc.get(session.tenant, cluster_id).state == "deleted":
