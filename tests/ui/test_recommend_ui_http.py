@@ -53,7 +53,8 @@ def test_the_questions_are_the_engines(ui: Dashboard, api: httpx.Client) -> None
             for choice in q["choices"]:
                 box = re.search(rf'<input[^>]*id="q-{q["id"]}-{choice["value"]}"[^>]*>', page.text, re.S)
                 assert box is not None and f'name="{q["id"]}"' in box.group(0)
-                assert ("checked" in box.group(0)) == (choice["value"] in (q.get("default") or [])
+                ticked = re.search(r"\schecked[\s>]", box.group(0)) is not None  # an attribute of its own
+                assert ticked == (choice["value"] in (q.get("default") or [])
                                                        if q["type"] == "multi" else choice["value"] == q.get("default"))
         else:
             assert re.search(rf'<input[^>]*id="{q["id"]}"[^>]*value="{q.get("default", "")}"', page.text, re.S)
@@ -88,8 +89,8 @@ def test_the_recommendation_is_the_apis_with_every_reason(sm: ServiceManager, ui
     assert ("disco recommend --work sql-etl --work notebooks --data-size 200GB --language python "
             "--latency interactive --max-nodes 6 --provider local --provider openstack") in words
     # The answers stay in the form, to change them and ask again.
-    assert re.search(r'id="q-work-sql-etl"[^>]*checked', page.text, re.S)
-    assert re.search(r'id="q-providers-openstack"[^>]*checked', page.text, re.S)
+    assert re.search(r'id="q-work-sql-etl"[^>]*\schecked\s', page.text, re.S)
+    assert re.search(r'id="q-providers-openstack"[^>]*\schecked\s', page.text, re.S)
     assert re.search(r'id="data_size"[^>]*value="200GB"', page.text, re.S)
     # The link opens the create form with its choices made.
     form = ui.get(html_lib.unescape(link.group(1))).text
