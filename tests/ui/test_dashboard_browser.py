@@ -76,7 +76,9 @@ def test_the_keyboard_reaches_the_form_and_its_errors(page: Page, page_checks: P
     page.keyboard.press("Tab")
     expect(page.locator(".skip")).to_be_focused()
     page.keyboard.press("Enter")
-    page.keyboard.press("Tab")  # from the main area on: the form's first field
+    page.keyboard.press("Tab")  # from the main area on: the link to the questionnaire, then the form
+    expect(page.get_by_role("link", name="Answer a few questions")).to_be_focused()
+    page.keyboard.press("Tab")
     expect(page.locator("#name")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.locator("#workers")).to_be_focused()
