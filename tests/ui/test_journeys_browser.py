@@ -174,6 +174,8 @@ def test_a_form_error_shows_next_to_its_field_and_nothing_is_created(page: Page,
     expect(page.locator("#data_size-error")).to_contain_text("should match pattern")
     expect(page.get_by_label("How much data will the cluster work on?")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#recommendation")).to_have_count(0)
+    page.locator("#error-summary").get_by_role("link", name="What kind of work will it run?").click()
+    expect(page.locator("fieldset#work")).to_be_focused()  # the summary leads to the question
     screenshot(page, "dashboard-questionnaire-errors")
     assert all_clusters(api) == before  # nothing created by either
 
