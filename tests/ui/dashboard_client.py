@@ -90,12 +90,12 @@ def _parse(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
 
 
 def field_error(html: str, field_id: str) -> str | None:
-    """The error shown next to a field: the text of #FIELD-error, which the field's
+    """The error shown next to a field (or a fieldset of choices): the text of #FIELD-error, which its
     aria-describedby must name (None when there is none)."""
     found = re.search(rf'<p class="error" id="{re.escape(field_id)}-error">(.*?)</p>', html, re.S)
     if not found:
         return None
-    control = re.search(rf'<(?:input|select|textarea)[^>]*\bid="{re.escape(field_id)}"[^>]*>', html, re.S)
+    control = re.search(rf'<(?:input|select|textarea|fieldset)[^>]*\bid="{re.escape(field_id)}"[^>]*>', html, re.S)
     assert control is not None, f"no control #{field_id}"
     assert f"{field_id}-error" in control.group(0) and 'aria-invalid="true"' in control.group(0), control.group(0)
     return html_lib.unescape(re.sub(r"<[^>]+>", "", found.group(1)).replace("Error: ", "").strip())

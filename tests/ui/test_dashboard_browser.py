@@ -5,7 +5,6 @@ nodes and web UI lights, a process log), the keyboard reaches everything, and th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import httpx
@@ -13,32 +12,14 @@ import pytest
 from browser import PageChecks, screenshot
 from playwright.sync_api import Page, expect
 
+from dashboard_steps import PHONE, mark_page, sign_in, still_same_page
 from sm_fixtures import ServiceManager, wait_state
-
-PHONE = {"width": 375, "height": 740}
 
 
 @pytest.fixture()
 def api(sm: ServiceManager) -> Iterator[httpx.Client]:
     with sm.client("tenant-a") as client:
         yield client
-
-
-def sign_in(page: Page, sm: ServiceManager, path: str = "/ui/clusters") -> None:
-    page.goto(f"{sm.url}{path}")
-    expect(page).to_have_url(re.compile(r"/ui/signin\?next="))
-    page.get_by_label("Token").fill(sm.token("tenant-a"))
-    page.get_by_label("Token").press("Enter")
-    page.wait_for_url(f"{sm.url}{path}")
-
-
-def mark_page(page: Page) -> None:
-    """A mark a reload would lose: the test checks it is still there after the live update."""
-    page.evaluate("window.__noReload = true")
-
-
-def still_same_page(page: Page) -> bool:
-    return bool(page.evaluate("window.__noReload === true"))
 
 
 def test_the_cluster_list_is_live(page: Page, sm: ServiceManager, api: httpx.Client) -> None:
@@ -95,7 +76,9 @@ def test_the_keyboard_reaches_the_form_and_its_errors(page: Page, page_checks: P
     page.keyboard.press("Tab")
     expect(page.locator(".skip")).to_be_focused()
     page.keyboard.press("Enter")
-    page.keyboard.press("Tab")  # from the main area on: the form's first field
+    page.keyboard.press("Tab")  # from the main area on: the link to the questionnaire, then the form
+    expect(page.get_by_role("link", name="Answer a few questions")).to_be_focused()
+    page.keyboard.press("Tab")
     expect(page.locator("#name")).to_be_focused()
     page.keyboard.press("Tab")
     expect(page.locator("#workers")).to_be_focused()

@@ -117,6 +117,9 @@
       if (input && document.activeElement !== input && !input.hasAttribute("aria-invalid")) input.value = s.workers;
       if (!first) refreshSections();
       first = false;
+      if (s.target === "deleted") {  // its web UIs are going away: no more checks
+        $$("[data-reach]", root).forEach(function (light) { light.removeAttribute("data-reach"); });
+      }
       if (s.state === "deleted") source.close();
     });
   }
