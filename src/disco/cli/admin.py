@@ -41,6 +41,7 @@ def serve(
     _first_token(settings, Store(settings.effective_database_url))
     typer.echo(f"DISCO service manager on http://{host}:{port}, public URL {settings.public_url}  "
                f"(data: {settings.data_dir})", err=True)
+    typer.echo(f"dashboard: {settings.public_url.rstrip('/')}/ui/ (sign in with a token)", err=True)
     if settings.public_url != DEFAULT_URL:  # the disco command looks at the default otherwise
         typer.echo(f"in another terminal, `export DISCO_URL={settings.public_url}` for the disco command",
                    err=True)

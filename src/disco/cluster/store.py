@@ -90,8 +90,12 @@ class Store:
 
     def token_identity(self, token: str) -> tuple[str, bool] | None:
         """(tenant, admin) of a token, None when no such token exists."""
+        return self.identity_for_hash(hash_token(token))
+
+    def identity_for_hash(self, token_hash: str) -> tuple[str, bool] | None:
+        """As token_identity, from the token's hash (all a dashboard session keeps of it)."""
         with self.session() as s:
-            row = s.scalar(select(Token).where(Token.token_hash == hash_token(token)))
+            row = s.scalar(select(Token).where(Token.token_hash == token_hash))
             return (row.tenant, bool(row.admin)) if row else None
 
     def count_tokens(self) -> int:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 import disco
-from disco.cluster.api import hosts, node_payload, occi, rest
+from disco.cluster.api import hosts, node_payload, occi, recommendations, rest
 from disco.cluster.api.docs import install_docs
 from disco.cluster.api.routing import route_error
 from disco.cluster.api.limits import RequestLimits
@@ -31,6 +31,8 @@ from disco.cluster.cluster_access import StoredClusterAccess
 from disco.providers import load_provider
 from disco.providers.base import ProviderResources
 from disco.cluster.settings import Settings
+from disco.cluster.ui import pages as ui_pages
+from disco.cluster.ui.routes import install_ui
 
 
 @dataclass
@@ -81,23 +83,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLimits, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(DiscoError)
-    async def _disco_error(_: Request, exc: DiscoError) -> JSONResponse:
+    async def _disco_error(request: Request, exc: DiscoError) -> Response:
+        if ui_pages.is_ui(request):  # the dashboard answers with a page, in the same words
+            return ui_pages.error_page(request, exc.status, exc.message, exc.code, getattr(exc, "headers", None))
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if ui_pages.is_ui(request):
+            return ui_pages.error_page(request, 422, "The address has a malformed part.", "invalid_request")
         details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"error": {"code": "invalid_request", "message": "invalid request",
                                        "details": details}}, status_code=422)
 
     @app.exception_handler(HTTPException)
-    async def _routing_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def _routing_error(request: Request, exc: HTTPException) -> Response:
         """No route for the path (404) or the method (405): our envelope, and the right `Allow`."""
+        if ui_pages.is_ui(request) and exc.status_code == 404:
+            return ui_pages.error_page(request, 404, "There is no such page.", "not_found")
         return route_error(app, request, exc)
 
     app.include_router(rest.router)
+    app.include_router(recommendations.router)
     app.include_router(hosts.router)
     app.include_router(occi.router)
     app.include_router(node_payload.router)
     install_docs(app)
+    install_ui(app)  # the web dashboard at /ui/ (docs/dashboard.md)
     return app

@@ -24,6 +24,7 @@ from disco.cluster.api.host_schemas import HostCreate
 from disco.cluster.api.schemas import REFERENCED_MODELS, error_responses
 from disco.cluster.api.spec_schema import refine_access_schema, refine_scale_schema, refine_spec_schema
 from disco.errors import NotFound
+from disco.recommend.questions import Answers
 from disco.providers import available as available_providers
 
 ASSETS_URL = "/docs/assets"
@@ -103,7 +104,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {})
     models = components.setdefault("schemas", {})
-    for model in (*REFERENCED_MODELS, HostCreate):
+    for model in (*REFERENCED_MODELS, HostCreate, Answers):
         _add_model(models, model.model_json_schema(ref_template="#/components/schemas/{model}"), model.__name__)
     components["securitySchemes"] = SECURITY_SCHEMES
     for operations in schema["paths"].values():
