@@ -4,20 +4,24 @@ migrations, short transactions, and the compare-and-set helper every state chang
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from disco.taskfarm.models import Attempt, now
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 def hash_secret(secret: str) -> str:
@@ -85,3 +89,19 @@ def log(session: Session, kind: str, project_id: str, *, unit_id: int | None = N
         client_id: str | None = None, attempt: int | None = None, detail: str = "") -> None:
     session.add(Attempt(at=now(), kind=kind, project_id=project_id, unit_id=unit_id, instance_id=instance_id,
                         client_id=client_id, attempt=attempt, detail=detail))
+
+
+def retrying(store: FarmStore, work: Callable[[Session], T], attempts: int = 5) -> T:
+    """`work` in one transaction, run again when the database chose it as a deadlock's or a
+    serialization conflict's victim (PostgreSQL) or stayed busy past its timeout (SQLite): the
+    transaction changed nothing, so running it again is safe."""
+    for attempt in range(attempts):
+        try:
+            with store.session() as session:
+                return work(session)
+        except OperationalError as exc:
+            retryable = getattr(exc.orig, "sqlstate", None) in ("40P01", "40001") or "locked" in str(exc.orig)
+            if not retryable or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
+    raise AssertionError("unreachable")
