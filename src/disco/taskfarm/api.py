@@ -21,8 +21,6 @@ from disco.taskfarm.service import Farm, OutputTooLarge
 Authenticate = Callable[[str | None, str], str]
 PREFIX = "/api/v1/farm"
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-ProjectId = Path(pattern=UUID_PATTERN, description="The project's id.")
-RowId = Path(ge=1, le=2 ** 31 - 1)
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 OWNER = {"security": [{"token": []}, {"bearer": []}]}
 CLIENT = {"security": [{"bearer": []}]}
@@ -83,22 +81,22 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
 
     @router.get("/projects/{project_id}", operation_id="getFarmProject", response_model=schemas.ProjectView,
                 openapi_extra=OWNER, responses=errors(401, 404, 422, 429))
-    def get_project(project_id: str = ProjectId, tenant: str = Depends(owner)) -> dict[str, Any]:
+    def get_project(project_id: str = Path(pattern=UUID_PATTERN), tenant: str = Depends(owner)) -> dict[str, Any]:
         return farm.project(tenant, project_id)
 
     @router.get("/projects/{project_id}/results", operation_id="getFarmProjectResults",
                 response_model=schemas.ProjectResults, openapi_extra=OWNER, responses=errors(401, 404, 422, 429))
-    def get_results(project_id: str = ProjectId, tenant: str = Depends(owner)) -> dict[str, Any]:
+    def get_results(project_id: str = Path(pattern=UUID_PATTERN), tenant: str = Depends(owner)) -> dict[str, Any]:
         return farm.results(tenant, project_id)
 
     @router.get("/projects/{project_id}/dead", operation_id="getFarmProjectDeadLetters",
                 response_model=schemas.DeadLetters, openapi_extra=OWNER, responses=errors(401, 404, 422, 429))
-    def get_dead(project_id: str = ProjectId, tenant: str = Depends(owner)) -> dict[str, Any]:
+    def get_dead(project_id: str = Path(pattern=UUID_PATTERN), tenant: str = Depends(owner)) -> dict[str, Any]:
         return farm.dead(tenant, project_id)
 
     @router.post("/projects/{project_id}/cancel", operation_id="cancelFarmProject", response_model=schemas.ProjectView,
                  openapi_extra=OWNER, responses=errors(401, 404, 422, 429))
-    def cancel(project_id: str = ProjectId, tenant: str = Depends(owner)) -> dict[str, Any]:
+    def cancel(project_id: str = Path(pattern=UUID_PATTERN), tenant: str = Depends(owner)) -> dict[str, Any]:
         return farm.cancel(tenant, project_id)
 
     @router.post("/keys", operation_id="createFarmKey", status_code=201, response_model=schemas.KeyCreated,
@@ -144,7 +142,7 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
                     "name": "X-Output-SHA256", "in": "header", "required": True,
                     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}]},
                 responses=errors(401, 404, 413, 422, 429))
-    async def upload(request: Request, instance_id: int = RowId, who: Client = Depends(client)) -> Response:
+    async def upload(request: Request, instance_id: int = Path(ge=1, le=2 ** 31 - 1), who: Client = Depends(client)) -> Response:
         declared = request.headers.get("x-output-sha256", "")
         if len(declared) != 64 or any(c not in "0123456789abcdef" for c in declared):
             raise InvalidSpec("X-Output-SHA256 must be the output SHA-256, 64 hex digits", code="invalid_request") \
@@ -157,7 +155,7 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
 
     @router.get("/units/{unit_id}/input", operation_id="getFarmUnitInput", response_class=Response,
                 responses={200: BYTES, **errors(401, 404, 422, 429)}, openapi_extra=CLIENT)
-    def unit_input(unit_id: int = RowId, who: Client = Depends(client)) -> Response:
+    def unit_input(unit_id: int = Path(ge=1, le=2 ** 31 - 1), who: Client = Depends(client)) -> Response:
         return Response(farm.unit_input(who, unit_id), media_type="application/octet-stream")
 
     @router.get("/code/{sha256}", operation_id="getFarmCode", response_class=Response,

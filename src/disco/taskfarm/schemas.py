@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_INLINE_INPUT_BYTES = 16 * 1024 * 1024
 MAX_OUTPUT_B64 = 1_400_000  # ~1 MiB of output inline in a report; larger goes by upload
@@ -14,7 +14,16 @@ Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400)]
-BigId = Annotated[int, Field(ge=1, le=2 ** 31 - 1)]
+
+
+def _integral(value: Any) -> Any:
+    # JSON has one kind of number and JSON Schema reads 9.0 as the integer 9: so do we (strict
+    # mode still refuses "9", true and 9.5).
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+BigId = Annotated[Int, Field(ge=1, le=2 ** 31 - 1)]
 
 
 class Strict(BaseModel):
@@ -57,7 +66,7 @@ class UrlInput(Strict):
 
 class SplitSpec(Strict):
     by: Literal["lines", "bytes", "records"] = "lines"
-    size: int = Field(default=1000, ge=1, le=1 << 30)
+    size: Int = Field(default=1000, ge=1, le=1 << 30)
     delimiter: str = Field(default="\n", min_length=1, max_length=16,
                            description="`records` only: what ends a record (newline: NDJSON).")
 
@@ -90,16 +99,16 @@ class ProjectSpec(Strict):
     code: PythonCode | ContainerCode = Field(discriminator="kind")
     input: InlineInput | InlineBytesInput | FilesInput | UrlInput = Field(discriminator="kind")
     split: SplitSpec = Field(default_factory=SplitSpec)
-    quorum: int = Field(default=1, ge=1, le=9, description="Agreeing results a unit needs (2 for untrusted volunteers).")
-    max_errors: int = Field(default=3, ge=1, le=100)
-    max_instances: int | None = Field(default=None, ge=1, le=100,
+    quorum: Int = Field(default=1, ge=1, le=9, description="Agreeing results a unit needs (2 for untrusted volunteers).")
+    max_errors: Int = Field(default=3, ge=1, le=100)
+    max_instances: Int | None = Field(default=None, ge=1, le=100,
                                       description="Default: quorum + 4; never fewer than quorum.")
     unit_seconds: Seconds = Field(default=1.0, description="The estimated time of one unit.")
     lease_s: Seconds | None = Field(default=None, description="Default: 3 × unit_seconds, at least the server's minimum.")
     deadline_s: Seconds | None = Field(default=None, description="Seconds from now after which open units fail.")
     comparator: Comparator = Field(default_factory=ExactComparator, discriminator="name",
                                    description="How two results are compared (the server's comparators).")
-    max_output_bytes: int = Field(default=1 << 20, ge=1, le=1 << 30)
+    max_output_bytes: Int = Field(default=1 << 20, ge=1, le=1 << 30)
 
 
 class ProjectCreated(Strict):
@@ -169,10 +178,10 @@ class KeyCreated(Strict):
 
 class ClientEnroll(Strict):
     name: Name
-    slots: int = Field(default=1, ge=1, le=1024)
+    slots: Int = Field(default=1, ge=1, le=1024)
     platform: str = Field(default="", max_length=64)
-    cpus: int = Field(default=1, ge=1, le=100000)
-    memory_mb: int = Field(default=0, ge=0, le=1 << 31)
+    cpus: Int = Field(default=1, ge=1, le=100000)
+    memory_mb: Int = Field(default=0, ge=0, le=2 ** 31 - 1)
 
 
 class ClientEnrolled(Strict):
@@ -182,7 +191,7 @@ class ClientEnrolled(Strict):
 
 class WorkRequest(Strict):
     seconds: float = Field(ge=0, le=86400 * 7, description="Seconds of work wanted.")
-    slots: int = Field(default=1, ge=1, le=1024, description="Idle slots: at least one unit each.")
+    slots: Int = Field(default=1, ge=1, le=1024, description="Idle slots: at least one unit each.")
 
 
 class LeaseInput(Strict):
@@ -223,7 +232,7 @@ class HeartbeatAnswer(Strict):
 
 class ResultItem(Strict):
     instance_id: BigId
-    attempt: int = Field(ge=1, le=1000)
+    attempt: Int = Field(ge=1, le=1000)
     status: Literal["ok", "error"]
     output: str | None = Field(default=None, max_length=MAX_OUTPUT_B64, pattern=BASE64, description="base64")
     output_sha256: Sha256 | None = None
