@@ -23,7 +23,7 @@ def _integral(value: Any) -> Any:
 
 
 Int = Annotated[int, BeforeValidator(_integral)]
-BigId = Annotated[Int, Field(ge=1, le=2 ** 31 - 1)]
+BigId = Annotated[int, Field(ge=1, le=2 ** 31 - 1), BeforeValidator(_integral)]
 
 
 class Strict(BaseModel):
@@ -61,7 +61,7 @@ class FilesInput(Strict):
 
 class UrlInput(Strict):
     kind: Literal["url"]
-    url: str = Field(max_length=4096, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    url: str = Field(max_length=4096, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")
 
 
 class SplitSpec(Strict):
@@ -101,8 +101,8 @@ class ProjectSpec(Strict):
     split: SplitSpec = Field(default_factory=SplitSpec)
     quorum: Int = Field(default=1, ge=1, le=9, description="Agreeing results a unit needs (2 for untrusted volunteers).")
     max_errors: Int = Field(default=3, ge=1, le=100)
-    max_instances: Int | None = Field(default=None, ge=1, le=100,
-                                      description="Default: quorum + 4; never fewer than quorum.")
+    max_instances: Annotated[int, Field(ge=1, le=100), BeforeValidator(_integral)] | None = Field(default=None,
+                                                                      description="Default: quorum + 4; never fewer than quorum.")
     unit_seconds: Seconds = Field(default=1.0, description="The estimated time of one unit.")
     lease_s: Seconds | None = Field(default=None, description="Default: 3 × unit_seconds, at least the server's minimum.")
     deadline_s: Seconds | None = Field(default=None, description="Seconds from now after which open units fail.")

@@ -50,7 +50,11 @@ def read_file(path: str, allowed_dirs: list[Path], max_bytes: int) -> bytes:
 def fetch_url(url: str, allowed_hosts: list[str], max_bytes: int) -> bytes:
     """An http(s) URL on an allowed host (the server fetching what a tenant names is otherwise a
     way into the server's network)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises on a port out of range)
+    except ValueError:
+        raise InvalidSpec("input url is not a valid URL", code="invalid_input") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidSpec("input url must be http(s)://host/…", code="invalid_input")
     if parts.hostname not in allowed_hosts:
