@@ -63,6 +63,9 @@ def parse_duration(text: str) -> float:
 
 def build_spec(function: Optional[str], image: Optional[str], command: Optional[str], input_: str, split: str,
                quorum: int, deadline: Optional[str], name: str, unit_seconds: float, comparator: str) -> dict[str, Any]:
+    by, _, size = split.partition(":")
+    if by not in ("lines", "bytes", "records") or not size.isdigit():
+        raise ValueError(f"--split is lines:N, bytes:N or records:N, not {split!r}")
     if bool(function) == bool(image):
         raise ValueError("give either --function or --image (with --command)")
     code: dict[str, Any]
@@ -79,10 +82,8 @@ def build_spec(function: Optional[str], image: Optional[str], command: Optional[
     if input_.startswith(("http://", "https://")):
         source: dict[str, Any] = {"kind": "url", "url": input_}
     else:
-        source = {"kind": "inline_base64", "data": base64.b64encode(Path(input_).read_bytes()).decode()}
-    by, _, size = split.partition(":")
-    if by not in ("lines", "bytes", "records") or not size.isdigit():
-        raise ValueError(f"--split is lines:N, bytes:N or records:N, not {split!r}")
+        data = sys.stdin.buffer.read() if input_ == "-" else Path(input_).read_bytes()
+        source = {"kind": "inline_base64", "data": base64.b64encode(data).decode()}
     cmp_name, _, rel = comparator.partition(":")
     cmp: dict[str, Any] = {"name": cmp_name}
     if cmp_name == "float" and rel:
@@ -98,7 +99,7 @@ def submit(
     function: Optional[str] = typer.Option(None, "--function", help="module:name or file.py:name."),
     image: Optional[str] = typer.Option(None, "--image", help="A container image (with --command)."),
     command: Optional[str] = typer.Option(None, "--command", help="The command run on each unit (stdin: the unit)."),
-    input_: str = typer.Option(..., "--input", help="A local FILE, or an http(s) URL the server may fetch."),
+    input_: str = typer.Option(..., "--input", help="A local FILE (- for stdin), or an http(s) URL the server may fetch."),
     split: str = typer.Option("lines:1000", "--split", help="lines:N, bytes:N or records:N (NDJSON)."),
     quorum: int = typer.Option(1, "--quorum", help="Agreeing results per unit (2 for untrusted volunteers)."),
     deadline: Optional[str] = typer.Option(None, "--deadline", help="After this (e.g. 2h), open units fail."),
