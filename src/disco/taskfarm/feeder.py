@@ -31,7 +31,9 @@ def lease(session: Session, client: Client, seconds: float, slots: int, now: flo
         .join(Unit, Unit.id == Instance.unit_id)
         .where(Instance.state == "unsent", Project.tenant == client.tenant, Project.state == "open",
                Unit.state.in_(("open", "validating")), Instance.unit_id.not_in(mine))
-        .order_by(Instance.id).limit(MAX_LEASES * 4)).all()
+        # Enough candidates for the seconds asked (at 1 s a unit) even after skipping other copies of
+        # a unit; an answer short of that is fine: the client asks again.
+        .order_by(Instance.id).limit(min(MAX_LEASES, max(slots, int(seconds) + 1)) * 4)).all()
     chosen: list[tuple[int, int, Project]] = []
     seen_units: set[int] = set()
     wanted = max(seconds, 0.0)

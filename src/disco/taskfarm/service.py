@@ -279,13 +279,10 @@ class Farm:
             t = now()
             answers: dict[int, dict[str, Any]] = {}
             for i in order:
-                answers[i] = transitions.report(s, client, items[i], t)
+                answers[i] = transitions.report(s, client, items[i], t, self.config.output_dir)
             return [answers[i] for i in range(len(items))]
 
-        answers = retrying(self.store, work)
-        if any(a["status"] in ("accepted", "late_accepted") for a in answers):
-            assimilate_ready(self.store, self.config.output_dir)
-        return answers
+        return retrying(self.store, work)
 
     # -- the loop ---------------------------------------------------------------------------------
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from disco.taskfarm import compare
+from disco.taskfarm.assimilate import assimilate_one
 from disco.taskfarm.models import OUTSTANDING, Client, ClientRecord, Instance, Project, Unit
 from disco.taskfarm.store import cas, log
 
@@ -112,8 +114,10 @@ def fail(session: Session, unit: Unit, reason: str, now: float) -> str:
 
 # -- reports ----------------------------------------------------------------------------------------
 
-def report(session: Session, client: Client, item: dict[str, Any], now: float) -> dict[str, Any]:
-    """One result of a /results batch: its answer, the same on every replay."""
+def report(session: Session, client: Client, item: dict[str, Any], now: float,
+           output_root: Path | None = None) -> dict[str, Any]:
+    """One result of a /results batch: its answer, the same on every replay. With `output_root`,
+    a unit this result makes valid is assimilated in the same transaction (assimilate.py)."""
     iid = item["instance_id"]
     found = session.get(Instance, iid)
     if found is None or found.client_id != client.id or found.attempt != item["attempt"]:
@@ -144,8 +148,8 @@ def report(session: Session, client: Client, item: dict[str, Any], now: float) -
     session.refresh(inst)
     log(session, "report", project.id, unit_id=unit.id, instance_id=iid, client_id=client.id, attempt=inst.attempt,
         detail=f"{item['status']} {answer}")
-    if answer != "not_needed":
-        settle(session, unit, project, now)
+    if answer != "not_needed" and settle(session, unit, project, now) == "valid" and output_root is not None:
+        assimilate_one(session, output_root, unit.id)
     return {"instance_id": iid, "status": answer}
 
 
