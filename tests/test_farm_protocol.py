@@ -8,6 +8,7 @@ losing nothing. The evidence is the server's own tables (the attempts log)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -257,3 +258,82 @@ def test_kill_9_and_restart_mid_project_loses_nothing(farm: FarmServer) -> None:
     wait_done(farm, project)
     assert results_of(farm, project) == expected_output()
     assert_each_unit_assimilated_once(farm, project, 20)
+
+
+def test_adaptive_replication_trusts_a_clean_record_and_never_a_liar(farm: FarmServer) -> None:
+    project = submit(farm, quorum=2, input={"kind": "inline", "text": "".join(f"u{i}\n" for i in range(40))},
+                     split={"by": "lines", "size": 1})
+    key = enrollment_key(farm)
+    a, b, liar = (ProtoClient(farm.url, key, name) for name in ("a", "b", "liar"))
+    try:
+        # The liar first lies once (caught at quorum 2), then behaves: its record is never clean again.
+        for _ in range(200):
+            moved = 0
+            for client in (a, b, liar):
+                compute = (lambda d: b"x\n") if client is liar and not rows(
+                    farm, "select 1 from farm_client_records where client_id = :c and invalid_total > 0",
+                    c=liar.client_id) else upper
+                moved += run_round(client, compute, seconds=1)
+            if not moved:
+                break
+    finally:
+        for c in (a, b, liar):
+            c.close()
+    wait_done(farm, project)
+    assert results_of(farm, project) == "".join(f"U{i}\n" for i in range(40)).encode()
+    trusted = rows(farm, "select client_id from farm_attempts where kind = 'lease' and detail like 'quorum 1%' "
+                         "and project_id = :p", p=project)
+    assert trusted, "no unit went to quorum 1"
+    assert liar.client_id not in {c for (c,) in trusted}
+    # A unit at quorum 1 was decided by one result, of a client with >= 10 consecutive valid before it.
+    single = rows(farm, "select count(*) from farm_units where quorum = 1 and project_id = :p", p=project)
+    assert single[0][0] == len(trusted)
+
+
+def test_a_deadline_fails_what_is_left(farm: FarmServer) -> None:
+    project = submit(farm, deadline_s=1)
+    client = ProtoClient(farm.url, enrollment_key(farm), "c")
+    try:
+        done = run_round(client, upper, seconds=3)
+        time.sleep(2.5)
+        assert client.work(seconds=10) == []
+    finally:
+        client.close()
+    view = wait_done(farm, project)
+    assert view["units"]["assimilated"] == done and view["units"]["failed"] == 20 - done
+    with farm.owner() as owner:
+        dead = owner.get(f"/api/v1/farm/projects/{project}/dead").json()["dead"]
+    assert {d["reason"] for d in dead} == {"the project's deadline passed"}
+
+
+def test_large_outputs_are_uploaded_checked_and_capped(farm: FarmServer) -> None:
+    project = submit(farm, input={"kind": "inline", "text": "a\nb\nc\n"}, split={"by": "lines", "size": 1},
+                     max_output_bytes=100_000)
+    client = ProtoClient(farm.url, enrollment_key(farm), "c")
+    try:
+        leases = client.work(seconds=3, slots=3)
+        big, wrong, over = leases
+        data = b"z" * 90_000
+        digest = hashlib.sha256(data).hexdigest()
+        put = client.http.put(f"/instances/{big['instance_id']}/output", content=data,
+                              headers={"X-Output-SHA256": digest})
+        assert put.status_code == 204, put.text
+        bad = client.http.put(f"/instances/{wrong['instance_id']}/output", content=data,
+                              headers={"X-Output-SHA256": "0" * 64})
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "checksum_mismatch"
+        too_big = client.http.put(f"/instances/{over['instance_id']}/output", content=b"z" * 100_001,
+                                  headers={"X-Output-SHA256": hashlib.sha256(b"z" * 100_001).hexdigest()})
+        assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "output_too_large"
+        answers = client.report([
+            {"instance_id": big["instance_id"], "attempt": 1, "status": "ok", "output_sha256": digest},
+            {"instance_id": wrong["instance_id"], "attempt": 1, "status": "ok", "output_sha256": digest},
+            ok(over, b"z" * 100_001)])
+        assert [a["status"] for a in answers] == ["accepted", "refused", "refused"]
+        assert "max_output_bytes" in answers[2]["reason"]
+        # A refused result leaves the instance leased: a correct report still goes in.
+        assert client.report([ok(over, b"C\n")])[0]["status"] == "accepted"
+    finally:
+        client.close()
+    with farm.owner() as owner:
+        results = owner.get(f"/api/v1/farm/projects/{project}/results").json()["results"]
+    assert [len(base64.b64decode(r["output"])) for r in results if r["seq"] == 0] == [90_000]

@@ -31,7 +31,8 @@ MEANINGS = {
     413: "Over a size limit (the input's units, an upload, the project's max_output_bytes).",
     422: "A body or parameter that is not the schema's (`invalid_request`), or input the server cannot use.",
     403: "Input that names a file or host this server does not allow.",
-    429: "Too many failed authentications, or the server is shedding load: wait `Retry-After` seconds.",
+    429: "Too many failed authentications: wait `Retry-After` seconds.",
+    503: "The farm's database is not answering or too busy (`unavailable`): wait `Retry-After` seconds.",
 }
 BYTES = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 
@@ -42,7 +43,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     for status in statuses:
         answer: dict[str, Any] = {"description": MEANINGS[status],
                                   "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorEnvelope"}}}}
-        if status == 429:
+        if status in (429, 503):
             answer["headers"] = {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "string"}}}
         out[status] = answer
     return out
@@ -95,7 +96,7 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
         return farm.dead(tenant, project_id)
 
     @router.post("/projects/{project_id}/cancel", operation_id="cancelFarmProject", response_model=schemas.ProjectView,
-                 openapi_extra=OWNER, responses=errors(401, 404, 422, 429))
+                 openapi_extra=OWNER, responses=errors(401, 404, 422, 429, 503))
     def cancel(project_id: str = Path(pattern=UUID_PATTERN), tenant: str = Depends(owner)) -> dict[str, Any]:
         return farm.cancel(tenant, project_id)
 
@@ -118,7 +119,7 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
                  response_model_exclude_none=True, openapi_extra=CLIENT,
                  responses={200: {"headers": {"Retry-After": {
                      "description": "With no leases: seconds before asking again.", "schema": {"type": "string"}}}},
-                     **errors(401, 422, 429)})
+                     **errors(401, 422, 429, 503)})
     def work(body: schemas.WorkRequest, request: Request, response: Response,
              who: Client = Depends(client)) -> dict[str, Any]:
         leases = farm.work(who, body.seconds, body.slots, input_url(request))
@@ -128,12 +129,12 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
         return {"leases": leases, "retry_after_s": wait}
 
     @router.post("/heartbeat", operation_id="farmHeartbeat", response_model=schemas.HeartbeatAnswer,
-                 openapi_extra=CLIENT, responses=errors(401, 422, 429))
+                 openapi_extra=CLIENT, responses=errors(401, 422, 429, 503))
     def heartbeat(body: schemas.HeartbeatRequest, who: Client = Depends(client)) -> dict[str, Any]:
         return {"instances": farm.heartbeat(who, list(body.instances))}
 
     @router.post("/results", operation_id="reportFarmResults", response_model=schemas.ResultsAnswer,
-                 response_model_exclude_none=True, openapi_extra=CLIENT, responses=errors(401, 422, 429))
+                 response_model_exclude_none=True, openapi_extra=CLIENT, responses=errors(401, 422, 429, 503))
     def results(body: schemas.ResultBatch, who: Client = Depends(client)) -> dict[str, Any]:
         return {"results": farm.report(who, [item.model_dump() for item in body.results])}
 
@@ -141,7 +142,7 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
                 openapi_extra={**CLIENT, "requestBody": {"required": True, **BYTES}, "parameters": [{
                     "name": "X-Output-SHA256", "in": "header", "required": True,
                     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}]},
-                responses=errors(401, 404, 413, 422, 429))
+                responses=errors(401, 404, 413, 422, 429, 503))
     async def upload(request: Request, instance_id: int = Path(ge=1, le=2 ** 31 - 1), who: Client = Depends(client)) -> Response:
         declared = request.headers.get("x-output-sha256", "")
         if len(declared) != 64 or any(c not in "0123456789abcdef" for c in declared):

@@ -214,8 +214,8 @@ class Farm:
     def client(self, token: str | None) -> Client:
         if not token:
             raise Unauthorized("missing Authorization: Bearer <client token>", code="missing_token")
-        with self.store.session() as s:
-            found = s.scalar(select(Client).where(Client.token_hash == hash_secret(token)))
+        digest = hash_secret(token)
+        found = retrying(self.store, lambda s: s.scalar(select(Client).where(Client.token_hash == digest)))
         if found is None:
             raise Unauthorized("invalid client token", code="invalid_token")
         return found

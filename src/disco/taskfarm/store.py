@@ -18,10 +18,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from disco.errors import DiscoError
 from disco.taskfarm.models import Attempt, now
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
+UNAVAILABLE_RETRY_S = 5
 
 
 def hash_secret(secret: str) -> str:
@@ -101,7 +103,16 @@ def retrying(store: FarmStore, work: Callable[[Session], T], attempts: int = 5) 
                 return work(session)
         except OperationalError as exc:
             retryable = getattr(exc.orig, "sqlstate", None) in ("40P01", "40001") or "locked" in str(exc.orig)
-            if not retryable or attempt == attempts - 1:
-                raise
+            if not retryable:
+                # The database is down or restarting: the client backs off and comes back.
+                raise Unavailable("the farm's database is not answering; try again later") from None
             time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
-    raise AssertionError("unreachable")
+    raise Unavailable("the farm is busy; try again later")
+
+
+class Unavailable(DiscoError):
+    """503 with Retry-After: what a client backs off on (docs/taskfarm.md, the protocol's step 5)."""
+
+    status = 503
+    code = "unavailable"
+    headers = {"Retry-After": str(UNAVAILABLE_RETRY_S)}
