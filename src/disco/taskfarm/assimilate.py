@@ -40,8 +40,9 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def assimilate_one(session: Session, root: Path, unit_id: int) -> bool:
-    unit = session.get(Unit, unit_id, with_for_update=True)
+def assimilate_one(session: Session, root: Path, unit_id: int, locked: Unit | None = None) -> bool:
+    """`locked`: the unit, when this transaction holds its row already (a report just made it valid)."""
+    unit = locked if locked is not None else session.get(Unit, unit_id, with_for_update=True)
     if unit is None or unit.state != "valid" or unit.canonical_instance_id is None:
         return False
     canonical = session.get(Instance, unit.canonical_instance_id)

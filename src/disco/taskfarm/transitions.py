@@ -32,7 +32,9 @@ def settle(session: Session, unit: Unit, project: Project, now: float) -> str:
     """Moves a locked, unsettled unit on; answers its state afterwards."""
     if unit.state in SETTLED:
         return unit.state
-    instances = session.scalars(select(Instance).where(Instance.unit_id == unit.id).order_by(Instance.id)).all()
+    # populate_existing: rows changed by a compare-and-set earlier in this transaction are read fresh.
+    instances = session.scalars(select(Instance).where(Instance.unit_id == unit.id).order_by(Instance.id)
+                                .execution_options(populate_existing=True)).all()
     successes = [i for i in instances if i.state == "success"]
     errors = [i for i in instances if i.state == "error"]
     outstanding = sum(1 for i in instances if i.state in OUTSTANDING)
@@ -145,11 +147,10 @@ def report(session: Session, client: Client, item: dict[str, Any], now: float,
                   output_sha256=hashlib.sha256(output).hexdigest() if ok and output is not None else "")
     if not cas(session, Instance, iid, leaving, **values):
         return {"instance_id": iid, "status": "duplicate", "first": inst.answer or "accepted"}
-    session.refresh(inst)
     log(session, "report", project.id, unit_id=unit.id, instance_id=iid, client_id=client.id, attempt=inst.attempt,
         detail=f"{item['status']} {answer}")
     if answer != "not_needed" and settle(session, unit, project, now) == "valid" and output_root is not None:
-        assimilate_one(session, output_root, unit.id)
+        assimilate_one(session, output_root, unit.id, locked=unit)
     return {"instance_id": iid, "status": answer}
 
 
