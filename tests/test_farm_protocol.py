@@ -1,7 +1,7 @@
 """The farm's protocol against a real `disco farm server` process, on SQLite and PostgreSQL,
 driven by a protocol-level client written in the tests (farm_protocol.py): every unit done
 exactly once with the right output; a lying client's results never canonical at quorum 2;
-replayed reports answered the same with nothing done twice; expired leases reissued and late
+eight clients at once never sharing an instance nor getting a unit twice; replayed reports answered the same with nothing done twice; expired leases reissued and late
 results still used; a poisoned unit dead-lettered with its errors; kill -9 and restart mid-project
 losing nothing. The evidence is the server's own tables (the attempts log)."""
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -337,3 +338,36 @@ def test_large_outputs_are_uploaded_checked_and_capped(farm: FarmServer) -> None
     with farm.owner() as owner:
         results = owner.get(f"/api/v1/farm/projects/{project}/results").json()["results"]
     assert [len(base64.b64decode(r["output"])) for r in results if r["seq"] == 0] == [90_000]
+
+
+def test_clients_at_once_never_share_an_instance_nor_get_a_unit_twice(farm: FarmServer) -> None:
+    text_in = "".join(f"w{i}\n" for i in range(60))
+    project = submit(farm, quorum=2, input={"kind": "inline", "text": text_in}, split={"by": "lines", "size": 1})
+    key = enrollment_key(farm)
+    clients = [ProtoClient(farm.url, key, f"t{i}") for i in range(8)]
+    failures: list[BaseException] = []
+
+    def loop(client: ProtoClient) -> None:
+        try:
+            while run_round(client, upper, seconds=2):
+                pass
+        except BaseException as exc:  # reported below, in the test's thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=loop, args=(c,)) for c in clients]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        for c in clients:
+            c.close()
+    assert not failures, failures
+    wait_done(farm, project)
+    assert results_of(farm, project) == text_in.upper().encode()
+    assert_each_unit_assimilated_once(farm, project, 60)
+    leases = rows(farm, "select instance_id, unit_id, client_id from farm_attempts where kind = 'lease' "
+                        "and project_id = :p", p=project)
+    assert len({i for i, _, _ in leases}) == len(leases)  # no instance leased twice
+    assert len({(u, c) for _, u, c in leases}) == len(leases)  # no unit twice to one client

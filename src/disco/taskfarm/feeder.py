@@ -23,46 +23,75 @@ TRUSTED_AFTER = 10  # BOINC's CONS_VALID_UNREPLICATED
 
 def lease(session: Session, client: Client, seconds: float, slots: int, now: float,
           input_url: str) -> list[dict[str, Any]]:
-    """The leases of one /work answer. `input_url` has `{unit_id}` for units not sent inline."""
-    mine = select(Instance.unit_id).where(Instance.client_id == client.id)
-    rows = session.execute(
-        select(Instance.id, Instance.unit_id, Project)
-        .join(Project, Project.id == Instance.project_id)
-        .join(Unit, Unit.id == Instance.unit_id)
-        .where(Instance.state == "unsent", Project.tenant == client.tenant, Project.state == "open",
-               Unit.state.in_(("open", "validating")), Instance.unit_id.not_in(mine))
-        # Enough candidates for the seconds asked (at 1 s a unit) even after skipping other copies of
-        # a unit; an answer short of that is fine: the client asks again.
-        .order_by(Instance.id).limit(min(MAX_LEASES, max(slots, int(seconds) + 1)) * 4)).all()
-    chosen: list[tuple[int, int, Project]] = []
-    seen_units: set[int] = set()
+    """The leases of one /work answer. `input_url` has `{unit_id}` for units not sent inline.
+    Candidates another request took between our read and our write are skipped, and the next
+    candidates read again (a few passes), so a busy farm does not answer "no work" while it has some."""
+    leases: list[dict[str, Any]] = []
     wanted = max(seconds, 0.0)
-    for instance_id, unit_id, project in rows:
-        if unit_id in seen_units or (project.deadline is not None and project.deadline <= now):
-            continue
-        seen_units.add(unit_id)
-        chosen.append((instance_id, unit_id, project))
-        wanted -= project.unit_seconds
-        # Enough seconds of work, and at least one unit per free slot.
-        if (wanted <= 0 and len(chosen) >= slots) or len(chosen) >= MAX_LEASES:
+    tried: set[int] = set()
+    limit = min(MAX_LEASES, max(slots, int(seconds) + 1)) * 4
+    for _ in range(PASSES):
+        chosen: list[tuple[int, int, Project]] = []
+        units: set[int] = set()
+        rows = _candidates(session, client, tried, limit)
+        for instance_id, unit_id, project in rows:
+            tried.add(instance_id)
+            if unit_id in units or (project.deadline is not None and project.deadline <= now):
+                continue
+            units.add(unit_id)
+            chosen.append((instance_id, unit_id, project))
+            wanted -= project.unit_seconds
+            if _enough(wanted, len(leases) + len(chosen), slots):
+                break
+        # Units locked in ascending order everywhere (see transitions.py): no deadlock between requests.
+        for instance_id, unit_id, project in sorted(chosen, key=lambda c: c[1]):
+            granted = _lease_one(session, client, project, instance_id, unit_id, now, input_url)
+            if granted is None:
+                wanted += project.unit_seconds
+            else:
+                leases.append(granted)
+        if not rows or _enough(wanted, len(leases), slots):
             break
-    leases = []
-    # Units locked in ascending order everywhere (see transitions.py): no deadlock between requests.
-    for instance_id, unit_id, project in sorted(chosen, key=lambda c: c[1]):
-        unit = session.get(Unit, unit_id, with_for_update=True)
-        if unit is None or unit.state not in ("open", "validating"):
-            continue
-        expires = now + project.lease_s
-        if not cas(session, Instance, instance_id, "unsent", state="leased", client_id=client.id,
-                   leased_at=now, lease_expires=expires):
-            continue  # another client took it between our read and our write
-        adaptive = _maybe_trust(session, client, project, unit, instance_id)
-        instance = session.get(Instance, instance_id)
-        assert instance is not None
-        log(session, "lease", project.id, unit_id=unit_id, instance_id=instance_id, client_id=client.id,
-            attempt=instance.attempt, detail="quorum 1 (trusted client)" if adaptive else "")
-        leases.append(_lease_view(instance, unit, project, expires, input_url))
     return leases
+
+
+PASSES = 4
+
+
+def _enough(wanted: float, count: int, slots: int) -> bool:
+    # Enough seconds of work and at least one unit per free slot, or the most one answer carries.
+    return (wanted <= 0 and count >= slots) or count >= MAX_LEASES
+
+
+def _candidates(session: Session, client: Client, tried: set[int], limit: int) -> list[Any]:
+    """The oldest unsent instances this client may have: its tenant's open projects, units still
+    open, none of a unit it ever had a copy of."""
+    mine = select(Instance.unit_id).where(Instance.client_id == client.id)
+    query = (select(Instance.id, Instance.unit_id, Project)
+             .join(Project, Project.id == Instance.project_id)
+             .join(Unit, Unit.id == Instance.unit_id)
+             .where(Instance.state == "unsent", Project.tenant == client.tenant, Project.state == "open",
+                    Unit.state.in_(("open", "validating")), Instance.unit_id.not_in(mine)))
+    if tried:
+        query = query.where(Instance.id.not_in(tried))
+    return list(session.execute(query.order_by(Instance.id).limit(limit)).all())
+
+
+def _lease_one(session: Session, client: Client, project: Project, instance_id: int, unit_id: int, now: float,
+               input_url: str) -> dict[str, Any] | None:
+    unit = session.get(Unit, unit_id, with_for_update=True)
+    if unit is None or unit.state not in ("open", "validating"):
+        return None
+    expires = now + project.lease_s
+    if not cas(session, Instance, instance_id, "unsent", state="leased", client_id=client.id,
+               leased_at=now, lease_expires=expires):
+        return None  # another client took it between our read and our write
+    adaptive = _maybe_trust(session, client, project, unit, instance_id)
+    instance = session.get(Instance, instance_id)
+    assert instance is not None
+    log(session, "lease", project.id, unit_id=unit_id, instance_id=instance_id, client_id=client.id,
+        attempt=instance.attempt, detail="quorum 1 (trusted client)" if adaptive else "")
+    return _lease_view(instance, unit, project, expires, input_url)
 
 
 def _maybe_trust(session: Session, client: Client, project: Project, unit: Unit, instance_id: int) -> bool:

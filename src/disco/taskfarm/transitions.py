@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from disco.taskfarm import compare
@@ -88,10 +90,13 @@ def _make_valid(session: Session, unit: Unit, project: Project, group: list[Inst
 
 
 def _record(session: Session, client_id: str, project_id: str, valid: bool) -> None:
-    record = session.get(ClientRecord, (client_id, project_id), with_for_update=True)
-    if record is None:
-        record = ClientRecord(client_id=client_id, project_id=project_id, consecutive_valid=0, invalid_total=0)
-        session.add(record)
+    # Two units of one client may be judged at once (other clients' reports): the row is made with
+    # ON CONFLICT DO NOTHING, then locked, never inserted twice.
+    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(make(ClientRecord).values(client_id=client_id, project_id=project_id, consecutive_valid=0,
+                                              invalid_total=0).on_conflict_do_nothing())
+    record = session.get(ClientRecord, (client_id, project_id), with_for_update=True, populate_existing=True)
+    assert record is not None
     if valid:
         record.consecutive_valid += 1
     else:
