@@ -11,7 +11,7 @@ import typer
 # releases warn about on import: noise on a command's stderr, not something a user can act on.
 warnings.filterwarnings("ignore", message="DSA is deprecated", module="asyncssh")
 
-from disco.cli import admin, clusters, hosts, mapreduce, recommend, testbed
+from disco.cli import admin, clusters, farm, hosts, mapreduce, recommend, testbed
 from disco.cli.client import ApiError
 from disco.cli.output import Output, json_requested, show_error
 
@@ -24,6 +24,7 @@ app.command("recommend")(recommend.recommend)
 app.add_typer(hosts.app, name="hosts")
 app.add_typer(mapreduce.mr_app, name="mr")
 app.add_typer(testbed.app, name="testbed")
+app.add_typer(farm.app, name="farm")
 mapreduce.register(app)
 
 

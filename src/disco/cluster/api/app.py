@@ -18,6 +18,7 @@ from disco.cluster.api.docs import install_docs
 from disco.cluster.api.routing import route_error
 from disco.cluster.api.limits import RequestLimits
 from disco.cluster.api.throttle import FailedAuthThrottle
+from disco.cluster.auth import authenticate
 from disco.cluster.cluster_hosts import ClusterHosts
 from disco.cluster.hosts import HostPool
 from disco.cluster.lifecycle import Lifecycle
@@ -33,6 +34,7 @@ from disco.providers.base import ProviderResources
 from disco.cluster.settings import Settings
 from disco.cluster.ui import pages as ui_pages
 from disco.cluster.ui.routes import install_ui
+from disco.taskfarm import server as farm_server
 
 
 @dataclass
@@ -63,6 +65,11 @@ def build_manager(settings: Settings) -> Manager:
     return Manager(settings, store, catalog, lifecycle, service, throttle, hosts)
 
 
+def _tenant(app: FastAPI, token: str | None, client: str) -> str:
+    manager: Manager = app.state.manager
+    return authenticate(manager.store, token, throttle=manager.throttle, client=client)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
 
@@ -72,10 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.manager = manager
         await manager.lifecycle.start()
         try:
-            yield
+            async with farm_server.running(farm):
+                yield
         finally:
             await manager.lifecycle.close()
             manager.store.close()
+            farm.store.close()
 
     app = FastAPI(title="DISCO service manager", version=disco.__version__, lifespan=lifespan,
                   description="Distributed computing clusters in seconds: create, watch, scale, delete.",
@@ -108,6 +117,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(hosts.router)
     app.include_router(occi.router)
     app.include_router(node_payload.router)
+    # The task farm (docs/taskfarm.md): its own tables in the same database, migrated now; its
+    # owners are this service manager's tenants.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    farm = farm_server.attach(app, settings.effective_database_url, settings.data_dir / "farm",
+                              lambda token, client: _tenant(app, token, client))
     install_docs(app)
     install_ui(app)  # the web dashboard at /ui/ (docs/dashboard.md)
     return app

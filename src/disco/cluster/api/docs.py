@@ -49,6 +49,8 @@ SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "The same token as `Authorization: Bearer`. REST only."},
     "tenant": {"type": "apiKey", "in": "header", "name": "X-Tenant-Name",
                "description": "OCCI only, with `token`: the token's tenant."},
+    "farmKey": {"type": "apiKey", "in": "header", "name": "X-Farm-Key",
+                "description": "The task farm's enrollment key (`disco farm key create`), to enroll a client."},
 }
 # What the request-limits middleware (limits.py) may answer on any route, before the route runs:
 # a control character in a header (400), a body, target or headers over their limits.

@@ -1,0 +1,91 @@
+"""The owner's farm verbs: status, results, list, cancel, key create."""
+
+from __future__ import annotations
+
+import base64
+import sys
+from typing import Optional
+
+import typer
+
+from disco.cli import options
+from disco.cli.client import ApiError
+from disco.cli.output import Output, fail, print_json
+
+OUTPUT = typer.Option(Output.table, "--output", "-o", help="table or json.")
+
+
+def _line(p: dict) -> str:
+    u = p["units"]
+    eta = "-" if p["eta_s"] is None else f"{p['eta_s']:.0f}s"
+    return (f"{p['project_id']}  {p['state']:<9}  done {u['assimilated']}/{sum(u.values())}  "
+            f"in flight {p['instances_in_flight']}  failed {u['failed']}  {p['throughput_units_per_s']}/s  eta {eta}  "
+            f"{p['name']}")
+
+
+def status(project_id: str, output: Output = OUTPUT, url: Optional[str] = options.URL,
+           token: Optional[str] = options.TOKEN) -> None:
+    """A project's units by state, instances in flight, throughput and ETA."""
+    try:
+        data = options.client(url, token).request("GET", f"/api/v1/farm/projects/{project_id}")
+    except ApiError as exc:
+        fail(exc, output)
+    if output == Output.json:
+        print_json(data)
+    else:
+        typer.echo(_line(data))
+
+
+def list_projects(output: Output = OUTPUT, url: Optional[str] = options.URL,
+                  token: Optional[str] = options.TOKEN) -> None:
+    """Your projects."""
+    try:
+        data = options.client(url, token).request("GET", "/api/v1/farm/projects")
+    except ApiError as exc:
+        fail(exc, output)
+    if output == Output.json:
+        print_json(data)
+    else:
+        for p in data["projects"]:
+            typer.echo(_line(p))
+
+
+def results(project_id: str, output: Output = OUTPUT, url: Optional[str] = options.URL,
+            token: Optional[str] = options.TOKEN) -> None:
+    """The assimilated outputs in unit order, as bytes on stdout (json: the API's answer)."""
+    try:
+        data = options.client(url, token).request("GET", f"/api/v1/farm/projects/{project_id}/results")
+    except ApiError as exc:
+        fail(exc, output)
+    if output == Output.json:
+        print_json(data)
+        return
+    for item in data["results"]:
+        sys.stdout.buffer.write(base64.b64decode(item["output"]))
+    sys.stdout.buffer.flush()
+    if not data["complete"]:
+        typer.echo("(not complete yet: more units to come)", err=True)
+
+
+def cancel(project_id: str, output: Output = OUTPUT, url: Optional[str] = options.URL,
+           token: Optional[str] = options.TOKEN) -> None:
+    """Stop handing out a project's units; what is assimilated stays."""
+    try:
+        data = options.client(url, token).request("POST", f"/api/v1/farm/projects/{project_id}/cancel", json={})
+    except ApiError as exc:
+        fail(exc, output)
+    print_json(data) if output == Output.json else typer.echo(_line(data))
+
+
+def create_key(description: str = typer.Option("", "--description"), output: Output = OUTPUT,
+               url: Optional[str] = options.URL, token: Optional[str] = options.TOKEN) -> None:
+    """An enrollment key for volunteers' clients: shown once, stored only as a hash."""
+    try:
+        data = options.client(url, token).request("POST", "/api/v1/farm/keys", json={"description": description})
+    except ApiError as exc:
+        fail(exc, output)
+    if output == Output.json:
+        print_json(data)
+    else:
+        typer.echo("enrollment key (shown once; give it to clients as X-Farm-Key):", err=True)
+        typer.echo(data["key"])

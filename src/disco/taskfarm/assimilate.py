@@ -1,0 +1,72 @@
+"""valid -> assimilated, exactly once: the canonical output is written atomically (a temporary
+file, fsync, rename) under the project's output directory, named by the unit, and the unit's
+compare-and-set commits in the same transaction. A crash between the two leaves the unit valid,
+and the next pass writes the same bytes to the same name again: one file, one `assimilate`."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from disco.errors import DiscoError
+from disco.taskfarm.models import Instance, Unit
+from disco.taskfarm.store import FarmStore, cas, log
+
+
+class OutputNotImplemented(DiscoError):
+    status = 501
+    code = "not_implemented"
+
+
+def output_path(root: Path, project_id: str, seq: int, unit_id: int) -> Path:
+    return root / project_id / f"{seq:08d}-{unit_id}.out"
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def assimilate_one(session: Session, root: Path, unit_id: int, locked: Unit | None = None) -> bool:
+    """`locked`: the unit, when this transaction holds its row already (a report just made it valid)."""
+    unit = locked if locked is not None else session.get(Unit, unit_id, with_for_update=True)
+    if unit is None or unit.state != "valid" or unit.canonical_instance_id is None:
+        return False
+    canonical = session.get(Instance, unit.canonical_instance_id)
+    assert canonical is not None
+    path = output_path(root, unit.project_id, unit.seq, unit.id)
+    write_atomically(path, canonical.output or b"")
+    if not cas(session, Unit, unit.id, "valid", state="assimilated", output_path=str(path)):
+        return False
+    log(session, "assimilate", unit.project_id, unit_id=unit.id, instance_id=canonical.id,
+        client_id=canonical.client_id, attempt=canonical.attempt, detail=str(path))
+    return True
+
+
+def assimilate_ready(store: FarmStore, root: Path, limit: int = 500) -> int:
+    """Every valid unit (up to `limit`), each in a transaction of its own."""
+    with store.session() as s:
+        ids = s.scalars(select(Unit.id).where(Unit.state == "valid").order_by(Unit.id).limit(limit)).all()
+    done = 0
+    for unit_id in ids:
+        with store.session() as s:
+            done += assimilate_one(s, root, unit_id)
+    return done
+
+
+def ddfs_output(tag: str) -> None:
+    raise OutputNotImplemented(f"output to a DDFS tag ({tag!r}) is not built yet: the output is written per unit "
+                               "under the server's output directory and served by GET …/projects/{id}/results")

@@ -1,0 +1,266 @@
+"""Request and answer shapes of the farm's HTTP API (pydantic, strict, unknown keys refused).
+FastAPI checks requests against these, so a bad body is a 422 in the error envelope before a
+route runs, and /openapi.json says exactly what each route takes and gives."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+MAX_INLINE_INPUT_BYTES = 16 * 1024 * 1024
+MAX_OUTPUT_B64 = 1_400_000  # ~1 MiB of output inline in a report; larger goes by upload
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:-]*$")]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400)]
+
+
+def _integral(value: Any) -> Any:
+    # JSON has one kind of number and JSON Schema reads 9.0 as the integer 9: so do we (strict
+    # mode still refuses "9", true and 9.5).
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_integral)]
+BigId = Annotated[int, Field(ge=1, le=2 ** 31 - 1), BeforeValidator(_integral)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+# -- owners: projects -------------------------------------------------------------------------------
+
+class PythonCode(Strict):
+    kind: Literal["python"]
+    pickle: str = Field(max_length=8 * 1024 * 1024, pattern=BASE64, description="The function, cloudpickled, base64.")
+    python: str = Field(default="", max_length=20, description="The Python version it was pickled with (x.y).")
+
+
+class ContainerCode(Strict):
+    kind: Literal["container"]
+    image: str = Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+    command: list[Annotated[str, Field(max_length=4096)]] = Field(min_length=1, max_length=100)
+
+
+class InlineInput(Strict):
+    kind: Literal["inline"]
+    text: str = Field(max_length=MAX_INLINE_INPUT_BYTES, description="The input itself, as text (UTF-8).")
+
+
+class InlineBytesInput(Strict):
+    kind: Literal["inline_base64"]
+    data: str = Field(max_length=MAX_INLINE_INPUT_BYTES * 4 // 3 + 4, pattern=BASE64, description="The input, base64.")
+
+
+class FilesInput(Strict):
+    kind: Literal["files"]
+    paths: list[Annotated[str, Field(min_length=1, max_length=4096)]] = Field(min_length=1, max_length=1000)
+
+
+class UrlInput(Strict):
+    kind: Literal["url"]
+    url: str = Field(max_length=4096, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")
+
+
+class SplitSpec(Strict):
+    by: Literal["lines", "bytes", "records"] = "lines"
+    size: Int = Field(default=1000, ge=1, le=1 << 30)
+    delimiter: str = Field(default="\n", min_length=1, max_length=16,
+                           description="`records` only: what ends a record (newline: NDJSON).")
+
+
+class ExactComparator(Strict):
+    name: Literal["exact"] = "exact"
+
+
+class JsonComparator(Strict):
+    name: Literal["json"]
+
+
+class FloatArgs(Strict):
+    rel: float = Field(default=1e-9, ge=0, le=1e6)
+    abs: float = Field(default=0.0, ge=0, le=1e300)
+
+
+class FloatComparator(Strict):
+    name: Literal["float"]
+    args: FloatArgs = Field(default_factory=FloatArgs)
+
+
+Comparator = ExactComparator | JsonComparator | FloatComparator
+
+
+class ProjectSpec(Strict):
+    """`POST /api/v1/farm/projects`."""
+
+    name: Name = "project"
+    code: PythonCode | ContainerCode = Field(discriminator="kind")
+    input: InlineInput | InlineBytesInput | FilesInput | UrlInput = Field(discriminator="kind")
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    quorum: Int = Field(default=1, ge=1, le=9, description="Agreeing results a unit needs (2 for untrusted volunteers).")
+    max_errors: Int = Field(default=3, ge=1, le=100)
+    max_instances: Annotated[int, Field(ge=1, le=100), BeforeValidator(_integral)] | None = Field(default=None,
+                                                                      description="Default: quorum + 4; never fewer than quorum.")
+    unit_seconds: Seconds = Field(default=1.0, description="The estimated time of one unit.")
+    lease_s: Seconds | None = Field(default=None, description="Default: 3 × unit_seconds, at least the server's minimum.")
+    deadline_s: Seconds | None = Field(default=None, description="Seconds from now after which open units fail.")
+    comparator: Comparator = Field(default_factory=ExactComparator, discriminator="name",
+                                   description="How two results are compared (the server's comparators).")
+    max_output_bytes: Int = Field(default=1 << 20, ge=1, le=1 << 30)
+
+
+class ProjectCreated(Strict):
+    project_id: str
+    units: int
+
+
+class ProjectView(Strict):
+    project_id: str
+    name: str
+    state: Literal["open", "done", "cancelled"]
+    quorum: int
+    units: dict[str, int] = Field(description="Units by state.")
+    instances_in_flight: int
+    throughput_units_per_s: float = Field(description="Units assimilated a second, over the last minute.")
+    eta_s: float | None
+    created_at: float
+    finished_at: float | None
+
+
+class ProjectList(Strict):
+    projects: list[ProjectView]
+
+
+class UnitResult(Strict):
+    seq: int
+    unit_id: int
+    output: str = Field(description="base64")
+
+
+class ProjectResults(Strict):
+    project_id: str
+    complete: bool = Field(description="Every unit assimilated or failed.")
+    results: list[UnitResult]
+
+
+class DeadError(Strict):
+    instance_id: int
+    attempt: int
+    client_id: str | None
+    state: str
+    error: str
+
+
+class DeadUnit(Strict):
+    seq: int
+    unit_id: int
+    reason: str
+    errors: list[DeadError]
+
+
+class DeadLetters(Strict):
+    project_id: str
+    dead: list[DeadUnit]
+
+
+class KeyCreate(Strict):
+    description: str = Field(default="", max_length=200)
+
+
+class KeyCreated(Strict):
+    key_id: str
+    key: str = Field(description="Shown once; stored only as a hash.")
+
+
+# -- clients ----------------------------------------------------------------------------------------
+
+class ClientEnroll(Strict):
+    name: Name
+    slots: Int = Field(default=1, ge=1, le=1024)
+    platform: str = Field(default="", max_length=64)
+    cpus: Int = Field(default=1, ge=1, le=100000)
+    memory_mb: Int = Field(default=0, ge=0, le=2 ** 31 - 1)
+
+
+class ClientEnrolled(Strict):
+    client_id: str
+    client_token: str = Field(description="Shown once; stored only as a hash.")
+
+
+class WorkRequest(Strict):
+    seconds: float = Field(ge=0, le=86400 * 7, description="Seconds of work wanted.")
+    slots: Int = Field(default=1, ge=1, le=1024, description="Idle slots: at least one unit each.")
+
+
+class LeaseInput(Strict):
+    sha256: str
+    bytes: int
+    inline: str | None = None
+    url: str | None = None
+
+
+class FarmLease(Strict):
+    instance_id: int
+    unit_id: int
+    project_id: str
+    attempt: int
+    lease_expires: float = Field(description="Epoch seconds.")
+    input: LeaseInput
+    code: dict[str, Any] = Field(description="{kind: python, url, sha256} or {kind: container, image, command}.")
+
+
+class WorkAnswer(Strict):
+    leases: list[FarmLease]
+    retry_after_s: float
+
+
+class HeartbeatRequest(Strict):
+    instances: list[BigId] = Field(max_length=10000)
+
+
+class HeartbeatEntry(Strict):
+    instance_id: int
+    lease_expires: float | None = None
+    gone: bool = False
+
+
+class HeartbeatAnswer(Strict):
+    instances: list[HeartbeatEntry]
+
+
+class ResultItem(Strict):
+    instance_id: BigId
+    attempt: Int = Field(ge=1, le=1000)
+    status: Literal["ok", "error"]
+    output: str | None = Field(default=None, max_length=MAX_OUTPUT_B64, pattern=BASE64, description="base64")
+    output_sha256: Sha256 | None = None
+    error: str | None = Field(default=None, max_length=10000)
+    cpu_s: float | None = Field(default=None, ge=0, le=1e9)
+
+
+class ResultBatch(Strict):
+    results: list[ResultItem] = Field(min_length=1, max_length=1000)
+
+
+class ResultAnswer(Strict):
+    instance_id: int
+    status: Literal["accepted", "duplicate", "late_accepted", "not_needed", "refused"]
+    first: str | None = Field(default=None, description="duplicate: the answer the first report got.")
+    reason: str | None = None
+
+
+class ResultsAnswer(Strict):
+    results: list[ResultAnswer]
+
+
+class FarmHealth(Strict):
+    status: Literal["ok"]
+
+
+class ErrorEnvelope(BaseModel):
+    """The error answer, the same shape as the service manager's (disco.errors): the standalone
+    server publishes this one; mounted on the service manager, the manager's own is published."""
+
+    error: dict[str, Any]

@@ -1,0 +1,300 @@
+"""What the farm's routes do, apart from HTTP: owners' projects and enrollment keys, clients'
+enrollment, work, heartbeats and results. Each operation is one short transaction (see
+store.retrying), so the API holds no state of its own between requests."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from disco.errors import DiscoError, InvalidSpec, NotFound, Unauthorized
+from disco.taskfarm import feeder, split, transitions
+from disco.taskfarm.assimilate import assimilate_ready
+from disco.taskfarm.models import Attempt, Blob, Client, EnrollmentKey, Instance, Project, Unit, now
+from disco.taskfarm.schemas import ProjectSpec
+from disco.taskfarm.store import FarmStore, hash_secret, retrying
+
+MAX_UNITS = 100_000
+MAX_INPUT_BYTES = 256 * 1024 * 1024
+THROUGHPUT_WINDOW_S = 60.0
+
+
+class TooManyUnits(DiscoError):
+    status = 413
+    code = "too_many_units"
+
+
+@dataclass
+class FarmConfig:
+    output_dir: Path
+    input_dirs: list[Path] = field(default_factory=list)  # files projects may name (none: refused)
+    url_hosts: list[str] = field(default_factory=list)  # hosts input URLs may name (none: refused)
+    min_lease_s: float = 30.0
+    retry_after_s: float = 10.0  # what a client with no work is told to wait
+
+
+class Farm:
+    def __init__(self, store: FarmStore, config: FarmConfig) -> None:
+        self.store = store
+        self.config = config
+
+    # -- owners ---------------------------------------------------------------------------------
+
+    def create_project(self, tenant: str, spec: ProjectSpec) -> tuple[str, int]:
+        data = self._input_bytes(spec)
+        chunks = split.split(data, spec.split.by, spec.split.size, spec.split.delimiter.encode())
+        if len(chunks) > MAX_UNITS:
+            raise TooManyUnits(f"the input splits into {len(chunks)} units, over the limit of {MAX_UNITS}: "
+                               "make the split size larger")
+        code: dict[str, Any]
+        blob = None
+        if spec.code.kind == "python":
+            pickled = base64.b64decode(spec.code.pickle)
+            blob = Blob(sha256=hashlib.sha256(pickled).hexdigest(), data=pickled)
+            code = {"kind": "python", "sha256": blob.sha256, "python": spec.code.python}
+        else:
+            code = {"kind": "container", "image": spec.code.image, "command": list(spec.code.command)}
+        quorum = spec.quorum
+        project = Project(
+            id=str(uuid.uuid4()), tenant=tenant, name=spec.name, state="open", code=code, quorum=quorum,
+            max_errors=spec.max_errors, max_instances=max(quorum, spec.max_instances or quorum + 4),
+            unit_seconds=spec.unit_seconds,
+            lease_s=max(self.config.min_lease_s, spec.lease_s or 3 * spec.unit_seconds),
+            deadline=time.time() + spec.deadline_s if spec.deadline_s else None,
+            comparator=spec.comparator.model_dump(), max_output_bytes=spec.max_output_bytes,
+            units_total=len(chunks), created_at=now())
+
+        def work(s: Session) -> None:
+            if blob is not None and s.get(Blob, blob.sha256) is None:
+                s.add(Blob(sha256=blob.sha256, data=blob.data))
+            s.add(project)
+            s.flush()
+            for chunk in chunks:
+                unit = Unit(project_id=project.id, seq=chunk.seq, quorum=quorum, sha256=chunk.sha256,
+                            size=len(chunk.data), data=chunk.data, state="open", updated_at=now())
+                s.add(unit)
+            s.flush()
+            # Quorum instances up front: the feeder only ever hands out what exists.
+            units = s.execute(select(Unit.id).where(Unit.project_id == project.id).order_by(Unit.seq)).scalars().all()
+            s.add_all([Instance(unit_id=uid, project_id=project.id, attempt=a, state="unsent")
+                       for uid in units for a in range(1, quorum + 1)])
+            if not chunks:
+                project.state, project.finished_at = "done", now()
+
+        with self.store.session() as s:
+            work(s)
+        return project.id, len(chunks)
+
+    def _input_bytes(self, spec: ProjectSpec) -> bytes:
+        source = spec.input
+        if source.kind == "inline":
+            return source.text.encode()
+        if source.kind == "inline_base64":
+            return base64.b64decode(source.data)
+        if source.kind == "files":
+            parts = [split.read_file(p, self.config.input_dirs, MAX_INPUT_BYTES) for p in source.paths]
+            return b"".join(parts)
+        return split.fetch_url(source.url, self.config.url_hosts, MAX_INPUT_BYTES)
+
+    def _project(self, s: Session, tenant: str, project_id: str) -> Project:
+        project = s.get(Project, project_id)
+        if project is None or project.tenant != tenant:  # another tenant's looks like a missing one
+            raise NotFound(f"no project {project_id}", code="project_not_found")
+        return project
+
+    def list_projects(self, tenant: str) -> list[dict[str, Any]]:
+        with self.store.session() as s:
+            projects = s.scalars(select(Project).where(Project.tenant == tenant).order_by(Project.created_at)).all()
+            return [self._view(s, p) for p in projects]
+
+    def project(self, tenant: str, project_id: str) -> dict[str, Any]:
+        with self.store.session() as s:
+            return self._view(s, self._project(s, tenant, project_id))
+
+    def _view(self, s: Session, p: Project) -> dict[str, Any]:
+        counts = dict(s.execute(select(Unit.state, func.count()).where(Unit.project_id == p.id)
+                                .group_by(Unit.state)).tuples().all())
+        in_flight = s.scalar(select(func.count()).select_from(Instance).where(
+            Instance.project_id == p.id, Instance.state == "leased")) or 0
+        t = now()
+        recent = s.scalar(select(func.count()).select_from(Attempt).where(
+            Attempt.project_id == p.id, Attempt.kind == "assimilate", Attempt.at >= t - THROUGHPUT_WINDOW_S)) or 0
+        window = min(THROUGHPUT_WINDOW_S, max(t - p.created_at, 1.0))
+        rate = recent / window
+        left = sum(counts.get(k, 0) for k in ("open", "validating", "valid"))
+        eta = 0.0 if left == 0 else (left / rate if rate > 0 else None)
+        return {"project_id": p.id, "name": p.name, "state": p.state, "quorum": p.quorum,
+                "units": {k: counts.get(k, 0) for k in ("open", "validating", "valid", "assimilated", "failed",
+                                                        "cancelled")},
+                "instances_in_flight": in_flight, "throughput_units_per_s": round(rate, 3),
+                "eta_s": None if eta is None else round(eta, 1), "created_at": p.created_at,
+                "finished_at": p.finished_at}
+
+    def results(self, tenant: str, project_id: str) -> dict[str, Any]:
+        with self.store.session() as s:
+            project = self._project(s, tenant, project_id)
+            units = s.execute(select(Unit.seq, Unit.id, Unit.output_path).where(
+                Unit.project_id == project_id, Unit.state == "assimilated").order_by(Unit.seq)).all()
+            left = s.scalar(select(func.count()).select_from(Unit).where(
+                Unit.project_id == project_id, Unit.state.in_(("open", "validating", "valid")))) or 0
+        out = [{"seq": seq, "unit_id": uid, "output": base64.b64encode(Path(path).read_bytes()).decode()}
+               for seq, uid, path in units]
+        return {"project_id": project.id, "complete": left == 0, "results": out}
+
+    def dead(self, tenant: str, project_id: str) -> dict[str, Any]:
+        with self.store.session() as s:
+            self._project(s, tenant, project_id)
+            units = s.scalars(select(Unit).where(Unit.project_id == project_id, Unit.state == "failed")
+                              .order_by(Unit.seq)).all()
+            dead = []
+            for unit in units:
+                insts = s.scalars(select(Instance).where(Instance.unit_id == unit.id).order_by(Instance.attempt)).all()
+                dead.append({"seq": unit.seq, "unit_id": unit.id, "reason": unit.reason, "errors": [
+                    {"instance_id": i.id, "attempt": i.attempt, "client_id": i.client_id, "state": i.state,
+                     "error": i.error} for i in insts if i.state in ("error", "no_reply", "invalid")]})
+        return {"project_id": project_id, "dead": dead}
+
+    def cancel(self, tenant: str, project_id: str) -> dict[str, Any]:
+        def work(s: Session) -> None:
+            project = self._project(s, tenant, project_id)
+            if project.state != "open":
+                return
+            project.state, project.finished_at = "cancelled", now()
+            units = s.scalars(select(Unit).where(Unit.project_id == project_id, Unit.state.in_(("open", "validating")))
+                              .order_by(Unit.id).with_for_update()).all()
+            for unit in units:
+                unit.state, unit.reason = "cancelled", "the project was cancelled"
+                s.execute(Instance.__table__.update().where(Instance.unit_id == unit.id,
+                                                            Instance.state == "unsent").values(state="cancelled"))
+            transitions.log(s, "cancel", project_id, detail=f"{len(units)} units cancelled")
+
+        retrying(self.store, work)
+        return self.project(tenant, project_id)
+
+    def create_key(self, tenant: str, description: str) -> tuple[str, str]:
+        key = "fk_" + secrets.token_urlsafe(32)
+        key_id = str(uuid.uuid4())
+        with self.store.session() as s:
+            s.add(EnrollmentKey(id=key_id, tenant=tenant, key_hash=hash_secret(key), description=description))
+        return key_id, key
+
+    def code_blob(self, sha256: str) -> bytes:
+        with self.store.session() as s:
+            blob = s.get(Blob, sha256)
+            if blob is None:
+                raise NotFound("no such code", code="code_not_found")
+            return blob.data
+
+    # -- clients --------------------------------------------------------------------------------
+
+    def enroll(self, key: str | None, name: str, slots: int, platform: str, cpus: int, memory_mb: int) -> tuple[str, str]:
+        if not key:
+            raise Unauthorized("missing X-Farm-Key header (an enrollment key: disco farm key create)",
+                               code="missing_key")
+        token = "fc_" + secrets.token_urlsafe(32)
+        client_id = str(uuid.uuid4())
+        with self.store.session() as s:
+            found = s.scalar(select(EnrollmentKey).where(EnrollmentKey.key_hash == hash_secret(key),
+                                                         EnrollmentKey.revoked.is_(False)))
+            if found is None:
+                raise Unauthorized("invalid enrollment key", code="invalid_key")
+            s.add(Client(id=client_id, tenant=found.tenant, name=name, token_hash=hash_secret(token), slots=slots,
+                         platform=platform, cpus=cpus, memory_mb=memory_mb))
+        return client_id, token
+
+    def client(self, token: str | None) -> Client:
+        if not token:
+            raise Unauthorized("missing Authorization: Bearer <client token>", code="missing_token")
+        digest = hash_secret(token)
+        found = retrying(self.store, lambda s: s.scalar(select(Client).where(Client.token_hash == digest)))
+        if found is None:
+            raise Unauthorized("invalid client token", code="invalid_token")
+        return found
+
+    def work(self, client: Client, seconds: float, slots: int, input_url: str) -> list[dict[str, Any]]:
+        return retrying(self.store, lambda s: feeder.lease(s, client, seconds, slots, now(), input_url))
+
+    def unit_input(self, client: Client, unit_id: int) -> bytes:
+        """A unit's input, for a client holding one of its instances."""
+        with self.store.session() as s:
+            held = s.scalar(select(func.count()).select_from(Instance).where(
+                Instance.unit_id == unit_id, Instance.client_id == client.id))
+            unit = s.get(Unit, unit_id)
+            if not held or unit is None:
+                raise NotFound("no such unit leased to this client", code="unit_not_found")
+            return unit.data
+
+    def heartbeat(self, client: Client, ids: list[int]) -> list[dict[str, Any]]:
+        def work(s: Session) -> list[dict[str, Any]]:
+            t = now()
+            out = []
+            for iid in ids:
+                inst = s.get(Instance, iid)
+                unit = s.get(Unit, inst.unit_id) if inst else None
+                project = s.get(Project, inst.project_id) if inst else None
+                if (inst is None or unit is None or project is None or inst.client_id != client.id
+                        or inst.state != "leased" or unit.state not in ("open", "validating")):
+                    out.append({"instance_id": iid, "gone": True})
+                    continue
+                expires = t + project.lease_s
+                done = s.execute(Instance.__table__.update().where(
+                    Instance.id == iid, Instance.state == "leased").values(lease_expires=expires))
+                out.append({"instance_id": iid, "lease_expires": expires} if done.rowcount == 1
+                           else {"instance_id": iid, "gone": True})
+            return out
+
+        return retrying(self.store, work)
+
+    def upload(self, client: Client, instance_id: int, data: bytes, declared_sha256: str) -> None:
+        if hashlib.sha256(data).hexdigest() != declared_sha256:
+            raise InvalidSpec("the upload does not match its declared SHA-256", code="checksum_mismatch")
+
+        def work(s: Session) -> None:
+            inst = s.get(Instance, instance_id, with_for_update=True)
+            if inst is None or inst.client_id != client.id:
+                raise NotFound("no such instance leased to this client", code="instance_not_found")
+            project = s.get(Project, inst.project_id)
+            assert project is not None
+            if len(data) > project.max_output_bytes:
+                raise OutputTooLarge(f"output over the project's max_output_bytes ({project.max_output_bytes})")
+            if not inst.answer:  # after the report, the stored output is the reported one
+                inst.output = data
+
+        retrying(self.store, work)
+
+    def report(self, client: Client, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Units locked in ascending order (transitions.py); answers given back in the client's order.
+        order = sorted(range(len(items)), key=lambda i: items[i]["instance_id"])
+
+        def work(s: Session) -> list[dict[str, Any]]:
+            t = now()
+            answers: dict[int, dict[str, Any]] = {}
+            for i in order:
+                answers[i] = transitions.report(s, client, items[i], t, self.config.output_dir)
+            return [answers[i] for i in range(len(items))]
+
+        return retrying(self.store, work)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Once a second: expired leases, deadlines, assimilation, finished projects."""
+        t = now()
+        retrying(self.store, lambda s: transitions.expire_leases(s, t))
+        retrying(self.store, lambda s: transitions.pass_deadlines(s, t))
+        assimilate_ready(self.store, self.config.output_dir)
+        retrying(self.store, lambda s: transitions.finish_projects(s, t))
+
+
+class OutputTooLarge(DiscoError):
+    status = 413
+    code = "output_too_large"

@@ -1,0 +1,118 @@
+"""The farm's database: engine from a URL (SQLite WAL by default, PostgreSQL), its own Alembic
+migrations, short transactions, and the compare-and-set helper every state change goes through."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from disco.errors import DiscoError
+from disco.taskfarm.models import Attempt, now
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+T = TypeVar("T")
+UNAVAILABLE_RETRY_S = 5
+
+
+def hash_secret(secret: str) -> str:
+    # Keys and tokens are 256-bit random strings: a fast hash suffices, there is no dictionary.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            # FULL: a committed report survives a power cut too, not only a kill -9.
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def upgrade(engine: Engine) -> None:
+    """The farm's schema to its newest revision (version table `farm_alembic_version`)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class FarmStore:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        if migrate:
+            upgrade(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed on exit, rolled back on any exception."""
+        with self._sessions.begin() as session:
+            yield session
+
+
+def cas(session: Session, model: type, key: Any, leaving: tuple[str, ...] | str, **values: Any) -> bool:
+    """Compare-and-set: `UPDATE model SET values WHERE id = key AND state IN leaving`.
+    True when this call made the change; False when another request (or a replay) got there
+    first, in which case nothing changed."""
+    states = (leaving,) if isinstance(leaving, str) else leaving
+    result = session.execute(update(model).where(model.id == key, model.state.in_(states)).values(**values)
+                             .execution_options(synchronize_session=False))
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def log(session: Session, kind: str, project_id: str, *, unit_id: int | None = None, instance_id: int | None = None,
+        client_id: str | None = None, attempt: int | None = None, detail: str = "") -> None:
+    session.add(Attempt(at=now(), kind=kind, project_id=project_id, unit_id=unit_id, instance_id=instance_id,
+                        client_id=client_id, attempt=attempt, detail=detail))
+
+
+def retrying(store: FarmStore, work: Callable[[Session], T], attempts: int = 5) -> T:
+    """`work` in one transaction, run again when the database chose it as a deadlock's or a
+    serialization conflict's victim (PostgreSQL) or stayed busy past its timeout (SQLite): the
+    transaction changed nothing, so running it again is safe."""
+    for attempt in range(attempts):
+        try:
+            with store.session() as session:
+                return work(session)
+        except OperationalError as exc:
+            retryable = getattr(exc.orig, "sqlstate", None) in ("40P01", "40001") or "locked" in str(exc.orig)
+            if not retryable:
+                # The database is down or restarting: the client backs off and comes back.
+                raise Unavailable("the farm's database is not answering; try again later") from None
+            time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
+    raise Unavailable("the farm is busy; try again later")
+
+
+class Unavailable(DiscoError):
+    """503 with Retry-After: what a client backs off on (docs/taskfarm.md, the protocol's step 5)."""
+
+    status = 503
+    code = "unavailable"
+    headers = {"Retry-After": str(UNAVAILABLE_RETRY_S)}
