@@ -5,6 +5,7 @@
     python benchmarks/run_all.py --bench startup --only dask   # one benchmark, Dask only
     python benchmarks/run_all.py --bench multihost --repeat 2  # clusters on test hosts over SSH
     python benchmarks/run_all.py --bench openstack_cloud     # Spark through the cloud in a box vs SSH
+    python benchmarks/run_all.py --bench farm_vs_celery      # the task farm vs Celery + Redis (extra: bench)
 
 A benchmark is a module here with main(argv) -> exit code that accepts --json PATH; add
 it to BENCHMARKS to include it.
@@ -18,7 +19,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["startup", "multihost", "openstack_cloud"]  # multihost, openstack_cloud: root and podman
+BENCHMARKS = ["startup", "multihost", "openstack_cloud", "farm_vs_celery"]  # multihost, openstack_cloud: root and podman
 
 
 def main(argv: list[str] | None = None) -> int:
