@@ -46,6 +46,9 @@ class Farm:
     def __init__(self, store: FarmStore, config: FarmConfig) -> None:
         self.store = store
         self.config = config
+        # Token hash -> enrolled client, filled on first use: a client row never changes or goes
+        # away once committed (there is no revocation yet; one must clear this cache).
+        self._clients: dict[str, Client] = {}
 
     # -- owners ---------------------------------------------------------------------------------
 
@@ -215,13 +218,16 @@ class Farm:
         if not token:
             raise Unauthorized("missing Authorization: Bearer <client token>", code="missing_token")
         digest = hash_secret(token)
-        found = retrying(self.store, lambda s: s.scalar(select(Client).where(Client.token_hash == digest)))
+        found = self._clients.get(digest)
         if found is None:
-            raise Unauthorized("invalid client token", code="invalid_token")
+            found = retrying(self.store, lambda s: s.scalar(select(Client).where(Client.token_hash == digest)))
+            if found is None:
+                raise Unauthorized("invalid client token", code="invalid_token")
+            self._clients[digest] = found
         return found
 
     def work(self, client: Client, seconds: float, slots: int, input_url: str) -> list[dict[str, Any]]:
-        return retrying(self.store, lambda s: feeder.lease(s, client, seconds, slots, now(), input_url))
+        return self.store.write(lambda s: feeder.lease(s, client, seconds, slots, now(), input_url))
 
     def unit_input(self, client: Client, unit_id: int) -> bytes:
         """A unit's input, for a client holding one of its instances."""
@@ -252,7 +258,7 @@ class Farm:
                            else {"instance_id": iid, "gone": True})
             return out
 
-        return retrying(self.store, work)
+        return self.store.write(work)
 
     def upload(self, client: Client, instance_id: int, data: bytes, declared_sha256: str) -> None:
         if hashlib.sha256(data).hexdigest() != declared_sha256:
@@ -282,7 +288,7 @@ class Farm:
                 answers[i] = transitions.report(s, client, items[i], t, self.config.output_dir)
             return [answers[i] for i in range(len(items))]
 
-        return retrying(self.store, work)
+        return self.store.write(work)
 
     # -- the loop ---------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,12 +14,13 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, update
+from sqlalchemy import create_engine, event, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from disco.errors import DiscoError
+from disco.taskfarm.groupcommit import GroupCommitter
 from disco.taskfarm.models import Attempt, now
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -66,15 +68,32 @@ class FarmStore:
         if migrate:
             upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self._sessions, "before_commit", _write_log)
+        self._committer: GroupCommitter | None = None
+        self._committer_lock = threading.Lock()
 
     def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
         self.engine.dispose()
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed on exit, rolled back on any exception."""
+    def session(self, write: bool = False) -> Iterator[Session]:
+        """One transaction: committed on exit, rolled back on any exception. `write` on SQLite
+        takes the write lock at the start (BEGIN IMMEDIATE): a transaction that reads first and
+        writes later can then never find its snapshot stale and have to start again."""
         with self._sessions.begin() as session:
+            if write and self.engine.dialect.name == "sqlite":
+                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
             yield session
+
+    def write(self, work: Callable[[Session], T]) -> T:
+        """`work` in a group-committed transaction (groupcommit.py), answered after its commit."""
+        if self._committer is None:
+            with self._committer_lock:
+                if self._committer is None:
+                    self._committer = GroupCommitter(self)
+        return self._committer.submit(work)
 
 
 def cas(session: Session, model: type, key: Any, leaving: tuple[str, ...] | str, **values: Any) -> bool:
@@ -89,8 +108,20 @@ def cas(session: Session, model: type, key: Any, leaving: tuple[str, ...] | str,
 
 def log(session: Session, kind: str, project_id: str, *, unit_id: int | None = None, instance_id: int | None = None,
         client_id: str | None = None, attempt: int | None = None, detail: str = "") -> None:
-    session.add(Attempt(at=now(), kind=kind, project_id=project_id, unit_id=unit_id, instance_id=instance_id,
-                        client_id=client_id, attempt=attempt, detail=detail))
+    # Kept aside and written by one multi-row INSERT just before the commit (_write_log): an ORM
+    # object here would be flushed by the next query of the transaction, one INSERT each.
+    session.info.setdefault(LOG_KEY, []).append(dict(
+        at=now(), kind=kind, project_id=project_id, unit_id=unit_id, instance_id=instance_id,
+        client_id=client_id, attempt=attempt, detail=detail))
+
+
+LOG_KEY = "farm_attempts"
+
+
+def _write_log(session: Session) -> None:
+    rows = session.info.pop(LOG_KEY, None)
+    if rows:
+        session.execute(insert(Attempt), rows)
 
 
 def retrying(store: FarmStore, work: Callable[[Session], T], attempts: int = 5) -> T:
