@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from disco.errors import DiscoError
 from disco.taskfarm.models import Instance, Unit
-from disco.taskfarm.store import FarmStore, cas, log
+from disco.taskfarm.store import OUTPUTS_KEY, FarmStore, cas, log
 
 
 class OutputNotImplemented(DiscoError):
@@ -40,6 +40,17 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def write_staged(session: Session, path: Path, data: bytes) -> None:
+    """write_atomically, with its fsync and rename left to just before the transaction commits
+    (store._write_outputs): the files of one group commit are fsynced in parallel, and still
+    each before the commit that records it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    session.info.setdefault(OUTPUTS_KEY, []).append((Path(tmp), path))
+
+
 def assimilate_one(session: Session, root: Path, unit_id: int, locked: Unit | None = None) -> bool:
     """`locked`: the unit, when this transaction holds its row already (a report just made it valid)."""
     unit = locked if locked is not None else session.get(Unit, unit_id, with_for_update=True)
@@ -48,7 +59,7 @@ def assimilate_one(session: Session, root: Path, unit_id: int, locked: Unit | No
     canonical = session.get(Instance, unit.canonical_instance_id)
     assert canonical is not None
     path = output_path(root, unit.project_id, unit.seq, unit.id)
-    write_atomically(path, canonical.output or b"")
+    write_staged(session, path, canonical.output or b"")
     if not cas(session, Unit, unit.id, "valid", state="assimilated", output_path=str(path)):
         return False
     log(session, "assimilate", unit.project_id, unit_id=unit.id, instance_id=canonical.id,

@@ -4,10 +4,12 @@ migrations, short transactions, and the compare-and-set helper every state chang
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -68,7 +70,8 @@ class FarmStore:
         if migrate:
             upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        event.listen(self._sessions, "before_commit", _write_log)
+        event.listen(self._sessions, "before_commit", _before_commit)
+        event.listen(self._sessions, "after_rollback", _drop_outputs)
         self._committer: GroupCommitter | None = None
         self._committer_lock = threading.Lock()
 
@@ -122,6 +125,45 @@ def _write_log(session: Session) -> None:
     rows = session.info.pop(LOG_KEY, None)
     if rows:
         session.execute(insert(Attempt), rows)
+
+
+OUTPUTS_KEY = "farm_outputs"  # (temporary file, final path) of outputs assimilated in this transaction
+_FSYNC_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="farm-fsync")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_outputs(session: Session) -> None:
+    """Each staged output fsynced (in parallel: one commit may carry many), renamed to its name,
+    and its directory fsynced, before the commit that marks its unit assimilated."""
+    staged = session.info.get(OUTPUTS_KEY)
+    if not staged:
+        return
+    list(_FSYNC_POOL.map(_fsync, [tmp for tmp, _ in staged]))
+    for tmp, path in staged:
+        os.replace(tmp, path)
+    list(_FSYNC_POOL.map(_fsync, {path.parent for _, path in staged}))
+    session.info.pop(OUTPUTS_KEY)
+
+
+def _before_commit(session: Session) -> None:
+    try:
+        _write_outputs(session)
+    except BaseException:
+        _drop_outputs(session)
+        raise
+    _write_log(session)
+
+
+def _drop_outputs(session: Session) -> None:
+    for tmp, _ in session.info.pop(OUTPUTS_KEY, None) or []:
+        tmp.unlink(missing_ok=True)
 
 
 def retrying(store: FarmStore, work: Callable[[Session], T], attempts: int = 5) -> T:
