@@ -8,7 +8,7 @@ A round trip is one lease + one report of one unit; batched requests carry sever
     .venv/bin/python benchmarks/farm_round_trips.py --db sqlite --clients 10 --units 2000
     .venv/bin/python benchmarks/farm_round_trips.py --db postgresql --batch 20
 
-Item 9's comparison with Celery + Redis is not here yet (docs/design/taskfarm.md)."""
+Item 9, the comparison with Celery + Redis: benchmarks/farm_vs_celery.py (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
