@@ -27,6 +27,15 @@ from disco.taskfarm.client.slots import Job, Outcome, Slot, Stopped
 MAX_BATCH = 1000
 
 
+_say_lock = threading.Lock()
+
+
+def _say(line: str) -> None:
+    with _say_lock:  # slot threads finish at once: one line each, never interleaved
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 class Unavailable(Exception):
     """The server did not answer usefully: back off."""
 
@@ -52,7 +61,7 @@ class Options:
     heartbeat_s: float | None = None  # default: a third of the shortest lease running
     unit_timeout: float = 3600.0
     max_units: int = 0  # stop after this many (tests); 0: run until stopped
-    say: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+    say: Callable[[str], None] = field(default=lambda line: _say(line))
 
 
 @dataclass
