@@ -93,3 +93,32 @@ def test_an_unreachable_server_is_retried_with_backoff(tmp_path: Path) -> None:
     waits = [float(line.rsplit("retrying in ", 1)[1].split()[0]) for line in client.log.splitlines()
              if "retrying in" in line]
     assert len(waits) >= 2 and all(0 <= w <= 2 ** i for i, w in enumerate(waits)), client.log
+
+
+def _baked_rootfs() -> str | None:
+    import shutil
+
+    from disco.testbed.images import list_images
+
+    if shutil.which("podman") is None:
+        return None
+    for image in list_images():
+        if str(image["image"]).startswith("baked-"):
+            return str(image["path"])
+    return None
+
+
+def test_container_slots_run_units_in_the_client_image(farm: FarmServer, tmp_path: Path) -> None:
+    rootfs = _baked_rootfs()
+    if rootfs is None:
+        pytest.skip("needs podman and the baked test-host image (disco testbed image build baked)")
+    key = enrollment_key(farm, tmp_path / "key")
+    project, lines = submit(farm, tmp_path, 6)
+    client = ClientProc(farm.url, key, tmp_path / "boxed", slots=2,
+                        extra=("--containers", "--engine", "podman", "--image", rootfs, "--memory-mb", "512"))
+    try:
+        wait_done(farm, project, 120, [client])
+    finally:
+        assert client.stop() == 0
+    assert audit(farm, project, lines)["lost"] == 0
+    assert client.log.count(" done: ") == 6, client.log[-2000:]
