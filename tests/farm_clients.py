@@ -27,6 +27,8 @@ def work(data: bytes) -> bytes:
     """Each unit's SHA-256; slow when FARM_TEST_SLEEP is set, wrong when FARM_TEST_LIAR is (tests)."""
     time.sleep(float(os.environ.get("FARM_TEST_SLEEP", "0")))
     out = hashlib.sha256(data).hexdigest()
+    if os.environ.get("FARM_TEST_BIG"):
+        return out * int(os.environ["FARM_TEST_BIG"])
     return ("lie:" + out) if os.environ.get("FARM_TEST_LIAR") else out
 '''
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from farm_clients import ClientProc, audit, enrollment_key, rows, submit, wait_done
+from farm_clients import ClientProc, audit, enrollment_key, expected, rows, submit, wait_done
 from farm_fixtures import FarmServer
 from sm_fixtures import free_port
 
@@ -122,3 +122,16 @@ def test_container_slots_run_units_in_the_client_image(farm: FarmServer, tmp_pat
         assert client.stop() == 0
     assert audit(farm, project, lines)["lost"] == 0
     assert client.log.count(" done: ") == 6, client.log[-2000:]
+
+
+def test_outputs_over_the_inline_cap_are_uploaded(farm: FarmServer, tmp_path: Path) -> None:
+    key = enrollment_key(farm, tmp_path / "key")
+    project, lines = submit(farm, tmp_path, 2)
+    client = ClientProc(farm.url, key, tmp_path / "big", slots=2, env={"FARM_TEST_BIG": "16000"},
+                        extra=("--max-units", "2"))
+    assert client.proc.wait(60) == 0, client.log
+    with farm.owner() as owner:
+        results = owner.get(f"/api/v1/farm/projects/{project}/results").json()
+    import base64
+    outputs = [base64.b64decode(r["output"]) for r in results["results"]]
+    assert results["complete"] and outputs == [expected(line) * 16000 for line in lines]  # 1,024,000 bytes each

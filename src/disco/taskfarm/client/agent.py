@@ -25,6 +25,7 @@ from disco.taskfarm.client.backoff import Backoff, retry_after
 from disco.taskfarm.client.slots import Job, Outcome, Slot, Stopped
 
 MAX_BATCH = 1000
+INLINE_OUTPUT_BYTES = 1_000_000  # the server takes about 1 MiB inline (base64); more is uploaded
 
 
 _say_lock = threading.Lock()
@@ -235,7 +236,12 @@ class Agent:
     def _finish(self, lease: dict[str, Any], outcome: Outcome) -> None:
         item: dict[str, Any] = {"instance_id": lease["instance_id"], "attempt": lease["attempt"],
                                 "cpu_s": round(outcome.cpu_s, 4)}
-        if outcome.ok:
+        if outcome.ok and len(outcome.output) > INLINE_OUTPUT_BYTES:  # uploaded before its report
+            item |= {"status": "ok", "output_sha256": hashlib.sha256(outcome.output).hexdigest(),
+                     "_upload": outcome.output}
+            self.counts["ok"] += 1
+            self.opts.say(f"unit {lease['unit_id']} done: {len(outcome.output)} bytes in {outcome.cpu_s:.2f} s")
+        elif outcome.ok:
             item |= {"status": "ok", "output": base64.b64encode(outcome.output).decode()}
             self.counts["ok"] += 1
             self.opts.say(f"unit {lease['unit_id']} done: {len(outcome.output)} bytes in {outcome.cpu_s:.2f} s")
@@ -251,6 +257,15 @@ class Agent:
             batch = self.done[:MAX_BATCH]
         if not batch:
             return
+        for item in batch:
+            if "_upload" in item:  # PUT again after a failure is harmless: same bytes, same hash
+                try:
+                    self.call("PUT", f"/instances/{item['instance_id']}/output", content=item["_upload"],
+                              headers={"X-Output-SHA256": item["output_sha256"]})
+                except Refused as exc:  # e.g. over the project's max_output_bytes: the unit failed
+                    item.pop("output_sha256")
+                    item |= {"status": "error", "error": f"output upload refused: {exc}"[:10000]}
+                del item["_upload"]
         answer = self.call("POST", "/results", json={"results": batch})
         with self.lock:
             del self.done[:len(batch)]  # acknowledged: whatever each answer says, sending again changes nothing
