@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from disco.cli.farm_client import client
 from disco.cli.farm_submit import submit
 from disco.cli.farm_owner import cancel, create_key, list_projects, results, status
 
@@ -19,6 +20,7 @@ app.command("status")(status)
 app.command("results")(results)
 app.command("list")(list_projects)
 app.command("cancel")(cancel)
+app.command("client")(client)
 key_app.command("create")(create_key)
 
 

@@ -32,6 +32,10 @@ def new_instance(session: Session, unit: Unit, attempt: int) -> None:
 
 def settle(session: Session, unit: Unit, project: Project, now: float) -> str:
     """Moves a locked, unsettled unit on; answers its state afterwards."""
+    # Read the unit again: on SQLite its first read was outside the write lock (FOR UPDATE is a
+    # no-op there, the transaction begins at its first write), so another transaction may have
+    # settled it since; callers have written by now, so this read is current.
+    session.refresh(unit)
     if unit.state in SETTLED:
         return unit.state
     # populate_existing: rows changed by a compare-and-set earlier in this transaction are read fresh.

@@ -1,0 +1,1 @@
+"""`disco farm client`: the volunteer's side of the task farm (docs/taskfarm.md, "Volunteering")."""
