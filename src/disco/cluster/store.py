@@ -7,7 +7,6 @@ the API and the reconciler never share a session.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,39 +15,20 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from disco.cluster.models import Cluster, Event, Node, Token, utcnow
+from disco.database import hash_secret, make_engine
 from disco.errors import NotFound
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 LIVE_STATES_EXCLUDED = ("deleted",)
 
 
-def hash_token(token: str) -> str:
-    # Tokens are 256-bit random strings, so a fast hash is enough: no dictionary to attack.
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True)
+hash_token = hash_secret  # the name the service manager's modules know
 
 
 def upgrade(engine: Engine) -> None:

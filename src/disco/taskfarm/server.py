@@ -27,7 +27,8 @@ from disco.errors import DiscoError, Unauthorized
 from disco.taskfarm.api import Authenticate, make_router
 from disco.taskfarm.schemas import ErrorEnvelope, FarmHealth
 from disco.taskfarm.service import Farm, FarmConfig
-from disco.taskfarm.store import FarmStore, hash_secret
+from disco.database import hash_secret
+from disco.taskfarm.store import FarmStore
 
 log = logging.getLogger(__name__)
 TICK_S = 1.0

@@ -21,7 +21,8 @@ from disco.taskfarm import feeder, split, transitions
 from disco.taskfarm.assimilate import assimilate_ready
 from disco.taskfarm.models import Attempt, Blob, Client, EnrollmentKey, Instance, Project, Unit, now
 from disco.taskfarm.schemas import ProjectSpec
-from disco.taskfarm.store import FarmStore, hash_secret, retrying
+from disco.database import hash_secret
+from disco.taskfarm.store import FarmStore, retrying
 
 MAX_UNITS = 100_000
 MAX_INPUT_BYTES = 256 * 1024 * 1024

@@ -3,7 +3,6 @@ migrations, short transactions, and the compare-and-set helper every state chang
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 import threading
@@ -16,11 +15,12 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, insert, update
+from sqlalchemy import event, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from disco.database import make_engine
 from disco.errors import DiscoError
 from disco.taskfarm.groupcommit import GroupCommitter
 from disco.taskfarm.models import Attempt, now
@@ -28,30 +28,6 @@ from disco.taskfarm.models import Attempt, now
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 T = TypeVar("T")
 UNAVAILABLE_RETRY_S = 5
-
-
-def hash_secret(secret: str) -> str:
-    # Keys and tokens are 256-bit random strings: a fast hash suffices, there is no dictionary.
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            # FULL: a committed report survives a power cut too, not only a kill -9.
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.close()
-
-        return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
 def upgrade(engine: Engine) -> None:
@@ -66,7 +42,8 @@ def upgrade(engine: Engine) -> None:
 class FarmStore:
     def __init__(self, url: str, *, migrate: bool = True) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        # FULL: a committed report survives a power cut too, not only a kill -9.
+        self.engine = make_engine(url, sqlite_synchronous="FULL", pool_size=10, max_overflow=20)
         if migrate:
             upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
