@@ -91,7 +91,7 @@ def test_cancel_stops_a_project(farm: FarmServer, tmp_path: Path) -> None:
     (("submit", "--image", "x", "--command", "true", "--input", "/nonexistent"), 1, "No such file"),
     (("submit", "--image", "x", "--command", "true", "--input", "-", "--split", "words:3"), 1, "--split is"),
     (("submit", "--image", "x", "--input", "ddfs://data:tag"), 1, "--image needs --command"),
-    (("submit", "--image", "x", "--command", "true", "--input", "ddfs://tag"), 1, "not built yet"),
+    (("submit", "--image", "x", "--command", "true", "--input", "ddfs://tag"), 1, "tag://NAME"),
     (("submit", "--image", "x", "--command", "true", "--input", "http://10.1.2.3/x"), 2, "input_host_not_allowed"),
     (("status", "00000000-0000-0000-0000-000000000000"), 2, "project_not_found"),
     (("status", "not-an-id"), 2, "invalid_request"),

@@ -326,6 +326,14 @@ class DDFS:
                  for f in files]
         return self.tag(tag, blobs, token=token, delayed=delayed, update=update), blobs
 
+    def upload(self, source: Any, name: str, replicas: int | None = None,
+               retries: int = 10) -> list[str]:
+        """Upload one blob named ``name`` (a path, a file object or bytes) without tagging
+        it; its replica URLs. A blob no tag holds is removed by the garbage collector, so
+        a caller that records these URLs and then tags them loses nothing but an orphan
+        if it stops in between (the task farm's DDFS output does)."""
+        return self._push((source, name), replicas=replicas, retries=retries)
+
     def chunk(self, tag: Any, urls: Iterable[Any], replicas: int | None = None,
               retries: int = 10, delayed: bool = False, update: bool = False,
               token: str | None = None, chunk_size: int = CHUNK_SIZE,

@@ -35,6 +35,13 @@ def server(
     input_dir: list[Path] = typer.Option([], "--input-dir", help="A directory projects may name input files under."),
     url_host: list[str] = typer.Option([], "--allow-url-host", help="A host input URLs may name."),
     min_lease: float = typer.Option(30.0, "--min-lease", help="The shortest lease, seconds."),
+    ddfs_master: str = typer.Option("", "--ddfs-master",
+                                    help="The Disco master (http://host:port) whose DDFS tags projects may read and write."),
+    ddfs_put_port: Optional[int] = typer.Option(None, "--ddfs-put-port",
+                                                help="Where that cluster's nodes take uploads (default: DDFS_PUT_PORT, 8990)."),
+    ddfs_token_file: Optional[Path] = typer.Option(None, "--ddfs-token-file", exists=True, dir_okay=False,
+                                                   readable=True,
+                                                   help="That cluster's token (default: DISCO_CLUSTER_TOKEN, if set)."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """The farm on its own, without the service manager."""
@@ -48,6 +55,12 @@ def server(
     os.environ["DISCO_FARM_INPUT_DIRS"] = ",".join(str(p.resolve()) for p in input_dir)
     os.environ["DISCO_FARM_URL_HOSTS"] = ",".join(url_host)
     os.environ["DISCO_FARM_MIN_LEASE_S"] = str(min_lease)
+    if ddfs_master:
+        os.environ["DISCO_FARM_DDFS_MASTER"] = ddfs_master
+    if ddfs_put_port:
+        os.environ["DISCO_FARM_DDFS_PUT_PORT"] = str(ddfs_put_port)
+    if ddfs_token_file:
+        os.environ["DISCO_FARM_DDFS_TOKEN_FILE"] = str(ddfs_token_file.resolve())
     data_dir = data_dir.resolve()
     url = db or f"sqlite:///{data_dir / 'farm.sqlite'}"
     app_ = create_app(url, data_dir, token_file)

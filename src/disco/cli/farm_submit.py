@@ -1,6 +1,7 @@
 """`disco farm submit`: a project from a Python function (cloudpickled, its module's code sent
 by value so clients need not have it) or a container image and command, and an input (a local
-file, sent inline; an http(s) URL the server fetches). The project id is the last line."""
+file, sent inline; an http(s) URL the server fetches; a DDFS tag the server reads), optionally a
+DDFS tag for the results. The project id is the last line."""
 
 from __future__ import annotations
 
@@ -61,8 +62,17 @@ def parse_duration(text: str) -> float:
     return float(found.group(1)) * _UNITS[found.group(2)]
 
 
+def tag_name(text: str, option: str) -> str:
+    """`tag://NAME` or `NAME` -> NAME (the server checks the name itself)."""
+    name = text[len("tag://"):] if text.startswith("tag://") else text
+    if not name or "/" in name:
+        raise ValueError(f"{option} takes a DDFS tag as tag://NAME, not {text!r}")
+    return name
+
+
 def build_spec(function: Optional[str], image: Optional[str], command: Optional[str], input_: str, split: str,
-               quorum: int, deadline: Optional[str], name: str, unit_seconds: float, comparator: str) -> dict[str, Any]:
+               quorum: int, deadline: Optional[str], name: str, unit_seconds: float, comparator: str,
+               output_tag: Optional[str] = None) -> dict[str, Any]:
     by, _, size = split.partition(":")
     if by not in ("lines", "bytes", "records") or not size.isdigit():
         raise ValueError(f"--split is lines:N, bytes:N or records:N, not {split!r}")
@@ -78,9 +88,11 @@ def build_spec(function: Optional[str], image: Optional[str], command: Optional[
         import shlex
         code = {"kind": "container", "image": image, "command": shlex.split(command)}
     if input_.startswith("ddfs://"):
-        raise ValueError("input from a DDFS tag is not built yet: `ddfs cat` it to a file and give the file")
-    if input_.startswith(("http://", "https://")):
-        source: dict[str, Any] = {"kind": "url", "url": input_}
+        raise ValueError(f"a DDFS tag is given as tag://NAME, not {input_!r}")
+    if input_.startswith("tag://"):
+        source: dict[str, Any] = {"kind": "ddfs", "tag": tag_name(input_, "--input")}
+    elif input_.startswith(("http://", "https://")):
+        source = {"kind": "url", "url": input_}
     else:
         data = sys.stdin.buffer.read() if input_ == "-" else Path(input_).read_bytes()
         source = {"kind": "inline_base64", "data": base64.b64encode(data).decode()}
@@ -92,6 +104,8 @@ def build_spec(function: Optional[str], image: Optional[str], command: Optional[
                             "quorum": quorum, "unit_seconds": unit_seconds, "comparator": cmp}
     if deadline:
         spec["deadline_s"] = parse_duration(deadline)
+    if output_tag:
+        spec["output"] = {"kind": "ddfs", "tag": tag_name(output_tag, "--output-tag")}
     return spec
 
 
@@ -99,20 +113,24 @@ def submit(
     function: Optional[str] = typer.Option(None, "--function", help="module:name or file.py:name."),
     image: Optional[str] = typer.Option(None, "--image", help="A container image (with --command)."),
     command: Optional[str] = typer.Option(None, "--command", help="The command run on each unit (stdin: the unit)."),
-    input_: str = typer.Option(..., "--input", help="A local FILE (- for stdin), or an http(s) URL the server may fetch."),
+    input_: str = typer.Option(..., "--input", help="A local FILE (- for stdin), an http(s) URL the server may fetch, "
+                                                     "or tag://NAME, a DDFS tag on the server's DDFS master."),
     split: str = typer.Option("lines:1000", "--split", help="lines:N, bytes:N or records:N (NDJSON)."),
     quorum: int = typer.Option(1, "--quorum", help="Agreeing results per unit (2 for untrusted volunteers)."),
     deadline: Optional[str] = typer.Option(None, "--deadline", help="After this (e.g. 2h), open units fail."),
     name: str = typer.Option("project", "--name"),
     unit_seconds: float = typer.Option(1.0, "--unit-seconds", help="Estimated seconds a unit takes."),
     comparator: str = typer.Option("exact", "--comparator", help="exact, json, or float[:rel]."),
+    output_tag: Optional[str] = typer.Option(None, "--output-tag",
+                                             help="tag://NAME: results go to this DDFS tag too, one blob a unit."),
     output: Output = typer.Option(Output.table, "--output", "-o"),
     url: Optional[str] = options.URL,
     token: Optional[str] = options.TOKEN,
 ) -> None:
     """Submit a project; prints its id on the last line."""
     try:
-        spec = build_spec(function, image, command, input_, split, quorum, deadline, name, unit_seconds, comparator)
+        spec = build_spec(function, image, command, input_, split, quorum, deadline, name, unit_seconds, comparator,
+                          output_tag)
     except (ValueError, OSError, ImportError) as exc:
         fail_locally(exc)
     try:

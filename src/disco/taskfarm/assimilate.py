@@ -1,7 +1,9 @@
 """valid -> assimilated, exactly once: the canonical output is written atomically (a temporary
 file, fsync, rename) under the project's output directory, named by the unit, and the unit's
 compare-and-set commits in the same transaction. A crash between the two leaves the unit valid,
-and the next pass writes the same bytes to the same name again: one file, one `assimilate`."""
+and the next pass writes the same bytes to the same name again: one file, one `assimilate`.
+Projects whose output is a DDFS tag are left valid here: the loop assimilates them
+(assimilate_ddfs.py), outside any transaction."""
 
 from __future__ import annotations
 
@@ -12,14 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from disco.errors import DiscoError
-from disco.taskfarm.models import Instance, Unit
+from disco.taskfarm.models import Instance, Project, Unit
 from disco.taskfarm.store import OUTPUTS_KEY, FarmStore, cas, log
-
-
-class OutputNotImplemented(DiscoError):
-    status = 501
-    code = "not_implemented"
 
 
 def output_path(root: Path, project_id: str, seq: int, unit_id: int) -> Path:
@@ -56,6 +52,9 @@ def assimilate_one(session: Session, root: Path, unit_id: int, locked: Unit | No
     unit = locked if locked is not None else session.get(Unit, unit_id, with_for_update=True)
     if unit is None or unit.state != "valid" or unit.canonical_instance_id is None:
         return False
+    project = session.get(Project, unit.project_id)
+    if project is not None and project.output is not None:
+        return False  # a DDFS tag: assimilate_ddfs.py
     canonical = session.get(Instance, unit.canonical_instance_id)
     assert canonical is not None
     path = output_path(root, unit.project_id, unit.seq, unit.id)
@@ -68,16 +67,12 @@ def assimilate_one(session: Session, root: Path, unit_id: int, locked: Unit | No
 
 
 def assimilate_ready(store: FarmStore, root: Path, limit: int = 500) -> int:
-    """Every valid unit (up to `limit`), each in a transaction of its own."""
+    """Every valid unit of a files-output project (up to `limit`), each in a transaction of its own."""
     with store.session() as s:
-        ids = s.scalars(select(Unit.id).where(Unit.state == "valid").order_by(Unit.id).limit(limit)).all()
+        ids = s.scalars(select(Unit.id).join(Project, Project.id == Unit.project_id)
+                        .where(Unit.state == "valid", Project.output.is_(None)).order_by(Unit.id).limit(limit)).all()
     done = 0
     for unit_id in ids:
         with store.session() as s:
             done += assimilate_one(s, root, unit_id)
     return done
-
-
-def ddfs_output(tag: str) -> None:
-    raise OutputNotImplemented(f"output to a DDFS tag ({tag!r}) is not built yet: the output is written per unit "
-                               "under the server's output directory and served by GET …/projects/{id}/results")

@@ -44,6 +44,9 @@ class Project(FarmBase):
     deadline: Mapped[float | None] = mapped_column(Float, nullable=True)
     comparator: Mapped[dict[str, Any]] = mapped_column(JSON)
     max_output_bytes: Mapped[int] = mapped_column(Integer, default=1 << 20)
+    # Where assimilated outputs go: None, files under the server's output directory; or
+    # {"kind": "ddfs", "tag": name}, blobs in that DDFS tag (assimilate_ddfs.py).
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True, default=None)
     units_total: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=now)
     finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -72,6 +75,8 @@ class Unit(FarmBase):
     size: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     canonical_instance_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Files output: the file's path. DDFS output: the pushed blob's replica URLs (JSON), recorded
+    # before the blob is tagged, so that a restart tags that blob and pushes no other.
     output_path: Mapped[str] = mapped_column(Text, default="")
     reason: Mapped[str] = mapped_column(Text, default="")  # why it failed
     updated_at: Mapped[float] = mapped_column(Float, default=now)

@@ -13,6 +13,8 @@ MAX_OUTPUT_B64 = 1_400_000  # ~1 MiB of output inline in a report; larger goes b
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._:-]*$")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+# A DDFS tag name, as DDFS itself allows them (disco.mapreduce.ddfs.names).
+TagName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_@:-]+$")]
 Seconds = Annotated[float, Field(gt=0, le=10 * 365 * 86400)]
 
 
@@ -64,6 +66,21 @@ class UrlInput(Strict):
     url: str = Field(max_length=4096, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")
 
 
+class DdfsInput(Strict):
+    kind: Literal["ddfs"]
+    tag: TagName = Field(description="A DDFS tag on the server's DDFS master: its blobs (and those of the tags it "
+                                     "holds), in the tag's order, joined and split like a file.")
+
+
+class FilesOutput(Strict):
+    kind: Literal["files"] = "files"
+
+
+class DdfsOutput(Strict):
+    kind: Literal["ddfs"]
+    tag: TagName = Field(description="A DDFS tag on the server's DDFS master: one blob per unit, tagged once.")
+
+
 class SplitSpec(Strict):
     by: Literal["lines", "bytes", "records"] = "lines"
     size: Int = Field(default=1000, ge=1, le=1 << 30)
@@ -97,7 +114,10 @@ class ProjectSpec(Strict):
 
     name: Name = "project"
     code: PythonCode | ContainerCode = Field(discriminator="kind")
-    input: InlineInput | InlineBytesInput | FilesInput | UrlInput = Field(discriminator="kind")
+    input: InlineInput | InlineBytesInput | FilesInput | UrlInput | DdfsInput = Field(discriminator="kind")
+    output: FilesOutput | DdfsOutput = Field(default_factory=FilesOutput, discriminator="kind",
+                                             description="files: under the server's output directory (GET …/results); "
+                                                         "ddfs: blobs in a DDFS tag (and GET …/results).")
     split: SplitSpec = Field(default_factory=SplitSpec)
     quorum: Int = Field(default=1, ge=1, le=9, description="Agreeing results a unit needs (2 for untrusted volunteers).")
     max_errors: Int = Field(default=3, ge=1, le=100)

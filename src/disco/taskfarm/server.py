@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import disco
 from disco.errors import DiscoError, Unauthorized
 from disco.taskfarm.api import Authenticate, make_router
+from disco.taskfarm.ddfs_io import DdfsAccess
 from disco.taskfarm.schemas import ErrorEnvelope, FarmHealth
 from disco.taskfarm.service import Farm, FarmConfig
 from disco.database import hash_secret
@@ -38,12 +39,17 @@ MAX_BODY_BYTES = 80 * 1024 * 1024
 
 def config_from_env(output_dir: Path) -> FarmConfig:
     """The deployment's choices (env): input directories and URL hosts projects may name, the
-    shortest lease."""
+    shortest lease, the DDFS master projects' tags are on (and its cluster token's file)."""
     def listed(name: str) -> list[str]:
         return [part for part in os.environ.get(name, "").split(",") if part]
+    master = os.environ.get("DISCO_FARM_DDFS_MASTER", "")
+    token_file = os.environ.get("DISCO_FARM_DDFS_TOKEN_FILE", "")
+    put_port = os.environ.get("DISCO_FARM_DDFS_PUT_PORT", "")
+    ddfs = DdfsAccess(master, Path(token_file) if token_file else None,
+                      int(put_port) if put_port else None) if master else None
     return FarmConfig(output_dir=output_dir, input_dirs=[Path(p) for p in listed("DISCO_FARM_INPUT_DIRS")],
                       url_hosts=listed("DISCO_FARM_URL_HOSTS"),
-                      min_lease_s=float(os.environ.get("DISCO_FARM_MIN_LEASE_S", "30")))
+                      min_lease_s=float(os.environ.get("DISCO_FARM_MIN_LEASE_S", "30")), ddfs=ddfs)
 
 
 async def run_loop(farm: Farm) -> None:

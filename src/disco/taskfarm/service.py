@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from disco.errors import DiscoError, InvalidSpec, NotFound, Unauthorized
-from disco.taskfarm import feeder, split, transitions
+from disco.taskfarm import assimilate_ddfs, ddfs_io, feeder, split, transitions
 from disco.taskfarm.assimilate import assimilate_ready
+from disco.taskfarm.ddfs_io import DdfsAccess
 from disco.taskfarm.models import Attempt, Blob, Client, EnrollmentKey, Instance, Project, Unit, now
 from disco.taskfarm.schemas import ProjectSpec
 from disco.database import hash_secret
@@ -41,6 +42,7 @@ class FarmConfig:
     url_hosts: list[str] = field(default_factory=list)  # hosts input URLs may name (none: refused)
     min_lease_s: float = 30.0
     retry_after_s: float = 10.0  # what a client with no work is told to wait
+    ddfs: DdfsAccess | None = None  # the DDFS master projects' tags live on (none: tags refused)
 
 
 class Farm:
@@ -54,6 +56,10 @@ class Farm:
     # -- owners ---------------------------------------------------------------------------------
 
     def create_project(self, tenant: str, spec: ProjectSpec) -> tuple[str, int]:
+        output = None
+        if spec.output.kind == "ddfs":
+            output = {"kind": "ddfs", "tag": spec.output.tag}
+            self._check_output_tag(spec.output.tag)
         data = self._input_bytes(spec)
         chunks = split.split(data, spec.split.by, spec.split.size, spec.split.delimiter.encode())
         if len(chunks) > MAX_UNITS:
@@ -74,7 +80,7 @@ class Farm:
             unit_seconds=spec.unit_seconds,
             lease_s=max(self.config.min_lease_s, spec.lease_s or 3 * spec.unit_seconds),
             deadline=time.time() + spec.deadline_s if spec.deadline_s else None,
-            comparator=spec.comparator.model_dump(), max_output_bytes=spec.max_output_bytes,
+            comparator=spec.comparator.model_dump(), max_output_bytes=spec.max_output_bytes, output=output,
             units_total=len(chunks), created_at=now())
 
         def work(s: Session) -> None:
@@ -107,7 +113,21 @@ class Farm:
         if source.kind == "files":
             parts = [split.read_file(p, self.config.input_dirs, MAX_INPUT_BYTES) for p in source.paths]
             return b"".join(parts)
+        if source.kind == "ddfs":
+            return ddfs_io.read_tag(ddfs_io.require(self.config.ddfs), source.tag, MAX_INPUT_BYTES)
         return split.fetch_url(source.url, self.config.url_hosts, MAX_INPUT_BYTES)
+
+    def _check_output_tag(self, tag: str) -> None:
+        """Before any unit exists: DDFS is configured and answers (a missing tag is fine: the
+        first tagging creates it)."""
+        from disco.error import DataError
+
+        ddfs = ddfs_io.require(self.config.ddfs).client()
+        try:
+            ddfs.get(tag)
+        except (DataError, OSError) as exc:
+            if getattr(exc, "code", None) != 404:
+                raise ddfs_io.comm_failure(exc, tag, "reach") from None
 
     def _project(self, s: Session, tenant: str, project_id: str) -> Project:
         project = s.get(Project, project_id)
@@ -146,12 +166,16 @@ class Farm:
     def results(self, tenant: str, project_id: str) -> dict[str, Any]:
         with self.store.session() as s:
             project = self._project(s, tenant, project_id)
-            units = s.execute(select(Unit.seq, Unit.id, Unit.output_path).where(
+            units = s.execute(select(Unit.seq, Unit.id, Unit.output_path, Unit.canonical_instance_id).where(
                 Unit.project_id == project_id, Unit.state == "assimilated").order_by(Unit.seq)).all()
             left = s.scalar(select(func.count()).select_from(Unit).where(
                 Unit.project_id == project_id, Unit.state.in_(("open", "validating", "valid")))) or 0
-        out = [{"seq": seq, "unit_id": uid, "output": base64.b64encode(Path(path).read_bytes()).decode()}
-               for seq, uid, path in units]
+            if project.output is None:
+                outputs = [Path(path).read_bytes() for _, _, path, _ in units]
+            else:  # in a DDFS tag: the same bytes as the canonical result the server kept
+                outputs = [s.get(Instance, iid).output or b"" for _, _, _, iid in units]
+        out = [{"seq": seq, "unit_id": uid, "output": base64.b64encode(data).decode()}
+               for (seq, uid, _, _), data in zip(units, outputs)]
         return {"project_id": project.id, "complete": left == 0, "results": out}
 
     def dead(self, tenant: str, project_id: str) -> dict[str, Any]:
@@ -299,6 +323,7 @@ class Farm:
         retrying(self.store, lambda s: transitions.expire_leases(s, t))
         retrying(self.store, lambda s: transitions.pass_deadlines(s, t))
         assimilate_ready(self.store, self.config.output_dir)
+        assimilate_ddfs.assimilate_ready(self.store, self.config.ddfs)
         retrying(self.store, lambda s: transitions.finish_projects(s, t))
 
 
