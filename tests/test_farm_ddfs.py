@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
+import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from disco.taskfarm.schemas import ProjectSpec  # noqa: E402
 from disco.taskfarm.service import Farm, FarmConfig  # noqa: E402
 from disco.taskfarm.store import FarmStore  # noqa: E402
 from farm_clients import FUNCTION, ClientProc, enrollment_key, expected, rows, wait_done  # noqa: E402
-from farm_fixtures import FarmServer  # noqa: E402
+from farm_fixtures import FarmServer, db_url  # noqa: E402,F401  (db_url: a fixture)
 from farm_protocol import ok, unit_input  # noqa: E402
 from sm_fixtures import free_port  # noqa: E402
 
@@ -125,10 +126,10 @@ def check_exactly_once(cluster: Cluster, ddfs: DDFS, farm: FarmServer, project: 
 def test_a_tag_in_and_a_tag_out_with_real_clients(cluster: Cluster, ddfs: DDFS, farm: FarmServer,
                                                   tmp_path: Path) -> None:
     push_lines(ddfs, "farm:in:a", lines_of("farm:in:a", 10))
-    # One more blob whose first replica is on a node that does not exist: the second is read.
+    # One more blob whose first replica is gone from its node (404): the second is read.
     _, (good,) = ddfs.push("farm:scratch", [(io.BytesIO(b"replica line\n"), "in-replica")])
-    dead = "disco://127.0.0.77/ddfs/vol0/blob/00/in-replica$0-0-0"
-    ddfs.tag("farm:in:a", [[dead, *good]])
+    gone = f"disco://{cluster.node_hosts[0]}/ddfs/vol0/blob/00/in-replica$0-0-0"
+    ddfs.tag("farm:in:a", [[gone, *good]])
     lines = [line for replicas in ddfs.blobs("farm:in:a")
              for line in (cluster.fetch(replicas[-1]).splitlines(keepends=True))]
     assert b"replica line\n" in lines and len(lines) == 11
@@ -173,14 +174,19 @@ def test_exactly_once_across_a_kill_9_of_the_farm_server(cluster: Cluster, ddfs:
 
 
 @pytest.fixture()
-def local_farm(cluster: Cluster, token_file: Path, tmp_path: Path) -> Iterator[Farm]:
+def local_farm(cluster: Cluster, token_file: Path, tmp_path: Path, db_url: str) -> Iterator[Farm]:
     """The farm's service in this process with no loop running: the test runs the assimilation's
-    steps itself, stopping where a crash would."""
-    store = FarmStore(f"sqlite:///{tmp_path / 'local.sqlite'}")
+    steps itself, stopping where a crash would. On SQLite and on PostgreSQL."""
+    store = FarmStore(db_url)
     try:
         yield Farm(store, FarmConfig(output_dir=tmp_path / "out", ddfs=DdfsAccess(cluster.url, token_file, cluster.put_port)))
     finally:
         store.close()
+
+
+def fresh(name: str) -> str:
+    """A tag name no other test (or parameter) uses: the cluster is shared by the module."""
+    return f"{name}:{uuid.uuid4().hex[:8]}"
 
 
 def valid_units(farm: Farm, ddfs: DDFS, tmp: Path, in_tag: str, out_tag: str, n: int) -> tuple[str, list[bytes]]:
@@ -214,7 +220,8 @@ def test_a_stop_after_the_push_or_after_the_tag_neither_duplicates_nor_loses(
         cluster: Cluster, ddfs: DDFS, local_farm: Farm, tmp_path: Path) -> None:
     farm, access = local_farm, local_farm.config.ddfs
     assert access is not None
-    project, lines = valid_units(farm, ddfs, tmp_path, "farm:in:c", "farm:out:c", 6)
+    in_tag, out_tag = fresh("farm:in:c"), fresh("farm:out:c")
+    project, lines = valid_units(farm, ddfs, tmp_path, in_tag, out_tag, 6)
     units = assimilate_ddfs.pending(farm.store)
     assert len(units) == 6 and all(recorded == "" for *_, recorded in units)
     # 1. Pushed, then stopped before recording: the blobs are untagged and forgotten. The same
@@ -229,12 +236,12 @@ def test_a_stop_after_the_push_or_after_the_tag_neither_duplicates_nor_loses(
     # 2. Tagged, then stopped before marking the units assimilated.
     tagged = assimilate_ddfs.tag(farm.store, access, [u[0] for u in units[:4]])
     assert sorted(tagged) == sorted(u[0] for u in units[:4])
-    assert len(tag_content(cluster, ddfs, "farm:out:c")) == 4
+    assert len(tag_content(cluster, ddfs, out_tag)) == 4
     assert farm.project("admin", project)["units"]["valid"] == 6 and log_count(farm, project) == 0
     # The next passes after the "restart": everything once.
     assert assimilate_ddfs.assimilate_ready(farm.store, access) == 6
     assert assimilate_ddfs.assimilate_ready(farm.store, access) == 0
-    content = tag_content(cluster, ddfs, "farm:out:c")
+    content = tag_content(cluster, ddfs, out_tag)
     assert content == {f"{project}-{seq:08d}": [expected(line)] for seq, line in enumerate(lines)}
     assert farm.project("admin", project)["units"]["assimilated"] == 6 and log_count(farm, project) == 6
 
@@ -242,12 +249,13 @@ def test_a_stop_after_the_push_or_after_the_tag_neither_duplicates_nor_loses(
 def test_ddfs_down_leaves_units_valid_until_it_answers(cluster: Cluster, ddfs: DDFS, local_farm: Farm,
                                                        tmp_path: Path) -> None:
     farm = local_farm
-    project, lines = valid_units(farm, ddfs, tmp_path, "farm:in:d", "farm:out:d", 3)
+    in_tag, out_tag = fresh("farm:in:d"), fresh("farm:out:d")
+    project, lines = valid_units(farm, ddfs, tmp_path, in_tag, out_tag, 3)
     nowhere = DdfsAccess(f"http://127.0.0.1:{free_port()}", farm.config.ddfs.token_file)  # type: ignore[union-attr]
     assert assimilate_ddfs.assimilate_ready(farm.store, nowhere) == 0
     assert farm.project("admin", project)["units"]["valid"] == 3
     assert assimilate_ddfs.assimilate_ready(farm.store, farm.config.ddfs) == 3
-    assert len(tag_content(cluster, ddfs, "farm:out:d")) == 3
+    assert len(tag_content(cluster, ddfs, out_tag)) == 3
 
 
 # -- the CLI ------------------------------------------------------------------------------------------
@@ -301,6 +309,21 @@ def test_bad_tags_get_a_clear_error(farm: FarmServer, args: tuple[str, ...], cod
     assert done.returncode == code, (done.stdout, done.stderr)
     assert message in done.stderr
     assert farm.admin_token not in done.stdout + done.stderr
+
+
+def test_a_replica_outside_the_cluster_is_never_fetched(cluster: Cluster, ddfs: DDFS, farm: FarmServer,
+                                                       tmp_path: Path) -> None:
+    """Whoever may write a tag may put any URL in it: the server reads only the cluster's nodes."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        ddfs.tag("farm:in:f", [[f"http://127.0.0.1:{port}/ddfs/vol0/blob/00/x$0-0-0"]])
+        status, body = create(farm, tmp_path, "farm:in:f", "farm:out:f")
+        assert status == 403 and body["error"]["code"] == "ddfs_replica_not_allowed", body
+        with pytest.raises(TimeoutError):
+            listener.accept()  # nothing ever connected
 
 
 def test_a_farm_without_ddfs_or_with_ddfs_down_says_so(cluster: Cluster, ddfs: DDFS, token_file: Path,

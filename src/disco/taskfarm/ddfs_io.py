@@ -45,7 +45,7 @@ class DdfsAccess:
         token = self.token_file.read_text().strip() if self.token_file else None
         # The cluster token goes only to the master and to its nodes on these two ports.
         return DiscoSettings(DISCO_MASTER=self.master, DISCO_CLUSTER_TOKEN=token,
-                             DISCO_PORT=urlsplit(self.master)[1].port, DDFS_PUT_PORT=self.put_port)
+                             DISCO_PORT=urlsplit(self.master)[1].port or None, DDFS_PUT_PORT=self.put_port)
 
     def client(self) -> Any:
         from disco.ddfs import DDFS
@@ -74,7 +74,7 @@ def comm_failure(exc: Exception, tag: str, doing: str) -> DiscoError:
 
 def read_tag(access: DdfsAccess, tag: str, max_bytes: int) -> bytes:
     """Every blob reachable from `tag`, in the order `ddfs blobs` lists them, joined. Each blob
-    is read from the first of its replicas that answers."""
+    is read from the first of its replicas, on a node of the cluster, that answers."""
     from disco.error import DataError
 
     ddfs = access.client()
@@ -82,28 +82,48 @@ def read_tag(access: DdfsAccess, tag: str, max_bytes: int) -> bytes:
         blobs = list(ddfs.blobs(tag, ignore_missing=False))
     except (DataError, OSError) as exc:
         raise comm_failure(exc, tag, "read") from None
+    nodes = cluster_hosts(access, ddfs, tag) if blobs else set()
     parts: list[bytes] = []
     size = 0
     for replicas in blobs:
-        data = _read_blob(access, ddfs, replicas, max_bytes - size)
+        data = _read_blob(ddfs, replicas, nodes, max_bytes - size)
         size += len(data)
         parts.append(data)
     return b"".join(parts)
 
 
-def _read_blob(access: DdfsAccess, ddfs: Any, replicas: list[str], budget: int) -> bytes:
+def cluster_hosts(access: DdfsAccess, ddfs: Any, tag: str) -> set[str]:
+    """The master's host and its nodes' (/disco/ctrl/nodeinfo): the only hosts a replica is read
+    from. Anyone who may write a tag may put any URL in it; the server fetching those would be
+    a way into its network."""
+    from disco.error import DataError
+    from disco.util import urlsplit
+
+    try:
+        info = ddfs._download(f"{access.master}/disco/ctrl/nodeinfo")
+    except (DataError, OSError) as exc:
+        raise comm_failure(exc, tag, "read") from None
+    return {str(host) for host in (info or {})} | {urlsplit(access.master)[1].host}
+
+
+def _read_blob(ddfs: Any, replicas: list[str], nodes: set[str], budget: int) -> bytes:
     from disco import comm
     from disco.comm_auth import scope_for
     from disco.error import DataError
     from disco.util import urlsplit
 
-    port = ddfs.settings["DISCO_PORT"]
+    port = str(ddfs.settings["DISCO_PORT"])
     failures: list[str] = []
+    refused = 0
     for url in replicas:
         # disco://node/ddfs/… is served on the master's port (Disco's DISCO_PORT convention).
         scheme, loc, path = urlsplit(url, disco_port=port)
+        if scheme != "http" or loc.host not in nodes or str(loc.port) != port:
+            refused += 1
+            failures.append(f"{loc.host or '?'}: not a node of the DDFS cluster")
+            continue
         try:
-            stream = comm.open_url(f"{scheme}://{loc}/{path}", scope=scope_for(ddfs.settings, access.master))
+            stream = comm.open_url(f"{scheme}://{loc}/{path}", scope=scope_for(ddfs.settings, ddfs.master))
             try:
                 return _read_limited(stream, budget)
             finally:
@@ -112,6 +132,9 @@ def _read_blob(access: DdfsAccess, ddfs: Any, replicas: list[str], budget: int) 
             code = getattr(exc, "code", None)
             failures.append(f"{loc}: {f'HTTP {code}' if code else type(exc).__name__}")
     name = replicas[0].rsplit("/", 1)[-1].split("$", 1)[0] if replicas else "?"
+    if replicas and refused == len(replicas):
+        raise Forbidden(f"DDFS blob {name!r} has no replica on a node of the DDFS cluster ({'; '.join(failures)})",
+                        code="ddfs_replica_not_allowed")
     raise DdfsUnavailable(f"no replica of DDFS blob {name!r} could be read ({'; '.join(failures) or 'none listed'})")
 
 
