@@ -61,9 +61,8 @@ def ddfs(cluster: Cluster) -> DDFS:
                                                     DDFS_PUT_PORT=cluster.put_port))
 
 
-@pytest.fixture()
-def farm(cluster: Cluster, token_file: Path, tmp_path: Path) -> Iterator[FarmServer]:
-    server = FarmServer(tmp_path / "farm", f"sqlite:///{tmp_path / 'farm.sqlite'}",
+def farm_server(cluster: Cluster, token_file: Path, tmp_path: Path, url: str) -> Iterator[FarmServer]:
+    server = FarmServer(tmp_path / "farm", url,
                         extra_args=("--min-lease", "1", "--ddfs-master", cluster.url,
                                     "--ddfs-put-port", str(cluster.put_port), "--ddfs-token-file", str(token_file)))
     server.start()
@@ -71,6 +70,17 @@ def farm(cluster: Cluster, token_file: Path, tmp_path: Path) -> Iterator[FarmSer
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture()
+def farm(cluster: Cluster, token_file: Path, tmp_path: Path) -> Iterator[FarmServer]:
+    yield from farm_server(cluster, token_file, tmp_path, f"sqlite:///{tmp_path / 'farm.sqlite'}")
+
+
+@pytest.fixture()
+def farm_any_db(cluster: Cluster, token_file: Path, tmp_path: Path, db_url: str) -> Iterator[FarmServer]:
+    """On SQLite and on PostgreSQL."""
+    yield from farm_server(cluster, token_file, tmp_path, db_url)
 
 
 def push_lines(ddfs: DDFS, tag: str, blobs: list[list[bytes]]) -> list[bytes]:
@@ -146,10 +156,12 @@ def test_a_tag_in_and_a_tag_out_with_real_clients(cluster: Cluster, ddfs: DDFS, 
     check_exactly_once(cluster, ddfs, farm, body["project_id"], "farm:out:a", lines)
 
 
-def test_exactly_once_across_a_kill_9_of_the_farm_server(cluster: Cluster, ddfs: DDFS, farm: FarmServer,
+def test_exactly_once_across_a_kill_9_of_the_farm_server(cluster: Cluster, ddfs: DDFS, farm_any_db: FarmServer,
                                                          tmp_path: Path) -> None:
-    lines = push_lines(ddfs, "farm:in:b", lines_of("farm:in:b", 40))
-    status, body = create(farm, tmp_path, "farm:in:b", "farm:out:b", unit_seconds=0.05, lease_s=1)
+    farm = farm_any_db
+    in_tag, out_tag = fresh("farm:in:b"), fresh("farm:out:b")
+    lines = push_lines(ddfs, in_tag, lines_of(in_tag, 40))
+    status, body = create(farm, tmp_path, in_tag, out_tag, unit_seconds=0.05, lease_s=1)
     assert status == 201, body
     project = body["project_id"]
     key = enrollment_key(farm, tmp_path / "farm.key")
@@ -170,7 +182,7 @@ def test_exactly_once_across_a_kill_9_of_the_farm_server(cluster: Cluster, ddfs:
     finally:
         for c in clients:
             c.stop()
-    check_exactly_once(cluster, ddfs, farm, project, "farm:out:b", lines)
+    check_exactly_once(cluster, ddfs, farm, project, out_tag, lines)
 
 
 @pytest.fixture()

@@ -173,7 +173,10 @@ class Farm:
             if project.output is None:
                 outputs = [Path(path).read_bytes() for _, _, path, _ in units]
             else:  # in a DDFS tag: the same bytes as the canonical result the server kept
-                outputs = [s.get(Instance, iid).output or b"" for _, _, _, iid in units]
+                kept = dict(s.execute(select(Instance.id, Instance.output).join(
+                    Unit, Unit.canonical_instance_id == Instance.id).where(
+                    Unit.project_id == project_id, Unit.state == "assimilated")).all())
+                outputs = [kept.get(iid) or b"" for _, _, _, iid in units]
         out = [{"seq": seq, "unit_id": uid, "output": base64.b64encode(data).decode()}
                for (seq, uid, _, _), data in zip(units, outputs)]
         return {"project_id": project.id, "complete": left == 0, "results": out}
