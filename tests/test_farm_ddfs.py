@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 sys.path.insert(0, str(Path(__file__).parent / "mapreduce"))
 from runtime_fixtures import Cluster, write_token_file  # noqa: E402
@@ -27,6 +29,7 @@ from disco.ddfs import DDFS  # noqa: E402
 from disco.settings import DiscoSettings  # noqa: E402
 from disco.taskfarm import assimilate_ddfs  # noqa: E402
 from disco.taskfarm.ddfs_io import DdfsAccess  # noqa: E402
+from disco.taskfarm.models import Unit  # noqa: E402
 from disco.taskfarm.schemas import ProjectSpec  # noqa: E402
 from disco.taskfarm.service import Farm, FarmConfig  # noqa: E402
 from disco.taskfarm.store import FarmStore  # noqa: E402
@@ -240,9 +243,6 @@ def test_a_stop_after_the_push_or_after_the_tag_neither_duplicates_nor_loses(
     # happens when it stops after recording: the recorded blobs are the ones tagged next pass.
     assimilate_ddfs.push(farm.store, access, units[:2])
     with farm.store.session() as s:  # forget the record of the first two, as a crash before it would
-        from sqlalchemy import update
-
-        from disco.taskfarm.models import Unit
         s.execute(update(Unit).where(Unit.id.in_([u[0] for u in units[:2]])).values(output_path=""))
     assimilate_ddfs.push(farm.store, access, assimilate_ddfs.pending(farm.store)[:4])
     # 2. Tagged, then stopped before marking the units assimilated.
@@ -250,12 +250,25 @@ def test_a_stop_after_the_push_or_after_the_tag_neither_duplicates_nor_loses(
     assert sorted(tagged) == sorted(u[0] for u in units[:4])
     assert len(tag_content(cluster, ddfs, out_tag)) == 4
     assert farm.project("admin", project)["units"]["valid"] == 6 and log_count(farm, project) == 0
+    # 3. Pushed and recorded long ago, never tagged (DDFS's GC may have removed the blob by now):
+    # pushed again, not tagged as recorded.
+    fifth = units[4][0]
+    assimilate_ddfs.push(farm.store, access, assimilate_ddfs.pending(farm.store))
+    with farm.store.session() as s:
+        unit = s.get(Unit, fifth)
+        old = json.loads(unit.output_path)
+        unit.output_path = json.dumps({**old, "pushed_at": old["pushed_at"] - 2 * assimilate_ddfs.REPUSH_AFTER_S})
     # The next passes after the "restart": everything once.
-    assert assimilate_ddfs.assimilate_ready(farm.store, access) == 6
+    assert assimilate_ddfs.assimilate_ready(farm.store, access) == 5  # the fifth: pushed again first
+    assert assimilate_ddfs.assimilate_ready(farm.store, access) == 1
     assert assimilate_ddfs.assimilate_ready(farm.store, access) == 0
     content = tag_content(cluster, ddfs, out_tag)
     assert content == {f"{project}-{seq:08d}": [expected(line)] for seq, line in enumerate(lines)}
     assert farm.project("admin", project)["units"]["assimilated"] == 6 and log_count(farm, project) == 6
+    tagged_urls = {url for replicas in ddfs.blobs(out_tag) for url in replicas}
+    with farm.store.session() as s:
+        assert not tagged_urls & set(old["urls"])  # the stale record was not the one tagged
+        assert set(json.loads(s.get(Unit, fifth).output_path)["urls"]) <= tagged_urls
 
 
 def test_ddfs_down_leaves_units_valid_until_it_answers(cluster: Cluster, ddfs: DDFS, local_farm: Farm,

@@ -15,12 +15,17 @@ loop assimilates them), so the order of what is recorded carries the guarantee:
    transaction.
 
 Two servers on one database push a unit twice at worst: only the first record counts, and the
-tag holds one blob of that name either way."""
+tag holds one blob of that name either way.
+
+A recorded blob still untagged after REPUSH_AFTER_S (DDFS down, or the server stopped for long)
+is pushed again rather than tagged: DDFS's garbage collector may remove an untagged blob after
+its orphan grace (DDFS_ORPHAN_GRACE, 5 days by default; it must stay above this)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 
 from sqlalchemy import select, update
@@ -32,6 +37,7 @@ from disco.taskfarm.store import FarmStore, cas, log
 
 logger = logging.getLogger(__name__)
 BATCH = 200
+REPUSH_AFTER_S = 3600.0
 
 
 def blob_name(project_id: str, seq: int) -> str:
@@ -68,7 +74,7 @@ def push(store: FarmStore, access: DdfsAccess, units: list[tuple[int, str, int, 
             return
         with store.session() as s:
             s.execute(update(Unit).where(Unit.id == unit_id, Unit.state == "valid", Unit.output_path == "")
-                      .values(output_path=json.dumps(urls)))
+                      .values(output_path=json.dumps({"urls": urls, "pushed_at": time.time()})))
 
 
 def tag(store: FarmStore, access: DdfsAccess, unit_ids: list[int]) -> list[int]:
@@ -78,8 +84,18 @@ def tag(store: FarmStore, access: DdfsAccess, unit_ids: list[int]) -> list[int]:
                          .join(Project, Project.id == Unit.project_id)
                          .where(Unit.id.in_(unit_ids), Unit.state == "valid", Unit.output_path != "")).all()
     by_tag: dict[str, list[tuple[int, list[str]]]] = defaultdict(list)
+    stale: list[tuple[int, str]] = []
     for uid, path, out in rows:
-        by_tag[out["tag"]].append((uid, json.loads(path)))
+        record = json.loads(path)
+        if time.time() - record["pushed_at"] > REPUSH_AFTER_S:
+            stale.append((uid, path))
+        else:
+            by_tag[out["tag"]].append((uid, record["urls"]))
+    if stale:  # pushed again next pass (the same name: the tag keeps one)
+        with store.session() as s:
+            for uid, path in stale:
+                s.execute(update(Unit).where(Unit.id == uid, Unit.state == "valid", Unit.output_path == path)
+                          .values(output_path=""))
     ddfs = access.client()
     tagged: list[int] = []
     for name, entries in by_tag.items():

@@ -75,8 +75,8 @@ class Unit(FarmBase):
     size: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     canonical_instance_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    # Files output: the file's path. DDFS output: the pushed blob's replica URLs (JSON), recorded
-    # before the blob is tagged, so that a restart tags that blob and pushes no other.
+    # Files output: the file's path. DDFS output: {"urls": the pushed blob's replica URLs,
+    # "pushed_at"} (JSON), recorded before the blob is tagged, so that a restart tags that blob.
     output_path: Mapped[str] = mapped_column(Text, default="")
     reason: Mapped[str] = mapped_column(Text, default="")  # why it failed
     updated_at: Mapped[float] = mapped_column(Float, default=now)
