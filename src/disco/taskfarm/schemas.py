@@ -174,6 +174,20 @@ class KeyCreated(Strict):
     key: str = Field(description="Shown once; stored only as a hash.")
 
 
+class ClientView(Strict):
+    client_id: str
+    name: str
+    slots: int
+    platform: str
+    cpus: int
+    enrolled_at: float
+    instances: dict[str, int] = Field(description="Its instances by state (success, error, no_reply, invalid, …).")
+
+
+class ClientList(Strict):
+    clients: list[ClientView]
+
+
 # -- clients ----------------------------------------------------------------------------------------
 
 class ClientEnroll(Strict):
