@@ -4,6 +4,7 @@ commands docs/taskfarm.md shows, and gets the results the workers' clients compu
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -68,6 +69,7 @@ def test_a_project_runs_on_a_deployed_taskfarm_cluster(sm: ServiceManager, api: 
                         headers={"X-Farm-Key": "fk_guess"}, trust_env=False)
     assert enroll.status_code == 401 and enroll.json()["error"]["code"] == "invalid_key"
 
+    submitted_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     (tmp_path / "squares.py").write_text(SQUARES)
     numbers = list(range(UNITS))
     (tmp_path / "numbers.txt").write_text("".join(f"{n}\n" for n in numbers))
@@ -83,6 +85,13 @@ def test_a_project_runs_on_a_deployed_taskfarm_cluster(sm: ServiceManager, api: 
         return json.loads(status.stdout)["state"] == "done"
 
     wait_until(done, timeout=120, interval=1, what="the project done")
+    # While the project was open the cluster counted as in use (the framework's `activity`).
+    store = sm.store()
+    try:
+        last_active = store.get_cluster(cluster["id"]).last_active_at
+    finally:
+        store.close()
+    assert last_active.replace(tzinfo=None) > submitted_at
     results = run_disco(user, "farm", "results", project, cwd=tmp_path)
     assert results.returncode == 0, results.stderr
     assert results.stdout == "".join(f"{n * n}\n" for n in numbers)
