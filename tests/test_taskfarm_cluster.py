@@ -1,6 +1,7 @@
 """The `taskfarm` framework: the service manager deploys a farm server on the master and a farm
 client on each worker, and a user submits a Python-function project to it with the `disco`
-commands docs/taskfarm.md shows, and gets the results the workers' clients computed."""
+commands docs/taskfarm.md shows, and gets the results the workers' clients computed; the farm's
+secrets stay in their private files; a scale-up's worker enrolls; a delete leaves nothing."""
 
 from __future__ import annotations
 
@@ -126,7 +127,16 @@ def test_a_project_runs_on_a_deployed_taskfarm_cluster(sm: ServiceManager, api: 
         ["master/work/farm-secrets/owner.token", "master/work/farm-secrets/enrollment.key",
          *(f"{w}/work/farm-secrets/enrollment.key" for w in workers)])
 
+    # A worker added later enrolls its client too: ready again once the farm lists it.
+    scaled = run_disco(env, "cluster", "scale", "farm1", "3", "--wait", "--output", "json", cwd=tmp_path)
+    assert scaled.returncode == 0, scaled.stderr[-3000:]
+    cluster = json.loads(scaled.stdout)
+    assert cluster["state"] == "ready", cluster["status_reason"]
+    listed = run_disco(user, "farm", "clients", "--output", "json", cwd=tmp_path)
+    assert sorted(c["name"] for c in json.loads(listed.stdout)["clients"]) == [*workers, "worker-3"]
+
     hosts = [n["host"] for n in cluster["nodes"]]
+    assert len(hosts) == 4
     deleted = run_disco(env, "cluster", "delete", "farm1", cwd=tmp_path)
     assert deleted.returncode == 0, deleted.stderr
     wait_state(api, cluster["id"], {"deleted"}, 60)
