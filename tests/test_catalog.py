@@ -26,7 +26,7 @@ from disco.frameworks.inject import MAX_LENGTH, parse_inject
 from disco.frameworks.render import evaluate, render
 
 TEST_FRAMEWORKS = Path(__file__).parent / "frameworks"
-BUILTIN = {"dask", "java", "mapreduce", "spark", "jupyter", "ray", "hadoop", "zeppelin"}
+BUILTIN = {"dask", "java", "mapreduce", "spark", "jupyter", "ray", "hadoop", "zeppelin", "taskfarm"}
 
 
 def write_framework(root: Path, folder: str, body: str) -> Path:
@@ -130,7 +130,7 @@ def test_unknown_framework_names_the_available_ones(catalog: Catalog) -> None:
     err = info.value
     assert err.code == "unknown_framework" and err.status == 422
     assert err.message == ("unknown framework 'storm' (available: crashy, dask, hadoop, java, jupyter, "
-                           "mapreduce, neverready, ray, spark, warmcrashy, webecho, zeppelin)")
+                           "mapreduce, neverready, ray, spark, taskfarm, warmcrashy, webecho, zeppelin)")
     assert err.details == {"framework": "storm", "available": sorted(catalog.frameworks)}
     with pytest.raises(UnknownFramework):
         catalog.resolve(["dask", "storm"])

@@ -122,7 +122,7 @@ def test_a_local_hadoop_and_spark_plan_shows_each_level_of_precedence(sm: Servic
 def test_a_plan_is_the_same_every_time_and_hides_every_secret(sm: ServiceManager,
                                                              owner: tuple[str, httpx.Client]) -> None:
     token, api = owner
-    body = {"workers": 1, "frameworks": ["dask", "jupyter", "mapreduce"]}
+    body = {"workers": 1, "frameworks": ["dask", "jupyter", "mapreduce", "taskfarm"]}
     before = what_exists(sm)
     first, second = api.post(PLAN, json=body), api.post(PLAN, json=body)
     assert first.status_code == second.status_code == 200, first.text
@@ -133,6 +133,8 @@ def test_a_plan_is_the_same_every_time_and_hides_every_secret(sm: ServiceManager
     assert master["files"]["dask"]["tls/cluster.key"]["text"] == "<hidden>"
     config = master["files"]["jupyter"]["jupyter/config/jupyter_server_config.json"]["text"]
     assert '"hashed_password": "<hidden>"' in config
+    assert master["files"]["taskfarm"]["farm-secrets/owner.token"]["text"] == "<hidden>"
+    assert plan["nodes"][1]["files"]["taskfarm"]["farm-secrets/enrollment.key"]["text"] == "<hidden>"
     assert token not in first.text and "PRIVATE KEY" not in first.text
     assert plan["problems"] == []
 

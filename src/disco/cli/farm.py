@@ -10,7 +10,7 @@ import typer
 
 from disco.cli.farm_client import client
 from disco.cli.farm_submit import submit
-from disco.cli.farm_owner import cancel, create_key, list_projects, results, status
+from disco.cli.farm_owner import cancel, create_key, list_clients, list_projects, results, status
 
 app = typer.Typer(help="The volunteer task farm (docs/taskfarm.md).", no_args_is_help=True)
 key_app = typer.Typer(help="Enrollment keys for clients.", no_args_is_help=True)
@@ -19,6 +19,7 @@ app.command("submit")(submit)
 app.command("status")(status)
 app.command("results")(results)
 app.command("list")(list_projects)
+app.command("clients")(list_clients)
 app.command("cancel")(cancel)
 app.command("client")(client)
 key_app.command("create")(create_key)
@@ -42,6 +43,8 @@ def server(
     ddfs_token_file: Optional[Path] = typer.Option(None, "--ddfs-token-file", exists=True, dir_okay=False,
                                                    readable=True,
                                                    help="That cluster's token (default: DISCO_CLUSTER_TOKEN, if set)."),
+    key_file: Optional[Path] = typer.Option(None, "--enrollment-key-file",
+                                            help="An enrollment key accepted from the start (clients hold the same file)."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
     """The farm on its own, without the service manager."""
@@ -63,7 +66,17 @@ def server(
         os.environ["DISCO_FARM_DDFS_TOKEN_FILE"] = str(ddfs_token_file.resolve())
     data_dir = data_dir.resolve()
     url = db or f"sqlite:///{data_dir / 'farm.sqlite'}"
-    app_ = create_app(url, data_dir, token_file)
+    try:
+        app_ = create_app(url, data_dir, token_file, key_file)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
     typer.echo(f"farm server on http://{host}:{port}; owner token in {token_file or data_dir / 'admin-token'}",
                err=True)
     uvicorn.run(app_, host=host, port=port, log_level=log_level, proxy_headers=False)
+
+
+# `python -m disco.cli.farm …`: the farm's verbs without the rest of the CLI's imports (what a
+# cluster node of the `taskfarm` framework runs).
+if __name__ == "__main__":
+    app()

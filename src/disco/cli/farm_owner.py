@@ -1,4 +1,4 @@
-"""The owner's farm verbs: status, results, list, cancel, key create."""
+"""The owner's farm verbs: status, results, list, clients, cancel, key create."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def status(project_id: str, output: Output = OUTPUT, url: Optional[str] = option
            token: Optional[str] = options.TOKEN) -> None:
     """A project's units by state, instances in flight, throughput and ETA."""
     try:
-        data = options.client(url, token).request("GET", f"/api/v1/farm/projects/{project_id}")
+        data = options.farm_client(url, token).request("GET", f"/api/v1/farm/projects/{project_id}")
     except ApiError as exc:
         fail(exc, output)
     if output == Output.json:
@@ -40,7 +40,7 @@ def list_projects(output: Output = OUTPUT, url: Optional[str] = options.URL,
                   token: Optional[str] = options.TOKEN) -> None:
     """Your projects."""
     try:
-        data = options.client(url, token).request("GET", "/api/v1/farm/projects")
+        data = options.farm_client(url, token).request("GET", "/api/v1/farm/projects")
     except ApiError as exc:
         fail(exc, output)
     if output == Output.json:
@@ -54,7 +54,7 @@ def results(project_id: str, output: Output = OUTPUT, url: Optional[str] = optio
             token: Optional[str] = options.TOKEN) -> None:
     """The assimilated outputs in unit order, as bytes on stdout (json: the API's answer)."""
     try:
-        data = options.client(url, token).request("GET", f"/api/v1/farm/projects/{project_id}/results")
+        data = options.farm_client(url, token).request("GET", f"/api/v1/farm/projects/{project_id}/results")
     except ApiError as exc:
         fail(exc, output)
     if output == Output.json:
@@ -71,17 +71,32 @@ def cancel(project_id: str, output: Output = OUTPUT, url: Optional[str] = option
            token: Optional[str] = options.TOKEN) -> None:
     """Stop handing out a project's units; what is assimilated stays."""
     try:
-        data = options.client(url, token).request("POST", f"/api/v1/farm/projects/{project_id}/cancel", json={})
+        data = options.farm_client(url, token).request("POST", f"/api/v1/farm/projects/{project_id}/cancel", json={})
     except ApiError as exc:
         fail(exc, output)
     print_json(data) if output == Output.json else typer.echo(_line(data))
+
+
+def list_clients(output: Output = OUTPUT, url: Optional[str] = options.URL,
+                 token: Optional[str] = options.TOKEN) -> None:
+    """The clients enrolled with your keys, and their instances by state."""
+    try:
+        data = options.farm_client(url, token).request("GET", "/api/v1/farm/clients")
+    except ApiError as exc:
+        fail(exc, output)
+    if output == Output.json:
+        print_json(data)
+        return
+    for c in data["clients"]:
+        done = " ".join(f"{state} {n}" for state, n in sorted(c["instances"].items())) or "no work yet"
+        typer.echo(f"{c['client_id']}  {c['name']:<20}  slots {c['slots']}  {done}")
 
 
 def create_key(description: str = typer.Option("", "--description"), output: Output = OUTPUT,
                url: Optional[str] = options.URL, token: Optional[str] = options.TOKEN) -> None:
     """An enrollment key for volunteers' clients: shown once, stored only as a hash."""
     try:
-        data = options.client(url, token).request("POST", "/api/v1/farm/keys", json={"description": description})
+        data = options.farm_client(url, token).request("POST", "/api/v1/farm/keys", json={"description": description})
     except ApiError as exc:
         fail(exc, output)
     if output == Output.json:

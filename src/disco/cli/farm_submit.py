@@ -134,7 +134,7 @@ def submit(
     except (ValueError, OSError, ImportError) as exc:
         fail_locally(exc)
     try:
-        data = options.client(url, token, timeout=300).request("POST", "/api/v1/farm/projects", json=spec)
+        data = options.farm_client(url, token, timeout=300).request("POST", "/api/v1/farm/projects", json=spec)
     except ApiError as exc:
         fail(exc, output)
     if output == Output.json:

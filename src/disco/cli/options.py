@@ -4,6 +4,7 @@ file and the local token file (see `disco.cli.client.resolve_endpoint`)."""
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import typer
@@ -16,3 +17,13 @@ TOKEN = typer.Option(None, "--token", help="API token (env DISCO_TOKEN, ~/.confi
 
 def client(url: Optional[str], token: Optional[str], timeout: float = 30.0) -> Client:
     return Client(*resolve_endpoint(url, token), timeout=timeout)
+
+
+def farm_client(url: Optional[str], token: Optional[str], timeout: float = 30.0) -> Client:
+    """The farm verbs' server: as `client`, except that DISCO_FARM_URL (what `disco cluster env`
+    exports for a cluster of the `taskfarm` framework) names a cluster's own farm server, whose
+    owner token is then --token or DISCO_FARM_TOKEN, never the service manager's."""
+    farm_url = os.environ.get("DISCO_FARM_URL")
+    if url is None and farm_url:
+        return Client(farm_url.rstrip("/"), token or os.environ.get("DISCO_FARM_TOKEN") or None, timeout=timeout)
+    return client(url, token, timeout)

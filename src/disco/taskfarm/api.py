@@ -106,6 +106,11 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
         key_id, key = farm.create_key(tenant, body.description)
         return {"key_id": key_id, "key": key}
 
+    @router.get("/clients", operation_id="listFarmClients", response_model=schemas.ClientList,
+                openapi_extra=OWNER, responses=errors(401, 429))
+    def list_clients(tenant: str = Depends(owner)) -> dict[str, Any]:
+        return {"clients": farm.list_clients(tenant)}
+
     # -- clients ----------------------------------------------------------------------------------
 
     @router.post("/clients", operation_id="enrollFarmClient", status_code=201, response_model=schemas.ClientEnrolled,

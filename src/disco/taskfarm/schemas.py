@@ -89,7 +89,9 @@ class SplitSpec(Strict):
 
 
 class ExactComparator(Strict):
-    name: Literal["exact"] = "exact"
+    # Required, as in the other comparators: the union is told apart by `name`, so a body of {}
+    # that the schema allowed would still be refused.
+    name: Literal["exact"]
 
 
 class JsonComparator(Strict):
@@ -126,7 +128,7 @@ class ProjectSpec(Strict):
     unit_seconds: Seconds = Field(default=1.0, description="The estimated time of one unit.")
     lease_s: Seconds | None = Field(default=None, description="Default: 3 × unit_seconds, at least the server's minimum.")
     deadline_s: Seconds | None = Field(default=None, description="Seconds from now after which open units fail.")
-    comparator: Comparator = Field(default_factory=ExactComparator, discriminator="name",
+    comparator: Comparator = Field(default_factory=lambda: ExactComparator(name="exact"), discriminator="name",
                                    description="How two results are compared (the server's comparators).")
     max_output_bytes: Int = Field(default=1 << 20, ge=1, le=1 << 30)
 
@@ -192,6 +194,20 @@ class KeyCreate(Strict):
 class KeyCreated(Strict):
     key_id: str
     key: str = Field(description="Shown once; stored only as a hash.")
+
+
+class ClientView(Strict):
+    client_id: str
+    name: str
+    slots: int
+    platform: str
+    cpus: int
+    enrolled_at: float
+    instances: dict[str, int] = Field(description="Its instances by state (success, error, no_reply, invalid, …).")
+
+
+class ClientList(Strict):
+    clients: list[ClientView]
 
 
 # -- clients ----------------------------------------------------------------------------------------

@@ -127,11 +127,19 @@ class BodyLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(database_url: str, data_dir: Path, token_file: Path | None = None) -> FastAPI:
+def create_app(database_url: str, data_dir: Path, token_file: Path | None = None,
+               enrollment_key_file: Path | None = None) -> FastAPI:
+    """`enrollment_key_file`: a key the server accepts from the start (the `taskfarm` framework's
+    workers hold the same file), so that no owner has to make one before clients can enroll."""
     data_dir.mkdir(parents=True, exist_ok=True)
     token = admin_token(token_file or data_dir / "admin-token")
     app = FastAPI(title="DISCO task farm", version=disco.__version__, docs_url=None, redoc_url=None)
     farm = attach(app, database_url, data_dir / "output", token_check(token))
+    if enrollment_key_file is not None:
+        key = enrollment_key_file.read_text().strip()
+        if not key:
+            raise ValueError(f"the enrollment key file {enrollment_key_file} is empty")
+        farm.ensure_key(STANDALONE_TENANT, key, f"from {enrollment_key_file.name}")
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

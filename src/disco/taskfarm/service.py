@@ -218,6 +218,33 @@ class Farm:
             s.add(EnrollmentKey(id=key_id, tenant=tenant, key_hash=hash_secret(key), description=description))
         return key_id, key
 
+    def ensure_key(self, tenant: str, key: str, description: str) -> None:
+        """Registers a key its holder already has (a cluster's workers: the framework hands them
+        the same key file): added once, and a revoked one stays revoked across restarts."""
+        digest = hash_secret(key)
+
+        def work(s: Session) -> None:
+            if s.scalar(select(EnrollmentKey.id).where(EnrollmentKey.key_hash == digest)) is None:
+                s.add(EnrollmentKey(id=str(uuid.uuid4()), tenant=tenant, key_hash=digest, description=description))
+
+        retrying(self.store, work)
+
+    def list_clients(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's enrolled clients, each with its instances by state (what it leased and
+        how that ended): how an owner sees who works for the farm and what each did."""
+        with self.store.session() as s:
+            clients = s.scalars(select(Client).where(Client.tenant == tenant).order_by(Client.created_at)).all()
+            counts: dict[str, dict[str, int]] = {c.id: {} for c in clients}
+            if clients:
+                rows = s.execute(select(Instance.client_id, Instance.state, func.count())
+                                 .where(Instance.client_id.in_(list(counts)))
+                                 .group_by(Instance.client_id, Instance.state))
+                for client_id, state, count in rows:
+                    counts[client_id][state] = count
+            return [{"client_id": c.id, "name": c.name, "slots": c.slots, "platform": c.platform, "cpus": c.cpus,
+                     "enrolled_at": c.created_at, "instances": counts[c.id]}
+                    for c in clients]
+
     def code_blob(self, sha256: str) -> bytes:
         with self.store.session() as s:
             blob = s.get(Blob, sha256)
