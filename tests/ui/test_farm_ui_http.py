@@ -68,8 +68,14 @@ def test_the_overview_and_the_page_show_what_happened(farm_sm: ServiceManager, t
             done = wait_done(a, project, 60, clients)  # type: ignore[arg-type]
             assert done["state"] == "done"
             after = overview(api)
-        print(f"\nin flight at most {seen_flying} units, a slot at most {seen_cpu} % CPU; after: {after}")
+        print(f"\nin flight at most {seen_flying} units, a slot at most {seen_cpu} % CPU")
         assert seen_flying >= 1 and seen_cpu > 5.0, (seen_flying, seen_cpu)
+        with a.owner() as api:  # a client that has gone idle says so with its next heartbeat
+            deadline = time.monotonic() + 15
+            while any(s["busy"] for c in after["clients"] for s in c["containers"]) and time.monotonic() < deadline:
+                time.sleep(0.3)
+                after = overview(api)
+        assert not any(s["busy"] for c in after["clients"] for s in c["containers"]), after["clients"]
 
         # The project: every unit done, none failed or in flight; the per-minute series adds up.
         assert [p["project_id"] for p in after["projects"]] == [project]

@@ -229,6 +229,8 @@ class Agent:
             outcome = Outcome(False, error=f"slot: {type(exc).__name__}: {exc}")
         with self.lock:
             self.running.pop(lease["instance_id"], None)
+            if not self.running:  # idle now: say so soon (the owner's dashboard shows the slots)
+                self.next_heartbeat = min(self.next_heartbeat, time.monotonic() + 0.5)
         self.free.put(slot)
         if outcome is None:
             self.counts["stopped"] += 1
