@@ -89,8 +89,9 @@ def test_the_overview_and_the_page_show_what_happened(farm_sm: ServiceManager, t
         assert after["clients_online"] == 3
         clients_now = by_name(after)
         assert set(clients_now) == {"honest-1", "honest-2", "liar"}
-        states = rows(a, "select c.name, i.state, count(*) from farm_instances i join farm_clients c "  # type: ignore[arg-type]
-                         "on c.id = i.client_id where i.project_id = :p group by c.name, i.state", p=project)
+        states = rows(a, "select c.name, i.state, count(*) from farm_instances i "  # type: ignore[arg-type]
+                         "join farm_clients c on c.id = i.client_id where i.project_id = :p "
+                         "group by c.name, i.state", p=project)
         table: dict[str, dict[str, int]] = {}
         for name, state, count in states:
             table.setdefault(name, {})[state] = count

@@ -249,7 +249,8 @@ class Farm:
                 raise NotFound("no such unit leased to this client", code="unit_not_found")
             return unit.data
 
-    def heartbeat(self, client: Client, ids: list[int], slots: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def heartbeat(self, client: Client, ids: list[int],
+                  slots: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """Leases extended; the client's last_seen, and its slots' stats when it sent them (an
         older client sends none: the last ones stay, with their time)."""
         def work(s: Session) -> list[dict[str, Any]]:
