@@ -26,8 +26,10 @@ def overview(s: Session, tenant: str, t: float, online_s: float) -> dict[str, An
     flying = {p: (u, n) for p, u, n in s.execute(
         select(Instance.project_id, func.count(distinct(Instance.unit_id)), func.count())
         .where(Instance.project_id.in_(ids), Instance.state == "leased").group_by(Instance.project_id)).tuples()}
-    # Minutes ago (0 = the minute now running) of each assimilation in the last MINUTES minutes.
-    ago = cast((t - Attempt.at) / 60.0, Integer)
+    # Minutes ago (0 = the minute now running) of each assimilation in the last MINUTES minutes:
+    # milliseconds as an integer, then integer division, which truncates on SQLite and PostgreSQL
+    # alike (a float cast rounds on PostgreSQL and truncates on SQLite).
+    ago = cast((t - Attempt.at) * 1000, Integer) // 60000
     done_per_minute = _grouped(s, select(Attempt.project_id, ago, func.count()).where(
         Attempt.project_id.in_(ids), Attempt.kind == "assimilate", Attempt.at >= t - MINUTES * 60, Attempt.at <= t)
         .group_by(Attempt.project_id, ago))
@@ -39,7 +41,10 @@ def overview(s: Session, tenant: str, t: float, online_s: float) -> dict[str, An
         counts = units.get(p.id, {})
         in_units, in_instances = flying.get(p.id, (0, 0))
         window = min(RATE_WINDOW_S, max(t - p.created_at, MIN_RATE_WINDOW_S))
-        buckets = done_per_minute.get(p.id, {})
+        buckets: dict[int, int] = {}
+        for minute, count in done_per_minute.get(p.id, {}).items():
+            last = min(int(minute), MINUTES - 1)  # a millisecond rounded up at the window's start
+            buckets[last] = buckets.get(last, 0) + count
         project_rows.append({
             "project_id": p.id, "name": p.name, "state": p.state, "units_total": p.units_total,
             "units_done": counts.get("assimilated", 0), "units_in_flight": in_units,
