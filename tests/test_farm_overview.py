@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from farm_fixtures import FarmServer, db_url  # noqa: F401  (a fixture)
-from farm_protocol import ProtoClient, ok, unit_input
+from farm_protocol import ProtoClient, failed, ok, unit_input
 
 UNITS = 6
 SLOTS = [{"slot": 0, "kind": "process", "busy": True, "instance_id": None, "cpu_percent": 97.5, "memory_mb": 41.2},
@@ -96,3 +96,29 @@ def test_the_overview_counts_what_the_clients_did(farm: FarmServer) -> None:
 def test_the_overview_needs_the_owners_token(farm: FarmServer) -> None:
     answer = httpx.get(f"{farm.url}/api/v1/farm/overview", trust_env=False)
     assert answer.status_code == 401 and answer.json()["error"]["code"] == "missing_token"
+
+
+def test_failed_units_and_errors_are_counted(farm: FarmServer) -> None:
+    with farm.owner() as owner:
+        made = owner.post("/api/v1/farm/projects", json={
+            "name": "failing", "code": {"kind": "container", "image": "busybox", "command": ["cat"]},
+            "input": {"kind": "inline", "text": "a\nb\nc\n"}, "split": {"by": "lines", "size": 1}, "max_errors": 1})
+        assert made.status_code == 201, made.text
+        key = owner.post("/api/v1/farm/keys", json={}).json()["key"]
+        client = ProtoClient(farm.url, key, "unlucky")
+        try:
+            leases = sorted(client.work(seconds=100, slots=3), key=lambda lease: lease["unit_id"])
+            assert len(leases) == 3
+            # One unit fails (max_errors 1), two succeed.
+            client.report([failed(leases[0], "boom")] + [ok(lease, unit_input(lease)) for lease in leases[1:]])
+            deadline = time.monotonic() + 30
+            while overview(owner)["projects"][0]["state"] != "done" and time.monotonic() < deadline:
+                time.sleep(0.2)
+            after = overview(owner)
+        finally:
+            client.close()
+    mine = after["projects"][0]
+    assert (mine["state"], mine["units_done"], mine["units_failed"], mine["units_waiting"]) == ("done", 2, 1, 0)
+    assert sum(mine["per_minute"]) == 2
+    unlucky = after["clients"][0]
+    assert (unlucky["units_done"], unlucky["errors"], unlucky["invalid"], unlucky["in_flight"]) == (2, 1, 0, 0)
