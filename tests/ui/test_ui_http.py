@@ -431,7 +431,8 @@ def test_every_control_has_a_label(sm: ServiceManager, ui: Dashboard, api_a: htt
     cluster_id = webecho(api_a)
     pages = [ui.get(path).text for path in (
         "/ui/clusters", "/ui/clusters/new?frameworks=dask", f"/ui/clusters/{cluster_id}",
-        f"/ui/clusters/{cluster_id}/delete", f"/ui/clusters/{cluster_id}/logs/master/webecho-web", "/ui/frameworks")]
+        f"/ui/clusters/{cluster_id}/delete", f"/ui/clusters/{cluster_id}/logs/master/webecho-web", "/ui/frameworks",
+        "/ui/farm")]
     pages.append(ui.post("/ui/clusters/new", {"workers": "-1", "frameworks": "webecho",
                                               "prop.webecho.size": "0", "do": "plan"}).text)
     pages.append(ui.post("/ui/clusters/new", {"workers": "1", "frameworks": "webecho", "do": "plan"}).text)

@@ -100,6 +100,14 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
     def cancel(project_id: str = Path(pattern=UUID_PATTERN), tenant: str = Depends(owner)) -> dict[str, Any]:
         return farm.cancel(tenant, project_id)
 
+    @router.get("/overview", operation_id="getFarmOverview", response_model=schemas.FarmOverview,
+                openapi_extra=OWNER, responses=errors(401, 429, 503),
+                description="The tenant's projects and clients at a glance: units done, in flight and failed, "
+                            "units a minute, clients online with each slot's CPU and memory, invalid results "
+                            "per client. The dashboard's farm page shows the same numbers.")
+    def get_overview(tenant: str = Depends(owner)) -> dict[str, Any]:
+        return farm.overview(tenant)
+
     @router.post("/keys", operation_id="createFarmKey", status_code=201, response_model=schemas.KeyCreated,
                  openapi_extra=OWNER, responses=errors(401, 422, 429))
     def create_key(body: schemas.KeyCreate, tenant: str = Depends(owner)) -> dict[str, Any]:
@@ -136,7 +144,8 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
     @router.post("/heartbeat", operation_id="farmHeartbeat", response_model=schemas.HeartbeatAnswer,
                  openapi_extra=CLIENT, responses=errors(401, 422, 429, 503))
     def heartbeat(body: schemas.HeartbeatRequest, who: Client = Depends(client)) -> dict[str, Any]:
-        return {"instances": farm.heartbeat(who, list(body.instances))}
+        slots = None if body.slots is None else [slot.model_dump() for slot in body.slots]
+        return {"instances": farm.heartbeat(who, list(body.instances), slots)}
 
     @router.post("/results", operation_id="reportFarmResults", response_model=schemas.ResultsAnswer,
                  response_model_exclude_none=True, openapi_extra=CLIENT, responses=errors(401, 422, 429, 503))

@@ -117,7 +117,10 @@ class Client(FarmBase):
     cpus: Mapped[int] = mapped_column(Integer, default=1)
     memory_mb: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float, default=now)
-    last_seen: Mapped[float] = mapped_column(Float, default=now)
+    last_seen: Mapped[float] = mapped_column(Float, default=now)  # its last heartbeat or work request
+    # Its slots as its last heartbeat measured them (schemas.SlotStats), and when.
+    slot_stats: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    stats_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ClientRecord(FarmBase):

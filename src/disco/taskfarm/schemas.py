@@ -252,8 +252,23 @@ class WorkAnswer(Strict):
     retry_after_s: float
 
 
+class SlotStats(Strict):
+    """One slot as the client measured it just before the heartbeat: its worker process (and
+    children), or its container's processes. No process in the slot: cpu and memory null."""
+
+    slot: Int = Field(ge=0, le=1023, description="The slot's index on the client, from 0.")
+    kind: Literal["process", "container"]
+    busy: bool = Field(description="Running a unit now.")
+    instance_id: BigId | None = Field(default=None, description="The instance it runs, if busy.")
+    cpu_percent: float | None = Field(default=None, ge=0, le=1e6,
+                                      description="CPU since the last heartbeat, % of one core.")
+    memory_mb: float | None = Field(default=None, ge=0, le=1e9, description="Resident memory, MiB.")
+
+
 class HeartbeatRequest(Strict):
     instances: list[BigId] = Field(max_length=10000)
+    slots: list[SlotStats] | None = Field(default=None, max_length=1024,
+                                          description="The client's slots, measured; the server keeps the latest.")
 
 
 class HeartbeatEntry(Strict):
@@ -289,6 +304,59 @@ class ResultAnswer(Strict):
 
 class ResultsAnswer(Strict):
     results: list[ResultAnswer]
+
+
+# -- owners: the overview (the dashboard's numbers) --------------------------------------------------
+
+class OverviewProject(Strict):
+    project_id: str
+    name: str
+    state: Literal["open", "done", "cancelled"]
+    units_total: int
+    units_done: int = Field(description="Units assimilated (their output written).")
+    units_in_flight: int = Field(description="Units with at least one instance leased to a client now.")
+    units_failed: int
+    units_waiting: int = Field(description="Units neither done, failed nor cancelled.")
+    instances_in_flight: int
+    units_per_minute: float = Field(description="Units assimilated a minute, over the last rate_window_s seconds.")
+    per_minute: list[int] = Field(description="Units assimilated in each of the last `minutes` minutes, oldest "
+                                              "first; the last entry is the minute now running.")
+
+
+class OverviewSlot(Strict):
+    slot: int
+    kind: Literal["process", "container"]
+    busy: bool
+    instance_id: int | None
+    cpu_percent: float | None
+    memory_mb: float | None
+
+
+class OverviewClient(Strict):
+    client_id: str
+    name: str
+    platform: str
+    cpus: int
+    memory_mb: int
+    slots: int = Field(description="Slots it enrolled with.")
+    online: bool = Field(description="Heard from within online_window_s seconds.")
+    last_seen: float = Field(description="Epoch seconds of its last heartbeat or work request.")
+    stats_at: float | None = Field(description="When `containers` was measured (null: never sent).")
+    containers: list[OverviewSlot] = Field(description="Its slots, as its last heartbeat measured them.")
+    units_done: int = Field(description="Its results on this tenant's projects that are (so far) valid.")
+    in_flight: int = Field(description="Instances leased to it now.")
+    invalid: int = Field(description="Its results outvoted by other clients' (instances `invalid`).")
+    errors: int = Field(description="Its instances that ended in an error.")
+
+
+class FarmOverview(Strict):
+    generated_at: float
+    online_window_s: float
+    rate_window_s: float
+    minutes: int
+    clients_online: int
+    projects: list[OverviewProject]
+    clients: list[OverviewClient] = Field(description="The tenant's enrolled clients (only they get its work).")
 
 
 class FarmHealth(Strict):

@@ -39,7 +39,8 @@ MAX_BODY_BYTES = 80 * 1024 * 1024
 
 def config_from_env(output_dir: Path) -> FarmConfig:
     """The deployment's choices (env): input directories and URL hosts projects may name, the
-    shortest lease, the DDFS master projects' tags are on (and its cluster token's file)."""
+    shortest lease, how recently a client must have been heard from to count as online, the DDFS
+    master projects' tags are on (and its cluster token's file)."""
     def listed(name: str) -> list[str]:
         return [part for part in os.environ.get(name, "").split(",") if part]
     master = os.environ.get("DISCO_FARM_DDFS_MASTER", "")
@@ -49,7 +50,8 @@ def config_from_env(output_dir: Path) -> FarmConfig:
                       int(put_port) if put_port else None) if master else None
     return FarmConfig(output_dir=output_dir, input_dirs=[Path(p) for p in listed("DISCO_FARM_INPUT_DIRS")],
                       url_hosts=listed("DISCO_FARM_URL_HOSTS"),
-                      min_lease_s=float(os.environ.get("DISCO_FARM_MIN_LEASE_S", "30")), ddfs=ddfs)
+                      min_lease_s=float(os.environ.get("DISCO_FARM_MIN_LEASE_S", "30")),
+                      online_s=float(os.environ.get("DISCO_FARM_ONLINE_S", "60")), ddfs=ddfs)
 
 
 async def run_loop(farm: Farm) -> None:
@@ -79,6 +81,7 @@ def attach(app: FastAPI, database_url: str, output_dir: Path, authenticate: Auth
     caller runs `running(farm)` in its lifespan and closes `farm.store` at the end."""
     farm = Farm(FarmStore(database_url), config_from_env(output_dir))
     app.include_router(make_router(farm, authenticate))
+    app.state.farm = farm  # the service manager's dashboard reads the overview from it
     return farm
 
 

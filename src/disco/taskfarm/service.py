@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from disco.errors import DiscoError, InvalidSpec, NotFound, Unauthorized
-from disco.taskfarm import assimilate_ddfs, ddfs_io, feeder, split, transitions
+from disco.taskfarm import assimilate_ddfs, ddfs_io, feeder, overview, split, transitions
 from disco.taskfarm.assimilate import assimilate_ready
 from disco.taskfarm.ddfs_io import DdfsAccess
 from disco.taskfarm.models import Attempt, Blob, Client, EnrollmentKey, Instance, Project, Unit, now
@@ -43,6 +43,7 @@ class FarmConfig:
     min_lease_s: float = 30.0
     retry_after_s: float = 10.0  # what a client with no work is told to wait
     ddfs: DdfsAccess | None = None  # the DDFS master projects' tags live on (none: tags refused)
+    online_s: float = 60.0  # a client heard from within this long is online (agents heartbeat every 10 s)
 
 
 class Farm:
@@ -211,6 +212,9 @@ class Farm:
         retrying(self.store, work)
         return self.project(tenant, project_id)
 
+    def overview(self, tenant: str) -> dict[str, Any]:
+        return retrying(self.store, lambda s: overview.overview(s, tenant, now(), self.config.online_s))
+
     def create_key(self, tenant: str, description: str) -> tuple[str, str]:
         key = "fk_" + secrets.token_urlsafe(32)
         key_id = str(uuid.uuid4())
@@ -282,7 +286,12 @@ class Farm:
         return found
 
     def work(self, client: Client, seconds: float, slots: int, input_url: str) -> list[dict[str, Any]]:
-        return self.store.write(lambda s: feeder.lease(s, client, seconds, slots, now(), input_url))
+        def work(s: Session) -> list[dict[str, Any]]:
+            t = now()
+            s.execute(Client.__table__.update().where(Client.id == client.id).values(last_seen=t))
+            return feeder.lease(s, client, seconds, slots, t, input_url)
+
+        return self.store.write(work)
 
     def unit_input(self, client: Client, unit_id: int) -> bytes:
         """A unit's input, for a client holding one of its instances."""
@@ -294,9 +303,16 @@ class Farm:
                 raise NotFound("no such unit leased to this client", code="unit_not_found")
             return unit.data
 
-    def heartbeat(self, client: Client, ids: list[int]) -> list[dict[str, Any]]:
+    def heartbeat(self, client: Client, ids: list[int],
+                  slots: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+        """Leases extended; the client's last_seen, and its slots' stats when it sent them (an
+        older client sends none: the last ones stay, with their time)."""
         def work(s: Session) -> list[dict[str, Any]]:
             t = now()
+            seen: dict[str, Any] = {"last_seen": t}
+            if slots is not None:
+                seen |= {"slot_stats": slots, "stats_at": t}
+            s.execute(Client.__table__.update().where(Client.id == client.id).values(**seen))
             out = []
             for iid in ids:
                 inst = s.get(Instance, iid)

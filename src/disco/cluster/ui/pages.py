@@ -3,6 +3,7 @@ HTML error page that /ui/ answers with instead of the API's JSON envelope."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ HERE = Path(__file__).parent
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                   trim_blocks=True, lstrip_blocks=True)
 ENV.filters["when"] = lambda iso: (iso or "")[:19].replace("T", " ") + (" UTC" if iso else "")
+# Epoch seconds (the task farm's times) as the same UTC text.
+ENV.filters["epoch"] = lambda t: time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t)) if t else ""
 # Scripts, styles and connections from this origin only (the JS and CSS are vendored files);
 # no inline script, no framing, forms post here only.
 HEADERS = {

@@ -8,15 +8,16 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from disco.cluster.ui import (auth_routes, catalog_routes, cluster_routes, create_routes, host_routes, live,
-                              pages, recommend_routes)
+from disco.cluster.ui import (auth_routes, catalog_routes, cluster_routes, create_routes, farm_routes, host_routes,
+                              live, pages, recommend_routes)
 from disco.cluster.ui.session import SessionStore, SignInNeeded
 
 
 def install_ui(app: FastAPI) -> None:
     app.state.ui_sessions = SessionStore()
     # create_routes first: /ui/clusters/new must win over /ui/clusters/{cluster_id}.
-    for module in (auth_routes, create_routes, cluster_routes, live, catalog_routes, host_routes, recommend_routes):
+    for module in (auth_routes, create_routes, cluster_routes, live, catalog_routes, host_routes, recommend_routes,
+                   farm_routes):
         app.include_router(module.router)
 
     @app.exception_handler(SignInNeeded)

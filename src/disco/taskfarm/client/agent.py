@@ -23,6 +23,7 @@ import httpx
 from disco.taskfarm.client import identity
 from disco.taskfarm.client.backoff import Backoff, retry_after
 from disco.taskfarm.client.slots import Job, Outcome, Slot, Stopped
+from disco.taskfarm.client.stats import SlotMeter
 
 MAX_BATCH = 1000
 INLINE_OUTPUT_BYTES = 1_000_000  # the server takes about 1 MiB inline (base64); more is uploaded
@@ -60,6 +61,7 @@ class Options:
     backoff_base: float = 1.0
     backoff_cap: float = 300.0
     heartbeat_s: float | None = None  # default: a third of the shortest lease running
+    stats_s: float = 10.0  # idle or not, a heartbeat (with the slots' CPU and memory) at least this often
     unit_timeout: float = 3600.0
     max_units: int = 0  # stop after this many (tests); 0: run until stopped
     say: Callable[[str], None] = field(default=lambda line: _say(line))
@@ -93,6 +95,8 @@ class Agent:
         self.next_work = 0.0
         self.next_heartbeat = 0.0
         self.counts = {"ok": 0, "failed": 0, "reported": 0, "stopped": 0}
+        self.meter = SlotMeter()
+        self.send_stats = True  # off if the server is older and refuses them
         self.started = time.monotonic()
 
     # -- requests ----------------------------------------------------------------------------------
@@ -181,8 +185,8 @@ class Agent:
         with self.lock:
             self.running[lease["instance_id"]] = Running(lease, job, lease["lease_expires"])
             self.pending.append(lease["instance_id"])
-        if self.next_heartbeat == 0.0:
-            self.next_heartbeat = time.monotonic() + self._heartbeat_every()
+        # An idle client's next heartbeat may be stats_s away: a short lease needs one sooner.
+        self.next_heartbeat = min(self.next_heartbeat, time.monotonic() + self._heartbeat_every())
         self._dispatch()
 
     def _dispatch(self) -> None:
@@ -225,6 +229,8 @@ class Agent:
             outcome = Outcome(False, error=f"slot: {type(exc).__name__}: {exc}")
         with self.lock:
             self.running.pop(lease["instance_id"], None)
+            if not self.running:  # idle now: say so soon (the owner's dashboard shows the slots)
+                self.next_heartbeat = min(self.next_heartbeat, time.monotonic() + 0.5)
         self.free.put(slot)
         if outcome is None:
             self.counts["stopped"] += 1
@@ -279,14 +285,29 @@ class Agent:
             return self.opts.heartbeat_s
         with self.lock:
             spans = [r.expires - time.time() for r in self.running.values()]
-        return max(0.2, min(spans, default=30.0) / 3)
+        return max(0.2, min(min(spans, default=self.opts.stats_s) / 3, self.opts.stats_s))
+
+    def _slot_stats(self) -> list[dict[str, Any]]:
+        with self.lock:
+            held = {id(r.slot): iid for iid, r in self.running.items() if r.slot is not None}
+        return [self.meter.measure(i, slot, held.get(id(slot))) for i, slot in enumerate(self.opts.slots)]
 
     def _heartbeat(self) -> None:
+        if time.monotonic() < self.next_heartbeat:
+            return
         with self.lock:
             ids = list(self.running)
-        if not ids or time.monotonic() < self.next_heartbeat:
-            return
-        answer = self.call("POST", "/heartbeat", json={"instances": ids})
+        body: dict[str, Any] = {"instances": ids}
+        if self.send_stats:
+            body["slots"] = self._slot_stats()
+        try:
+            answer = self.call("POST", "/heartbeat", json=body)
+        except Refused as exc:
+            if "slots" not in body or not str(exc).startswith("HTTP 422"):
+                raise
+            self.send_stats = False  # a server from before slot stats: heartbeats without them
+            del body["slots"]
+            answer = self.call("POST", "/heartbeat", json=body)
         for entry in answer.json()["instances"]:
             with self.lock:
                 run = self.running.get(entry["instance_id"])

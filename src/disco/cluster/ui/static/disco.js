@@ -165,6 +165,16 @@
     show();
   }
 
+  // The task farm's page: its sections refreshed whenever the `farm` stream says a number changed.
+  function liveFarm(root) {
+    var source = new EventSource(root.getAttribute("data-live-farm"));
+    var note = $("[data-live-note]");
+    source.addEventListener("farm", function () {
+      if (note) note.hidden = false;
+      refreshSections();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var table = $("[data-live-clusters]");
     if (table && window.EventSource) liveList(table);
@@ -172,6 +182,8 @@
     if (cluster && window.EventSource) liveCluster(cluster);
     var pre = $("[data-process-log]");
     if (pre && window.EventSource) liveLog(pre);
+    var farm = $("[data-live-farm]");
+    if (farm && window.EventSource) liveFarm(farm);
     watchLights();
     var select = $("[data-provider-select]");
     if (select) providerChoice(select);
