@@ -27,11 +27,13 @@ CLIENT = {"security": [{"bearer": []}]}
 ENROLL = {"security": [{"farmKey": []}]}
 MEANINGS = {
     401: "No token, or one this server does not know.",
-    404: "No such resource for this tenant or client.",
+    404: "No such resource for this tenant or client (or no such DDFS tag).",
+    409: "This server is not set up for what a valid request asks (`ddfs_not_configured`: no DDFS master).",
     413: "Over a size limit (the input's units, an upload, the project's max_output_bytes).",
     422: "A body or parameter that is not the schema's (`invalid_request`), or input the server cannot use.",
-    403: "Input that names a file or host this server does not allow.",
+    403: "Input that names a file or host this server does not allow (a DDFS replica off the cluster's nodes).",
     429: "Too many failed authentications: wait `Retry-After` seconds.",
+    502: "The DDFS master or its nodes did not answer (`ddfs_unreachable`).",
     503: "The farm's database is not answering or too busy (`unavailable`): wait `Retry-After` seconds.",
 }
 BYTES = {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
@@ -70,7 +72,7 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
     # -- owners -----------------------------------------------------------------------------------
 
     @router.post("/projects", operation_id="createFarmProject", status_code=201, response_model=schemas.ProjectCreated,
-                 openapi_extra=OWNER, responses=errors(401, 403, 413, 422, 429))
+                 openapi_extra=OWNER, responses=errors(401, 403, 404, 409, 413, 422, 429, 502))
     def create_project(spec: schemas.ProjectSpec, tenant: str = Depends(owner)) -> dict[str, Any]:
         project_id, units = farm.create_project(tenant, spec)
         return {"project_id": project_id, "units": units}

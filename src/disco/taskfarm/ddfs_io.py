@@ -28,7 +28,8 @@ class DdfsUnavailable(DiscoError):
 
 
 class DdfsNotConfigured(DiscoError):
-    status = 422
+    # 409 as openstack_not_configured: the request is valid; this server's setup cannot serve it.
+    status = 409
     code = "ddfs_not_configured"
 
 
