@@ -12,8 +12,9 @@ repository's `src/`, and the environment Disco's harness reads: DISCO_MASTER, DI
 DDFS_PUT_PORT, DISCO_TEST_HOST, DISCO_TEST_PORT, DISCO_EVENTS= and
 DISCO_SETTINGS_FILE=/dev/null. `lib/test/` holds unit tests that need no cluster.
 
-Prints a table per file and one per tier, with passed/failed/errors/skipped, and the
-failing test methods; `--json PATH` writes the same as JSON. Exit status 0 when nothing
+Tests that fetch from the internet are not run (NEEDS_INTERNET): nothing leaves loopback.
+Prints a table per file and one per tier, with passed/failed/errors/skipped/not run, and
+the failing test methods; `--json PATH` writes the same as JSON. Exit status 0 when nothing
 failed. test_50k (about 10 minutes) runs only with `--include-slow`.
 """
 
@@ -40,15 +41,26 @@ import psutil
 
 REPO_SRC = Path(__file__).resolve().parent.parent / "src"
 SLOW = {"test_50k"}
+# Tests that fetch from the internet are not run: this runner sends nothing off loopback.
+# A file name alone: the whole file; with a test: those tests of it.
+NEEDS_INTERNET: dict[str, list[str]] = {
+    "test_examples": [],  # Disco's examples/ (not copied) on discoproject.org's chekhov.txt
+    "test_ddfs": ["DDFSWriteTestCase.test_chunk"],  # chunks the same text from its URL
+}
 FILE_TIMEOUT = 900.0
 
 # Runs one test module with unittest in the test process; the last stdout line is JSON.
 DRIVER = r"""
 import json, sys, unittest
-suite = unittest.defaultTestLoader.loadTestsFromName(sys.argv[1])
-result = unittest.TextTestRunner(stream=sys.stderr, verbosity=2).run(suite)
 name = lambda test: test.id().split(".", 1)[-1]
-print(json.dumps({"run": result.testsRun,
+def flat(suite):
+    for test in suite:
+        yield from flat(test) if isinstance(test, unittest.TestSuite) else [test]
+tests = list(flat(unittest.defaultTestLoader.loadTestsFromName(sys.argv[1])))
+left_out = [name(t) for t in tests if name(t) in sys.argv[2:]]
+suite = unittest.TestSuite(t for t in tests if name(t) not in sys.argv[2:])
+result = unittest.TextTestRunner(stream=sys.stderr, verbosity=2).run(suite)
+print(json.dumps({"run": result.testsRun, "left_out": left_out,
                   "failures": [name(t) for t, _ in result.failures],
                   "errors": [name(t) for t, _ in result.errors],
                   "skipped": [[name(t), why] for t, why in result.skipped],
@@ -235,12 +247,16 @@ class FileResult:
     failed: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     skipped: list[list[str]] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)  # they need the internet
     seconds: float = 0.0
     note: str = ""
 
 
 def run_file(path: Path, scratch: Path, timeout: float) -> FileResult:
     result = FileResult(str(path.relative_to(scratch)), tier(path))
+    if NEEDS_INTERNET.get(path.stem) == []:
+        result.not_run = [f"{path.stem} (the whole file)"]
+        return result
     started = time.monotonic()
     cluster = None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))}
@@ -254,7 +270,8 @@ def run_file(path: Path, scratch: Path, timeout: float) -> FileResult:
         log = scratch / "logs" / f"{path.stem}.log"
         log.parent.mkdir(exist_ok=True)
         with open(log, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-c", DRIVER, path.stem], cwd=path.parent,
+            proc = subprocess.Popen([sys.executable, "-c", DRIVER, path.stem,
+                                     *NEEDS_INTERNET.get(path.stem, [])], cwd=path.parent,
                                     env=env, stdout=subprocess.PIPE, stderr=err,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
             try:
@@ -275,6 +292,7 @@ def run_file(path: Path, scratch: Path, timeout: float) -> FileResult:
         result.failed = counts["failures"] + counts["unexpected_successes"]
         result.errors = counts["errors"]
         result.skipped = counts["skipped"]
+        result.not_run = counts["left_out"]
         result.passed = (result.run - len(result.failed) - len(result.errors)
                          - len(result.skipped) - counts["expected_failures"])
         return result
@@ -297,23 +315,27 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def report(results: list[FileResult]) -> str:
-    head = ["file", "tier", "passed", "failed", "errors", "skipped", "seconds"]
+    head = ["file", "tier", "passed", "failed", "errors", "skipped", "not run", "seconds"]
     rows = [[r.file, r.tier, r.passed, len(r.failed), len(r.errors), len(r.skipped),
-             f"{r.seconds:.0f}"] for r in results]
+             len(r.not_run), f"{r.seconds:.0f}"] for r in results]
     tiers: dict[str, list[int]] = {}
     for r in results:
-        t = tiers.setdefault(r.tier, [0, 0, 0, 0, 0])
-        for i, n in enumerate([1, r.passed, len(r.failed), len(r.errors), len(r.skipped)]):
+        t = tiers.setdefault(r.tier, [0] * 6)
+        for i, n in enumerate([1, r.passed, len(r.failed), len(r.errors), len(r.skipped),
+                               len(r.not_run)]):
             t[i] += n
-    total = [sum(t[i] for t in tiers.values()) for i in range(5)]
+    total = [sum(t[i] for t in tiers.values()) for i in range(6)]
     tier_rows = [[name, *t] for name, t in sorted(tiers.items())] + [["all", *total]]
     out = [table(rows, head), "",
-           table(tier_rows, ["tier", "files", "passed", "failed", "errors", "skipped"])]
+           table(tier_rows, ["tier", "files", "passed", "failed", "errors", "skipped",
+                             "not run"])]
     problems = [(r.file, kind, name) for r in results
                 for kind, names in (("failed", r.failed), ("error", r.errors))
                 for name in names]
     problems += [(r.file, "skipped", f"{name}: {why}") for r in results
                  for name, why in r.skipped]
+    problems += [(r.file, "not run (needs the internet)", name) for r in results
+                 for name in r.not_run]
     problems += [(r.file, "note", r.note) for r in results if r.note]
     if problems:
         out += ["", *(f"- {file}: {kind} {name}" for file, kind, name in problems)]

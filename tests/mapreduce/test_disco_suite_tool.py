@@ -46,11 +46,13 @@ def test_py3_edits() -> None:
 
 
 def test_report_tables() -> None:
-    text = report([FileResult("tests/test_a.py", "classic", 3, 1, ["A.test_x"], [], [], 2.0),
+    text = report([FileResult("tests/test_a.py", "classic", 3, 1, ["A.test_x"], [], [],
+                              ["A.test_net"], 2.0),
                    FileResult("lib/test/test_b.py", "unit (lib/test)", 2, 1, [], [],
-                              [["B.test_y", "why"]], 0.1)])
-    assert "| tests/test_a.py    | classic         | 1      | 1      | 0      | 0" in text
-    assert "| all             | 2     | 2      | 1      | 0      | 1       |" in text
+                              [["B.test_y", "why"]], [], 0.1)])
+    assert "| tests/test_a.py    | classic         | 1      | 1      | 0      | 0       | 1" in text
+    assert "| all             | 2     | 2      | 1      | 0      | 1       | 1       |" in text
+    assert "- tests/test_a.py: not run (needs the internet) A.test_net" in text
     assert "- tests/test_a.py: failed A.test_x" in text
     assert "- lib/test/test_b.py: skipped B.test_y: why" in text
 
@@ -88,6 +90,18 @@ def test_runs_a_suite_laid_out_as_discos(tmp_path: Path) -> None:
             def test_skip(self):
                 self.skipTest("not here")
         """))
+    # Tests that would fetch from the internet are left out, never run.
+    (checkout / "tests" / "test_examples.py").write_text("raise SystemExit('imported')\n")
+    (checkout / "tests" / "test_ddfs.py").write_text(textwrap.dedent("""\
+        from disco.test import TestCase
+
+        class DDFSWriteTestCase(TestCase):
+            def test_chunk(self):
+                self.fail("ran")
+
+            def test_list(self):
+                self.assertEqual(self.ddfs.list("no-such-prefix"), [])
+        """))
     out = tmp_path / "results.json"
     run = subprocess.run([sys.executable, str(TOOL), "--disco-src", str(checkout),
                           "--json", str(out)], capture_output=True, text=True, timeout=300)
@@ -99,4 +113,9 @@ def test_runs_a_suite_laid_out_as_discos(tmp_path: Path) -> None:
     unit = results["lib/test/test_unit.py"]
     assert (unit["tier"], unit["run"], unit["passed"], unit["skipped"]) == \
         ("unit (lib/test)", 2, 1, [["T.test_skip", "not here"]])
+    ddfs = results["tests/test_ddfs.py"]
+    assert (ddfs["tier"], ddfs["run"], ddfs["passed"], ddfs["not_run"]) == \
+        ("ddfs", 1, 1, ["DDFSWriteTestCase.test_chunk"]), run.stderr
+    assert results["tests/test_examples.py"]["not_run"] == ["test_examples (the whole file)"]
+    assert results["tests/test_examples.py"]["errors"] == []
     assert "| all " in run.stdout and "failed WordsTestCase.test_wrong" in run.stdout
