@@ -114,7 +114,7 @@ def tier(path: Path) -> str:
     if path.parent.name == "test" and path.parent.parent.name == "lib":
         return "unit (lib/test)"
     text = path.read_text(encoding="utf-8")
-    if "ddfs" in path.stem or path.stem in ("test_gc", "test_chunker", "test_chunked_http"):
+    if "ddfs" in path.stem or path.stem in ("test_gc", "test_chunker"):  # DDFS and its chunker
         return "ddfs"
     if "TestPipe" in text or "disco.worker.pipeline" in text:
         return "pipeline"
