@@ -18,6 +18,20 @@ from disco.worker.task_io import (  # noqa: F401  (re-exported)
     DiscoOutputStream, DiscoOutputStream_v0, DiscoOutputStream_v1, HUNK_SIZE, MAX_RECORD_SIZE)
 
 
+# Tasks refuse to write with less free space than this (Disco's value; tests raise it).
+MIN_DISK_SPACE = 1 << 20
+
+
+def ensure_free_space(path: str) -> None:
+    """Raise DataError when the file system holding ``path`` has less than
+    ``MIN_DISK_SPACE`` bytes free for unprivileged users (read at each call)."""
+    stats = os.statvfs(path)
+    free = stats.f_frsize * stats.f_bavail
+    if free < MIN_DISK_SPACE:
+        raise DataError(f"only {free // 1024} KB of disk space free (at least "
+                        f"{MIN_DISK_SPACE // 1024} KB needed): task failed", path)
+
+
 def ensure_path(path: str) -> None:
     """Create the directory ``path`` (and its parents) unless it exists."""
     os.makedirs(path, exist_ok=True)

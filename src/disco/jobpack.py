@@ -31,8 +31,19 @@ class JobPackError(ValueError):
     """A job pack that cannot be read; the master answers ["error", str(exc)]."""
 
 
-@dataclass
+_FIELDS = ("jobdict", "jobenvs", "jobhome", "jobdata", "version")
+
+
+@dataclass(init=False)
 class JobPack:
+    """A job pack in memory.
+
+    Both argument orders work: Disco's ``JobPack(version, jobdict, jobenvs, jobhome,
+    jobdata)`` (told apart by the int first; a jobdict is never an int) and ours,
+    ``JobPack(jobdict, jobenvs, jobhome, jobdata, version)``, where everything after the
+    jobdict may be left out.
+    """
+
     jobdict: dict[str, Any]
     jobenvs: dict[str, str] = field(default_factory=dict)
     jobhome: bytes = b""
@@ -42,6 +53,30 @@ class JobPack:
     # Disco's names on the class (`from disco.job import JobPack; JobPack.HEADER_SIZE`).
     HEADER_SIZE: ClassVar[int] = HEADER_SIZE
     MAGIC: ClassVar[int] = MAGIC
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args and isinstance(args[0], int) and not isinstance(args[0], bool):
+            if "version" in kwargs:
+                raise TypeError("JobPack() got the version twice")
+            kwargs["version"], args = args[0], args[1:]
+        if len(args) > len(_FIELDS):
+            raise TypeError(f"JobPack() takes at most {len(_FIELDS)} arguments "
+                            f"({len(args)} given)")
+        values = dict(zip(_FIELDS, args))
+        unknown = set(kwargs) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"JobPack() got unexpected arguments {sorted(unknown)}")
+        twice = set(values) & set(kwargs)
+        if twice:
+            raise TypeError(f"JobPack() got {sorted(twice)} twice")
+        values.update(kwargs)
+        if "jobdict" not in values:
+            raise TypeError("JobPack() needs a jobdict")
+        self.jobdict = values["jobdict"]
+        self.jobenvs = values.get("jobenvs") or {}
+        self.jobhome = values.get("jobhome") or b""
+        self.jobdata = values.get("jobdata") or b""
+        self.version = values.get("version", VERSION_CLASSIC)
 
     @staticmethod
     def header(offsets: list[int], magic: int = MAGIC, version: int = VERSION_CLASSIC) -> bytes:

@@ -24,6 +24,7 @@ empty, so failed jobs can be kept around for a look.
 
 from __future__ import annotations
 
+import signal
 import threading
 import unittest
 from collections.abc import Callable, Iterable
@@ -52,6 +53,25 @@ def _last_events(job: Any, count: int = 20) -> str:
         return f" (its events could not be read: {exc})"
     lines = "\n".join(f"  {host} {message}" for _ts, host, message in events)
     return f"; its last events:\n{lines}"
+
+
+class _InterruptTest:
+    """The SIGINT handler while a :class:`TestCase` runs: the first signal skips the test."""
+
+    def __init__(self, test: unittest.TestCase) -> None:
+        self.test = test
+        self.previous: Any = signal.default_int_handler
+        self.fired = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if not self.fired:
+            self.fired = True
+            raise unittest.SkipTest("test interrupted (SIGINT): it may not have finished "
+                                    "cleaning up")
+        if callable(self.previous):
+            self.previous(signum, frame)
+        elif self.previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
 
 
 class FailedReply(Exception):
@@ -229,6 +249,24 @@ class TestCase(unittest.TestCase):
         missing = {k: v for k, v in subset.items() if k not in dictionary or dictionary[k] != v}
         if missing:
             self.fail(msg or f"{missing!r} not in {dictionary!r}")
+
+    # -- Ctrl-C ----------------------------------------------------------------------------
+    def run(self, result: Any = None) -> Any:
+        """Run the test with SIGINT made a skip, as Disco's harness does: the test stops,
+        is reported skipped ("interrupted"), and tearDown still purges its job. A second
+        SIGINT in the same test goes to the handler that was there before (Ctrl-C twice
+        still stops the whole run). Outside the main thread signals cannot be caught, and
+        the test runs as it is."""
+        interrupt = _InterruptTest(self)
+        try:
+            previous = signal.signal(signal.SIGINT, interrupt)
+        except ValueError:  # not the main thread
+            return super().run(result)
+        interrupt.previous = previous
+        try:
+            return super().run(result)
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     # -- fixture -------------------------------------------------------------------------
     def setUp(self) -> None:

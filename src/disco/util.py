@@ -174,8 +174,11 @@ class netloc(tuple):
         return f"{self[0]}:{self[1]}" if self[1] else self[0]
 
 
-def schemesplit(url: str) -> tuple[str, str]:
-    """``'http://h/p' -> ('http', 'h/p')``; no scheme gives ``('', url)``."""
+def schemesplit(url: str | bytes) -> tuple[str, str]:
+    """``'http://h/p' -> ('http', 'h/p')``; no scheme gives ``('', url)``. A URL given as
+    bytes (a line read from an input, as in Disco's own tests) is read as UTF-8."""
+    if isinstance(url, (bytes, bytearray)):
+        url = bytes(url).decode("utf-8")
     if "://" in url:
         scheme, rest = url.split("://", 1)
         return scheme, rest
@@ -191,7 +194,7 @@ def localize(path: str, ddfs_data: str | None = None, disco_data: str | None = N
     return os.path.join(disco_data or "", rest)
 
 
-def urlsplit(url: str, localhost: Any = None, disco_port: Any = None,
+def urlsplit(url: str | bytes, localhost: Any = None, disco_port: Any = None,
              **kwargs: Any) -> tuple[str, netloc, str]:
     """Split a URL into ``(scheme, netloc, path)``, resolving Disco's own schemes.
 
@@ -224,7 +227,8 @@ def urljoin(parts: tuple[str, Any, str]) -> str:
 
 def urlresolve(url: str, master: str | None = None) -> str:
     """An HTTP URL for a Disco URL: ``disco://`` and ``dir://`` on DISCO_PORT of their host,
-    ``tag://name`` at the master's ``/ddfs/tag/name``."""
+    ``tag://name`` at the master's ``/ddfs/tag/name``. A master address that gives no
+    ``scheme://host`` (``disco-master``) cannot make such a URL: DiscoError says so."""
     def base(loc: netloc) -> str:
         if not loc:
             return (master or _settings()["DISCO_MASTER"]).rstrip("/")
@@ -232,13 +236,21 @@ def urlresolve(url: str, master: str | None = None) -> str:
             return f"disco://{loc.host}"
         return f"http://{loc.host}:{loc.port}"
     scheme, loc, path = urlsplit(url)
-    if scheme == "dir":
-        return urlresolve(f"{base(loc)}/{path}", master)
-    if scheme == "tag":
-        return urlresolve(f"{base(loc)}/ddfs/tag/{path}", master)
+    if scheme in ("dir", "tag"):
+        where = base(loc)
+        if not loc and not _has_scheme_and_host(where):
+            raise DiscoError(f"cannot resolve {url}: the master address {where!r} is not "
+                             f"a URL such as http://host:port (see DISCO_MASTER)")
+        return urlresolve(f"{where}/ddfs/tag/{path}" if scheme == "tag" else f"{where}/{path}",
+                          master)
     if scheme == "file":
         return url
     return f"{scheme}://{loc}/{path}" if scheme else url
+
+
+def _has_scheme_and_host(url: str) -> bool:
+    scheme, rest = schemesplit(url)
+    return bool(scheme) and bool(rest.split("/", 1)[0])
 
 
 def urltoken(url: str) -> str | None:
@@ -515,6 +527,26 @@ def _unspill(handle: Any) -> Iterator[Any]:
 
 def take(n: int, iterable: Iterable[Any]) -> list[Any]:
     return list(islice(iterable, n))
+
+
+# -- Disco's byte stuffing: data without zero bytes -----------------------------------------
+# Each 0x01 and each 0x02 is doubled, and each 0x00 becomes 0x02 0x01 0x02. Read left to
+# right, the result is a row of tokens: a 0x02 starting a token is followed by 0x02 (a
+# doubled 0x02) or by 0x01 0x02 (a zero byte), a 0x01 by 0x01, so one scan undoes it.
+_ENCODE = {b"\x00": b"\x02\x01\x02", b"\x01": b"\x01\x01", b"\x02": b"\x02\x02"}
+_DECODE = {escaped: plain for plain, escaped in _ENCODE.items()}
+_ENCODE_RE = re.compile(b"[\x00\x01\x02]")
+_DECODE_RE = re.compile(b"\x02\x01\x02|\x02\x02|\x01\x01")
+
+
+def encode(data: bytes) -> bytes:
+    """``data`` with no zero bytes left, reversibly (:func:`decode`), as Disco encodes."""
+    return _ENCODE_RE.sub(lambda m: _ENCODE[m.group()], data)
+
+
+def decode(data: bytes) -> bytes:
+    """The bytes that :func:`encode` was given."""
+    return _DECODE_RE.sub(lambda m: _DECODE[m.group()], data)
 
 
 def _settings() -> Any:

@@ -107,6 +107,24 @@ def test_header_builder_and_refusals_in_discos_words() -> None:
         assert str(caught.value).startswith(phrase)
 
 
+def test_both_argument_orders_make_the_same_pack() -> None:
+    from disco.job import JOBPACK_VERSION1, JOBPACK_VERSION2
+    jobdict = {"prefix": "P", "worker": "w", "input": ["raw://a"], "map?": True}
+    ours = JobPack(jobdict, {"A": "1"}, b"", b"data", VERSION_CLASSIC)
+    discos = JobPack(JOBPACK_VERSION1, jobdict, {"A": "1"}, b"", b"data")
+    assert discos == ours and discos.dumps() == ours.dumps()
+    assert JobPack.loads(discos.dumps()).jobdata == b"data"
+    pipeline = {"prefix": "P", "worker": "w", "pipeline": [["map", "split"]], "inputs": []}
+    assert JobPack(JOBPACK_VERSION2, pipeline).version == VERSION_PIPELINE
+    assert JobPack(pipeline, version=VERSION_PIPELINE) == JobPack(VERSION_PIPELINE, pipeline)
+    assert JobPack(jobdict=jobdict, jobdata=b"x").jobdata == b"x"
+    for args, kwargs in [((1, jobdict), {"version": 2}), ((jobdict, {}), {"jobenvs": {}}),
+                         ((), {"jobenvs": {}}), ((jobdict,), {"colour": "red"}),
+                         ((jobdict, {}, b"", b"", 1, 2), {})]:
+        with pytest.raises(TypeError):
+            JobPack(*args, **kwargs)
+
+
 def test_bad_jobs_are_refused_before_submission() -> None:
     job = Job(name="bad.name")
     with pytest.raises(DiscoError):

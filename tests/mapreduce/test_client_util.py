@@ -17,8 +17,9 @@ from disco.error import CommError, DataError, DiscoError, JobError
 from disco.func import (default_partition, make_range_partition, nop_map, nop_reduce,
                         persistent_hash, sum_combiner, sum_reduce)
 from disco.settings import DiscoSettings
-from disco.util import (argcount, chainify, dsorted, flatten, hexhash, iterify, jobname,
-                        kvgroup, parse_dir, read_index, shuffled, urllist, urlresolve, urlsplit)
+from disco.util import (argcount, chainify, decode, dsorted, encode, flatten, hexhash, iterify,
+                        jobname, kvgroup, parse_dir, read_index, schemesplit, shuffled, urllist,
+                        urlresolve, urlsplit)
 from disco.worker import Params, Task, set_current_task
 
 
@@ -71,6 +72,46 @@ def test_urlresolve(settings_env: None, monkeypatch: pytest.MonkeyPatch) -> None
     assert urlresolve("tag://host/tag") == "http://host:8989/ddfs/tag/tag"
     assert urlresolve("tag://host:1234/tag") == "http://host:1234/ddfs/tag/tag"
     assert urlresolve("tag://t", master="http://other:1") == "http://other:1/ddfs/tag/t"
+    # A master that is no URL cannot give one: said, not returned as a broken URL.
+    for master in ("disco-master", "http://"):
+        with pytest.raises(DiscoError, match="not a URL"):
+            urlresolve("tag://t", master=master)
+        with pytest.raises(DiscoError):
+            urlresolve("dir://", master=master)
+    assert urlresolve("tag://host/t", master="disco-master") == "http://host:8989/ddfs/tag/t"
+
+
+def test_urls_given_as_bytes(settings_env: None) -> None:
+    assert schemesplit(b"raw://cities.csv?0") == ("raw", "cities.csv?0")
+    assert schemesplit(b"no-scheme") == ("", "no-scheme")
+    assert urlsplit(b"raw://cities.csv?0") == urlsplit("raw://cities.csv?0") == \
+        ("raw", ("cities.csv?0", ""), "")
+    assert urlsplit(b"tag://host/t") == ("tag", ("host", ""), "t")
+    assert urlsplit("http://h:1/p".encode()) == ("http", ("h", "1"), "p")
+
+
+def test_encode_leaves_no_zero_bytes_and_decode_undoes_it() -> None:
+    import random
+    assert encode(b"\x00") == b"\x02\x01\x02" and encode(b"a\x01\x02") == b"a\x01\x01\x02\x02"
+    rng = random.Random(7)
+    samples = [b"", b"\x02\x01\x02", b"\x02\x00", b"\x01\x00\x02\x02\x01",
+               pickle.dumps("\x00\x01\x00\x01\x00", 2), pickle.dumps("\xff\xff", 2)]
+    samples += [bytes(rng.choice(b"\x00\x01\x02x") for _ in range(rng.randrange(60)))
+                for _ in range(3000)]
+    for data in samples:
+        encoded = encode(data)
+        assert b"\x00" not in encoded
+        assert decode(encoded) == data
+
+
+def test_ensure_free_space(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import disco.fileutils as fileutils
+    fileutils.ensure_free_space(str(tmp_path))  # 1 MiB is free here
+    stats = os.statvfs(tmp_path)
+    free = stats.f_frsize * stats.f_bavail
+    monkeypatch.setattr(fileutils, "MIN_DISK_SPACE", free + (1 << 40))
+    with pytest.raises(DataError, match="disk space"):
+        fileutils.ensure_free_space(str(tmp_path))
 
 
 def test_jobname_and_hexhash() -> None:

@@ -185,13 +185,30 @@ def test_prints_and_stray_output_become_messages(tmp_path: Path) -> None:
     assert len(parser.feed(session.raw)) == len(session.messages) and not parser.pending()
 
 
-def test_many_prints_do_not_flood_the_node(tmp_path: Path) -> None:
+def test_each_print_is_a_message_sent_at_once(tmp_path: Path) -> None:
+    """Disco's way, the default: one MSG per print, not held back by the worker (the
+    node's throttle judges the rate; this fake node answers at once)."""
+    def loud_map(entry, params):
+        for i in range(40):
+            print("line", i)
+        return []
+
+    node = FakeNode(tmp_path, make_pack(input=["raw://x"], map=loud_map, status_interval=0))
+    started = time.monotonic()
+    session = node.run("map", [[0, "ok", 0, [[0, "raw://a"]]]])
+    assert session.end == "DONE", session.end_payload
+    assert time.monotonic() - started < 5  # 40 in under a second if paced at 4 a second
+    lines = [m for m in session.msgs() if m.startswith("line")]
+    assert lines == [f"line {i}" for i in range(40)]
+
+
+def test_many_prints_do_not_flood_the_node_with_batch_messages(tmp_path: Path) -> None:
     def loud_map(entry, params):
         for i in range(2000):
             print("line", i)
         return []
 
-    node = FakeNode(tmp_path, make_pack(input=["raw://x"], map=loud_map))
+    node = FakeNode(tmp_path, make_pack(input=["raw://x"], map=loud_map, batch_messages=True))
     started = time.monotonic()
     session = node.run("map", [[0, "ok", 0, [[0, "raw://a"]]]])
     assert session.end == "DONE"

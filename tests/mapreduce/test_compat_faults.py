@@ -310,3 +310,87 @@ def test_data_error_makes_the_task_run_again(jobs: JobList, tmp_path: Path) -> N
     text = event_text(job)
     assert "the data is not there yet" in text
     assert text.count("failed on") >= 2  # one failed attempt of each map
+
+
+# -- tasks that flood messages ----------------------------------------------------------------
+def printing_map(line: Any, params: Any) -> Iterator[tuple[Any, str]]:
+    print(line)
+    yield line.strip(), ""
+
+
+class FloodTestCase(TestCase):
+    """A map that prints every one of its 100 records: 10 messages in a second fail the
+    task, as under Disco, unless the job gathers its prints (batch_messages=True)."""
+
+    def serve(self, path: str) -> bytes:
+        return b"badger\n" * 100
+
+    def test_flooding_task_fails_the_job(self) -> None:
+        self.job = TestJob().run(input=self.test_server.urls([1]), map=printing_map)
+        try:
+            self.job.wait(poll_interval=0.2)
+        except JobError:
+            pass
+        else:
+            self.fail(f"the job did not fail:\n{event_text(self.job)}")
+        self.assertEqual(self.job.jobinfo()["active"], "dead")
+        self.assertIn("behaving badly", event_text(self.job))
+
+    def test_batched_prints_pass(self) -> None:
+        self.job = TestJob().run(input=self.test_server.urls([1]), map=printing_map,
+                                 batch_messages=True)
+        self.assertEqual(list(result_iterator(self.job.wait(poll_interval=0.2))),
+                         [(b"badger", "")] * 100)
+        self.assertIn("badger", event_text(self.job))
+
+
+
+# -- Ctrl-C in a test ---------------------------------------------------------------------------
+def napping_map(line: Any, params: Any) -> Iterator[tuple[str, int]]:
+    time.sleep(30)
+    yield "never", 1
+
+
+def test_sigint_skips_the_test_and_its_job_is_purged() -> None:
+    import signal
+    import unittest
+    seen: dict[str, Any] = {}
+
+    class Interrupted(TestCase):
+        def runTest(self) -> None:
+            self.job = TestJob().run(input=["raw://a", "raw://b"], map=napping_map)
+            seen["name"] = self.job.name
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C would
+            seen["went on"] = True
+
+    before = signal.getsignal(signal.SIGINT)
+    result = unittest.TestResult()
+    Interrupted().run(result)
+    assert not result.errors and not result.failures, result.errors + result.failures
+    assert [reason for _case, reason in result.skipped] == [
+        "test interrupted (SIGINT): it may not have finished cleaning up"]
+    assert "went on" not in seen
+    assert signal.getsignal(signal.SIGINT) is before  # put back after the test
+    names = [name for _ts, _status, name in Disco().joblist()]
+    assert seen["name"] not in names  # tearDown purged it, running as it was
+
+
+def test_second_sigint_in_a_test_goes_to_the_previous_handler() -> None:
+    import signal
+    import unittest
+
+    class Twice(TestCase):
+        def runTest(self) -> None:
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except unittest.SkipTest:
+                pass
+            signal.raise_signal(signal.SIGINT)
+
+    result = unittest.TestResult()
+    try:
+        Twice().run(result)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("a second SIGINT did not reach the default handler")

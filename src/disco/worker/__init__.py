@@ -112,6 +112,9 @@ class Worker(dict):
             "params": Params(),
             "profile": False,
             "reuse_worker": True,
+            # Disco sends each print as a message and fails a task that sends 10 in a
+            # second; True gathers prints into fewer messages (disco.worker.stdio).
+            "batch_messages": False,
             "required_files": {},
             "required_modules": None,
             "save_results": False,
@@ -521,6 +524,7 @@ def _run_task(worker_io: WorkerIO, jobhome: str, packs: dict[str, bytes]) -> Wor
         os.path.join(jobhome, task.jobfile)
     worker = load_worker(jobfile, packs)
     worker.io = worker_io
+    worker_io.writer.batch = bool(worker.get("batch_messages", False))
     worker.listed_inputs = reply.get("inputs")
     set_current_task(task, worker)
     worker.start(task)

@@ -23,8 +23,10 @@ PROTOCOL_VERSION = "1.1"
 MAX_NAME = 10
 MAX_PAYLOAD = 100 * 1024 * 1024
 REPLY_TIMEOUT = 600.0  # the protocol tells workers to wait this long for an answer
-# The master throttles MSG: more than 5 a second slows its replies, 10 or more a second kill
-# the task. We stay below both by sending at most this many messages in any second.
+# The node throttles MSG: more than 5 a second slows its replies, 10 or more a second kill
+# the task. The runtime's own messages (and the prints of jobs run with batch_messages)
+# stay below both: at most this many go in any second. A task's own prints otherwise go
+# as they come, as under Disco, and a task that floods is failed.
 MSG_PER_SECOND = 4
 MAX_MSG_CHARS = 64 * 1024
 
@@ -139,11 +141,16 @@ class Channel:
                 written = os.write(self.out_fd, view)
                 view = view[written:]
 
-    def request(self, name: str, payload: Any = "", timeout: float | None = None) -> tuple[str, Any]:
-        """Send a request and wait for its reply: ``(NAME, payload)``."""
+    def request(self, name: str, payload: Any = "", timeout: float | None = None,
+                paced: bool = True) -> tuple[str, Any]:
+        """Send a request and wait for its reply: ``(NAME, payload)``. A MSG waits for room
+        under MSG_PER_SECOND unless ``paced`` is false (it is counted all the same)."""
         with self.lock:
             if name == "MSG":
-                self._pace_msg()
+                if paced:
+                    self._pace_msg()
+                else:
+                    self.msg_times.append(time.monotonic())
             self.send(name, payload)
             return self.receive(timeout)
 
@@ -176,7 +183,7 @@ class Channel:
             time.sleep(max(0.01, 1.0 - (time.monotonic() - self.msg_times[0])))
         self.msg_times.append(time.monotonic())
 
-    def msg(self, text: str) -> None:
+    def msg(self, text: str, paced: bool = True) -> None:
         if len(text) > MAX_MSG_CHARS:
             text = text[:MAX_MSG_CHARS] + f"... [{len(text) - MAX_MSG_CHARS} characters cut]"
-        self.request("MSG", text)
+        self.request("MSG", text, paced=paced)

@@ -16,9 +16,15 @@ import threading
 from typing import Any
 
 class MessageWriter(io.TextIOBase):
-    """``sys.stdout``/``sys.stderr`` of a task: text becomes MSG, one message per batch of
-    complete lines. Lines are held back while the MSG rate limit would be exceeded, so a
-    task that prints in a tight loop sends fewer, longer messages instead of being killed."""
+    """``sys.stdout``/``sys.stderr`` of a task: text becomes MSG.
+
+    By default each write that ends a line sends the complete lines at once as one MSG, so
+    ``print(...)`` is one message, as under Disco's worker; the node counts them, and a
+    task that prints in a loop is failed. With :attr:`batch` (the job's
+    ``batch_messages=True``) text goes out one message per batch of complete lines, held
+    back while the MSG rate limit would be exceeded, so such a task sends fewer, longer
+    messages and lives. Output the drain thread reads from fds 1 and 2 is always batched:
+    it comes in pipe-sized chunks, not in the task's own writes."""
 
     def __init__(self, channel: Any) -> None:
         super().__init__()
@@ -26,6 +32,7 @@ class MessageWriter(io.TextIOBase):
         self.buffer_text = ""
         self.lock = threading.Lock()
         self.disabled = False
+        self.batch = False
         self.timer: threading.Timer | None = None
 
     @property
@@ -44,6 +51,12 @@ class MessageWriter(io.TextIOBase):
         return BinaryMessageWriter(self)
 
     def write(self, text: Any) -> int:
+        return self._write(text, self.batch)
+
+    def write_batched(self, text: Any) -> int:
+        return self._write(text, True)
+
+    def _write(self, text: Any, batch: bool) -> int:
         if isinstance(text, (bytes, bytearray)):
             text = bytes(text).decode("utf-8", "replace")
         text = str(text)
@@ -52,14 +65,17 @@ class MessageWriter(io.TextIOBase):
         with self.lock:
             self.buffer_text += text
             cut = self.buffer_text.rfind("\n")
-            if cut >= 0 and not self.channel.msg_allowed():
+            # Unbatched, a write that ends a line sends what is complete at once: one MSG
+            # per print (print writes its arguments, separators and newline one by one).
+            held = batch and not self.channel.msg_allowed()
+            if cut >= 0 and held:
                 self._flush_later()
-            if cut < 0 or not self.channel.msg_allowed():
+            if cut < 0 or held:
                 if len(self.buffer_text) < (1 << 20):
                     return len(text)
                 cut = len(self.buffer_text) - 1  # do not hold more than a megabyte
             ready, self.buffer_text = self.buffer_text[:cut + 1], self.buffer_text[cut + 1:]
-        self._send(ready)
+        self._send(ready, paced=batch)
         return len(text)
 
     def _flush_later(self) -> None:
@@ -80,10 +96,10 @@ class MessageWriter(io.TextIOBase):
         except Exception:
             pass  # the channel is gone; nothing left to tell
 
-    def _send(self, text: str) -> None:
+    def _send(self, text: str, paced: bool = True) -> None:
         text = text.strip()
         if text and not self.disabled:
-            self.channel.msg(text)
+            self.channel.msg(text, paced=paced)
 
     def flush(self, force: bool = False) -> None:  # type: ignore[override]
         if not force:
@@ -162,7 +178,7 @@ class WorkerIO:
                 os.close(fd)
                 return
             try:
-                self.writer.write(decoder.decode(chunk))
+                self.writer.write_batched(decoder.decode(chunk))
             except Exception:
                 pass  # the channel is gone; nothing left to tell
 

@@ -35,7 +35,7 @@ from disco.mapreduce.node.config import NodeConfig
 from disco.mapreduce.node.events import EventSender
 from disco.mapreduce.node.inputs import TaskInputs
 from disco.mapreduce.node.outputs import OutputError, ResultsIndex
-from disco.mapreduce.node.throttle import MsgThrottle
+from disco.mapreduce.node.throttle import FATAL_COUNT, MsgThrottle
 from disco.mapreduce.node.warmstart import WarmPool
 from disco.mapreduce.node.wire import Frame, encode
 from disco.mapreduce.node.workers import SpawnError, WorkerPool, WorkerProcess
@@ -43,7 +43,10 @@ from disco.mapreduce.node.workers import SpawnError, WorkerPool, WorkerProcess
 log = logging.getLogger(__name__)
 
 # Variables of the node's own environment a worker also gets (beyond DISCO_*/DDFS_* ones).
-INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+# PYTHONPATH too: a node run from a source tree (PYTHONPATH=…/src) gives its workers the same
+# disco it runs itself, not whatever copy the interpreter would find on its own.
+INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "TZ",
+                 "PYTHONPATH")
 
 MoreInputs = Callable[[int], Awaitable[dict[str, Any] | None]]
 
@@ -286,8 +289,10 @@ class WorkerSession:
         self.event("MSG", p if isinstance(p, str) else json.dumps(p))
         delay = self.throttle.check(time.monotonic())
         if delay is None:
-            return Outcome("fatal", "Worker sent more than 15 messages in a second; "
-                                    "it does not wait for replies")
+            return Outcome("fatal", f"Worker is behaving badly: sent {self.throttle.count} "
+                                    f"messages in a second (at most {FATAL_COUNT - 1}; "
+                                    f"run the job with batch_messages=True to gather "
+                                    f"its prints)")
         if delay:
             await asyncio.sleep(delay)
         await self._send("OK", "ok")
