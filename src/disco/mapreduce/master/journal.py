@@ -10,8 +10,8 @@ Per job, in `jobs/<hh>/<jobname>/`:
   what `jobinfo` shows. The journal is deleted then: a finished job's state is this file, so
   journals never grow past one running job's task ends (that is the compaction).
 
-Lines are written at once with `os.write` (in the page cache: a killed process loses nothing
-written) and made durable against a machine crash by group commit: `Durability.sync()` waits
+Lines are gathered for the rest of the event loop's turn and then written with one `os.write`
+per journal (in the page cache: a killed process loses nothing written), and made durable against a machine crash by group commit: `Durability.sync()` waits
 for one fsync of every journal written since the last, shared by every caller waiting at the
 time, in a thread, so the event loop never blocks on a disk. Blocking file operations that
 must happen in order with the journal (the final state, moving a cleaned job away) are queued
@@ -32,6 +32,8 @@ from typing import Any
 JOURNAL = "journal"
 FINAL = "final.json"
 TRASH = ".trash"  # cleaned jobs' folders go here (one rename), then are deleted
+
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # one encoder: dumps(**kw) makes one a call
 
 
 def fsync_dir(path: Path) -> None:
@@ -88,9 +90,15 @@ class JobJournal:
         self.fresh = fresh  # its folder entry still needs a sync
         self.closing = False  # set on the loop's thread: nothing more is written
         self.closed = False
+        self.lines: list[str] = []  # appended, not yet written
 
     def write(self, record: dict[str, Any]) -> None:
-        os.write(self.fd, (json.dumps(record, separators=(",", ":")) + "\n").encode())
+        os.write(self.fd, (_encode(record) + "\n").encode())
+
+    def write_lines(self) -> None:
+        lines, self.lines = self.lines, []
+        if lines:
+            os.write(self.fd, "".join(lines).encode())
 
     def close(self) -> None:
         if not self.closed:
@@ -134,14 +142,30 @@ class Durability:
         self._written = 0   # bumped by every write and queued operation
         self._synced = 0    # the last `_written` a finished sync covered
         self._inflight: asyncio.Future[None] | None = None
+        self._unwritten: set[JobJournal] = set()
+        self._write_scheduled = False
         self.syncs = 0      # fsync rounds so far (for tests and benchmarks)
 
     def append(self, journal: JobJournal, record: dict[str, Any]) -> None:
+        """Record a line; it is written at the end of this turn of the event loop (or by the
+        next sync), so that a batch of task ends costs one write."""
         if journal.closing:
             return
-        journal.write(record)
+        journal.lines.append(_encode(record) + "\n")
+        self._unwritten.add(journal)
         self._dirty.add(journal)
         self._written += 1
+        if not self._write_scheduled:
+            self._write_scheduled = True
+            asyncio.get_running_loop().call_soon(self.write_out)
+
+    def write_out(self) -> None:
+        """Hand what was appended to the kernel (on the loop's thread)."""
+        self._write_scheduled = False
+        journals, self._unwritten = self._unwritten, set()
+        for journal in journals:
+            if not journal.closed:
+                journal.write_lines()
 
     def later(self, op: Callable[[], None]) -> None:
         """A blocking file operation, run in order before the next fsync round."""
@@ -150,6 +174,7 @@ class Durability:
 
     def close(self, journal: JobJournal) -> None:
         """Close once what was written is synced (the sync thread closes it)."""
+        self.write_out()
         journal.closing = True
         self.later(journal.close)
 
@@ -159,6 +184,7 @@ class Durability:
 
     async def sync(self) -> None:
         """Return once everything written or queued before the call is on disk."""
+        self.write_out()
         target = self._written
         while self._synced < target:
             if self._inflight is None:
@@ -167,6 +193,7 @@ class Durability:
 
     async def _round(self) -> None:
         try:
+            self.write_out()
             upto = self._written
             ops, self._ops = self._ops, []
             dirty, self._dirty = self._dirty, set()
@@ -178,6 +205,7 @@ class Durability:
 
     def flush_now(self) -> None:
         """At shutdown, on the loop's own thread: whatever is queued, done and synced."""
+        self.write_out()
         ops, self._ops = self._ops, []
         dirty, self._dirty = self._dirty, set()
         _run_round(ops, dirty)

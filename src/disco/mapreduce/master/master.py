@@ -193,10 +193,14 @@ class Master:
         job.event(f"New job {name} from {spec.owner}: "
                   f"{' -> '.join(f'{s.name}/{s.grouping}' for s in spec.pipeline)}, "
                   f"{len(spec.inputs)} inputs")
+        try:
+            await self.sync()
+        except RequestError:
+            del self.jobs[name]
+            raise
         start = asyncio.create_task(job.start())
         self._job_starts.add(start)
         start.add_done_callback(self._job_starts.discard)
-        await self.sync()
         return name
 
     async def sync(self) -> None:
