@@ -112,7 +112,10 @@ class Master:
             task.cancel()
         for job in self.jobs.values():
             job.events.flush()
-        self.durability.flush_now()
+        try:
+            self.durability.flush_now()
+        except OSError as exc:
+            log.error("cannot sync the job journals at shutdown: %s", exc)
         await self.ddfs.stop()
         if self.http is not None:
             await self.http.aclose()
