@@ -190,3 +190,28 @@ def test_outputs_lost_with_a_node_are_made_again(tmp_path: Path) -> None:
         assert "Running map:" in text, text  # lost maps were made again, not just retried
     finally:
         c.stop()
+
+
+def test_killed_job_stays_dead(cluster: Cluster) -> None:
+    name = cluster.submit(pipeline_pack(INPUTS, PIPELINE, env=ENV, prefix="RestartKilled"))
+    assert cluster.post("kill_job", name) == ""
+    _restart(cluster, "killed")
+    assert {n: s for _ts, s, n in cluster.get("joblist")}[name] == "dead"
+    [[_name, [status, _results]]] = cluster.post("get_results", [0, [name]])
+    assert status == "dead"
+
+
+def test_two_restarts_in_one_job(cluster: Cluster) -> None:
+    """Killed mid-map, then again mid-reduce: the second start replays what both lives
+    recorded, in their order."""
+    name = cluster.submit(pipeline_pack(INPUTS, PIPELINE, env=ENV, prefix="RestartTwice"))
+    waiter = Waiter(cluster, name)
+    wait_until(lambda: 2 <= _pipeline(cluster, name)["map"][3] < len(INPUTS), 60,
+               "maps to finish", interval=0.05)
+    _restart(cluster, "twice-1")
+    wait_until(lambda: _pipeline(cluster, name)["reduce"][2] == 1, 60, "the reduce to run",
+               interval=0.05)
+    _restart(cluster, "twice-2")
+    _check_results(cluster, waiter.join())
+    text = _events(cluster, name)
+    assert f"Resumed after a master restart: {len(INPUTS)} finished tasks kept" in text, text
