@@ -51,6 +51,7 @@ class Waiter:
                                  DISCO_CLUSTER_TOKEN=cluster.token,
                                  DISCO_SETTINGS_FILE=os.devnull, DISCO_EVENTS="")
         self.disco = Disco(cluster.url, settings=settings)
+        self.cluster = cluster
         self.name = name
         self.results: Any = None
         self.error: BaseException | None = None
@@ -66,6 +67,10 @@ class Waiter:
 
     def join(self, timeout: float = 120) -> Any:
         self.thread.join(timeout)
+        if self.thread.is_alive() or self.error is not None:
+            # What the master and nodes did, for whoever reads the failure.
+            print(f"==== events of {self.name}\n{_events(self.cluster, self.name)}\n"
+                  f"{self.cluster.logs()}")
         assert not self.thread.is_alive(), "Disco.wait() did not return"
         if self.error is not None:
             raise self.error
@@ -215,3 +220,34 @@ def test_two_restarts_in_one_job(cluster: Cluster) -> None:
     _check_results(cluster, waiter.join())
     text = _events(cluster, name)
     assert f"Resumed after a master restart: {len(INPUTS)} finished tasks kept" in text, text
+
+
+def test_results_lost_with_a_node_are_made_again(tmp_path: Path) -> None:
+    """A map-only job (its maps' outputs are its results), killed mid-map; the master comes
+    back without one node and its data. The maps that had finished there run again, and the
+    job ends only once its results are all on a node that is there."""
+    c = Cluster(tmp_path / "c")
+    lost = c.node_hosts[1]
+    try:
+        c.start()
+        name = c.submit(pipeline_pack(INPUTS, [["map", "split"]], env=ENV, prefix="RestartLostRes"))
+        waiter = Waiter(c, name)
+
+        def some_done_on_lost() -> bool:
+            done = c.get("get_stageresults", name=name, stage="map")
+            return len(done) < len(INPUTS) and any(lost in u for urls in done for u in urls)
+
+        wait_until(some_done_on_lost, 60, f"a map to finish on {lost}", interval=0.05)
+        assert c.master is not None
+        c.nodes[lost].kill9()
+        shutil.rmtree(c.data(lost), ignore_errors=True)
+        c.master.kill9()
+        time.sleep(DOWN_SECONDS)
+        c.start_master(log_name="master-lost-results.log")
+        results = waiter.join()
+        assert not any(lost in u for urls in results for u in urls), results
+        data = b"".join(content for _lab, content in c.result_data(results))
+        assert sorted(data.splitlines(keepends=True)) == sorted(EXPECTED.splitlines(keepends=True))
+        assert f"output on {lost} is lost" in _events(c, name)
+    finally:
+        c.stop()

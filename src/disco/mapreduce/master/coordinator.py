@@ -31,6 +31,7 @@ from disco.mapreduce.master.data import (
     InputRef,
     Output,
     output_from_json,
+    output_hosts,
     output_to_json,
     output_urls,
     ref_hosts,
@@ -108,6 +109,8 @@ class Job:
         self.journal: JobJournal | None = None
         self.replay: list[dict[str, Any]] | None = None  # None: not a resumed job
         self._replaying = False
+        self.resumed = False  # made anew by a restarted master (see resume)
+        self.finish_waits = False  # its results are on hosts not yet back since a restart
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -192,11 +195,40 @@ class Job:
         if self._saving is not None:
             return  # the results are being saved; the job ends when they are
         last = self.stages[-1]
+        if self.resumed and not self._results_reachable():
+            return
         self.results = [output_urls(o) for t in last.tasks for o in t.outputs]
         if self.spec.save_results:
             self._saving = asyncio.create_task(self._save_results())
             return
         self._ready()
+
+    def _results_reachable(self) -> bool:
+        """For a resumed job about to end: are its results on hosts that are there? Results
+        on a host not yet back since the restart wait for it (the master calls
+        results_hosts_settled() once it has come back or is lost); those only on lost hosts
+        are made again."""
+        last = self.stages[-1]
+        homes = [(t, {h for o in t.outputs for h in output_hosts(o)}) for t in last.tasks]
+        if any(h in self.master.awaited for _t, hosts in homes for h in hosts):
+            self.finish_waits = True
+            return False
+        again = False
+        for task, hosts in homes:
+            if not hosts or not all(self.master.registry.unreachable(h) for h in hosts):
+                continue
+            again = True
+            last.finished = False
+            self.event(f"Running {task.name} again: its output on {', '.join(sorted(hosts))} "
+                       "is lost")
+            task.blacklist |= hosts
+            self._set_state(task, TaskState.PENDING)
+            self.enqueue(task)
+        return not again
+
+    def results_hosts_settled(self) -> None:
+        self.finish_waits = False
+        self.check_stages()
 
     async def _save_results(self) -> None:
         """Put the results in the DDFS tag disco:results:<job>, which becomes the result: one

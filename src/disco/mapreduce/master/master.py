@@ -142,15 +142,22 @@ class Master:
     def _give_up_on_awaited(self, now: float) -> None:
         """A host that resumed jobs hold outputs on and that has not come back in time is
         lost: what it held is made again before anything reads it."""
+        settled = False
         for host, deadline in list(self.awaited.items()):
             if host in self.registry.nodes:
                 del self.awaited[host]
+                settled = True
             elif now > deadline:
                 del self.awaited[host]
+                settled = True
                 log.warning("node %s has not come back since the restart; its outputs are lost",
                             host)
                 self.registry.mark_lost(host)
                 self.scheduler.kick()
+        if settled and not self.awaited:
+            for job in self.active_jobs():
+                if job.finish_waits:
+                    job.results_hosts_settled()
 
     async def _flush_events(self) -> None:
         while True:

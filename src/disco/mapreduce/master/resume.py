@@ -79,6 +79,7 @@ def _running_job(master: Master, name: str, jobdir: Path,
     # Durations the job reports count from its submission, not from this start.
     job.started_mono = time.monotonic() - max(0.0, time.time() - job.submitted)
     job.replay = [r for r in records[1:] if r.get("ev") == "done"]
+    job.resumed = True
     job.events.load_recent()
     job.journal = JobJournal(jobdir / JOURNAL, fresh=False)
     return job
