@@ -28,6 +28,17 @@ class Continue(Exception):
     """Internal: the job is still running."""
 
 
+# Disco.wait() tries a master that does not answer again after these pauses (doubling).
+DOWN_RETRY_FIRST = 0.1
+DOWN_RETRY_MAX = 2.0
+
+
+def master_unavailable(exc: CommError) -> bool:
+    """Nothing answered, or the master (or a proxy before it) answered that it cannot now:
+    worth trying again. Any other answer (401, 404, ...) will not change by waiting."""
+    return exc.code is None or exc.code in (500, 502, 503, 504)
+
+
 class Disco:
     """The master at ``master`` (``http://host:port``, ``disco://host`` or a host name;
     DISCO_MASTER by default)."""
@@ -171,21 +182,48 @@ class Disco:
         raise Continue()
 
     def wait(self, jobname: str, poll_interval: float = 2, timeout: float | None = None,
-             clean: bool = False, show: Any = None) -> list[Any]:
+             clean: bool = False, show: Any = None,
+             down_timeout: float | None = None) -> list[Any]:
         """Block until the job is done; its result URLs. Raises JobError when the job died
         (or ``timeout`` seconds passed). ``show`` prints the job's events as they come
-        (default: DISCO_EVENTS; ``'json'`` prints them as JSON)."""
+        (default: DISCO_EVENTS; ``'json'`` prints them as JSON).
+
+        A master that does not answer (restarting, say: it resumes its jobs) is asked again
+        after growing pauses (0.1 s doubling up to 2 s) for up to ``down_timeout`` seconds in
+        a row (default DISCO_MASTER_DOWN_TIMEOUT, 120), then the CommError is raised."""
         if show is None:
             show = self.settings["DISCO_EVENTS"]
+        if down_timeout is None:
+            down_timeout = float(self.settings["DISCO_MASTER_DOWN_TIMEOUT"])
         monitor = EventMonitor(self, jobname, show)
         start = time.time()
+        down_since: float | None = None
+        pause = DOWN_RETRY_FIRST
         try:
             while True:
                 monitor.refresh()
                 try:
-                    return self.check_results(jobname, start, timeout, poll_interval)
-                except Continue:
+                    status, results = self.results(jobname, timeout=int(poll_interval * 1000))
+                except CommError as exc:
+                    if not master_unavailable(exc):
+                        raise
+                    now = time.time()
+                    down_since = now if down_since is None else down_since
+                    if now - down_since >= down_timeout:
+                        exc.msg += f" (no answer for {now - down_since:.0f} s)"
+                        raise
+                    if timeout and now - start > timeout:
+                        raise JobError(jobname, "Timeout") from None
+                    time.sleep(min(pause, max(0.0, down_since + down_timeout - now)))
+                    pause = min(DOWN_RETRY_MAX, pause * 2)
                     continue
+                down_since, pause = None, DOWN_RETRY_FIRST
+                if status == "ready":
+                    return results
+                if status != "active":
+                    raise JobError(jobname, f"Status {status}")
+                if timeout and time.time() - start > timeout:
+                    raise JobError(jobname, "Timeout")
         finally:
             monitor.refresh()
             if clean:

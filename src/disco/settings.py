@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Default] = {
     "DISCO_PROXY_ENABLED": lambda s: "",
     "DISCO_PROXY_PORT": lambda s: 8999,
     "DISCO_EVENTS": lambda s: "",
+    # How long Disco.wait() keeps trying a master that does not answer (restarting, say).
+    "DISCO_MASTER_DOWN_TIMEOUT": lambda s: 120.0,
     "DISCO_DEBUG": lambda s: "off",
     "DISCO_FLAGS": lambda s: "",
     "DISCO_WORKER_MAX_MEM": lambda s: "80%",
@@ -95,7 +97,7 @@ INT_SETTINGS = frozenset({
     "DDFS_GET_MAX", "DDFS_TAG_MIN_REPLICAS", "DDFS_TAG_REPLICAS", "DDFS_BLOB_REPLICAS",
     "DISCO_GC_AFTER", "DATA_GC_INTERVAL",
 })
-FLOAT_SETTINGS = frozenset({"DISCO_SCHEDULER_ALPHA"})
+FLOAT_SETTINGS = frozenset({"DISCO_SCHEDULER_ALPHA", "DISCO_MASTER_DOWN_TIMEOUT"})
 # Never shown in a repr (and so never in a log line or a traceback's locals).
 SECRET_SETTINGS = frozenset({"DISCO_CLUSTER_TOKEN", "DDFS_READ_TOKEN", "DDFS_WRITE_TOKEN"})
 

@@ -407,16 +407,20 @@ class Cluster:
         return self.root / host
 
     def start(self) -> Cluster:
-        mdata = self.root / "master"
-        self.master = Proc([PYTHON, "-m", "disco.mapreduce.master", "--host", self.master_host,
-                            "--port", str(self.port), "--data", str(mdata),
-                            "--retry-base", "0.05", "--node-timeout", "3", "--poll-hold", "0.5",
-                            *self.token_args, *self.master_args], self.root / "master.log", self.env)
-        wait_until(self._master_up, 20, "the master to answer")
+        self.start_master()
         for host in self.node_hosts:
             self.start_node(host)
         wait_until(lambda: self._connected() >= set(self.node_hosts), 20, "the nodes to register")
         return self
+
+    def start_master(self, log_name: str = "master.log") -> None:
+        """The master on its data folder and port (again, after a kill: it resumes its jobs)."""
+        mdata = self.root / "master"
+        self.master = Proc([PYTHON, "-m", "disco.mapreduce.master", "--host", self.master_host,
+                            "--port", str(self.port), "--data", str(mdata),
+                            "--retry-base", "0.05", "--node-timeout", "3", "--poll-hold", "0.5",
+                            *self.token_args, *self.master_args], self.root / log_name, self.env)
+        wait_until(self._master_up, 20, "the master to answer")
 
     def start_node(self, host: str) -> None:
         self.nodes[host] = Proc(

@@ -5,12 +5,14 @@ fair|fifo]`. Modules: `app` (HTTP server, and why Starlette/uvicorn), `ctrl_rout
 API), `node_routes` + `node_desk` (the node protocol below; the web page), `master` (state and
 operations), `coordinator` (one job), `scheduler` + `queue` (who runs what where), `nodes`,
 `grouping`, `pipeline` (jobdicts), `job_inputs`, `data`, `tasks`, `events`, `web`, `config`,
-`jobnames`, `errors`.
+`jobnames`, `errors`, `journal` (what is kept on disk, group-committed fsyncs) and `resume`
+(the jobs of the data folder back in memory at start-up).
 
-On disk (`--data`): `jobs/<hh>/<jobname>/jobpack` (the submitted pack, served to nodes) and
-`jobs/<hh>/<jobname>/events` (the job's event log, JSON lines), `config_table.json` (the saved
-config table). Jobs are kept in memory only: a restarted master knows no jobs, and nodes that
-poll it are told to register again.
+On disk (`--data`): `jobs/<hh>/<jobname>/jobpack` (the submitted pack, served to nodes),
+`jobs/<hh>/<jobname>/journal` (while the job runs: its task ends) or `final.json` (once it has
+ended), `jobs/<hh>/<jobname>/events` (the job's event log, JSON lines), `config_table.json`
+(the saved config table). A restarted master resumes every unfinished job (see `resume`);
+nodes that poll it with their old session are told to register again.
 
 Master <-> node protocol
 ========================

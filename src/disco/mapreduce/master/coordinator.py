@@ -30,6 +30,9 @@ from typing import TYPE_CHECKING, Any
 from disco.mapreduce.master.data import (
     InputRef,
     Output,
+    output_from_json,
+    output_hosts,
+    output_to_json,
     output_urls,
     ref_hosts,
     ref_size,
@@ -38,6 +41,7 @@ from disco.mapreduce.master.data import (
 from disco.mapreduce.master.events import EventLog
 from disco.mapreduce.master.grouping import route, sort_key
 from disco.mapreduce.master.job_inputs import annotate, index_urls, read_index
+from disco.mapreduce.master.journal import JobJournal
 from disco.mapreduce.master.pipeline import JobSpec, StageSpec
 from disco.mapreduce.master.queue import JobQueue
 from disco.mapreduce.master.tasks import Task, TaskState
@@ -100,6 +104,13 @@ class Job:
         self._summary: list[list[Any]] | None = None
         self._saving: asyncio.Task[None] | None = None
         self._stage_results: dict[str, list[list[str]]] = {}
+        # Persistence (see journal): where task ends are recorded, and after a restart the
+        # recorded ones to apply again once the job's tasks are made anew.
+        self.journal: JobJournal | None = None
+        self.replay: list[dict[str, Any]] | None = None  # None: not a resumed job
+        self._replaying = False
+        self.resumed = False  # made anew by a restarted master (see resume)
+        self.finish_waits = False  # its results are on hosts not yet back since a restart
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -125,6 +136,35 @@ class Job:
             return
         if self.active:
             self.check_stages()
+        if self.active and self.replay is not None:
+            self._apply_replay()
+
+    def _apply_replay(self) -> None:
+        """After a restart: the task ends the journal recorded, in their order. Tasks are made
+        in the same order from the same inputs and outputs as before, so each record finds its
+        task by id; the first that does not match (stage or group) ends the replay, and the
+        tasks from there on run again."""
+        records, self.replay = self.replay or [], None
+        applied = 0
+        self._replaying = True
+        try:
+            for rec in records:
+                task = self.tasks.get(int(rec["task"]))
+                if (task is None or task.stage != rec["stage"]
+                        or list(task.group) != [rec["group"][0], rec["group"][1] or None]):
+                    self.event(f"WARNING: the journal's record of task {rec['task']} does not "
+                               "match the job's tasks; the rest run again")
+                    break
+                outputs = [output_from_json(o) for o in rec["outputs"]]
+                self.task_done(task, str(rec["host"]), outputs)
+                applied += 1
+                if not self.active:
+                    break
+        except (KeyError, TypeError, ValueError) as exc:
+            self.event(f"WARNING: unreadable journal record ({exc!r}); the rest run again")
+        finally:
+            self._replaying = False
+        self.event(f"Resumed after a master restart: {applied} finished tasks kept")
 
     def kill(self, reason: str, kind: str = "ERROR", log_event: bool = True) -> None:
         """End the job as dead; `kind` is the severity its last event line shows."""
@@ -155,11 +195,40 @@ class Job:
         if self._saving is not None:
             return  # the results are being saved; the job ends when they are
         last = self.stages[-1]
+        if self.resumed and not self._results_reachable():
+            return
         self.results = [output_urls(o) for t in last.tasks for o in t.outputs]
         if self.spec.save_results:
             self._saving = asyncio.create_task(self._save_results())
             return
         self._ready()
+
+    def _results_reachable(self) -> bool:
+        """For a resumed job about to end: are its results on hosts that are there? Results
+        on a host not yet back since the restart wait for it (the master calls
+        results_hosts_settled() once it has come back or is lost); those only on lost hosts
+        are made again."""
+        last = self.stages[-1]
+        homes = [(t, {h for o in t.outputs for h in output_hosts(o)}) for t in last.tasks]
+        if any(h in self.master.awaited for _t, hosts in homes for h in hosts):
+            self.finish_waits = True
+            return False
+        again = False
+        for task, hosts in homes:
+            if not hosts or not all(self.master.registry.unreachable(h) for h in hosts):
+                continue
+            again = True
+            last.finished = False
+            self.event(f"Running {task.name} again: its output on {', '.join(sorted(hosts))} "
+                       "is lost")
+            task.blacklist |= hosts
+            self._set_state(task, TaskState.PENDING)
+            self.enqueue(task)
+        return not again
+
+    def results_hosts_settled(self) -> None:
+        self.finish_waits = False
+        self.check_stages()
 
     async def _save_results(self) -> None:
         """Put the results in the DDFS tag disco:results:<job>, which becomes the result: one
@@ -400,13 +469,22 @@ class Job:
 
     def task_done(self, task: Task, host: str, outputs: list[Output],
                   seconds: float | None = None) -> None:
-        self._timed(seconds)
         task.outputs = outputs
         task.completions += 1
         self._set_state(task, TaskState.DONE)
         task.blacklist.discard(host)
-        self.task_event(task, "DONE", f"finished on {host} in "
-                        f"{duration(time.monotonic() - task.started_at)}", host)
+        if self._replaying:
+            task.host = host
+            self.hosts.add(host)
+        else:
+            self._timed(seconds)
+            if self.journal is not None:
+                self.master.durability.append(self.journal, {
+                    "ev": "done", "task": task.taskid, "stage": task.stage,
+                    "group": list(task.group), "host": host,
+                    "outputs": [output_to_json(o) for o in outputs]})
+            self.task_event(task, "DONE", f"finished on {host} in "
+                            f"{duration(time.monotonic() - task.started_at)}", host)
         for cid in sorted(task.waiters):
             consumer = self.tasks[cid]
             consumer.waiting_on.discard(task.taskid)
@@ -509,6 +587,15 @@ class Job:
             rows.append([stage.name, counts[TaskState.PENDING], counts[TaskState.QUEUED],
                          counts[TaskState.RUNNING], counts[TaskState.DONE], stage.failures])
         return rows
+
+    def restore_summary(self, counts: list[list[Any]],
+                        stage_results: dict[str, list[list[str]]]) -> None:
+        """A finished job's summary, as a restart finds it on disk."""
+        self._summary, self._stage_results = counts, stage_results
+
+    @property
+    def all_stage_results(self) -> dict[str, list[list[str]]]:
+        return self._stage_results
 
     def pipeline_counts(self) -> list[list[Any]]:
         return self._summary if self._summary is not None else self._pipeline_counts()

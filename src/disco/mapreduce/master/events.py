@@ -15,6 +15,7 @@ from pathlib import Path
 from disco.mapreduce.timefmt import event_timestamp
 
 RECENT_EVENTS = 1000
+RECENT_TAIL_BYTES = 256 * 1024
 
 
 class EventLog:
@@ -32,6 +33,30 @@ class EventLog:
         self.recent.append(event)
         self._pending.append(json.dumps(list(event), ensure_ascii=False) + "\n")
         self.count += 1
+
+    def load_recent(self) -> None:
+        """After a restart: the newest lines of the log on disk, for `jobevents` and the page
+        (only its tail is read; searches past it read the file)."""
+        try:
+            with open(self.path, "rb") as f:
+                size = f.seek(0, 2)
+                f.seek(max(0, size - RECENT_TAIL_BYTES))
+                data = f.read()
+        except OSError:
+            return
+        lines = data.split(b"\n")
+        if size > RECENT_TAIL_BYTES:
+            lines = lines[1:]  # the first may be cut
+        for line in lines:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, list) and len(event) == 3:
+                self.recent.append((str(event[0]), str(event[1]), str(event[2])))
+                self.count += 1
+        if size > RECENT_TAIL_BYTES:
+            self.count += 1  # more than `recent` holds: searches read the file
 
     def flush(self) -> None:
         if not self._pending:

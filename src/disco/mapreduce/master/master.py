@@ -25,8 +25,19 @@ from disco.mapreduce.master.config import MasterConfig, Settings, slots_from_tab
 from disco.mapreduce.master.coordinator import Job
 from disco.mapreduce.master.errors import RequestError
 from disco.mapreduce.master.jobnames import new_jobname
+from disco.mapreduce.master.journal import (
+    FINAL,
+    JOURNAL,
+    Durability,
+    JobJournal,
+    empty_trash,
+    move_to_trash,
+    write_durably,
+    write_pack,
+)
 from disco.mapreduce.master.nodes import NodeRegistry, NodeState
 from disco.mapreduce.master.pipeline import JobSpecError, job_spec
+from disco.mapreduce.master.resume import awaited_hosts, final_record, load_jobs
 from disco.mapreduce.master.scheduler import Scheduler
 from disco.mapreduce.master.tasks import Task, TaskState
 from disco.mapreduce.urls import disco_to_http, hexhash, url_host
@@ -53,6 +64,10 @@ class Master:
         self.http: httpx.AsyncClient | None = None
         self.ddfs = Ddfs(self, config.ddfs)
         self.stopping = asyncio.Event()  # once set, held requests are answered at once
+        self.durability = Durability()  # the journals' group commit (see journal)
+        # After a restart: hosts whose outputs resumed jobs rely on -> when to give up on them.
+        self.awaited: dict[str, float] = {}
+        self._syncs: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ life
 
@@ -64,6 +79,23 @@ class Master:
         self._background = [asyncio.create_task(self._watch_nodes()),
                             asyncio.create_task(self._flush_events())]
         await self.ddfs.start()
+        self._resume()
+
+    def _resume(self) -> None:
+        """The jobs of the data folder, before the first request is served (see resume)."""
+        empty_trash(self.jobs_root)
+        deadline = time.monotonic() + self.config.node_timeout
+        for job in load_jobs(self):
+            self.jobs[job.name] = job
+            if not job.active:
+                continue
+            for host in awaited_hosts(job):
+                self.awaited.setdefault(host, deadline)
+            start = asyncio.create_task(job.start())
+            self._job_starts.add(start)
+            start.add_done_callback(self._job_starts.discard)
+        if self.jobs:
+            log.info("resumed %d jobs (%d unfinished)", len(self.jobs), len(self.active_jobs()))
 
     def release_held(self) -> None:
         """Answer every request held open (node polls, get_results, input waits) now and
@@ -80,6 +112,10 @@ class Master:
             task.cancel()
         for job in self.jobs.values():
             job.events.flush()
+        try:
+            self.durability.flush_now()
+        except OSError as exc:
+            log.error("cannot sync the job journals at shutdown: %s", exc)
         await self.ddfs.stop()
         if self.http is not None:
             await self.http.aclose()
@@ -91,6 +127,8 @@ class Master:
             before = time.monotonic()
             await asyncio.sleep(interval)
             now = time.monotonic()
+            if self.awaited:
+                self._give_up_on_awaited(now)
             lag = now - before - interval
             if lag > 1.0:
                 # This loop itself was held up; the nodes' polls were waiting in line too.
@@ -100,6 +138,26 @@ class Master:
             for node in list(self.registry.nodes.values()):
                 if node.connected and now - node.last_seen > self.config.node_timeout:
                     self.node_lost(node, f"node {node.host} stopped responding")
+
+    def _give_up_on_awaited(self, now: float) -> None:
+        """A host that resumed jobs hold outputs on and that has not come back in time is
+        lost: what it held is made again before anything reads it."""
+        settled = False
+        for host, deadline in list(self.awaited.items()):
+            if host in self.registry.nodes:
+                del self.awaited[host]
+                settled = True
+            elif now > deadline:
+                del self.awaited[host]
+                settled = True
+                log.warning("node %s has not come back since the restart; its outputs are lost",
+                            host)
+                self.registry.mark_lost(host)
+                self.scheduler.kick()
+        if settled and not self.awaited:
+            for job in self.active_jobs():
+                if job.finish_waits:
+                    job.results_hosts_settled()
 
     async def _flush_events(self) -> None:
         while True:
@@ -132,31 +190,77 @@ class Master:
         name = new_jobname(spec.prefix, self.jobs)
         jobdir = self.jobs_root / hexhash(name) / name
         try:
-            await asyncio.to_thread(_write_pack, jobdir, body)
+            # The pack and the journal's first line are on disk before the name is answered:
+            # a job the client knows of is one a restarted master resumes.
+            await asyncio.to_thread(write_pack, self.jobs_root, jobdir, body)
+            journal = JobJournal(jobdir / JOURNAL, fresh=True)
         except OSError as exc:
             raise RequestError(f"cannot store the job pack: {exc}", 500) from None
         job = Job(self, name, spec, jobdir)
+        job.journal = journal
+        self.durability.append(journal, {"ev": "submitted", "time": job.submitted})
         self.jobs[name] = job
         job.event(f"New job {name} from {spec.owner}: "
                   f"{' -> '.join(f'{s.name}/{s.grouping}' for s in spec.pipeline)}, "
                   f"{len(spec.inputs)} inputs")
+        try:
+            await self.sync()
+        except RequestError:
+            del self.jobs[name]
+            raise
         start = asyncio.create_task(job.start())
         self._job_starts.add(start)
         start.add_done_callback(self._job_starts.discard)
         return name
 
+    async def sync(self) -> None:
+        """Wait until the journals hold everything recorded so far (see journal)."""
+        try:
+            await self.durability.sync()
+        except OSError as exc:
+            log.error("cannot sync the job journals: %s", exc)
+            raise RequestError(f"cannot store the master's journal: {exc}", 500) from None
+
+    def sync_soon(self) -> None:
+        """Sync in the background: nobody waits, but it should not wait for a next caller."""
+        task = asyncio.create_task(self.sync())
+        self._syncs.add(task)
+        task.add_done_callback(self._synced)
+
+    def _synced(self, task: asyncio.Task[None]) -> None:
+        self._syncs.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background journal sync failed: %s", task.exception())
+
     def job_ended(self, job: Job) -> None:
         self.scheduler.kick()  # its slots are free for the others
+        journal, job.journal = job.journal, None
+        if journal is None:
+            return  # not journaled (or ended before: nothing more to record)
+        # The final state replaces the journal (the compaction): written whole, then the
+        # journal goes. A crash in between leaves both; a restart trusts final.json.
+        data = json.dumps(final_record(job), separators=(",", ":")).encode()
+        jobdir = job.jobdir
+        self.durability.later(lambda: write_durably(jobdir / FINAL, data))
+        self.durability.close(journal)
+        self.durability.later(lambda: journal.path.unlink(missing_ok=True))
+        self.sync_soon()
 
-    def kill_job(self, name: str) -> None:
+    async def kill_job(self, name: str) -> None:
         self.job(name).kill("Job killed on request")
+        await self.sync()
 
     async def clean_job(self, name: str) -> None:
         """Forget a job on the master (its data stays on the nodes)."""
         job = self.job(name)
         job.kill("Job cleaned on request")
         del self.jobs[name]
-        await asyncio.to_thread(shutil.rmtree, job.jobdir, True)
+        # One durable rename takes it out of what a restart resumes; deleting can take its time.
+        moved: list[Path | None] = []
+        self.durability.later(lambda: moved.append(move_to_trash(self.jobs_root, job.jobdir)))
+        await self.sync()
+        if moved and moved[0] is not None:
+            await asyncio.to_thread(shutil.rmtree, moved[0], True)
 
     async def purge_job(self, name: str) -> None:
         """Forget a job and delete its data everywhere."""
@@ -182,6 +286,8 @@ class Master:
     async def wait_results(self, timeout_ms: float, names: list[str]) -> list[list[Any]]:
         """Disco's get_results: wait until one of the named active jobs ends (or the timeout),
         then report every job's status."""
+        if self.durability.pending:
+            await self.sync()  # a status a client saw must be one a restart still knows
         waits = [asyncio.ensure_future(self.jobs[n].ended.wait()) for n in names
                  if n in self.jobs and self.jobs[n].active]
         if waits and not self.stopping.is_set():
@@ -190,6 +296,8 @@ class Master:
                                                 return_when=asyncio.FIRST_COMPLETED)
             for fut in pending:
                 fut.cancel()
+            if self.durability.pending:
+                await self.sync()
         out: list[list[Any]] = []
         for name in names:
             job = self.jobs.get(name)
@@ -286,9 +394,3 @@ class Master:
     def nodeinfo(self) -> dict[str, Any]:
         return {h: n.info() for h, n in sorted(self.registry.nodes.items())}
 
-
-def _write_pack(jobdir: Path, body: bytes) -> None:
-    jobdir.mkdir(parents=True, exist_ok=True)
-    tmp = jobdir / "jobpack.partial"
-    tmp.write_bytes(body)
-    tmp.replace(jobdir / "jobpack")

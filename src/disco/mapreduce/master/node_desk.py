@@ -77,8 +77,9 @@ def _reconcile(m: Master, node: NodeState, seq: int, running: list[Any]) -> None
             m.fail_running(task, node, "error", f"node {node.host} lost the task's assignment")
 
 
-def results(m: Master, body: dict[str, Any]) -> None:
-    """Several task ends at once, after the events that precede them."""
+async def results(m: Master, body: dict[str, Any]) -> None:
+    """Several task ends at once, after the events that precede them; answered once the
+    journal holds them (one fsync shared by every request waiting at the time)."""
     node = _session(m, body)
     reports = body.get("results", [])
     events = body.get("events", [])
@@ -88,6 +89,8 @@ def results(m: Master, body: dict[str, Any]) -> None:
     for report in reports:
         if isinstance(report, dict):
             _result(m, node, report)
+    if m.durability.pending:
+        await m.sync()
 
 
 def _result(m: Master, node: NodeState, body: dict[str, Any]) -> None:

@@ -105,6 +105,13 @@ class NodeRegistry:
         self.nodes[host] = node
         return node
 
+    def mark_lost(self, host: str) -> None:
+        """A host known from before a restart that has not come back: lost, as if it had
+        stopped polling (it may still register later)."""
+        if host not in self.nodes:
+            self.nodes[host] = NodeState(host=host, declared_slots=0, slots=0, session="",
+                                         connected=False)
+
     def session(self, host: str, session: str) -> NodeState | None:
         node = self.nodes.get(host)
         if node is None or node.session != session or not node.connected:
