@@ -97,12 +97,13 @@ def log(session: Session, kind: str, project_id: str, *, unit_id: int | None = N
 
 
 LOG_KEY = "farm_attempts"
+_INSERT_LOG = insert(Attempt.__table__)
 
 
 def _write_log(session: Session) -> None:
     rows = session.info.pop(LOG_KEY, None)
     if rows:
-        session.execute(insert(Attempt), rows)
+        session.connection().execute(_INSERT_LOG, rows)  # Core executemany: no ORM bulk machinery
 
 
 OUTPUTS_KEY = "farm_outputs"  # (final path, bytes) of outputs assimilated in this transaction

@@ -17,27 +17,30 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Row, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from disco.taskfarm import compare
 from disco.taskfarm.assimilate import output_path, write_staged
-from disco.taskfarm.models import OUTSTANDING, Client, ClientRecord, Instance, Project, Unit
+from disco.taskfarm.models import OUTSTANDING, Client, Instance, Project, Unit
 from disco.taskfarm.store import cas, log
 
 SETTLED = ("valid", "assimilated", "failed", "cancelled")
 I = Instance.__table__
 U = Unit.__table__
 P = Project.__table__
-CR = ClientRecord.__table__
 
 # A unit with what settling it needs of its project; callers lock it before they change anything of it.
 LOCK_UNIT = (select(U.c.id, U.c.project_id, U.c.seq, U.c.state, U.c.quorum, P.c.max_errors, P.c.max_instances,
                     P.c.comparator, P.c.max_output_bytes)
              .join(P, P.c.id == U.c.project_id).where(U.c.id == bindparam("uid")).with_for_update(of=U))
 _OWNER = select(I.c.unit_id, I.c.client_id, I.c.attempt).where(I.c.id == bindparam("iid"))
+# SQLite: the group's transaction holds the database's only write lock (BEGIN IMMEDIATE), so one
+# read of the instance with its unit and project is current, and nothing needs locking row by row.
+_REPORTED_ROW = (select(I.c.unit_id, I.c.client_id, I.c.attempt, I.c.state.label("inst_state"), I.c.answer,
+                        I.c.output, *LOCK_UNIT.selected_columns)
+                 .select_from(I.join(U, U.c.id == I.c.unit_id).join(P, P.c.id == U.c.project_id))
+                 .where(I.c.id == bindparam("iid")))
 _LOCK_INSTANCE = select(I.c.state, I.c.answer, I.c.output).where(I.c.id == bindparam("iid")).with_for_update()
 _UNIT_INSTANCES = (select(I.c.id, I.c.state, I.c.client_id, I.c.attempt, I.c.output)
                    .where(I.c.unit_id == bindparam("uid")).order_by(I.c.id))
@@ -79,7 +82,7 @@ def settle(session: Session, unit: Row[Any], now: float, output_root: Path | Non
     if len(successes) >= unit.quorum:
         group = _largest_agreeing(unit.comparator, successes)
         if len(group) >= unit.quorum and 2 * len(group) > len(successes):
-            return _make_valid(session, unit, group, successes, now, output_root)
+            return _make_valid(session, unit, instances, group, successes, now, output_root)
         state = "validating"
         need = 1 - outstanding  # disagreement: one more opinion at a time
     room = unit.max_instances - len(instances)
@@ -107,8 +110,8 @@ def _largest_agreeing(comparator: dict[str, Any], successes: list[Row[Any]]) -> 
     return max(groups, key=len)
 
 
-def _make_valid(session: Session, unit: Row[Any], group: list[Row[Any]], successes: list[Row[Any]], now: float,
-                output_root: Path | None) -> str:
+def _make_valid(session: Session, unit: Row[Any], instances: list[Row[Any]], group: list[Row[Any]],
+                successes: list[Row[Any]], now: float, output_root: Path | None) -> str:
     conn = session.connection()
     canonical = group[0]
     agreeing = {i.id for i in group}
@@ -118,7 +121,8 @@ def _make_valid(session: Session, unit: Row[Any], group: list[Row[Any]], success
     for inst in successes:
         if inst.client_id:
             _record(session, inst.client_id, unit.project_id, inst.id in agreeing)
-    conn.execute(_CANCEL_UNSENT, {"uid": unit.id})
+    if any(i.state == "unsent" for i in instances):
+        conn.execute(_CANCEL_UNSENT, {"uid": unit.id})
     log(session, "valid", unit.project_id, unit_id=unit.id, instance_id=canonical.id,
         detail=f"{len(group)} of {len(successes)} agree")
     values: dict[str, Any] = dict(uid=unit.id, b_state="valid", b_canonical=canonical.id, b_at=now, b_path="")
@@ -134,24 +138,19 @@ def _make_valid(session: Session, unit: Row[Any], group: list[Row[Any]], success
     return "valid"
 
 
-def _record_upsert(make: Any, valid: bool) -> Any:
-    stmt = make(CR).values(client_id=bindparam("cid"), project_id=bindparam("pid"),
-                           consecutive_valid=1 if valid else 0, invalid_total=0 if valid else 1)
-    return stmt.on_conflict_do_update(index_elements=[CR.c.client_id, CR.c.project_id], set_=(
-        {"consecutive_valid": CR.c.consecutive_valid + 1} if valid
-        else {"consecutive_valid": 0, "invalid_total": CR.c.invalid_total + 1}))
-
-
-_RECORD = {(name, valid): _record_upsert(make, valid) for name, make in (("postgresql", pg_insert),
-                                                                        ("sqlite", sqlite_insert))
-           for valid in (True, False)}
+# One upsert, the same SQL on SQLite (3.24+) and PostgreSQL: two units of one client may be judged
+# at once (other clients' reports), and the row is made or changed atomically, never inserted twice.
+_UPSERT = ("INSERT INTO farm_client_records (client_id, project_id, consecutive_valid, invalid_total) "
+           "VALUES (:cid, :pid, {new}) ON CONFLICT (client_id, project_id) DO UPDATE SET {change}")
+_RECORD = {
+    True: text(_UPSERT.format(new="1, 0", change="consecutive_valid = farm_client_records.consecutive_valid + 1")),
+    False: text(_UPSERT.format(new="0, 1", change="consecutive_valid = 0, "
+                                                  "invalid_total = farm_client_records.invalid_total + 1")),
+}
 
 
 def _record(session: Session, client_id: str, project_id: str, valid: bool) -> None:
-    # One upsert: two units of one client may be judged at once (other clients' reports), and the
-    # row is made or changed atomically, never inserted twice.
-    conn = session.connection()
-    conn.execute(_RECORD[conn.dialect.name, valid], {"cid": client_id, "pid": project_id})
+    session.connection().execute(_RECORD[valid], {"cid": client_id, "pid": project_id})
 
 
 def fail(session: Session, unit_id: int, project_id: str, reason: str, now: float) -> str:
@@ -171,11 +170,18 @@ def report(session: Session, client: Client, item: dict[str, Any], now: float,
     a unit this result makes valid is assimilated in the same transaction (assimilate.py)."""
     conn = session.connection()
     iid = item["instance_id"]
-    found = conn.execute(_OWNER, {"iid": iid}).first()
+    if conn.dialect.name == "sqlite":
+        found = unit = conn.execute(_REPORTED_ROW, {"iid": iid}).first()
+        inst_state = found.inst_state if found is not None else ""
+        inst = found
+    else:  # PostgreSQL: the unit's row locked, then the instance's (the lock order, above)
+        found = conn.execute(_OWNER, {"iid": iid}).first()
     if found is None or found.client_id != client.id or found.attempt != item["attempt"]:
         return {"instance_id": iid, "status": "refused", "reason": "not an instance leased to this client"}
-    unit = conn.execute(LOCK_UNIT, {"uid": found.unit_id}).first()
-    inst = conn.execute(_LOCK_INSTANCE, {"iid": iid}).first()
+    if conn.dialect.name != "sqlite":
+        unit = conn.execute(LOCK_UNIT, {"uid": found.unit_id}).first()
+        inst = conn.execute(_LOCK_INSTANCE, {"iid": iid}).first()
+        inst_state = inst.state
     assert unit is not None and inst is not None
     if inst.answer:
         return {"instance_id": iid, "status": "duplicate", "first": inst.answer}
@@ -184,14 +190,14 @@ def report(session: Session, client: Client, item: dict[str, Any], now: float,
         return {"instance_id": iid, "status": "refused", "reason": problem}
     ok = item["status"] == "ok"
     new_state: str | None
-    if unit.state in SETTLED or inst.state not in ("leased", "no_reply"):
+    if unit.state in SETTLED or inst_state not in ("leased", "no_reply"):
         answer = "not_needed"
         # A copy still out when its unit settled: it ran for nothing, and stops counting as out.
-        new_state = "cancelled" if inst.state == "leased" else None
+        new_state = "cancelled" if inst_state == "leased" else None
     else:
-        answer = "accepted" if inst.state == "leased" else "late_accepted"
+        answer = "accepted" if inst_state == "leased" else "late_accepted"
         new_state = "success" if ok else "error"
-    values = dict(iid=iid, b_leaving=inst.state, b_state=new_state, b_answer=answer, b_at=now,
+    values = dict(iid=iid, b_leaving=inst_state, b_state=new_state, b_answer=answer, b_at=now,
                   b_cpu=float(item.get("cpu_s") or 0.0), b_error=(item.get("error") or "")[:10000],
                   b_output=output if ok else None,
                   b_sha=hashlib.sha256(output).hexdigest() if ok and output is not None else "")
