@@ -80,13 +80,20 @@ _CANDIDATES = (select(I.c.id, I.c.unit_id, P.c.id.label("project_id"), P.c.deadl
                       I.c.unit_id.not_in(select(I.c.unit_id).where(I.c.client_id == bindparam("client"))))
                .order_by(I.c.id).limit(bindparam("limit")))
 _CANDIDATES_UNTRIED = _CANDIDATES.where(I.c.id.not_in(bindparam("tried", expanding=True)))
-_LOCK_UNITS = (select(U.c.id, U.c.state, U.c.quorum, U.c.sha256, U.c.size,
-                      case((U.c.size <= INLINE_INPUT_BYTES, U.c.data), else_=None).label("data"))
-               .where(U.c.id.in_(bindparam("ids", expanding=True))).order_by(U.c.id).with_for_update())
-_LEASE = (update(I).where(I.c.id.in_(bindparam("ids", expanding=True)), I.c.state == "unsent")
-          .values(state="leased", client_id=bindparam("b_client"), leased_at=bindparam("b_now"),
-                  lease_expires=bindparam("b_expires"))
-          .returning(I.c.id, I.c.attempt))
+_UNITS = select(U.c.id, U.c.state, U.c.quorum, U.c.sha256, U.c.size,
+                case((U.c.size <= INLINE_INPUT_BYTES, U.c.data), else_=None).label("data"))
+_LEASED = update(I).values(state="leased", client_id=bindparam("b_client"), leased_at=bindparam("b_now"),
+                           lease_expires=bindparam("b_expires")).returning(I.c.id, I.c.attempt)
+# Each in two forms: for one id (a plain parameter) and for several (an expanding IN, whose SQL is
+# rendered again at every execution: the one-unit request, the most frequent, skips that).
+_LOCK_UNITS = {True: _UNITS.where(U.c.id == bindparam("b_id")).with_for_update(),
+               False: _UNITS.where(U.c.id.in_(bindparam("ids", expanding=True))).order_by(U.c.id).with_for_update()}
+_LEASE = {True: _LEASED.where(I.c.id == bindparam("b_id"), I.c.state == "unsent"),
+          False: _LEASED.where(I.c.id.in_(bindparam("ids", expanding=True)), I.c.state == "unsent")}
+
+
+def _ids(ids: list[int]) -> tuple[bool, dict[str, Any]]:
+    return (True, {"b_id": ids[0]}) if len(ids) == 1 else (False, {"ids": ids})
 
 
 def _candidates(conn: Connection, client: Client, tried: set[int], limit: int) -> list[Row[Any]]:
@@ -102,15 +109,17 @@ def _lease_all(session: Session, client: Client, chosen: list[Row[Any]], now: fl
         return []
     conn = session.connection()
     # Units locked in ascending order everywhere (see transitions.py): no deadlock between requests.
-    units = {u.id: u for u in conn.execute(_LOCK_UNITS, {"ids": [row.unit_id for row in chosen]})}
+    one, params = _ids([row.unit_id for row in chosen])
+    units = {u.id: u for u in conn.execute(_LOCK_UNITS[one], params)}
     open_ = [row for row in chosen if row.unit_id in units and units[row.unit_id].state in ("open", "validating")]
     attempts: dict[int, int] = {}
     for lease_s in {row.lease_s for row in open_}:
         ids = [row.id for row in open_ if row.lease_s == lease_s]
         # The compare-and-set of all of them at once: an instance another client took between our
         # read and this write is not returned, and so not leased.
-        attempts.update(conn.execute(_LEASE, {"ids": ids, "b_client": client.id, "b_now": now,
-                                              "b_expires": now + lease_s}).tuples().all())
+        one, params = _ids(ids)
+        attempts.update(conn.execute(_LEASE[one], {**params, "b_client": client.id, "b_now": now,
+                                                   "b_expires": now + lease_s}).tuples().all())
     out = []
     for row in sorted(open_, key=lambda r: r.unit_id):
         if row.id not in attempts:

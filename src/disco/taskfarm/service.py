@@ -9,6 +9,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -232,8 +233,15 @@ class Farm:
             self._clients[digest] = found
         return found
 
+    def cached_client(self, token: str) -> Client | None:
+        """The client of a token seen before, without touching the database (fastpath.py)."""
+        return self._clients.get(hash_secret(token))
+
     def work(self, client: Client, seconds: float, slots: int, input_url: str) -> list[dict[str, Any]]:
-        return self.store.write(lambda s: feeder.lease(s, client, seconds, slots, now(), input_url))
+        return self.work_future(client, seconds, slots, input_url).result()
+
+    def work_future(self, client: Client, seconds: float, slots: int, input_url: str) -> Future[list[dict[str, Any]]]:
+        return self.store.write_future(lambda s: feeder.lease(s, client, seconds, slots, now(), input_url))
 
     def unit_input(self, client: Client, unit_id: int) -> bytes:
         """A unit's input, for a client holding one of its instances."""
@@ -282,6 +290,9 @@ class Farm:
         retrying(self.store, work)
 
     def report(self, client: Client, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.report_future(client, items).result()
+
+    def report_future(self, client: Client, items: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
         # Units locked in ascending order (transitions.py); answers given back in the client's order.
         order = sorted(range(len(items)), key=lambda i: items[i]["instance_id"])
 
@@ -292,7 +303,7 @@ class Farm:
                 answers[i] = transitions.report(s, client, items[i], t, self.config.output_dir)
             return [answers[i] for i in range(len(items))]
 
-        return self.store.write(work)
+        return self.store.write_future(work)
 
     # -- the loop ---------------------------------------------------------------------------------
 

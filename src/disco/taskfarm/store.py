@@ -9,7 +9,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,11 +70,15 @@ class FarmStore:
 
     def write(self, work: Callable[[Session], T]) -> T:
         """`work` in a group-committed transaction (groupcommit.py), answered after its commit."""
+        return self.write_future(work).result()
+
+    def write_future(self, work: Callable[[Session], T]) -> Future[T]:
+        """write()'s answer as a future, done once its transaction has committed."""
         if self._committer is None:
             with self._committer_lock:
                 if self._committer is None:
                     self._committer = GroupCommitter(self)
-        return self._committer.submit(work)
+        return self._committer.submit_future(work)
 
 
 def cas(session: Session | Connection, model: Any, key: Any, leaving: tuple[str, ...] | str, **values: Any) -> bool:
