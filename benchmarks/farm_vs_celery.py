@@ -5,7 +5,8 @@ Work: N tiny units, each a line of a few numbers; the result is their sum. Both 
 clients as threads (default 50): on ours, C threads in this process each loop POST /work
 (--batch units) then POST /results; on Celery's, one worker with a pool of C threads, prefetch 1,
 acks_late. Timed on both sides: submitting the N units (a project / N apply_async), all of them
-done, and every result read back by the submitter (GET …/results / a ResultSet) and checked.
+done (every report accepted / every result in), and every result read back by the submitter
+(GET …/results / a ResultSet) and checked.
 Servers and workers start before the clock. Our state is durable (SQLite WAL synchronous=FULL;
 PostgreSQL); this machine's Redis keeps nothing on disk. Its database --redis-db (default 11)
 must be empty at the start; it is flushed (that database only) at the end.
@@ -68,35 +69,48 @@ def run_farm(db: str, lines: list[str], clients: int, batch: int) -> float:
                 key = owner.post("/api/v1/farm/keys", json={}).json()["key"]
                 workers = [ProtoClient(server.url, key, f"bench{i}") for i in range(clients)]
                 go = threading.Barrier(clients + 1)
+                # The clock stops when every unit's result is accepted (then read back and checked),
+                # as Celery's ResultSet.get returns when every result is in: not when the last
+                # client thread, polling an empty farm, has given up.
+                accepted = [0]
+                count_lock = threading.Lock()
+                finished = threading.Event()
 
                 def loop(client: ProtoClient) -> None:
                     go.wait()
-                    idle = 0
-                    while True:
+                    try:
+                        run(client)
+                    finally:  # a client that failed stops the run: the check below then fails
+                        finished.set()
+
+                def run(client: ProtoClient) -> None:
+                    while not finished.is_set():
                         leases = client.work(seconds=batch, slots=batch)
                         if not leases:
-                            idle += 1
-                            if idle > 3:  # the project is drained (the submitter checks all came back)
-                                return
-                            time.sleep(0.05)
+                            finished.wait(0.05)
                             continue
-                        client.report([ok(lease, str(sum(int(x) for x in unit_input(lease).split())).encode())
-                                       for lease in leases])
+                        answers = client.report([ok(lease, str(sum(int(x) for x in unit_input(lease).split())).encode())
+                                                 for lease in leases])
+                        with count_lock:
+                            accepted[0] += sum(a["status"] in ("accepted", "late_accepted") for a in answers)
+                            if accepted[0] >= len(lines):
+                                finished.set()
 
                 threads = [threading.Thread(target=loop, args=(w,)) for w in workers]
                 for t in threads:
                     t.start()
                 start = time.perf_counter()
-                owner.post("/api/v1/farm/projects", json={
+                project = owner.post("/api/v1/farm/projects", json={
                     "code": {"kind": "container", "image": "busybox", "command": ["sum"]},
                     "input": {"kind": "inline", "text": "".join(line + "\n" for line in lines)},
-                    "split": {"by": "lines", "size": 1}, "unit_seconds": 1}).raise_for_status()
+                    "split": {"by": "lines", "size": 1}, "unit_seconds": 1}).json()["project_id"]
                 go.wait()
-                for t in threads:
-                    t.join()
-                project = owner.get("/api/v1/farm/projects").json()["projects"][0]["project_id"]
+                if not finished.wait(600):
+                    raise RuntimeError("the farm did not finish in 600 s")
                 got = owner.get(f"/api/v1/farm/projects/{project}/results").json()
                 elapsed = time.perf_counter() - start
+                for t in threads:
+                    t.join()
                 for w in workers:
                     w.close()
             sums = [base64.b64decode(r["output"]).decode() for r in sorted(got["results"], key=lambda r: r["seq"])]

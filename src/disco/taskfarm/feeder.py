@@ -10,46 +10,53 @@ import base64
 import random
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, bindparam, case, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from disco.taskfarm.models import Client, ClientRecord, Instance, Project, Unit
-from disco.taskfarm.store import cas, log
+from disco.taskfarm.store import log
 
 MAX_LEASES = 200  # per request, whatever the seconds asked
 INLINE_INPUT_BYTES = 64 * 1024  # larger units are fetched from the unit's input URL
 TRUSTED_AFTER = 10  # BOINC's CONS_VALID_UNREPLICATED
 
 
+I = Instance.__table__
+U = Unit.__table__
+P = Project.__table__
+CR = ClientRecord.__table__
+
+
 def lease(session: Session, client: Client, seconds: float, slots: int, now: float,
           input_url: str) -> list[dict[str, Any]]:
     """The leases of one /work answer. `input_url` has `{unit_id}` for units not sent inline.
     Candidates another request took between our read and our write are skipped, and the next
-    candidates read again (a few passes), so a busy farm does not answer "no work" while it has some."""
+    candidates read again (a few passes), so a busy farm does not answer "no work" while it has some.
+    A pass is three statements whatever its size: the candidates, their units locked (ascending
+    id), and one compare-and-set UPDATE … RETURNING of the instances still unsent."""
+    conn = session.connection()
     leases: list[dict[str, Any]] = []
     wanted = max(seconds, 0.0)
     tried: set[int] = set()
     limit = min(MAX_LEASES, max(slots, int(seconds) + 1)) * 4
     for _ in range(PASSES):
-        chosen: list[tuple[int, int, Project]] = []
+        chosen: list[Row[Any]] = []
         units: set[int] = set()
-        rows = _candidates(session, client, tried, limit)
-        for instance_id, unit_id, project in rows:
-            tried.add(instance_id)
-            if unit_id in units or (project.deadline is not None and project.deadline <= now):
+        rows = _candidates(conn, client, tried, limit)
+        for row in rows:
+            tried.add(row.id)
+            if row.unit_id in units or (row.deadline is not None and row.deadline <= now):
                 continue
-            units.add(unit_id)
-            chosen.append((instance_id, unit_id, project))
-            wanted -= project.unit_seconds
+            units.add(row.unit_id)
+            chosen.append(row)
+            wanted -= row.unit_seconds
             if _enough(wanted, len(leases) + len(chosen), slots):
                 break
-        # Units locked in ascending order everywhere (see transitions.py): no deadlock between requests.
-        for instance_id, unit_id, project in sorted(chosen, key=lambda c: c[1]):
-            granted = _lease_one(session, client, project, instance_id, unit_id, now, input_url)
-            if granted is None:
-                wanted += project.unit_seconds
-            else:
-                leases.append(granted)
+        granted = _lease_all(session, client, chosen, now, input_url)
+        leases.extend(granted)
+        got = {g["instance_id"] for g in granted}
+        wanted += sum(row.unit_seconds for row in chosen if row.id not in got)
         if not rows or _enough(wanted, len(leases), slots):
             break
     return leases
@@ -63,66 +70,95 @@ def _enough(wanted: float, count: int, slots: int) -> bool:
     return (wanted <= 0 and count >= slots) or count >= MAX_LEASES
 
 
-def _candidates(session: Session, client: Client, tried: set[int], limit: int) -> list[Any]:
-    """The oldest unsent instances this client may have: its tenant's open projects, units still
-    open, none of a unit it ever had a copy of."""
-    mine = select(Instance.unit_id).where(Instance.client_id == client.id)
-    query = (select(Instance.id, Instance.unit_id, Project)
-             .join(Project, Project.id == Instance.project_id)
-             .join(Unit, Unit.id == Instance.unit_id)
-             .where(Instance.state == "unsent", Project.tenant == client.tenant, Project.state == "open",
-                    Unit.state.in_(("open", "validating")), Instance.unit_id.not_in(mine)))
+# The oldest unsent instances a client may have: its tenant's open projects, units still open, none
+# of a unit it ever had a copy of (and, after the first pass, none it tried already).
+_CANDIDATES = (select(I.c.id, I.c.unit_id, P.c.id.label("project_id"), P.c.deadline, P.c.unit_seconds, P.c.lease_s,
+                      P.c.code)
+               .select_from(I.join(P, P.c.id == I.c.project_id).join(U, U.c.id == I.c.unit_id))
+               .where(I.c.state == "unsent", P.c.tenant == bindparam("tenant"), P.c.state == "open",
+                      U.c.state.in_(("open", "validating")),
+                      I.c.unit_id.not_in(select(I.c.unit_id).where(I.c.client_id == bindparam("client"))))
+               .order_by(I.c.id).limit(bindparam("limit")))
+_CANDIDATES_UNTRIED = _CANDIDATES.where(I.c.id.not_in(bindparam("tried", expanding=True)))
+_UNITS = select(U.c.id, U.c.state, U.c.quorum, U.c.sha256, U.c.size,
+                case((U.c.size <= INLINE_INPUT_BYTES, U.c.data), else_=None).label("data"))
+_LEASED = update(I).values(state="leased", client_id=bindparam("b_client"), leased_at=bindparam("b_now"),
+                           lease_expires=bindparam("b_expires")).returning(I.c.id, I.c.attempt)
+# Each in two forms: for one id (a plain parameter) and for several (an expanding IN, whose SQL is
+# rendered again at every execution: the one-unit request, the most frequent, skips that).
+_LOCK_UNITS = {True: _UNITS.where(U.c.id == bindparam("b_id")).with_for_update(),
+               False: _UNITS.where(U.c.id.in_(bindparam("ids", expanding=True))).order_by(U.c.id).with_for_update()}
+_LEASE = {True: _LEASED.where(I.c.id == bindparam("b_id"), I.c.state == "unsent"),
+          False: _LEASED.where(I.c.id.in_(bindparam("ids", expanding=True)), I.c.state == "unsent")}
+
+
+def _ids(ids: list[int]) -> tuple[bool, dict[str, Any]]:
+    return (True, {"b_id": ids[0]}) if len(ids) == 1 else (False, {"ids": ids})
+
+
+def _candidates(conn: Connection, client: Client, tried: set[int], limit: int) -> list[Row[Any]]:
+    params: dict[str, Any] = {"tenant": client.tenant, "client": client.id, "limit": limit}
     if tried:
-        query = query.where(Instance.id.not_in(tried))
-    return list(session.execute(query.order_by(Instance.id).limit(limit)).all())
+        params["tried"] = list(tried)
+    return list(conn.execute(_CANDIDATES_UNTRIED if tried else _CANDIDATES, params).all())
 
 
-def _lease_one(session: Session, client: Client, project: Project, instance_id: int, unit_id: int, now: float,
-               input_url: str) -> dict[str, Any] | None:
-    unit = session.get(Unit, unit_id, with_for_update=True)
-    if unit is None or unit.state not in ("open", "validating"):
-        return None
-    expires = now + project.lease_s
-    if not cas(session, Instance, instance_id, "unsent", state="leased", client_id=client.id,
-               leased_at=now, lease_expires=expires):
-        return None  # another client took it between our read and our write
-    adaptive = _maybe_trust(session, client, project, unit, instance_id)
-    instance = session.get(Instance, instance_id)
-    assert instance is not None
-    log(session, "lease", project.id, unit_id=unit_id, instance_id=instance_id, client_id=client.id,
-        attempt=instance.attempt, detail="quorum 1 (trusted client)" if adaptive else "")
-    return _lease_view(instance, unit, project, expires, input_url)
+def _lease_all(session: Session, client: Client, chosen: list[Row[Any]], now: float,
+               input_url: str) -> list[dict[str, Any]]:
+    if not chosen:
+        return []
+    conn = session.connection()
+    # Units locked in ascending order everywhere (see transitions.py): no deadlock between requests.
+    one, params = _ids([row.unit_id for row in chosen])
+    units = {u.id: u for u in conn.execute(_LOCK_UNITS[one], params)}
+    open_ = [row for row in chosen if row.unit_id in units and units[row.unit_id].state in ("open", "validating")]
+    attempts: dict[int, int] = {}
+    for lease_s in {row.lease_s for row in open_}:
+        ids = [row.id for row in open_ if row.lease_s == lease_s]
+        # The compare-and-set of all of them at once: an instance another client took between our
+        # read and this write is not returned, and so not leased.
+        one, params = _ids(ids)
+        attempts.update(conn.execute(_LEASE[one], {**params, "b_client": client.id, "b_now": now,
+                                                   "b_expires": now + lease_s}).tuples().all())
+    out = []
+    for row in sorted(open_, key=lambda r: r.unit_id):
+        if row.id not in attempts:
+            continue
+        unit = units[row.unit_id]
+        adaptive = unit.quorum > 1 and _maybe_trust(conn, client, row.project_id, unit.id, row.id)
+        log(session, "lease", row.project_id, unit_id=unit.id, instance_id=row.id, client_id=client.id,
+            attempt=attempts[row.id], detail="quorum 1 (trusted client)" if adaptive else "")
+        out.append(_lease_view(row, attempts[row.id], unit, now + row.lease_s, input_url))
+    return out
 
 
-def _maybe_trust(session: Session, client: Client, project: Project, unit: Unit, instance_id: int) -> bool:
+def _maybe_trust(conn: Connection, client: Client, project_id: str, unit_id: int, instance_id: int) -> bool:
     """Quorum 1 for this unit when the client has earned it and no other copy is out yet."""
-    if unit.quorum <= 1:
-        return False
-    record = session.get(ClientRecord, (client.id, project.id))
+    record = conn.execute(select(CR.c.consecutive_valid, CR.c.invalid_total).where(
+        CR.c.client_id == client.id, CR.c.project_id == project_id)).first()
     if record is None or record.invalid_total > 0 or record.consecutive_valid < TRUSTED_AFTER:
         return False
     if random.random() < 1.0 / record.consecutive_valid:
         return False  # the spot check: this one is replicated as usual
-    others = session.scalars(select(Instance.state).where(Instance.unit_id == unit.id, Instance.id != instance_id)).all()
+    others = conn.execute(select(I.c.state).where(I.c.unit_id == unit_id, I.c.id != instance_id)).scalars().all()
     if any(state != "unsent" for state in others):
         return False
-    unit.quorum = 1
-    session.execute(update(Instance).where(Instance.unit_id == unit.id, Instance.id != instance_id,
-                                           Instance.state == "unsent").values(state="cancelled")
-                    .execution_options(synchronize_session=False))
+    conn.execute(update(U).where(U.c.id == unit_id).values(quorum=1))
+    conn.execute(update(I).where(I.c.unit_id == unit_id, I.c.id != instance_id, I.c.state == "unsent")
+                 .values(state="cancelled"))
     return True
 
 
-def _lease_view(instance: Instance, unit: Unit, project: Project, expires: float, input_url: str) -> dict[str, Any]:
+def _lease_view(row: Row[Any], attempt: int, unit: Row[Any], expires: float, input_url: str) -> dict[str, Any]:
     data: dict[str, Any] = {"sha256": unit.sha256, "bytes": unit.size}
     if unit.size <= INLINE_INPUT_BYTES:
         data["inline"] = base64.b64encode(unit.data).decode()
     else:
         data["url"] = input_url.format(unit_id=unit.id)
-    code = dict(project.code)
+    code = dict(row.code)
     if code.get("kind") == "python":
         code["url"] = code_url(input_url, code["sha256"])
-    return {"instance_id": instance.id, "unit_id": unit.id, "project_id": project.id, "attempt": instance.attempt,
+    return {"instance_id": row.id, "unit_id": unit.id, "project_id": row.project_id, "attempt": attempt,
             "lease_expires": expires, "input": data, "code": code}
 
 

@@ -30,9 +30,13 @@ class GroupCommitter:
 
     def submit(self, work: Callable[[Session], T]) -> T:
         """`work`'s result once the transaction it ran in has committed; its exception otherwise."""
+        return self.submit_future(work).result()
+
+    def submit_future(self, work: Callable[[Session], T]) -> Future[T]:
+        """The same, as a future: an event loop awaits it (asyncio.wrap_future) without a thread."""
         done: Future[T] = Future()
         self._jobs.put((work, done))
-        return done.result()
+        return done
 
     def close(self) -> None:
         self._jobs.put(None)

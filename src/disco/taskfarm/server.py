@@ -26,6 +26,7 @@ import disco
 from disco.errors import DiscoError, Unauthorized
 from disco.taskfarm.api import Authenticate, make_router
 from disco.taskfarm.ddfs_io import DdfsAccess
+from disco.taskfarm.fastpath import FastPath
 from disco.taskfarm.schemas import ErrorEnvelope, FarmHealth
 from disco.taskfarm.service import Farm, FarmConfig
 from disco.database import hash_secret
@@ -151,6 +152,7 @@ def create_app(database_url: str, data_dir: Path, token_file: Path | None = None
         farm.store.close()
 
     app.router.lifespan_context = lifespan
+    app.add_middleware(FastPath, farm=farm)  # the protocol's hot requests (fastpath.py), inside the body limit
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     install_error_handlers(app)
 

@@ -9,11 +9,12 @@ import hashlib
 import secrets
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from disco.errors import DiscoError, InvalidSpec, NotFound, Unauthorized
@@ -25,9 +26,12 @@ from disco.taskfarm.schemas import ProjectSpec
 from disco.database import hash_secret
 from disco.taskfarm.store import FarmStore, retrying
 
+I = Instance.__table__
+U = Unit.__table__
 MAX_UNITS = 100_000
 MAX_INPUT_BYTES = 256 * 1024 * 1024
 THROUGHPUT_WINDOW_S = 60.0
+SEEN_EVERY_S = 5.0  # far below the online window (online_s, 60 s by default)
 
 
 class TooManyUnits(DiscoError):
@@ -53,6 +57,7 @@ class Farm:
         # Token hash -> enrolled client, filled on first use: a client row never changes or goes
         # away once committed (there is no revocation yet; one must clear this cache).
         self._clients: dict[str, Client] = {}
+        self._seen_written: dict[str, float] = {}  # client id -> when work() last wrote its last_seen
 
     # -- owners ---------------------------------------------------------------------------------
 
@@ -89,15 +94,18 @@ class Farm:
                 s.add(Blob(sha256=blob.sha256, data=blob.data))
             s.add(project)
             s.flush()
-            for chunk in chunks:
-                unit = Unit(project_id=project.id, seq=chunk.seq, quorum=quorum, sha256=chunk.sha256,
-                            size=len(chunk.data), data=chunk.data, state="open", updated_at=now())
-                s.add(unit)
-            s.flush()
+            # Core executemany, not an ORM object per row: a 100,000-unit project in seconds.
+            conn = s.connection()
+            t = now()
+            if chunks:
+                conn.execute(insert(U), [dict(project_id=project.id, seq=chunk.seq, quorum=quorum, sha256=chunk.sha256,
+                                              size=len(chunk.data), data=chunk.data, state="open", updated_at=t)
+                                         for chunk in chunks])
             # Quorum instances up front: the feeder only ever hands out what exists.
-            units = s.execute(select(Unit.id).where(Unit.project_id == project.id).order_by(Unit.seq)).scalars().all()
-            s.add_all([Instance(unit_id=uid, project_id=project.id, attempt=a, state="unsent")
-                       for uid in units for a in range(1, quorum + 1)])
+            units = conn.execute(select(U.c.id).where(U.c.project_id == project.id).order_by(U.c.seq)).scalars().all()
+            if units:
+                conn.execute(insert(I), [dict(unit_id=uid, project_id=project.id, attempt=a, state="unsent")
+                                         for uid in units for a in range(1, quorum + 1)])
             if not chunks:
                 project.state, project.finished_at = "done", now()
 
@@ -285,13 +293,27 @@ class Farm:
             self._clients[digest] = found
         return found
 
+    def cached_client(self, token: str) -> Client | None:
+        """The client of a token seen before, without touching the database (fastpath.py)."""
+        return self._clients.get(hash_secret(token))
+
     def work(self, client: Client, seconds: float, slots: int, input_url: str) -> list[dict[str, Any]]:
-        def work(s: Session) -> list[dict[str, Any]]:
-            t = now()
-            s.execute(Client.__table__.update().where(Client.id == client.id).values(last_seen=t))
+        return self.work_future(client, seconds, slots, input_url).result()
+
+    def work_future(self, client: Client, seconds: float, slots: int, input_url: str) -> Future[list[dict[str, Any]]]:
+        t = now()
+        # A client asking for work is online (the overview); its last_seen is written at most
+        # every SEEN_EVERY_S seconds, not on each of a busy client's many asks.
+        stale = t - self._seen_written.get(client.id, 0.0) >= SEEN_EVERY_S
+        if stale:
+            self._seen_written[client.id] = t
+
+        def lease(s: Session) -> list[dict[str, Any]]:
+            if stale:
+                s.execute(Client.__table__.update().where(Client.id == client.id).values(last_seen=t))
             return feeder.lease(s, client, seconds, slots, t, input_url)
 
-        return self.store.write(work)
+        return self.store.write_future(lease)
 
     def unit_input(self, client: Client, unit_id: int) -> bytes:
         """A unit's input, for a client holding one of its instances."""
@@ -308,6 +330,7 @@ class Farm:
         """Leases extended; the client's last_seen, and its slots' stats when it sent them (an
         older client sends none: the last ones stay, with their time)."""
         def work(s: Session) -> list[dict[str, Any]]:
+            conn = s.connection()
             t = now()
             seen: dict[str, Any] = {"last_seen": t}
             if slots is not None:
@@ -315,16 +338,13 @@ class Farm:
             s.execute(Client.__table__.update().where(Client.id == client.id).values(**seen))
             out = []
             for iid in ids:
-                inst = s.get(Instance, iid)
-                unit = s.get(Unit, inst.unit_id) if inst else None
-                project = s.get(Project, inst.project_id) if inst else None
-                if (inst is None or unit is None or project is None or inst.client_id != client.id
-                        or inst.state != "leased" or unit.state not in ("open", "validating")):
+                row = conn.execute(_HEARTBEAT_READ, {"iid": iid}).first()
+                if (row is None or row.client_id != client.id or row.state != "leased"
+                        or row.unit_state not in ("open", "validating")):
                     out.append({"instance_id": iid, "gone": True})
                     continue
-                expires = t + project.lease_s
-                done = s.execute(Instance.__table__.update().where(
-                    Instance.id == iid, Instance.state == "leased").values(lease_expires=expires))
+                expires = t + row.lease_s
+                done = conn.execute(_HEARTBEAT, {"iid": iid, "expires": expires})
                 out.append({"instance_id": iid, "lease_expires": expires} if done.rowcount == 1
                            else {"instance_id": iid, "gone": True})
             return out
@@ -349,6 +369,9 @@ class Farm:
         retrying(self.store, work)
 
     def report(self, client: Client, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.report_future(client, items).result()
+
+    def report_future(self, client: Client, items: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
         # Units locked in ascending order (transitions.py); answers given back in the client's order.
         order = sorted(range(len(items)), key=lambda i: items[i]["instance_id"])
 
@@ -359,7 +382,7 @@ class Farm:
                 answers[i] = transitions.report(s, client, items[i], t, self.config.output_dir)
             return [answers[i] for i in range(len(items))]
 
-        return self.store.write(work)
+        return self.store.write_future(work)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -371,6 +394,14 @@ class Farm:
         assimilate_ready(self.store, self.config.output_dir)
         assimilate_ddfs.assimilate_ready(self.store, self.config.ddfs)
         retrying(self.store, lambda s: transitions.finish_projects(s, t))
+
+
+_HEARTBEAT_READ = (select(I.c.client_id, I.c.state, U.c.state.label("unit_state"), Project.__table__.c.lease_s)
+                   .select_from(I.join(U, U.c.id == I.c.unit_id).join(Project.__table__,
+                                                                        Project.__table__.c.id == I.c.project_id))
+                   .where(I.c.id == bindparam("iid")))
+_HEARTBEAT = (update(I).where(I.c.id == bindparam("iid"), I.c.state == "leased")
+              .values(lease_expires=bindparam("expires")))
 
 
 class OutputTooLarge(DiscoError):

@@ -3,12 +3,13 @@ migrations, short transactions, and the compare-and-set helper every state chang
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, insert, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -69,20 +70,24 @@ class FarmStore:
 
     def write(self, work: Callable[[Session], T]) -> T:
         """`work` in a group-committed transaction (groupcommit.py), answered after its commit."""
+        return self.write_future(work).result()
+
+    def write_future(self, work: Callable[[Session], T]) -> Future[T]:
+        """write()'s answer as a future, done once its transaction has committed."""
         if self._committer is None:
             with self._committer_lock:
                 if self._committer is None:
                     self._committer = GroupCommitter(self)
-        return self._committer.submit(work)
+        return self._committer.submit_future(work)
 
 
-def cas(session: Session, model: type, key: Any, leaving: tuple[str, ...] | str, **values: Any) -> bool:
-    """Compare-and-set: `UPDATE model SET values WHERE id = key AND state IN leaving`.
-    True when this call made the change; False when another request (or a replay) got there
-    first, in which case nothing changed."""
-    states = (leaving,) if isinstance(leaving, str) else leaving
-    result = session.execute(update(model).where(model.id == key, model.state.in_(states)).values(**values)
-                             .execution_options(synchronize_session=False))
+def cas(session: Session | Connection, model: Any, key: Any, leaving: tuple[str, ...] | str, **values: Any) -> bool:
+    """Compare-and-set: `UPDATE model SET values WHERE id = key AND state IN leaving` (`model`: a
+    mapped class or its Table). True when this call made the change; False when another request
+    (or a replay) got there first, in which case nothing changed."""
+    table = getattr(model, "__table__", model)
+    state = table.c.state == leaving if isinstance(leaving, str) else table.c.state.in_(leaving)
+    result = session.execute(update(table).where(table.c.id == key, state).values(**values))
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
@@ -96,16 +101,18 @@ def log(session: Session, kind: str, project_id: str, *, unit_id: int | None = N
 
 
 LOG_KEY = "farm_attempts"
+_INSERT_LOG = insert(Attempt.__table__)
 
 
 def _write_log(session: Session) -> None:
     rows = session.info.pop(LOG_KEY, None)
     if rows:
-        session.execute(insert(Attempt), rows)
+        session.connection().execute(_INSERT_LOG, rows)  # Core executemany: no ORM bulk machinery
 
 
-OUTPUTS_KEY = "farm_outputs"  # (temporary file, final path) of outputs assimilated in this transaction
+OUTPUTS_KEY = "farm_outputs"  # (final path, bytes) of outputs assimilated in this transaction
 _FSYNC_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="farm-fsync")
+_TMP_SEQ = itertools.count()
 
 
 def _fsync(path: Path) -> None:
@@ -116,16 +123,38 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _write_one(staged: tuple[Path, bytes]) -> None:
+    """One output: a temporary file beside it written and fsynced, then renamed to its name."""
+    path, data = staged
+    tmp = path.with_name(f".tmp-{os.getpid()}-{next(_TMP_SEQ)}-{path.name}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _write_outputs(session: Session) -> None:
-    """Each staged output fsynced (in parallel: one commit may carry many), renamed to its name,
-    and its directory fsynced, before the commit that marks its unit assimilated."""
+    """Each staged output written, fsynced and renamed (in parallel: one commit may carry many),
+    then its directory fsynced, before the commit that marks its unit assimilated. The writer
+    thread only waits for the disk here, once per commit, not once per output."""
     staged = session.info.get(OUTPUTS_KEY)
     if not staged:
         return
-    list(_FSYNC_POOL.map(_fsync, [tmp for tmp, _ in staged]))
-    for tmp, path in staged:
-        os.replace(tmp, path)
-    list(_FSYNC_POOL.map(_fsync, {path.parent for _, path in staged}))
+    list(_FSYNC_POOL.map(_write_one, staged))
+    list(_FSYNC_POOL.map(_fsync, {path.parent for path, _ in staged}))
     session.info.pop(OUTPUTS_KEY)
 
 
@@ -139,8 +168,8 @@ def _before_commit(session: Session) -> None:
 
 
 def _drop_outputs(session: Session) -> None:
-    for tmp, _ in session.info.pop(OUTPUTS_KEY, None) or []:
-        tmp.unlink(missing_ok=True)
+    # Nothing staged is on disk before the commit begins (_write_one cleans up after itself).
+    session.info.pop(OUTPUTS_KEY, None)
 
 
 def retrying(store: FarmStore, work: Callable[[Session], T], attempts: int = 5) -> T:

@@ -4,7 +4,11 @@ majority, another instance on disagreement up to max_instances, dead letter afte
 the loop runs expiry and deadlines every second, and reports call `settle` at once.
 
 Lock order, everywhere: the unit's row (FOR UPDATE on PostgreSQL; SQLite has one writer), then its
-instances; several units in ascending id. So two requests never wait on each other in a circle."""
+instances; several units in ascending id. So two requests never wait on each other in a circle.
+
+The hot path (reports, expiry) speaks SQLAlchemy Core on the transaction's connection: every read
+goes to the database (no identity map to go stale inside a group commit), and each statement is
+built once with bind parameters, so a report costs a handful of statements, not the ORM's ~17."""
 
 from __future__ import annotations
 
@@ -13,59 +17,89 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Row, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from disco.taskfarm import compare
-from disco.taskfarm.assimilate import assimilate_one
-from disco.taskfarm.models import OUTSTANDING, Client, ClientRecord, Instance, Project, Unit
+from disco.taskfarm.assimilate import output_path, write_staged
+from disco.taskfarm.models import OUTSTANDING, Client, Instance, Project, Unit
 from disco.taskfarm.store import cas, log
 
 SETTLED = ("valid", "assimilated", "failed", "cancelled")
+I = Instance.__table__
+U = Unit.__table__
+P = Project.__table__
+
+# A unit with what settling it needs of its project; callers lock it before they change anything of it.
+LOCK_UNIT = (select(U.c.id, U.c.project_id, U.c.seq, U.c.state, U.c.quorum, P.c.max_errors, P.c.max_instances,
+                    P.c.comparator, P.c.max_output_bytes)
+             .join(P, P.c.id == U.c.project_id).where(U.c.id == bindparam("uid")).with_for_update(of=U))
+_OWNER = select(I.c.unit_id, I.c.client_id, I.c.attempt).where(I.c.id == bindparam("iid"))
+# SQLite: the group's transaction holds the database's only write lock (BEGIN IMMEDIATE), so one
+# read of the instance with its unit and project is current, and nothing needs locking row by row.
+_REPORTED_ROW = (select(I.c.unit_id, I.c.client_id, I.c.attempt, I.c.state.label("inst_state"), I.c.answer,
+                        I.c.output, *LOCK_UNIT.selected_columns)
+                 .select_from(I.join(U, U.c.id == I.c.unit_id).join(P, P.c.id == U.c.project_id))
+                 .where(I.c.id == bindparam("iid")))
+_LOCK_INSTANCE = select(I.c.state, I.c.answer, I.c.output).where(I.c.id == bindparam("iid")).with_for_update()
+_UNIT_INSTANCES = (select(I.c.id, I.c.state, I.c.client_id, I.c.attempt, I.c.output)
+                   .where(I.c.unit_id == bindparam("uid")).order_by(I.c.id))
+_CANCEL_UNSENT = (update(I).where(I.c.unit_id == bindparam("uid"), I.c.state == "unsent")
+                  .values(state="cancelled"))
+_UNIT_STATE = update(U).where(U.c.id == bindparam("uid")).values(state=bindparam("b_state"), updated_at=bindparam("b_at"))
+_UNIT_VALID = update(U).where(U.c.id == bindparam("uid")).values(
+    state=bindparam("b_state"), canonical_instance_id=bindparam("b_canonical"), updated_at=bindparam("b_at"),
+    output_path=bindparam("b_path"))
+_FAIL = update(U).where(U.c.id == bindparam("uid")).values(state="failed", reason=bindparam("b_reason"),
+                                                         updated_at=bindparam("b_at"))
+_REPORTED = dict(answer=bindparam("b_answer"), reported_at=bindparam("b_at"), cpu_s=bindparam("b_cpu"),
+                 error=bindparam("b_error"), output=bindparam("b_output"), output_sha256=bindparam("b_sha"))
+_REPORT_WHERE = (I.c.id == bindparam("iid"), I.c.state == bindparam("b_leaving"))
+# The report's compare-and-set, with and without a new state (a late copy's report keeps its state).
+_REPORT = update(I).where(*_REPORT_WHERE).values(state=bindparam("b_state"), **_REPORTED)
+_REPORT_KEEP_STATE = update(I).where(*_REPORT_WHERE).values(**_REPORTED)
 
 
-def new_instance(session: Session, unit: Unit, attempt: int) -> None:
-    session.add(Instance(unit_id=unit.id, project_id=unit.project_id, attempt=attempt, state="unsent"))
+def lock_unit(session: Session, unit_id: int) -> Row[Any] | None:
+    return session.connection().execute(LOCK_UNIT, {"uid": unit_id}).first()
 
 
-def settle(session: Session, unit: Unit, project: Project, now: float) -> str:
-    """Moves a locked, unsettled unit on; answers its state afterwards."""
-    # Read the unit again: on SQLite its first read was outside the write lock (FOR UPDATE is a
-    # no-op there, the transaction begins at its first write), so another transaction may have
-    # settled it since; callers have written by now, so this read is current.
-    session.refresh(unit)
+def settle(session: Session, unit: Row[Any], now: float, output_root: Path | None = None) -> str:
+    """Moves a locked unit on (`unit`: its LOCK_UNIT row, read under the lock); answers its state
+    afterwards. With `output_root`, a unit that becomes valid is assimilated at once, in the same
+    transaction (its output staged, assimilate.py)."""
     if unit.state in SETTLED:
         return unit.state
-    # populate_existing: rows changed by a compare-and-set earlier in this transaction are read fresh.
-    instances = session.scalars(select(Instance).where(Instance.unit_id == unit.id).order_by(Instance.id)
-                                .execution_options(populate_existing=True)).all()
+    conn = session.connection()
+    instances = conn.execute(_UNIT_INSTANCES, {"uid": unit.id}).all()
     successes = [i for i in instances if i.state == "success"]
-    errors = [i for i in instances if i.state == "error"]
+    errors = sum(1 for i in instances if i.state == "error")
     outstanding = sum(1 for i in instances if i.state in OUTSTANDING)
-    if len(errors) >= project.max_errors:
-        return fail(session, unit, f"{len(errors)} errors (max_errors {project.max_errors})", now)
+    if errors >= unit.max_errors:
+        return fail(session, unit.id, unit.project_id, f"{errors} errors (max_errors {unit.max_errors})", now)
     need = unit.quorum - len(successes) - outstanding
+    state = unit.state
     if len(successes) >= unit.quorum:
-        group = _largest_agreeing(project, successes)
+        group = _largest_agreeing(unit.comparator, successes)
         if len(group) >= unit.quorum and 2 * len(group) > len(successes):
-            _make_valid(session, unit, project, group, successes, now)
-            return "valid"
-        unit.state = "validating"
+            return _make_valid(session, unit, instances, group, successes, now, output_root)
+        state = "validating"
         need = 1 - outstanding  # disagreement: one more opinion at a time
-    room = project.max_instances - len(instances)
-    for n in range(min(need, room)):
-        new_instance(session, unit, len(instances) + n + 1)
+    room = unit.max_instances - len(instances)
+    more = min(need, room)
+    if more > 0:
+        conn.execute(insert(I), [dict(unit_id=unit.id, project_id=unit.project_id, attempt=len(instances) + n + 1,
+                                      state="unsent") for n in range(more)])
     if need > 0 and room <= 0 and outstanding == 0:
-        return fail(session, unit, f"no quorum after {len(instances)} instances (max_instances {project.max_instances})", now)
-    unit.updated_at = now
-    return unit.state
+        return fail(session, unit.id, unit.project_id,
+                    f"no quorum after {len(instances)} instances (max_instances {unit.max_instances})", now)
+    conn.execute(_UNIT_STATE, {"uid": unit.id, "b_state": state, "b_at": now})
+    return state
 
 
-def _largest_agreeing(project: Project, successes: list[Instance]) -> list[Instance]:
-    name, args = project.comparator["name"], project.comparator.get("args", {})
-    groups: list[list[Instance]] = []
+def _largest_agreeing(comparator: dict[str, Any], successes: list[Row[Any]]) -> list[Row[Any]]:
+    name, args = comparator["name"], comparator.get("args", {})
+    groups: list[list[Row[Any]]] = []
     for inst in successes:
         for group in groups:
             if compare.agree(name, args, group[0].output or b"", inst.output or b""):
@@ -76,50 +110,55 @@ def _largest_agreeing(project: Project, successes: list[Instance]) -> list[Insta
     return max(groups, key=len)
 
 
-def _make_valid(session: Session, unit: Unit, project: Project, group: list[Instance], successes: list[Instance],
-                now: float) -> None:
-    unit.state = "valid"
-    unit.canonical_instance_id = group[0].id
-    unit.updated_at = now
+def _make_valid(session: Session, unit: Row[Any], instances: list[Row[Any]], group: list[Row[Any]],
+                successes: list[Row[Any]], now: float, output_root: Path | None) -> str:
+    conn = session.connection()
+    canonical = group[0]
     agreeing = {i.id for i in group}
+    invalid = [i.id for i in successes if i.id not in agreeing]
+    if invalid:
+        conn.execute(update(I).where(I.c.id.in_(invalid)).values(state="invalid"))
     for inst in successes:
-        ok = inst.id in agreeing
-        if not ok:
-            inst.state = "invalid"
         if inst.client_id:
-            _record(session, inst.client_id, project.id, ok)
-    _cancel_unsent(session, unit.id)
-    log(session, "valid", project.id, unit_id=unit.id, instance_id=group[0].id,
+            _record(session, inst.client_id, unit.project_id, inst.id in agreeing)
+    if any(i.state == "unsent" for i in instances):
+        conn.execute(_CANCEL_UNSENT, {"uid": unit.id})
+    log(session, "valid", unit.project_id, unit_id=unit.id, instance_id=canonical.id,
         detail=f"{len(group)} of {len(successes)} agree")
+    values: dict[str, Any] = dict(uid=unit.id, b_state="valid", b_canonical=canonical.id, b_at=now, b_path="")
+    if output_root is not None:
+        # valid -> assimilated in this same transaction: the output file is staged, fsynced and
+        # renamed just before the commit that says so (store._write_outputs).
+        path = output_path(output_root, unit.project_id, unit.seq, unit.id)
+        write_staged(session, path, canonical.output or b"")
+        values.update(b_state="assimilated", b_path=str(path))
+        log(session, "assimilate", unit.project_id, unit_id=unit.id, instance_id=canonical.id,
+            client_id=canonical.client_id, attempt=canonical.attempt, detail=str(path))
+    conn.execute(_UNIT_VALID, values)
+    return "valid"
+
+
+# One upsert, the same SQL on SQLite (3.24+) and PostgreSQL: two units of one client may be judged
+# at once (other clients' reports), and the row is made or changed atomically, never inserted twice.
+_UPSERT = ("INSERT INTO farm_client_records (client_id, project_id, consecutive_valid, invalid_total) "
+           "VALUES (:cid, :pid, {new}) ON CONFLICT (client_id, project_id) DO UPDATE SET {change}")
+_RECORD = {
+    True: text(_UPSERT.format(new="1, 0", change="consecutive_valid = farm_client_records.consecutive_valid + 1")),
+    False: text(_UPSERT.format(new="0, 1", change="consecutive_valid = 0, "
+                                                  "invalid_total = farm_client_records.invalid_total + 1")),
+}
 
 
 def _record(session: Session, client_id: str, project_id: str, valid: bool) -> None:
-    # Two units of one client may be judged at once (other clients' reports): the row is made with
-    # ON CONFLICT DO NOTHING, then locked, never inserted twice.
-    make = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(make(ClientRecord).values(client_id=client_id, project_id=project_id, consecutive_valid=0,
-                                              invalid_total=0).on_conflict_do_nothing())
-    record = session.get(ClientRecord, (client_id, project_id), with_for_update=True, populate_existing=True)
-    assert record is not None
-    if valid:
-        record.consecutive_valid += 1
-    else:
-        record.consecutive_valid = 0
-        record.invalid_total += 1
+    session.connection().execute(_RECORD[valid], {"cid": client_id, "pid": project_id})
 
 
-def _cancel_unsent(session: Session, unit_id: int) -> None:
-    session.execute(update(Instance).where(Instance.unit_id == unit_id, Instance.state == "unsent")
-                    .values(state="cancelled").execution_options(synchronize_session=False))
-
-
-def fail(session: Session, unit: Unit, reason: str, now: float) -> str:
+def fail(session: Session, unit_id: int, project_id: str, reason: str, now: float) -> str:
     """The dead letter: the unit fails with its reason; its instances keep their errors."""
-    unit.state = "failed"
-    unit.reason = reason
-    unit.updated_at = now
-    _cancel_unsent(session, unit.id)
-    log(session, "dead", unit.project_id, unit_id=unit.id, detail=reason)
+    conn = session.connection()
+    conn.execute(_FAIL, {"uid": unit_id, "b_reason": reason, "b_at": now})
+    conn.execute(_CANCEL_UNSENT, {"uid": unit_id})
+    log(session, "dead", project_id, unit_id=unit_id, detail=reason)
     return "failed"
 
 
@@ -129,41 +168,50 @@ def report(session: Session, client: Client, item: dict[str, Any], now: float,
            output_root: Path | None = None) -> dict[str, Any]:
     """One result of a /results batch: its answer, the same on every replay. With `output_root`,
     a unit this result makes valid is assimilated in the same transaction (assimilate.py)."""
+    conn = session.connection()
     iid = item["instance_id"]
-    found = session.get(Instance, iid)
+    if conn.dialect.name == "sqlite":
+        found = unit = conn.execute(_REPORTED_ROW, {"iid": iid}).first()
+        inst_state = found.inst_state if found is not None else ""
+        inst = found
+    else:  # PostgreSQL: the unit's row locked, then the instance's (the lock order, above)
+        found = conn.execute(_OWNER, {"iid": iid}).first()
     if found is None or found.client_id != client.id or found.attempt != item["attempt"]:
         return {"instance_id": iid, "status": "refused", "reason": "not an instance leased to this client"}
-    unit = session.get(Unit, found.unit_id, with_for_update=True)
-    inst = session.get(Instance, iid, with_for_update=True, populate_existing=True)
-    project = session.get(Project, found.project_id)
-    assert unit is not None and inst is not None and project is not None
+    if conn.dialect.name != "sqlite":
+        unit = conn.execute(LOCK_UNIT, {"uid": found.unit_id}).first()
+        inst = conn.execute(_LOCK_INSTANCE, {"iid": iid}).first()
+        inst_state = inst.state
+    assert unit is not None and inst is not None
     if inst.answer:
         return {"instance_id": iid, "status": "duplicate", "first": inst.answer}
-    output, problem = _output_of(item, inst, project)
+    output, problem = _output_of(item, inst.output, unit.max_output_bytes)
     if problem:
         return {"instance_id": iid, "status": "refused", "reason": problem}
     ok = item["status"] == "ok"
-    if unit.state in SETTLED or inst.state not in ("leased", "no_reply"):
+    new_state: str | None
+    if unit.state in SETTLED or inst_state not in ("leased", "no_reply"):
         answer = "not_needed"
         # A copy still out when its unit settled: it ran for nothing, and stops counting as out.
-        values: dict[str, Any] = {"state": "cancelled"} if inst.state == "leased" else {}
+        new_state = "cancelled" if inst_state == "leased" else None
     else:
-        answer = "accepted" if inst.state == "leased" else "late_accepted"
-        values = {"state": "success" if ok else "error"}
-    leaving = inst.state
-    values.update(answer=answer, reported_at=now, cpu_s=float(item.get("cpu_s") or 0.0),
-                  error=(item.get("error") or "")[:10000], output=output if ok else None,
-                  output_sha256=hashlib.sha256(output).hexdigest() if ok and output is not None else "")
-    if not cas(session, Instance, iid, leaving, **values):
+        answer = "accepted" if inst_state == "leased" else "late_accepted"
+        new_state = "success" if ok else "error"
+    values = dict(iid=iid, b_leaving=inst_state, b_state=new_state, b_answer=answer, b_at=now,
+                  b_cpu=float(item.get("cpu_s") or 0.0), b_error=(item.get("error") or "")[:10000],
+                  b_output=output if ok else None,
+                  b_sha=hashlib.sha256(output).hexdigest() if ok and output is not None else "")
+    # The compare-and-set: a concurrent report of the same instance (a replay) changed nothing.
+    if conn.execute(_REPORT if new_state else _REPORT_KEEP_STATE, values).rowcount != 1:
         return {"instance_id": iid, "status": "duplicate", "first": inst.answer or "accepted"}
-    log(session, "report", project.id, unit_id=unit.id, instance_id=iid, client_id=client.id, attempt=inst.attempt,
-        detail=f"{item['status']} {answer}")
-    if answer != "not_needed" and settle(session, unit, project, now) == "valid" and output_root is not None:
-        assimilate_one(session, output_root, unit.id, locked=unit)
+    log(session, "report", unit.project_id, unit_id=unit.id, instance_id=iid, client_id=client.id,
+        attempt=found.attempt, detail=f"{item['status']} {answer}")
+    if answer != "not_needed":
+        settle(session, unit, now, output_root)
     return {"instance_id": iid, "status": answer}
 
 
-def _output_of(item: dict[str, Any], inst: Instance, project: Project) -> tuple[bytes | None, str]:
+def _output_of(item: dict[str, Any], uploaded: bytes | None, max_output_bytes: int) -> tuple[bytes | None, str]:
     if item["status"] != "ok":
         return None, ""
     if item.get("output") is not None:
@@ -172,13 +220,13 @@ def _output_of(item: dict[str, Any], inst: Instance, project: Project) -> tuple[
         except ValueError:
             return None, "output is not base64"
     elif item.get("output_sha256"):
-        output = inst.output  # uploaded before, by PUT …/instances/{id}/output
+        output = uploaded  # uploaded before, by PUT …/instances/{id}/output
         if output is None:
             return None, "output_sha256 names an upload that was not made"
     else:
         output = b""
-    if len(output) > project.max_output_bytes:
-        return None, f"output over the project's max_output_bytes ({project.max_output_bytes})"
+    if len(output) > max_output_bytes:
+        return None, f"output over the project's max_output_bytes ({max_output_bytes})"
     if item.get("output_sha256") and hashlib.sha256(output).hexdigest() != item["output_sha256"]:
         return None, "output does not match output_sha256"
     return output, ""
@@ -186,47 +234,49 @@ def _output_of(item: dict[str, Any], inst: Instance, project: Project) -> tuple[
 
 # -- the loop: leases and deadlines -----------------------------------------------------------------
 
+_EXPIRE = (update(I).where(I.c.id == bindparam("iid"), I.c.state == "leased", I.c.lease_expires < bindparam("now"))
+           .values(state="no_reply"))
+
+
 def expire_leases(session: Session, now: float, limit: int = 500) -> int:
     """Leases past their time: the instance becomes no_reply and its unit gets another."""
-    rows = session.execute(select(Instance.id, Instance.unit_id).where(
-        Instance.state == "leased", Instance.lease_expires < now).order_by(Instance.unit_id).limit(limit)).all()
+    conn = session.connection()
+    rows = conn.execute(select(I.c.id, I.c.unit_id, I.c.client_id, I.c.attempt).where(
+        I.c.state == "leased", I.c.lease_expires < now).order_by(I.c.unit_id).limit(limit)).all()
     count = 0
-    for iid, unit_id in rows:
-        unit = session.get(Unit, unit_id, with_for_update=True)
+    for iid, unit_id, client_id, attempt in rows:
+        unit = conn.execute(LOCK_UNIT, {"uid": unit_id}).first()
         # A heartbeat may have extended the lease since we looked: the condition is part of the update.
-        done = session.execute(update(Instance).where(Instance.id == iid, Instance.state == "leased",
-                                                      Instance.lease_expires < now)
-                               .values(state="no_reply").execution_options(synchronize_session=False))
-        if done.rowcount != 1 or unit is None:  # type: ignore[attr-defined]
+        done = conn.execute(_EXPIRE, {"iid": iid, "now": now})
+        if done.rowcount != 1 or unit is None:
             continue
-        inst = session.get(Instance, iid, populate_existing=True)
-        project = session.get(Project, unit.project_id)
-        assert inst is not None and project is not None
-        log(session, "expire", unit.project_id, unit_id=unit_id, instance_id=iid, client_id=inst.client_id,
-            attempt=inst.attempt)
-        settle(session, unit, project, now)
+        log(session, "expire", unit.project_id, unit_id=unit_id, instance_id=iid, client_id=client_id,
+            attempt=attempt)
+        settle(session, unit, now)
         count += 1
     return count
 
 
 def pass_deadlines(session: Session, now: float) -> int:
     """Open units of projects past their deadline fail."""
-    projects = session.scalars(select(Project).where(Project.state == "open", Project.deadline.is_not(None),
-                                                     Project.deadline < now)).all()
+    conn = session.connection()
+    projects = conn.execute(select(P.c.id).where(P.c.state == "open", P.c.deadline.is_not(None),
+                                                 P.c.deadline < now)).scalars().all()
     count = 0
-    for project in projects:
-        units = session.scalars(select(Unit).where(Unit.project_id == project.id, Unit.state.in_(("open", "validating")))
-                                .order_by(Unit.id).with_for_update()).all()
-        for unit in units:
-            fail(session, unit, "the project's deadline passed", now)
+    for project_id in projects:
+        units = conn.execute(select(U.c.id).where(U.c.project_id == project_id, U.c.state.in_(("open", "validating")))
+                             .order_by(U.c.id).with_for_update()).scalars().all()
+        for unit_id in units:
+            fail(session, unit_id, project_id, "the project's deadline passed", now)
             count += 1
     return count
 
 
 def finish_projects(session: Session, now: float) -> None:
     """A project whose every unit is assimilated or failed is done."""
-    for project in session.scalars(select(Project).where(Project.state == "open")).all():
-        left = session.scalar(select(func.count()).select_from(Unit).where(
-            Unit.project_id == project.id, Unit.state.in_(("open", "validating", "valid"))))
+    conn = session.connection()
+    for project_id in conn.execute(select(P.c.id).where(P.c.state == "open")).scalars().all():
+        left = conn.execute(select(func.count()).select_from(U).where(
+            U.c.project_id == project_id, U.c.state.in_(("open", "validating", "valid")))).scalar()
         if left == 0:
-            cas(session, Project, project.id, "open", state="done", finished_at=now)
+            cas(conn, P, project_id, "open", state="done", finished_at=now)
