@@ -47,10 +47,12 @@ def serve(
                    err=True)
     # h11 refuses a request head it has not fully received once it passes this size, with a bare
     # 400; above the middleware's own limits, so that those answer first with 431/414 and a reason.
+    # h11 by name: with httptools installed (the farm server's fast path wants it) uvicorn would
+    # pick it, and httptools refuses a long target with a bare 400 before our 414.
     # proxy_headers off: the client address (which failed authentications are counted by) is the
     # peer's, not an X-Forwarded-For any local process could write.
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level,
-                h11_max_incomplete_event_size=HEAD_BUFFER_BYTES, proxy_headers=False)
+                http="h11", h11_max_incomplete_event_size=HEAD_BUFFER_BYTES, proxy_headers=False)
 
 
 def _first_token(settings: Settings, store: object) -> None:
