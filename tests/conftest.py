@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 
 import httpx
@@ -13,6 +14,35 @@ from sm_fixtures import ServiceManager
 # Test hosts (podman containers) for any test: testbed_images, testbed_factory; the cloud in
 # a box (a real Heat whose servers are containers): test_cloud, stacks.
 pytest_plugins = ["testbed_fixtures", "cloud_fixtures"]
+
+# `./run tests` spreads the suite over pytest-xdist workers a whole test file at a time (its
+# module fixtures start once). Files that share a costly or fixed-address session fixture go
+# to one worker together: two clouds in a box would double the heaviest fixture, and the
+# made-up cloud listens on one fixed address.
+_SHARED_FIXTURE_GROUPS = {"test_cloud": "cloud-in-a-box", "stacks": "cloud-in-a-box",
+                          "made_up_cloud": "made-up-cloud"}
+# Fixtures that build the test-host images on first use (minutes, once per machine); the test
+# that first waits for them (or for another worker building them) gets this much more time.
+_IMAGE_FIXTURES = {"testbed_images", "test_cloud"}
+_IMAGE_BUILD_ALLOWANCE_S = 1200.0
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    by_file: dict[object, list[pytest.Item]] = defaultdict(list)
+    for item in items:
+        by_file[item.path].append(item)
+    for path, file_items in by_file.items():
+        used = set().union(*(item.fixturenames for item in file_items))
+        group = next((g for name, g in _SHARED_FIXTURE_GROUPS.items() if name in used), str(path))
+        for item in file_items:
+            item.add_marker(pytest.mark.xdist_group(group))
+        first = next((item for item in file_items if _IMAGE_FIXTURES & set(item.fixturenames)), None)
+        if first is not None:
+            marker = first.get_closest_marker("timeout")
+            base = float(marker.args[0]) if marker and marker.args else float(config.getini("timeout") or 0)
+            if base > 0:
+                first.add_marker(pytest.mark.timeout(base + _IMAGE_BUILD_ALLOWANCE_S))
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,15 @@ import psutil
 from disco.cluster.store import Store
 from disco.providers.local import LocalProvider
 from disco.providers.marks import cluster_of
+from xdist_worker import worker_share
 
 TEST_FRAMEWORKS = Path(__file__).parent / "frameworks"
 # Each service manager a test run starts gets its own 127.N.x.x block, apart from the
-# default (127.1.x.x) that a developer's own `disco sm` uses.
-_net_bases = itertools.cycle(random.sample(range(20, 250), 230))
+# default (127.1.x.x) that a developer's own `disco sm` uses, and apart from the blocks of the
+# Map/Reduce tests (127.60-99) and the test hosts (127.200-210), which may run beside them in
+# another pytest-xdist worker. Parallel workers draw from disjoint sets of blocks.
+_worker_bases = worker_share([*range(20, 60), *range(100, 200), *range(211, 250)])
+_net_bases = itertools.cycle(random.sample(_worker_bases, len(_worker_bases)))
 
 
 def frameworks_path(folder: Path, definitions: dict[str, str]) -> str:

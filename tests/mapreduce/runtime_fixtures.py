@@ -300,6 +300,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
         time.sleep(interval)
 
 
+def _my_nets(nets: range) -> list[int]:
+    # Imported here, not at the top: jobs ship test modules to the nodes, which lack tests/.
+    from xdist_worker import worker_share
+    return worker_share(nets)
+
+
 class Proc:
     """A process we started in its own session; stopping it takes its descendants along."""
 
@@ -378,7 +384,7 @@ class Cluster:
                  master_args: list[str] | None = None, node_args: list[str] | None = None,
                  open_cluster: bool = False) -> None:
         self.root = root
-        self.net = net if net is not None else random.randint(60, 90)
+        self.net = net if net is not None else random.choice(_my_nets(range(60, 91)))
         self.master_host = f"127.{self.net}.0.1"
         self.node_hosts = [f"127.{self.net}.0.{i + 2}" for i in range(nodes)]
         self.port = _free_port([self.master_host, *self.node_hosts])

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from runtime_fixtures import PYTHON, Proc, _free_port, wait_until
+from runtime_fixtures import PYTHON, Proc, _free_port, _my_nets, wait_until
 
 JOB = """
 import sys
@@ -28,7 +28,7 @@ print(job.name)
 
 class MiniCluster:
     def __init__(self, root: Path) -> None:
-        net = random.randint(91, 99)
+        net = random.choice(_my_nets(range(91, 100)))
         self.master_host, self.node_host = f"127.{net}.0.1", f"127.{net}.0.2"
         self.port = _free_port([self.master_host, self.node_host])
         self.url = f"http://{self.master_host}:{self.port}"
