@@ -71,6 +71,16 @@ class Waiter:
             # What the master and nodes did, for whoever reads the failure.
             print(f"==== events of {self.name}\n{_events(self.cluster, self.name)}\n"
                   f"{self.cluster.logs()}")
+            for host, proc in self.cluster.nodes.items():
+                print(host, [(p.pid, p.status(), p.cmdline()[-3:]) for p in proc.descendants()])
+            print(self.cluster.get("jobinfo", name=self.name)["pipeline"])
+            print("nodeinfo", self.cluster.get("nodeinfo"))
+            for host in self.cluster.nodes:
+                try:
+                    print(host, self.cluster.http.get(f"http://{host}:{self.cluster.port}/",
+                                                      timeout=5).text[:500])
+                except Exception as exc:  # noqa: BLE001
+                    print(host, exc)
         assert not self.thread.is_alive(), "Disco.wait() did not return"
         if self.error is not None:
             raise self.error
