@@ -32,7 +32,7 @@ P = Project.__table__
 
 # A unit with what settling it needs of its project; callers lock it before they change anything of it.
 LOCK_UNIT = (select(U.c.id, U.c.project_id, U.c.seq, U.c.state, U.c.quorum, P.c.max_errors, P.c.max_instances,
-                    P.c.comparator, P.c.max_output_bytes)
+                    P.c.comparator, P.c.max_output_bytes, P.c.output.label("project_output"))
              .join(P, P.c.id == U.c.project_id).where(U.c.id == bindparam("uid")).with_for_update(of=U))
 _OWNER = select(I.c.unit_id, I.c.client_id, I.c.attempt).where(I.c.id == bindparam("iid"))
 # SQLite: the group's transaction holds the database's only write lock (BEGIN IMMEDIATE), so one
@@ -126,8 +126,9 @@ def _make_valid(session: Session, unit: Row[Any], instances: list[Row[Any]], gro
     log(session, "valid", unit.project_id, unit_id=unit.id, instance_id=canonical.id,
         detail=f"{len(group)} of {len(successes)} agree")
     values: dict[str, Any] = dict(uid=unit.id, b_state="valid", b_canonical=canonical.id, b_at=now, b_path="")
-    if output_root is not None:
-        # valid -> assimilated in this same transaction: the output file is staged, fsynced and
+    if output_root is not None and unit.project_output is None:
+        # valid -> assimilated in this same transaction (a DDFS tag's units stay valid: the loop
+        # pushes them, assimilate_ddfs.py): the output file is staged, fsynced and
         # renamed just before the commit that says so (store._write_outputs).
         path = output_path(output_root, unit.project_id, unit.seq, unit.id)
         write_staged(session, path, canonical.output or b"")
