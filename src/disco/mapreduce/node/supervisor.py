@@ -51,6 +51,20 @@ class RunningTask:
         return int(self.assignment["attempt"])
 
 
+def _awaiting(rt: RunningTask) -> list[str]:
+    """Where a task's runner is parked (innermost last), for whoever debugs a stuck task."""
+    if rt.runner is None or rt.runner.done():
+        return []
+    out = []
+    coro: Any = rt.runner.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            out.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out
+
+
 class Supervisor:
     def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
@@ -68,7 +82,9 @@ class Supervisor:
 
     def status(self) -> dict[str, Any]:
         return {"host": self.cfg.host, "master": self.cfg.master, "registered": self.registered,
-                "slots": self.cfg.slots, "running": [list(k) for k in self.tasks]}
+                "slots": self.cfg.slots, "running": [list(k) for k in self.tasks],
+                "held": self.gate.held, "gate_waiting": self.gate.waiting,
+                "waits": {f"{k[0]}:{k[1]}": _awaiting(rt) for k, rt in self.tasks.items()}}
 
     async def run(self) -> None:
         (self.cfg.data / self.cfg.host).mkdir(parents=True, exist_ok=True)
