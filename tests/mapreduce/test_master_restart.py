@@ -78,7 +78,7 @@ class Waiter:
             for host in self.cluster.nodes:
                 try:
                     print(host, self.cluster.http.get(f"http://{host}:{self.cluster.port}/",
-                                                      timeout=5).text[:500])
+                                                      timeout=5).text[:4000])
                 except Exception as exc:  # noqa: BLE001
                     print(host, exc)
         assert not self.thread.is_alive(), "Disco.wait() did not return"

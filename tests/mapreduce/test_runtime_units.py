@@ -286,6 +286,36 @@ def test_slot_gate_lets_in_at_most_its_limit_in_order() -> None:
     assert peak == 3
 
 
+def test_slot_gate_waiter_cancelled_as_a_slot_frees() -> None:
+    # kill_all cancels every runner at once: a release can meet a cancelled waiter's future
+    # (and drop it) before that waiter runs. It must end cancelled, holding nothing.
+    async def run() -> tuple[BaseException | None, int, int]:
+        gate = SlotGate(1)
+        release = asyncio.Event()
+
+        async def holder() -> None:
+            async with gate:
+                await release.wait()
+                second.cancel()  # its future is cancelled now; the task runs later
+
+        async def waiter() -> None:
+            async with gate:
+                pass
+
+        first = asyncio.create_task(holder())
+        await asyncio.sleep(0)
+        second = asyncio.create_task(waiter())
+        await asyncio.sleep(0)
+        assert gate.waiting == 1
+        release.set()  # the holder cancels the waiter and leaves: _wake drops its future
+        await asyncio.gather(first, second, return_exceptions=True)
+        exc = second.exception() if not second.cancelled() else None
+        return exc, gate.held, gate.waiting
+    exc, held, waiting = asyncio.run(run())
+    assert exc is None  # cancelled, not a ValueError from the waiter list
+    assert (held, waiting) == (0, 0)
+
+
 
 def test_only_tasks_of_the_last_stage_are_final(tmp_path: Path) -> None:
     # A node syncs the results index of the job's last stage only: the outputs of earlier

@@ -36,6 +36,10 @@ class ResultSender:
         self._pending: list[Pending] = []
         self._ready = asyncio.Event()
 
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
     async def report(self, report: dict[str, Any], dropped: Callable[[], bool]) -> None:
         """Returns once the master has the report (or it no longer wants it)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -58,8 +62,16 @@ class ResultSender:
                 await asyncio.sleep(BATCH_WINDOW)
             self._ready.clear()
             batch, self._pending = self._send_or_settle(self._pending), []
-            if batch:
+            if not batch:
+                continue
+            try:
                 await self._send(batch)
+            except Exception:  # noqa: BLE001 - this loop must outlive any one batch
+                # Were it to end, every later task would wait for its report forever,
+                # listed as running. These reports are lost: the master, no longer seeing
+                # their tasks listed, runs them again.
+                log.exception("reporting %d task ends failed", len(batch))
+                _settle(batch)
 
     @staticmethod
     def _send_or_settle(batch: list[Pending]) -> list[Pending]:
@@ -75,23 +87,29 @@ class ResultSender:
 
     async def _send(self, batch: list[Pending]) -> None:
         while batch:
+            failed = False
             async with self.events.lock:
                 events = self.events.take()
                 try:
                     await self.client.results([r for r, _d, _f in batch], events)
                 except SessionExpired:
-                    pass  # the master has given these tasks to other nodes
+                    # The master has given these tasks to other nodes (a restarted master
+                    # never knew this session): settled, not retried. A task that ended just
+                    # after its master restarted, before this node's poll heard so, lands here.
+                    pass
                 except (httpx.HTTPError, ValueError) as exc:
                     log.warning("cannot report %d task ends: %s", len(batch), exc)
                     self.events.put_back(events)
                     failed = True
-                else:
-                    failed = False
             if failed:
                 await asyncio.sleep(RETRY_PAUSE)
                 batch = self._send_or_settle(batch)
                 continue
-            for _r, _d, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+            _settle(batch)
             return
+
+
+def _settle(batch: list[Pending]) -> None:
+    for _r, _d, fut in batch:
+        if not fut.done():
+            fut.set_result(None)

@@ -39,7 +39,9 @@ class SlotGate:
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self._release()  # let in just as it was cancelled: pass the slot on
-            else:
+            elif fut in self._waiters:
+                # Not there when a release (_wake) met the cancelled future first and
+                # dropped it already.
                 self._waiters.remove(fut)
             raise
 

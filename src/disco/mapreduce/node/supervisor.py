@@ -51,6 +51,22 @@ class RunningTask:
         return int(self.assignment["attempt"])
 
 
+def _awaiting(task: asyncio.Task[Any] | None) -> list[str]:
+    """Where a task is parked (innermost last), for whoever debugs a stuck task."""
+    if task is None:
+        return ["(not started)"]
+    if task.done():
+        return ["(ended: " + ("cancelled" if task.cancelled() else repr(task.exception())) + ")"]
+    out = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            out.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out
+
+
 class Supervisor:
     def __init__(self, cfg: NodeConfig) -> None:
         self.cfg = cfg
@@ -64,16 +80,22 @@ class Supervisor:
                                     busy=lambda: self.gate.waiting >= self.gate.limit)
         self.tasks: dict[tuple[str, int], RunningTask] = {}
         self.registered = False
+        self._reporter: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
         self.put_port = 0  # announced to the master once the DDFS upload server listens
 
     def status(self) -> dict[str, Any]:
         return {"host": self.cfg.host, "master": self.cfg.master, "registered": self.registered,
-                "slots": self.cfg.slots, "running": [list(k) for k in self.tasks]}
+                "slots": self.cfg.slots, "running": [list(k) for k in self.tasks],
+                "held": self.gate.held, "gate_waiting": self.gate.waiting,
+                "waits": {f"{k[0]}:{k[1]}": _awaiting(rt.runner) for k, rt in self.tasks.items()},
+                "reporter": _awaiting(self._reporter), "events_sender": _awaiting(self._sender),
+                "events_lock": self.events.lock.locked(), "reports_pending": self.results.pending}
 
     async def run(self) -> None:
         (self.cfg.data / self.cfg.host).mkdir(parents=True, exist_ok=True)
-        sender = asyncio.create_task(self.events.run())
-        reporter = asyncio.create_task(self.results.run())
+        sender = self._sender = asyncio.create_task(self.events.run())
+        reporter = self._reporter = asyncio.create_task(self.results.run())
         try:
             while True:
                 await self._register()
