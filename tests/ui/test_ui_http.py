@@ -453,7 +453,10 @@ def test_the_token_never_appears(sm: ServiceManager, tokens: dict[str, str],
                                  pages_seen: list[httpx.Response]) -> None:
     """Last: every answer the dashboard gave in this module, its URLs and cookies, and the
     service manager's log hold none of the tokens."""
-    assert len(pages_seen) > 50
+    # Enough of the dashboard was seen: counted by distinct pages, not answers (how often a test
+    # polls a page depends on the machine's speed).
+    paths = {response.url.path for response in pages_seen}
+    assert len(paths) >= 25, sorted(paths)
     for response in pages_seen:
         text = response.text + str(response.url) + " ".join(response.headers.get_list("set-cookie"))
         text += response.headers.get("location", "")
