@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -14,6 +14,14 @@ from disco.cli.output import Output, fail, print_json
 
 OUTPUT = typer.Option(Output.table, "--output", "-o", help="table or json.")
 
+
+
+def _call(output: Output, url: Optional[str], token: Optional[str], method: str, path: str, **kwargs: Any) -> Any:
+    """One request to the farm; an API error ends the command as `fail` says (exit code, message)."""
+    try:
+        return options.farm_client(url, token).request(method, path, **kwargs)
+    except ApiError as exc:
+        fail(exc, output)
 
 def _line(p: dict) -> str:
     u = p["units"]
@@ -26,10 +34,7 @@ def _line(p: dict) -> str:
 def status(project_id: str, output: Output = OUTPUT, url: Optional[str] = options.URL,
            token: Optional[str] = options.TOKEN) -> None:
     """A project's units by state, instances in flight, throughput and ETA."""
-    try:
-        data = options.farm_client(url, token).request("GET", f"/api/v1/farm/projects/{project_id}")
-    except ApiError as exc:
-        fail(exc, output)
+    data = _call(output, url, token, "GET", f"/api/v1/farm/projects/{project_id}")
     if output == Output.json:
         print_json(data)
     else:
@@ -39,10 +44,7 @@ def status(project_id: str, output: Output = OUTPUT, url: Optional[str] = option
 def list_projects(output: Output = OUTPUT, url: Optional[str] = options.URL,
                   token: Optional[str] = options.TOKEN) -> None:
     """Your projects."""
-    try:
-        data = options.farm_client(url, token).request("GET", "/api/v1/farm/projects")
-    except ApiError as exc:
-        fail(exc, output)
+    data = _call(output, url, token, "GET", "/api/v1/farm/projects")
     if output == Output.json:
         print_json(data)
     else:
@@ -53,10 +55,7 @@ def list_projects(output: Output = OUTPUT, url: Optional[str] = options.URL,
 def results(project_id: str, output: Output = OUTPUT, url: Optional[str] = options.URL,
             token: Optional[str] = options.TOKEN) -> None:
     """The assimilated outputs in unit order, as bytes on stdout (json: the API's answer)."""
-    try:
-        data = options.farm_client(url, token).request("GET", f"/api/v1/farm/projects/{project_id}/results")
-    except ApiError as exc:
-        fail(exc, output)
+    data = _call(output, url, token, "GET", f"/api/v1/farm/projects/{project_id}/results")
     if output == Output.json:
         print_json(data)
         return
@@ -70,20 +69,14 @@ def results(project_id: str, output: Output = OUTPUT, url: Optional[str] = optio
 def cancel(project_id: str, output: Output = OUTPUT, url: Optional[str] = options.URL,
            token: Optional[str] = options.TOKEN) -> None:
     """Stop handing out a project's units; what is assimilated stays."""
-    try:
-        data = options.farm_client(url, token).request("POST", f"/api/v1/farm/projects/{project_id}/cancel", json={})
-    except ApiError as exc:
-        fail(exc, output)
+    data = _call(output, url, token, "POST", f"/api/v1/farm/projects/{project_id}/cancel", json={})
     print_json(data) if output == Output.json else typer.echo(_line(data))
 
 
 def list_clients(output: Output = OUTPUT, url: Optional[str] = options.URL,
                  token: Optional[str] = options.TOKEN) -> None:
     """The clients enrolled with your keys, and their instances by state."""
-    try:
-        data = options.farm_client(url, token).request("GET", "/api/v1/farm/clients")
-    except ApiError as exc:
-        fail(exc, output)
+    data = _call(output, url, token, "GET", "/api/v1/farm/clients")
     if output == Output.json:
         print_json(data)
         return
@@ -95,10 +88,7 @@ def list_clients(output: Output = OUTPUT, url: Optional[str] = options.URL,
 def create_key(description: str = typer.Option("", "--description"), output: Output = OUTPUT,
                url: Optional[str] = options.URL, token: Optional[str] = options.TOKEN) -> None:
     """An enrollment key for volunteers' clients: shown once, stored only as a hash."""
-    try:
-        data = options.farm_client(url, token).request("POST", "/api/v1/farm/keys", json={"description": description})
-    except ApiError as exc:
-        fail(exc, output)
+    data = _call(output, url, token, "POST", "/api/v1/farm/keys", json={"description": description})
     if output == Output.json:
         print_json(data)
     else:

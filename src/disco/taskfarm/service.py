@@ -155,7 +155,7 @@ class Farm:
 
     def _view(self, s: Session, p: Project) -> dict[str, Any]:
         counts = dict(s.execute(select(Unit.state, func.count()).where(Unit.project_id == p.id)
-                                .group_by(Unit.state)).tuples().all())
+                                .group_by(Unit.state)).all())
         in_flight = s.scalar(select(func.count()).select_from(Instance).where(
             Instance.project_id == p.id, Instance.state == "leased")) or 0
         t = now()
