@@ -1,0 +1,77 @@
+"""The `taskfarm` framework through the OpenStack provider on the cloud in a box: one Heat stack
+of a master server (the farm server) and two worker servers (a farm client each); a user
+submits a project with the `disco` commands docs/taskfarm.md shows and gets the results both
+workers' clients computed; a delete leaves no stack, no server and no listening socket."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cloud_site import CloudSite, cloud_site
+from sm_fixtures import wait_until
+from test_taskfarm_cluster import SQUARES, UNITS, run_disco
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def site(test_cloud, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudSite]:  # type: ignore[no-untyped-def]
+    with cloud_site(test_cloud, tmp_path_factory.mktemp("openstack-taskfarm-sm")) as opened:
+        yield opened
+
+
+def test_a_project_runs_on_a_taskfarm_stack(site: CloudSite, tmp_path: Path) -> None:
+    body = {**site.request(2, [{"name": "taskfarm", "properties": {"seconds_per_slot": 1}}]), "name": "farm-os"}
+    cluster = site.create(body)
+    try:
+        assert cluster["state"] == "ready", (cluster["status_reason"], site.events(cluster["id"]))
+        stack = site.stack(cluster["id"])
+        assert stack.status == "CREATE_COMPLETE" and len(site.servers(stack.id)) == 3
+        master = next(n["host"] for n in cluster["nodes"] if n["role"] == "master")
+        server_url = cluster["outputs"]["frameworks"]["taskfarm"]["server_url"]
+        assert server_url == f"http://{master}:8891"
+
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("DISCO_FARM_")},
+               "DISCO_URL": site.sm.url, "DISCO_TOKEN": site.token, "HOME": str(tmp_path / "home")}
+        shown = run_disco(env, "cluster", "env", "farm-os", "--output", "json", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        farm_env = json.loads(shown.stdout)["env"]
+        assert farm_env["DISCO_FARM_URL"] == server_url
+        user = {**env, **farm_env}
+        assert httpx.get(f"{server_url}/api/v1/farm/projects", trust_env=False).status_code == 401
+
+        (tmp_path / "squares.py").write_text(SQUARES)
+        numbers = list(range(UNITS))
+        (tmp_path / "numbers.txt").write_text("".join(f"{n}\n" for n in numbers))
+        submitted = run_disco(user, "farm", "submit", "--function", "squares.py:square", "--input", "numbers.txt",
+                              "--split", "lines:1", "--name", "squares", cwd=tmp_path)
+        assert submitted.returncode == 0, submitted.stderr
+        project = submitted.stdout.strip().splitlines()[-1]
+
+        def done() -> bool:
+            status = run_disco(user, "farm", "status", project, "--output", "json", cwd=tmp_path)
+            assert status.returncode == 0, status.stderr
+            return json.loads(status.stdout)["state"] == "done"
+
+        wait_until(done, timeout=180, interval=1, what="the project done")
+        results = run_disco(user, "farm", "results", project, cwd=tmp_path)
+        assert results.returncode == 0, results.stderr
+        assert results.stdout == "".join(f"{n * n}\n" for n in numbers)
+
+        # Both worker servers' clients computed units, each enrolled under its node's name.
+        listed = run_disco(user, "farm", "clients", "--output", "json", cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        clients = json.loads(listed.stdout)["clients"]
+        assert sorted(c["name"] for c in clients) == ["worker-1", "worker-2"]
+        assert all(c["slots"] >= 1 and c["instances"].get("success", 0) > 0 for c in clients), clients
+        assert sum(c["instances"].get("success", 0) for c in clients) >= UNITS
+    finally:  # whatever failed, the stack goes
+        deleted = site.delete(cluster["id"])
+    assert deleted["state"] == "deleted"
+    assert site.leftovers(cluster) == {}
