@@ -4,8 +4,10 @@ server at once, so a restarted server is not hit by all of them in the same seco
 
 from __future__ import annotations
 
+import math
 import random
 import time
+from email.utils import parsedate_to_datetime
 
 
 class Backoff:
@@ -38,8 +40,20 @@ class Backoff:
 
 
 def retry_after(header: str | None) -> float | None:
-    """Seconds from a Retry-After header (the seconds form; an HTTP date is read as absent)."""
-    try:
-        return max(0.0, float(header)) if header else None
-    except ValueError:
+    """Seconds from a Retry-After header, in either of its forms (RFC 9110, 10.2.3): a number of
+    seconds, or an HTTP date (a proxy in front of a stopped server often sends the date); a date
+    gone by is 0. Anything else is read as absent."""
+    if not header:
         return None
+    try:
+        seconds = float(header)
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # not an HTTP date (those are GMT)
+        return None
+    return max(0.0, when.timestamp() - time.time())
