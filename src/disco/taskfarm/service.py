@@ -9,6 +9,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,6 +302,22 @@ class Farm:
         return self.work_future(client, seconds, slots, input_url).result()
 
     def work_future(self, client: Client, seconds: float, slots: int, input_url: str) -> Future[list[dict[str, Any]]]:
+        return self.store.write_future(self._leaser(client, seconds, slots, input_url))
+
+    def exchange(self, client: Client, items: list[dict[str, Any]], seconds: float, slots: int,
+                 input_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return self.exchange_future(client, items, seconds, slots, input_url).result()
+
+    def exchange_future(self, client: Client, items: list[dict[str, Any]], seconds: float, slots: int,
+                        input_url: str) -> Future[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """POST …/work carrying results (BOINC's scheduler RPC): the results recorded exactly as
+        POST …/results records them, then the new leases picked, in one transaction, answered
+        after its commit. (answers in the items' order, leases)."""
+        report, lease = self._reporter(client, items), self._leaser(client, seconds, slots, input_url)
+        return self.store.write_future(lambda s: (report(s), lease(s)))
+
+    def _leaser(self, client: Client, seconds: float, slots: int,
+                input_url: str) -> Callable[[Session], list[dict[str, Any]]]:
         t = now()
         # A client asking for work is online (the overview); its last_seen is written at most
         # every SEEN_EVERY_S seconds, not on each of a busy client's many asks.
@@ -313,7 +330,7 @@ class Farm:
                 s.execute(Client.__table__.update().where(Client.id == client.id).values(last_seen=t))
             return feeder.lease(s, client, seconds, slots, t, input_url)
 
-        return self.store.write_future(lease)
+        return lease
 
     def unit_input(self, client: Client, unit_id: int) -> bytes:
         """A unit's input, for a client holding one of its instances."""
@@ -372,6 +389,9 @@ class Farm:
         return self.report_future(client, items).result()
 
     def report_future(self, client: Client, items: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
+        return self.store.write_future(self._reporter(client, items))
+
+    def _reporter(self, client: Client, items: list[dict[str, Any]]) -> Callable[[Session], list[dict[str, Any]]]:
         # Units locked in ascending order (transitions.py); answers given back in the client's order.
         order = sorted(range(len(items)), key=lambda i: items[i]["instance_id"])
 
@@ -382,7 +402,7 @@ class Farm:
                 answers[i] = transitions.report(s, client, items[i], t, self.config.output_dir)
             return [answers[i] for i in range(len(items))]
 
-        return self.store.write_future(work)
+        return work
 
     # -- the loop ---------------------------------------------------------------------------------
 
