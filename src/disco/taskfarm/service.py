@@ -59,6 +59,7 @@ class Farm:
         # away once committed (there is no revocation yet; one must clear this cache).
         self._clients: dict[str, Client] = {}
         self._seen_written: dict[str, float] = {}  # client id -> when work() last wrote its last_seen
+        self._candidates = feeder.Candidates()  # unsent instances by tenant, for the leases
 
     # -- owners ---------------------------------------------------------------------------------
 
@@ -328,7 +329,7 @@ class Farm:
         def lease(s: Session) -> list[dict[str, Any]]:
             if stale:
                 s.execute(Client.__table__.update().where(Client.id == client.id).values(last_seen=t))
-            return feeder.lease(s, client, seconds, slots, t, input_url)
+            return feeder.lease(s, client, seconds, slots, t, input_url, self._candidates)
 
         return lease
 
