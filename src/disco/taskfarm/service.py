@@ -393,17 +393,8 @@ class Farm:
         return self.store.write_future(self._reporter(client, items))
 
     def _reporter(self, client: Client, items: list[dict[str, Any]]) -> Callable[[Session], list[dict[str, Any]]]:
-        # Units locked in ascending order (transitions.py); answers given back in the client's order.
-        order = sorted(range(len(items)), key=lambda i: items[i]["instance_id"])
-
-        def work(s: Session) -> list[dict[str, Any]]:
-            t = now()
-            answers: dict[int, dict[str, Any]] = {}
-            for i in order:
-                answers[i] = transitions.report(s, client, items[i], t, self.config.output_dir)
-            return [answers[i] for i in range(len(items))]
-
-        return work
+        # Answers given back in the client's order (transitions.report_batch).
+        return lambda s: transitions.report_batch(s, client, items, now(), self.config.output_dir)
 
     # -- the loop ---------------------------------------------------------------------------------
 
