@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from disco.taskfarm.models import Client, ClientRecord, Instance, Project, Unit
-from disco.taskfarm.store import log
+from disco.taskfarm.store import flush_deferred, log
 
 MAX_LEASES = 200  # per request, whatever the seconds asked
 INLINE_INPUT_BYTES = 64 * 1024  # larger units are fetched from the unit's input URL
@@ -184,15 +184,17 @@ def _lease_all(session: Session, client: Client, chosen: list[Candidate], now: f
         if row.id not in attempts:
             continue
         unit = units[row.unit_id]
-        adaptive = unit.quorum > 1 and _maybe_trust(conn, client, row.project_id, unit.id, row.id)
+        adaptive = unit.quorum > 1 and _maybe_trust(session, conn, client, row.project_id, unit.id, row.id)
         log(session, "lease", row.project_id, unit_id=unit.id, instance_id=row.id, client_id=client.id,
             attempt=attempts[row.id], detail="quorum 1 (trusted client)" if adaptive else "")
         out.append(_lease_view(row, attempts[row.id], unit, now + row.lease_s, input_url))
     return out
 
 
-def _maybe_trust(conn: Connection, client: Client, project_id: str, unit_id: int, instance_id: int) -> bool:
+def _maybe_trust(session: Session, conn: Connection, client: Client, project_id: str, unit_id: int,
+                 instance_id: int) -> bool:
     """Quorum 1 for this unit when the client has earned it and no other copy is out yet."""
+    flush_deferred(session)  # the record upserts of this transaction's reports so far
     record = conn.execute(select(CR.c.consecutive_valid, CR.c.invalid_total).where(
         CR.c.client_id == client.id, CR.c.project_id == project_id)).first()
     if record is None or record.invalid_total > 0 or record.consecutive_valid < TRUSTED_AFTER:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from disco.taskfarm import compare
 from disco.taskfarm.assimilate import output_path, write_staged
 from disco.taskfarm.models import OUTSTANDING, Client, Instance, Project, Unit
-from disco.taskfarm.store import cas, log
+from disco.taskfarm.store import cas, defer, flush_deferred, log
 
 SETTLED = ("valid", "assimilated", "failed", "cancelled")
 I = Instance.__table__
@@ -69,11 +69,12 @@ def lock_unit(session: Session, unit_id: int) -> Row[Any] | None:
 
 
 def settle(session: Session, unit: Row[Any], now: float, output_root: Path | None = None,
-           instances: list[Any] | None = None) -> str:
+           instances: list[Any] | None = None, batch: bool = False) -> str:
     """Moves a locked unit on (`unit`: its LOCK_UNIT row, read under the lock); answers its state
     afterwards. With `output_root`, a unit that becomes valid is assimilated at once, in the same
     transaction (its output staged, assimilate.py). `instances`: the unit's instances (id order)
-    as they are now, when the caller has them (report_batch); read otherwise."""
+    as they are now, when the caller has them (report_batch); read otherwise. `batch`: a unit
+    made valid is written at the caller's flush_deferred (report_batch's end), with the others."""
     if unit.state in SETTLED:
         return unit.state
     conn = session.connection()
@@ -89,7 +90,7 @@ def settle(session: Session, unit: Row[Any], now: float, output_root: Path | Non
     if len(successes) >= unit.quorum:
         group = _largest_agreeing(unit.comparator, successes)
         if len(group) >= unit.quorum and 2 * len(group) > len(successes):
-            return _make_valid(session, unit, instances, group, successes, now, output_root)
+            return _make_valid(session, unit, instances, group, successes, now, output_root, batch)
         state = "validating"
         need = 1 - outstanding  # disagreement: one more opinion at a time
     room = unit.max_instances - len(instances)
@@ -118,7 +119,7 @@ def _largest_agreeing(comparator: dict[str, Any], successes: list[Row[Any]]) -> 
 
 
 def _make_valid(session: Session, unit: Row[Any], instances: list[Row[Any]], group: list[Row[Any]],
-                successes: list[Row[Any]], now: float, output_root: Path | None) -> str:
+                successes: list[Row[Any]], now: float, output_root: Path | None, batch: bool = False) -> str:
     conn = session.connection()
     canonical = group[0]
     agreeing = {i.id for i in group}
@@ -142,7 +143,10 @@ def _make_valid(session: Session, unit: Row[Any], instances: list[Row[Any]], gro
         values.update(b_state="assimilated", b_path=str(path))
         log(session, "assimilate", unit.project_id, unit_id=unit.id, instance_id=canonical.id,
             client_id=canonical.client_id, attempt=canonical.attempt, detail=str(path))
-    conn.execute(_UNIT_VALID, values)
+    if batch:
+        defer(session, _UNIT_VALID, values)
+    else:
+        conn.execute(_UNIT_VALID, values)
     return "valid"
 
 
@@ -158,7 +162,8 @@ _RECORD = {
 
 
 def _record(session: Session, client_id: str, project_id: str, valid: bool) -> None:
-    session.connection().execute(_RECORD[valid], {"cid": client_id, "pid": project_id})
+    # Read back only by feeder._maybe_trust, which flushes first: written in order, in batches.
+    defer(session, _RECORD[valid], {"cid": client_id, "pid": project_id})
 
 
 def fail(session: Session, unit_id: int, project_id: str, reason: str, now: float) -> str:
@@ -251,6 +256,7 @@ def report_batch(session: Session, client: Client, items: list[dict[str, Any]], 
     settled: set[int] = set()
     for row, iid, new_state, kept in to_settle:
         if row.id in settled:  # another result of the same unit in this batch: read it afresh
+            flush_deferred(session)
             unit = lock_unit(session, row.id)
             if unit is not None:
                 settle(session, unit, now, output_root)
@@ -258,7 +264,8 @@ def report_batch(session: Session, client: Client, items: list[dict[str, Any]], 
         settled.add(row.id)
         after = [sib._replace(state=new_state, output=kept) if sib.id == iid else sib
                  for sib in siblings.get(row.id, [])]
-        settle(session, row, now, output_root, after)
+        settle(session, row, now, output_root, after, batch=True)
+    flush_deferred(session)  # the units made valid: what the group's next requests read
     return [answer for answer in answers if answer is not None]
 
 
