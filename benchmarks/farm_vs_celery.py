@@ -33,9 +33,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(HERE))
 
 from farm_fixtures import PG_ADMIN_URL, FarmServer  # noqa: E402
-from farm_protocol import ProtoClient, ok, unit_input  # noqa: E402
+from farm_bench_client import Tally, run as run_clients  # noqa: E402
+from farm_protocol import ProtoClient  # noqa: E402
 
 
 def make_lines(units: int, seed: int = 13) -> list[str]:
@@ -49,7 +51,13 @@ def expected(lines: list[str]) -> list[str]:
 
 # -- ours -------------------------------------------------------------------------------------------
 
-def run_farm(db: str, lines: list[str], clients: int, batch: int) -> float:
+def _cpu_s(pid: int) -> float:
+    """A process's CPU time (user + system) so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_farm(db: str, lines: list[str], clients: int, batch: int, exchange: bool, host: str) -> dict[str, float]:
     from sqlalchemy import create_engine, text
     import base64
 
@@ -63,59 +71,39 @@ def run_farm(db: str, lines: list[str], clients: int, batch: int) -> float:
             with admin.connect() as conn:
                 conn.execute(text(f'CREATE DATABASE "{pg_name}"'))
             url = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
-        server = FarmServer(Path(tmp) / "farm", url, extra_args=("--log-level", "warning")).start()
+        server = FarmServer(Path(tmp) / "farm", url, extra_args=("--log-level", "warning"), host=host).start()
         try:
             with server.owner() as owner:
                 key = owner.post("/api/v1/farm/keys", json={}).json()["key"]
-                workers = [ProtoClient(server.url, key, f"bench{i}") for i in range(clients)]
-                go = threading.Barrier(clients + 1)
+                tokens = []
+                for i in range(clients):  # enrolled, and each token seen once (an empty ask), before the clock
+                    proto = ProtoClient(server.url, key, f"bench{i}")
+                    assert proto.work(seconds=batch) == []
+                    tokens.append(proto.http.headers["Authorization"][7:])
+                    proto.close()
                 # The clock stops when every unit's result is accepted (then read back and checked),
-                # as Celery's ResultSet.get returns when every result is in: not when the last
-                # client thread, polling an empty farm, has given up.
-                accepted = [0]
-                count_lock = threading.Lock()
-                finished = threading.Event()
-
-                def loop(client: ProtoClient) -> None:
-                    go.wait()
-                    try:
-                        run(client)
-                    finally:  # a client that failed stops the run: the check below then fails
-                        finished.set()
-
-                def run(client: ProtoClient) -> None:
-                    while not finished.is_set():
-                        leases = client.work(seconds=batch, slots=batch)
-                        if not leases:
-                            finished.wait(0.05)
-                            continue
-                        answers = client.report([ok(lease, str(sum(int(x) for x in unit_input(lease).split())).encode())
-                                                 for lease in leases])
-                        with count_lock:
-                            accepted[0] += sum(a["status"] in ("accepted", "late_accepted") for a in answers)
-                            if accepted[0] >= len(lines):
-                                finished.set()
-
-                threads = [threading.Thread(target=loop, args=(w,)) for w in workers]
-                for t in threads:
-                    t.start()
+                # as Celery's ResultSet.get returns when every result is in.
+                tally = Tally(len(lines))
+                go = threading.Barrier(2)
+                driver = threading.Thread(target=run_clients, args=(server.url, tokens, batch, exchange, tally, go))
+                driver.start()
+                cpu0, server_cpu0 = time.process_time(), _cpu_s(server.proc.pid)
                 start = time.perf_counter()
                 project = owner.post("/api/v1/farm/projects", json={
                     "code": {"kind": "container", "image": "busybox", "command": ["sum"]},
                     "input": {"kind": "inline", "text": "".join(line + "\n" for line in lines)},
                     "split": {"by": "lines", "size": 1}, "unit_seconds": 1}).json()["project_id"]
                 go.wait()
-                if not finished.wait(600):
+                if not tally.done.wait(600):
                     raise RuntimeError("the farm did not finish in 600 s")
                 got = owner.get(f"/api/v1/farm/projects/{project}/results").json()
                 elapsed = time.perf_counter() - start
-                for t in threads:
-                    t.join()
-                for w in workers:
-                    w.close()
+                cpu = {"bench_cpu_s": time.process_time() - cpu0, "server_cpu_s": _cpu_s(server.proc.pid) - server_cpu0,
+                       "requests": tally.requests}
+                driver.join()
             sums = [base64.b64decode(r["output"]).decode() for r in sorted(got["results"], key=lambda r: r["seq"])]
             assert got["complete"] and sums == expected(lines), "the farm lost or garbled results"
-            return len(lines) / elapsed
+            return {"units_per_s": len(lines) / elapsed, **cpu}
         finally:
             server.stop()
             if admin is not None:
@@ -133,7 +121,8 @@ def run_celery(redis_db: int, lines: list[str], clients: int) -> float:
     store = redis.Redis.from_url(url)
     if store.dbsize():
         raise SystemExit(f"Redis database {redis_db} is not empty: choose another with --redis-db")
-    env = {**os.environ, "FARM_BENCH_REDIS": url, "PYTHONPATH": str(HERE)}
+    env = {**os.environ, "FARM_BENCH_REDIS": url,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)}
     os.environ["FARM_BENCH_REDIS"] = url
     sys.path.insert(0, str(HERE))
     from celery.result import ResultSet
@@ -173,31 +162,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--units", type=int, default=2000)
-    parser.add_argument("--batch", type=int, default=1, help="units per /work request on our side")
+    parser.add_argument("--batch", type=int, default=10,
+                        help="seconds of work each /work asks for (one slot; units are estimated at 1 s): "
+                             "10 is `disco farm client`'s default ask for one free slot")
+    parser.add_argument("--mode", choices=["exchange", "separate"], default="exchange",
+                        help="exchange: results ride on the next POST /work (what `disco farm client` does); "
+                             "separate: POST /results, then POST /work")
+    parser.add_argument("--host", default="127.0.0.1", help="the farm server's loopback address")
     parser.add_argument("--redis-db", type=int, default=11)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     lines = make_lines(args.units)
-    rows: dict[str, list[float]] = {"celery": []}
-    for _ in range(args.repeat):
-        rows["celery"].append(run_celery(args.redis_db, lines, args.clients))
-        print(f"celery+redis: {rows['celery'][-1]:.0f} units/s", flush=True)
-        for db in args.db:
-            rows.setdefault(db, []).append(run_farm(db, lines, args.clients, args.batch))
-            print(f"farm {db}: {rows[db][-1]:.0f} units/s", flush=True)
-    best = {k: max(v) for k, v in rows.items()}
-    for db in args.db:
-        print(f"{db}: {best[db]:.0f} units/s vs celery {best['celery']:.0f}: ratio {best[db] / best['celery']:.2f}")
+    rounds = []
+    for n in range(args.repeat):
+        for db in args.db:  # each farm run right after a Celery run of its own: a pair, one ratio
+            load = os.getloadavg()
+            celery = run_celery(args.redis_db, lines, args.clients)
+            farm = run_farm(db, lines, args.clients, args.batch, args.mode == "exchange", args.host)
+            rounds.append({"round": n + 1, "db": db, "celery_units_per_s": celery, **farm,
+                           "ratio": farm["units_per_s"] / celery, "load_before": load, "load_after": os.getloadavg()})
+            print(f"round {n + 1} {db}: farm {farm['units_per_s']:.0f} units/s, celery+redis {celery:.0f}: "
+                  f"ratio {farm['units_per_s'] / celery:.2f} (server CPU {farm['server_cpu_s']:.1f} s, "
+                  f"harness {farm['bench_cpu_s']:.1f} s, {farm['requests']} requests; load {load[0]:.1f})", flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
             "benchmark": "farm_vs_celery", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                        "load": os.getloadavg()},
-            "clients": args.clients, "units": args.units, "batch": args.batch,
-            "units_per_s": rows, "best": best,
-            "ratio": {db: best[db] / best["celery"] for db in args.db}}, indent=2))
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "clients": args.clients, "units": args.units, "batch_seconds": args.batch, "mode": args.mode,
+            "rounds": rounds}, indent=2))
     return 0
 
 

@@ -58,12 +58,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 class FarmServer:
     """`disco farm server` as users run it; the owner's token is read from its admin token file."""
 
-    def __init__(self, data_dir: Path, db_url: str, *, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, data_dir: Path, db_url: str, *, extra_args: tuple[str, ...] = (),
+                 host: str = "127.0.0.1") -> None:
         self.data_dir = data_dir
         self.db_url = db_url
         self.extra_args = extra_args
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "farm.log"
 
@@ -72,7 +74,7 @@ class FarmServer:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "disco.cli.main", "farm", "server", "--db", self.db_url,
-             "--data-dir", str(self.data_dir), "--host", "127.0.0.1", "--port", str(self.port),
+             "--data-dir", str(self.data_dir), "--host", self.host, "--port", str(self.port),
              *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "NO_PROXY": "*"})
         deadline = time.monotonic() + 30

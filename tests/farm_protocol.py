@@ -37,6 +37,15 @@ class ProtoClient:
         assert answer.status_code == 200, answer.text
         return answer.json()["results"]
 
+    def exchange(self, items: list[dict[str, Any]], seconds: float = 10,
+                 slots: int = 1) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Results and a new ask in one POST /work: (the results' answers, the new leases)."""
+        answer = self.http.post("/work", json={"seconds": seconds, "slots": slots, "results": items})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert len(body["results"]) == len(items)
+        return body["results"], body["leases"]
+
     def close(self) -> None:
         self.http.close()
 

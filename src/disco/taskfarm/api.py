@@ -60,6 +60,17 @@ def json_answer(body: dict[str, Any], headers: dict[str, str] | None = None) -> 
     return Response(json.dumps(body, separators=(",", ":")), media_type="application/json", headers=headers)
 
 
+def work_answer(leases: list[dict[str, Any]], answers: list[dict[str, Any]] | None,
+                retry_after_s: float) -> tuple[dict[str, Any], dict[str, str]]:
+    """POST …/work's body and headers: with no leases, when to ask again; `results` only when
+    the request carried some."""
+    wait = 0.0 if leases else retry_after_s
+    body: dict[str, Any] = {"leases": leases, "retry_after_s": wait}
+    if answers is not None:
+        body["results"] = answers
+    return body, {} if leases else {"Retry-After": str(int(wait))}
+
+
 def _bearer(request: Request) -> str | None:
     auth = request.headers.get("authorization", "")
     return auth[7:].strip() if auth.lower().startswith("bearer ") else None
@@ -145,10 +156,12 @@ def make_router(farm: Farm, authenticate: Authenticate) -> APIRouter:
                      "description": "With no leases: seconds before asking again.", "schema": {"type": "string"}}}},
                      **errors(401, 422, 429, 503)})
     def work(body: schemas.WorkRequest, request: Request, who: Client = Depends(client)) -> Response:
-        leases = farm.work(who, body.seconds, body.slots, input_url(request))
-        wait = 0.0 if leases else farm.config.retry_after_s
-        return json_answer({"leases": leases, "retry_after_s": wait},
-                           {} if leases else {"Retry-After": str(int(wait))})
+        if body.results:
+            answers, leases = farm.exchange(who, [item.model_dump() for item in body.results], body.seconds,
+                                            body.slots, input_url(request))
+        else:
+            answers, leases = None, farm.work(who, body.seconds, body.slots, input_url(request))
+        return json_answer(*work_answer(leases, answers, farm.config.retry_after_s))
 
     @router.post("/heartbeat", operation_id="farmHeartbeat", response_model=schemas.HeartbeatAnswer,
                  openapi_extra=CLIENT, responses=errors(401, 422, 429, 503))

@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from disco.errors import DiscoError
 from disco.taskfarm import schemas
-from disco.taskfarm.api import PREFIX
+from disco.taskfarm.api import PREFIX, work_answer
 from disco.taskfarm.service import Farm
 
 WORK = PREFIX + "/work"
@@ -56,11 +56,15 @@ class FastPath:
             return
         try:
             if path == WORK:
-                leases = await asyncio.wrap_future(self.farm.work_future(
-                    client, request.seconds, request.slots, _input_url(scope, headers)))
-                wait = 0.0 if leases else self.farm.config.retry_after_s
-                await _answer(send, 200, {"leases": leases, "retry_after_s": wait},
-                              [] if leases else [(b"retry-after", str(int(wait)).encode())])
+                url = _input_url(scope, headers)
+                answers = None
+                if request.results:  # results and a new ask in one request (BOINC's scheduler RPC)
+                    answers, leases = await asyncio.wrap_future(self.farm.exchange_future(
+                        client, [item.model_dump() for item in request.results], request.seconds, request.slots, url))
+                else:
+                    leases = await asyncio.wrap_future(self.farm.work_future(client, request.seconds, request.slots, url))
+                body, extra = work_answer(leases, answers, self.farm.config.retry_after_s)
+                await _answer(send, 200, body, [(k.lower().encode(), v.encode()) for k, v in extra.items()])
             else:
                 answers = await asyncio.wrap_future(self.farm.report_future(
                     client, [item.model_dump() for item in batch.results]))

@@ -7,15 +7,18 @@ results on a project gets a unit at quorum 1, spot-checked with probability 1/co
 from __future__ import annotations
 
 import base64
+import itertools
 import random
+import time
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, select, update
+from sqlalchemy import Row, bindparam, case, exists, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from disco.taskfarm.models import Client, ClientRecord, Instance, Project, Unit
-from disco.taskfarm.store import log
+from disco.taskfarm.store import flush_deferred, log
 
 MAX_LEASES = 200  # per request, whatever the seconds asked
 INLINE_INPUT_BYTES = 64 * 1024  # larger units are fetched from the unit's input URL
@@ -28,25 +31,81 @@ P = Project.__table__
 CR = ClientRecord.__table__
 
 
+@dataclass(frozen=True)
+class Candidate:
+    id: int
+    unit_id: int
+    project_id: str
+    deadline: float | None
+    unit_seconds: float
+    lease_s: float
+    code: dict[str, Any]
+
+
+class Candidates:
+    """Per tenant, the oldest unsent instances of its open projects, kept in memory and read again
+    in bulk (one indexed read per open project, `ix_farm_instances_feed`) when used up or older
+    than REFILL_S. A lease then reads only the client's history of the units it looks at, where a
+    query over every unsent instance (what this replaced) cost PostgreSQL tens of milliseconds a
+    request at a few thousand units. The cache is a hint, never the truth: every lease is still a
+    compare-and-set (unsent -> leased) on the database, the client's history is read in the
+    lease's transaction, and an instance taken or cancelled meanwhile simply fails the
+    compare-and-set. A new instance (a reissue, another opinion) is seen at the next refill.
+    Used by one thread at a time (the group committer's)."""
+
+    REFILL_S = 1.0
+    SIZE = 1000
+
+    def __init__(self) -> None:
+        self._by_tenant: dict[str, tuple[float, dict[int, Candidate]]] = {}
+
+    def get(self, conn: Connection, tenant: str) -> dict[int, Candidate]:
+        entry = self._by_tenant.get(tenant)
+        if entry is None or not entry[1] or time.monotonic() - entry[0] >= self.REFILL_S:
+            entry = (time.monotonic(), _read_unsent(conn, tenant, self.SIZE))
+            self._by_tenant[tenant] = entry
+        return entry[1]
+
+
+_OPEN_PROJECTS = select(P.c.id, P.c.deadline, P.c.unit_seconds, P.c.lease_s, P.c.code).where(
+    P.c.tenant == bindparam("tenant"), P.c.state == "open")
+_UNSENT = (select(I.c.id, I.c.unit_id).where(I.c.project_id == bindparam("pid"), I.c.state == "unsent")
+           .order_by(I.c.id).limit(bindparam("limit")))
+
+
+def _read_unsent(conn: Connection, tenant: str, size: int) -> dict[int, Candidate]:
+    found: list[Candidate] = []
+    for p in conn.execute(_OPEN_PROJECTS, {"tenant": tenant}).all():
+        found.extend(Candidate(iid, uid, p.id, p.deadline, p.unit_seconds, p.lease_s, p.code)
+                     for iid, uid in conn.execute(_UNSENT, {"pid": p.id, "limit": size}).tuples())
+    found.sort(key=lambda c: c.id)  # oldest first across the tenant's projects
+    return {c.id: c for c in found[:size]}
+
+
 def lease(session: Session, client: Client, seconds: float, slots: int, now: float,
-          input_url: str) -> list[dict[str, Any]]:
+          input_url: str, candidates: Candidates) -> list[dict[str, Any]]:
     """The leases of one /work answer. `input_url` has `{unit_id}` for units not sent inline.
-    Candidates another request took between our read and our write are skipped, and the next
-    candidates read again (a few passes), so a busy farm does not answer "no work" while it has some.
-    A pass is three statements whatever its size: the candidates, their units locked (ascending
-    id), and one compare-and-set UPDATE … RETURNING of the instances still unsent."""
+    Candidates the client may not have (a unit it had a copy of) or that another request took
+    are skipped, and the next ones tried (a few passes), so a busy farm does not answer "no work"
+    while it has some. A pass is three statements whatever its size: the client's history of the
+    candidates' units, those units locked (ascending id), and one compare-and-set UPDATE …
+    RETURNING of the instances still unsent."""
     conn = session.connection()
+    pool = candidates.get(conn, client.tenant)
     leases: list[dict[str, Any]] = []
     wanted = max(seconds, 0.0)
     tried: set[int] = set()
     limit = min(MAX_LEASES, max(slots, int(seconds) + 1)) * 4
     for _ in range(PASSES):
-        chosen: list[Row[Any]] = []
+        looked = list(itertools.islice((c for c in pool.values() if c.id not in tried), limit))
+        tried.update(c.id for c in looked)
+        had = _had(conn, client, {c.unit_id for c in looked})
+        chosen: list[Candidate] = []
         units: set[int] = set()
-        rows = _candidates(conn, client, tried, limit)
-        for row in rows:
-            tried.add(row.id)
-            if row.unit_id in units or (row.deadline is not None and row.deadline <= now):
+        for row in looked:
+            if row.unit_id in units or row.unit_id in had:
+                continue
+            if row.deadline is not None and row.deadline <= now:
                 continue
             units.add(row.unit_id)
             chosen.append(row)
@@ -56,8 +115,10 @@ def lease(session: Session, client: Client, seconds: float, slots: int, now: flo
         granted = _lease_all(session, client, chosen, now, input_url)
         leases.extend(granted)
         got = {g["instance_id"] for g in granted}
+        for row in chosen:  # leased now, or taken, cancelled or closed meanwhile: no one's candidate any more
+            pool.pop(row.id, None)
         wanted += sum(row.unit_seconds for row in chosen if row.id not in got)
-        if not rows or _enough(wanted, len(leases), slots):
+        if not looked or _enough(wanted, len(leases), slots):
             break
     return leases
 
@@ -70,40 +131,38 @@ def _enough(wanted: float, count: int, slots: int) -> bool:
     return (wanted <= 0 and count >= slots) or count >= MAX_LEASES
 
 
-# The oldest unsent instances a client may have: its tenant's open projects, units still open, none
-# of a unit it ever had a copy of (and, after the first pass, none it tried already).
-_CANDIDATES = (select(I.c.id, I.c.unit_id, P.c.id.label("project_id"), P.c.deadline, P.c.unit_seconds, P.c.lease_s,
-                      P.c.code)
-               .select_from(I.join(P, P.c.id == I.c.project_id).join(U, U.c.id == I.c.unit_id))
-               .where(I.c.state == "unsent", P.c.tenant == bindparam("tenant"), P.c.state == "open",
-                      U.c.state.in_(("open", "validating")),
-                      I.c.unit_id.not_in(select(I.c.unit_id).where(I.c.client_id == bindparam("client"))))
-               .order_by(I.c.id).limit(bindparam("limit")))
-_CANDIDATES_UNTRIED = _CANDIDATES.where(I.c.id.not_in(bindparam("tried", expanding=True)))
+# The units (of those given) the client ever had a copy of: never two instances of a unit to one client.
+_HAD = {True: select(I.c.unit_id).where(I.c.client_id == bindparam("client"), I.c.unit_id == bindparam("b_id")),
+        False: select(I.c.unit_id).where(I.c.client_id == bindparam("client"),
+                                         I.c.unit_id.in_(bindparam("ids", expanding=True)))}
 _UNITS = select(U.c.id, U.c.state, U.c.quorum, U.c.sha256, U.c.size,
                 case((U.c.size <= INLINE_INPUT_BYTES, U.c.data), else_=None).label("data"))
+_OTHER = I.alias("other")
 _LEASED = update(I).values(state="leased", client_id=bindparam("b_client"), leased_at=bindparam("b_now"),
                            lease_expires=bindparam("b_expires")).returning(I.c.id, I.c.attempt)
+# The compare-and-set: still unsent, and (read under the unit's lock) no copy of the unit with this client.
+_LEASABLE = (I.c.state == "unsent",
+             ~exists().where(_OTHER.c.unit_id == I.c.unit_id, _OTHER.c.client_id == bindparam("b_client")))
 # Each in two forms: for one id (a plain parameter) and for several (an expanding IN, whose SQL is
 # rendered again at every execution: the one-unit request, the most frequent, skips that).
 _LOCK_UNITS = {True: _UNITS.where(U.c.id == bindparam("b_id")).with_for_update(),
                False: _UNITS.where(U.c.id.in_(bindparam("ids", expanding=True))).order_by(U.c.id).with_for_update()}
-_LEASE = {True: _LEASED.where(I.c.id == bindparam("b_id"), I.c.state == "unsent"),
-          False: _LEASED.where(I.c.id.in_(bindparam("ids", expanding=True)), I.c.state == "unsent")}
+_LEASE = {True: _LEASED.where(I.c.id == bindparam("b_id"), *_LEASABLE),
+          False: _LEASED.where(I.c.id.in_(bindparam("ids", expanding=True)), *_LEASABLE)}
 
 
 def _ids(ids: list[int]) -> tuple[bool, dict[str, Any]]:
     return (True, {"b_id": ids[0]}) if len(ids) == 1 else (False, {"ids": ids})
 
 
-def _candidates(conn: Connection, client: Client, tried: set[int], limit: int) -> list[Row[Any]]:
-    params: dict[str, Any] = {"tenant": client.tenant, "client": client.id, "limit": limit}
-    if tried:
-        params["tried"] = list(tried)
-    return list(conn.execute(_CANDIDATES_UNTRIED if tried else _CANDIDATES, params).all())
+def _had(conn: Connection, client: Client, unit_ids: set[int]) -> set[int]:
+    if not unit_ids:
+        return set()
+    one, params = _ids(sorted(unit_ids))
+    return set(conn.execute(_HAD[one], {**params, "client": client.id}).scalars())
 
 
-def _lease_all(session: Session, client: Client, chosen: list[Row[Any]], now: float,
+def _lease_all(session: Session, client: Client, chosen: list[Candidate], now: float,
                input_url: str) -> list[dict[str, Any]]:
     if not chosen:
         return []
@@ -125,15 +184,17 @@ def _lease_all(session: Session, client: Client, chosen: list[Row[Any]], now: fl
         if row.id not in attempts:
             continue
         unit = units[row.unit_id]
-        adaptive = unit.quorum > 1 and _maybe_trust(conn, client, row.project_id, unit.id, row.id)
+        adaptive = unit.quorum > 1 and _maybe_trust(session, conn, client, row.project_id, unit.id, row.id)
         log(session, "lease", row.project_id, unit_id=unit.id, instance_id=row.id, client_id=client.id,
             attempt=attempts[row.id], detail="quorum 1 (trusted client)" if adaptive else "")
         out.append(_lease_view(row, attempts[row.id], unit, now + row.lease_s, input_url))
     return out
 
 
-def _maybe_trust(conn: Connection, client: Client, project_id: str, unit_id: int, instance_id: int) -> bool:
+def _maybe_trust(session: Session, conn: Connection, client: Client, project_id: str, unit_id: int,
+                 instance_id: int) -> bool:
     """Quorum 1 for this unit when the client has earned it and no other copy is out yet."""
+    flush_deferred(session)  # the record upserts of this transaction's reports so far
     record = conn.execute(select(CR.c.consecutive_valid, CR.c.invalid_total).where(
         CR.c.client_id == client.id, CR.c.project_id == project_id)).first()
     if record is None or record.invalid_total > 0 or record.consecutive_valid < TRUSTED_AFTER:
@@ -149,7 +210,7 @@ def _maybe_trust(conn: Connection, client: Client, project_id: str, unit_id: int
     return True
 
 
-def _lease_view(row: Row[Any], attempt: int, unit: Row[Any], expires: float, input_url: str) -> dict[str, Any]:
+def _lease_view(row: Candidate, attempt: int, unit: Row[Any], expires: float, input_url: str) -> dict[str, Any]:
     data: dict[str, Any] = {"sha256": unit.sha256, "bytes": unit.size}
     if unit.size <= INLINE_INPUT_BYTES:
         data["inline"] = base64.b64encode(unit.data).decode()

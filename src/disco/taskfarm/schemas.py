@@ -225,11 +225,6 @@ class ClientEnrolled(Strict):
     client_token: str = Field(description="Shown once; stored only as a hash.")
 
 
-class WorkRequest(Strict):
-    seconds: float = Field(ge=0, le=86400 * 7, description="Seconds of work wanted.")
-    slots: Int = Field(default=1, ge=1, le=1024, description="Idle slots: at least one unit each.")
-
-
 class LeaseInput(Strict):
     sha256: str
     bytes: int
@@ -245,11 +240,6 @@ class FarmLease(Strict):
     lease_expires: float = Field(description="Epoch seconds.")
     input: LeaseInput
     code: dict[str, Any] = Field(description="{kind: python, url, sha256} or {kind: container, image, command}.")
-
-
-class WorkAnswer(Strict):
-    leases: list[FarmLease]
-    retry_after_s: float
 
 
 class SlotStats(Strict):
@@ -304,6 +294,23 @@ class ResultAnswer(Strict):
 
 class ResultsAnswer(Strict):
     results: list[ResultAnswer]
+
+
+class WorkRequest(Strict):
+    seconds: float = Field(ge=0, le=86400 * 7, description="Seconds of work wanted.")
+    slots: Int = Field(default=1, ge=1, le=1024, description="Idle slots: at least one unit each.")
+    results: list[ResultItem] | None = Field(
+        default=None, max_length=1000,
+        description="Results of finished instances, as POST …/results takes them: recorded first, then the new "
+                    "leases picked, in one transaction (BOINC's scheduler RPC). Their answers come back in "
+                    "`results`, the same as POST …/results gives.")
+
+
+class WorkAnswer(Strict):
+    leases: list[FarmLease]
+    retry_after_s: float
+    results: list[ResultAnswer] | None = Field(default=None, description="Present when the request carried results: "
+                                                                          "their answers, in the request's order.")
 
 
 # -- owners: the overview (the dashboard's numbers) --------------------------------------------------

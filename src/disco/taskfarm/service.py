@@ -9,6 +9,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ class Farm:
         # away once committed (there is no revocation yet; one must clear this cache).
         self._clients: dict[str, Client] = {}
         self._seen_written: dict[str, float] = {}  # client id -> when work() last wrote its last_seen
+        self._candidates = feeder.Candidates()  # unsent instances by tenant, for the leases
 
     # -- owners ---------------------------------------------------------------------------------
 
@@ -301,6 +303,22 @@ class Farm:
         return self.work_future(client, seconds, slots, input_url).result()
 
     def work_future(self, client: Client, seconds: float, slots: int, input_url: str) -> Future[list[dict[str, Any]]]:
+        return self.store.write_future(self._leaser(client, seconds, slots, input_url))
+
+    def exchange(self, client: Client, items: list[dict[str, Any]], seconds: float, slots: int,
+                 input_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return self.exchange_future(client, items, seconds, slots, input_url).result()
+
+    def exchange_future(self, client: Client, items: list[dict[str, Any]], seconds: float, slots: int,
+                        input_url: str) -> Future[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """POST …/work carrying results (BOINC's scheduler RPC): the results recorded exactly as
+        POST …/results records them, then the new leases picked, in one transaction, answered
+        after its commit. (answers in the items' order, leases)."""
+        report, lease = self._reporter(client, items), self._leaser(client, seconds, slots, input_url)
+        return self.store.write_future(lambda s: (report(s), lease(s)))
+
+    def _leaser(self, client: Client, seconds: float, slots: int,
+                input_url: str) -> Callable[[Session], list[dict[str, Any]]]:
         t = now()
         # A client asking for work is online (the overview); its last_seen is written at most
         # every SEEN_EVERY_S seconds, not on each of a busy client's many asks.
@@ -311,9 +329,9 @@ class Farm:
         def lease(s: Session) -> list[dict[str, Any]]:
             if stale:
                 s.execute(Client.__table__.update().where(Client.id == client.id).values(last_seen=t))
-            return feeder.lease(s, client, seconds, slots, t, input_url)
+            return feeder.lease(s, client, seconds, slots, t, input_url, self._candidates)
 
-        return self.store.write_future(lease)
+        return lease
 
     def unit_input(self, client: Client, unit_id: int) -> bytes:
         """A unit's input, for a client holding one of its instances."""
@@ -372,17 +390,11 @@ class Farm:
         return self.report_future(client, items).result()
 
     def report_future(self, client: Client, items: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
-        # Units locked in ascending order (transitions.py); answers given back in the client's order.
-        order = sorted(range(len(items)), key=lambda i: items[i]["instance_id"])
+        return self.store.write_future(self._reporter(client, items))
 
-        def work(s: Session) -> list[dict[str, Any]]:
-            t = now()
-            answers: dict[int, dict[str, Any]] = {}
-            for i in order:
-                answers[i] = transitions.report(s, client, items[i], t, self.config.output_dir)
-            return [answers[i] for i in range(len(items))]
-
-        return self.store.write_future(work)
+    def _reporter(self, client: Client, items: list[dict[str, Any]]) -> Callable[[Session], list[dict[str, Any]]]:
+        # Answers given back in the client's order (transitions.report_batch).
+        return lambda s: transitions.report_batch(s, client, items, now(), self.config.output_dir)
 
     # -- the loop ---------------------------------------------------------------------------------
 

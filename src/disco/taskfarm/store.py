@@ -100,6 +100,25 @@ def log(session: Session, kind: str, project_id: str, *, unit_id: int | None = N
         client_id=client_id, attempt=attempt, detail=detail))
 
 
+DEFERRED_KEY = "farm_deferred"  # (statement, parameters) written in order, by flush_deferred
+
+
+def defer(session: Session, statement: Any, params: dict[str, Any]) -> None:
+    """A write nothing in the transaction reads back before flush_deferred (the commit, or a
+    reader that calls it first). Each statement's writes go as one executemany, in the order
+    they were deferred (which psycopg sends in one round trip, where one execute each would wait
+    for each); different statements must touch different rows, as their order is not kept."""
+    session.info.setdefault(DEFERRED_KEY, {}).setdefault(statement, []).append(params)
+
+
+def flush_deferred(session: Session) -> None:
+    pending = session.info.pop(DEFERRED_KEY, None)
+    if pending:
+        conn = session.connection()
+        for statement, params in pending.items():
+            conn.execute(statement, params)
+
+
 LOG_KEY = "farm_attempts"
 _INSERT_LOG = insert(Attempt.__table__)
 
@@ -164,12 +183,14 @@ def _before_commit(session: Session) -> None:
     except BaseException:
         _drop_outputs(session)
         raise
+    flush_deferred(session)
     _write_log(session)
 
 
 def _drop_outputs(session: Session) -> None:
     # Nothing staged is on disk before the commit begins (_write_one cleans up after itself).
     session.info.pop(OUTPUTS_KEY, None)
+    session.info.pop(DEFERRED_KEY, None)
 
 
 def retrying(store: FarmStore, work: Callable[[Session], T], attempts: int = 5) -> T:

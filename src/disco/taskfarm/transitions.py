@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import namedtuple
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 from disco.taskfarm import compare
 from disco.taskfarm.assimilate import output_path, write_staged
 from disco.taskfarm.models import OUTSTANDING, Client, Instance, Project, Unit
-from disco.taskfarm.store import cas, log
+from disco.taskfarm.store import cas, defer, flush_deferred, log
 
 SETTLED = ("valid", "assimilated", "failed", "cancelled")
 I = Instance.__table__
@@ -34,14 +35,17 @@ P = Project.__table__
 LOCK_UNIT = (select(U.c.id, U.c.project_id, U.c.seq, U.c.state, U.c.quorum, P.c.max_errors, P.c.max_instances,
                     P.c.comparator, P.c.max_output_bytes, P.c.output.label("project_output"))
              .join(P, P.c.id == U.c.project_id).where(U.c.id == bindparam("uid")).with_for_update(of=U))
-_OWNER = select(I.c.unit_id, I.c.client_id, I.c.attempt).where(I.c.id == bindparam("iid"))
-# SQLite: the group's transaction holds the database's only write lock (BEGIN IMMEDIATE), so one
-# read of the instance with its unit and project is current, and nothing needs locking row by row.
-_REPORTED_ROW = (select(I.c.unit_id, I.c.client_id, I.c.attempt, I.c.state.label("inst_state"), I.c.answer,
-                        I.c.output, *LOCK_UNIT.selected_columns)
-                 .select_from(I.join(U, U.c.id == I.c.unit_id).join(P, P.c.id == U.c.project_id))
-                 .where(I.c.id == bindparam("iid")))
-_LOCK_INSTANCE = select(I.c.state, I.c.answer, I.c.output).where(I.c.id == bindparam("iid")).with_for_update()
+_BATCH_COLUMNS = (I.c.id.label("iid"), I.c.unit_id, I.c.client_id, I.c.attempt, I.c.state.label("inst_state"),
+                  I.c.answer, I.c.output, *LOCK_UNIT.selected_columns)
+_BATCH_ROWS = {
+    True: (select(*_BATCH_COLUMNS).select_from(I.join(U, U.c.id == I.c.unit_id).join(P, P.c.id == U.c.project_id))
+           .where(I.c.id.in_(bindparam("ids", expanding=True)))),
+    False: (select(*_BATCH_COLUMNS).select_from(U.join(I, I.c.unit_id == U.c.id).join(P, P.c.id == U.c.project_id))
+            .where(I.c.id.in_(bindparam("ids", expanding=True))).order_by(U.c.id, I.c.id)
+            .with_for_update(of=(U, I))),
+}
+_SIBLINGS = (select(I.c.id, I.c.unit_id, I.c.state, I.c.client_id, I.c.attempt, I.c.output)
+             .where(I.c.unit_id.in_(bindparam("uids", expanding=True))).order_by(I.c.id))
 _UNIT_INSTANCES = (select(I.c.id, I.c.state, I.c.client_id, I.c.attempt, I.c.output)
                    .where(I.c.unit_id == bindparam("uid")).order_by(I.c.id))
 _CANCEL_UNSENT = (update(I).where(I.c.unit_id == bindparam("uid"), I.c.state == "unsent")
@@ -64,14 +68,18 @@ def lock_unit(session: Session, unit_id: int) -> Row[Any] | None:
     return session.connection().execute(LOCK_UNIT, {"uid": unit_id}).first()
 
 
-def settle(session: Session, unit: Row[Any], now: float, output_root: Path | None = None) -> str:
+def settle(session: Session, unit: Row[Any], now: float, output_root: Path | None = None,
+           instances: list[Any] | None = None, batch: bool = False) -> str:
     """Moves a locked unit on (`unit`: its LOCK_UNIT row, read under the lock); answers its state
     afterwards. With `output_root`, a unit that becomes valid is assimilated at once, in the same
-    transaction (its output staged, assimilate.py)."""
+    transaction (its output staged, assimilate.py). `instances`: the unit's instances (id order)
+    as they are now, when the caller has them (report_batch); read otherwise. `batch`: a unit
+    made valid is written at the caller's flush_deferred (report_batch's end), with the others."""
     if unit.state in SETTLED:
         return unit.state
     conn = session.connection()
-    instances = conn.execute(_UNIT_INSTANCES, {"uid": unit.id}).all()
+    if instances is None:
+        instances = list(conn.execute(_UNIT_INSTANCES, {"uid": unit.id}).all())
     successes = [i for i in instances if i.state == "success"]
     errors = sum(1 for i in instances if i.state == "error")
     outstanding = sum(1 for i in instances if i.state in OUTSTANDING)
@@ -82,7 +90,7 @@ def settle(session: Session, unit: Row[Any], now: float, output_root: Path | Non
     if len(successes) >= unit.quorum:
         group = _largest_agreeing(unit.comparator, successes)
         if len(group) >= unit.quorum and 2 * len(group) > len(successes):
-            return _make_valid(session, unit, instances, group, successes, now, output_root)
+            return _make_valid(session, unit, instances, group, successes, now, output_root, batch)
         state = "validating"
         need = 1 - outstanding  # disagreement: one more opinion at a time
     room = unit.max_instances - len(instances)
@@ -111,7 +119,7 @@ def _largest_agreeing(comparator: dict[str, Any], successes: list[Row[Any]]) -> 
 
 
 def _make_valid(session: Session, unit: Row[Any], instances: list[Row[Any]], group: list[Row[Any]],
-                successes: list[Row[Any]], now: float, output_root: Path | None) -> str:
+                successes: list[Row[Any]], now: float, output_root: Path | None, batch: bool = False) -> str:
     conn = session.connection()
     canonical = group[0]
     agreeing = {i.id for i in group}
@@ -135,7 +143,10 @@ def _make_valid(session: Session, unit: Row[Any], instances: list[Row[Any]], gro
         values.update(b_state="assimilated", b_path=str(path))
         log(session, "assimilate", unit.project_id, unit_id=unit.id, instance_id=canonical.id,
             client_id=canonical.client_id, attempt=canonical.attempt, detail=str(path))
-    conn.execute(_UNIT_VALID, values)
+    if batch:
+        defer(session, _UNIT_VALID, values)
+    else:
+        conn.execute(_UNIT_VALID, values)
     return "valid"
 
 
@@ -151,7 +162,8 @@ _RECORD = {
 
 
 def _record(session: Session, client_id: str, project_id: str, valid: bool) -> None:
-    session.connection().execute(_RECORD[valid], {"cid": client_id, "pid": project_id})
+    # Read back only by feeder._maybe_trust, which flushes first: written in order, in batches.
+    defer(session, _RECORD[valid], {"cid": client_id, "pid": project_id})
 
 
 def fail(session: Session, unit_id: int, project_id: str, reason: str, now: float) -> str:
@@ -165,51 +177,96 @@ def fail(session: Session, unit_id: int, project_id: str, reason: str, now: floa
 
 # -- reports ----------------------------------------------------------------------------------------
 
+Sibling = namedtuple("Sibling", "id state client_id attempt output")  # an instance as settle() reads it
+
+
 def report(session: Session, client: Client, item: dict[str, Any], now: float,
            output_root: Path | None = None) -> dict[str, Any]:
-    """One result of a /results batch: its answer, the same on every replay. With `output_root`,
-    a unit this result makes valid is assimilated in the same transaction (assimilate.py)."""
+    """One result: its answer, the same on every replay (report_batch of one)."""
+    return report_batch(session, client, [item], now, output_root)[0]
+
+
+def report_batch(session: Session, client: Client, items: list[dict[str, Any]], now: float,
+                 output_root: Path | None = None) -> list[dict[str, Any]]:
+    """The results of one /results batch (or of a /work that carries results): their answers, in
+    the items' order, each the same on every replay. With `output_root`, a unit a result makes
+    valid is assimilated in the same transaction (assimilate.py).
+
+    A batch costs a fixed handful of statements plus the settling of its units: one read of the
+    reported instances with their units and projects (on PostgreSQL it locks their units' rows,
+    then the instances', in ascending unit id: the lock order above; on SQLite the group's
+    transaction holds the only write lock), one read of those units' instances, and the
+    compare-and-sets as one executemany (psycopg pipelines it: one round trip)."""
     conn = session.connection()
-    iid = item["instance_id"]
-    if conn.dialect.name == "sqlite":
-        found = unit = conn.execute(_REPORTED_ROW, {"iid": iid}).first()
-        inst_state = found.inst_state if found is not None else ""
-        inst = found
-    else:  # PostgreSQL: the unit's row locked, then the instance's (the lock order, above)
-        found = conn.execute(_OWNER, {"iid": iid}).first()
-    if found is None or found.client_id != client.id or found.attempt != item["attempt"]:
-        return {"instance_id": iid, "status": "refused", "reason": "not an instance leased to this client"}
-    if conn.dialect.name != "sqlite":
-        unit = conn.execute(LOCK_UNIT, {"uid": found.unit_id}).first()
-        inst = conn.execute(_LOCK_INSTANCE, {"iid": iid}).first()
-        inst_state = inst.state
-    assert unit is not None and inst is not None
-    if inst.answer:
-        return {"instance_id": iid, "status": "duplicate", "first": inst.answer}
-    output, problem = _output_of(item, inst.output, unit.max_output_bytes)
-    if problem:
-        return {"instance_id": iid, "status": "refused", "reason": problem}
-    ok = item["status"] == "ok"
-    new_state: str | None
-    if unit.state in SETTLED or inst_state not in ("leased", "no_reply"):
-        answer = "not_needed"
-        # A copy still out when its unit settled: it ran for nothing, and stops counting as out.
-        new_state = "cancelled" if inst_state == "leased" else None
-    else:
-        answer = "accepted" if inst_state == "leased" else "late_accepted"
-        new_state = "success" if ok else "error"
-    values = dict(iid=iid, b_leaving=inst_state, b_state=new_state, b_answer=answer, b_at=now,
-                  b_cpu=float(item.get("cpu_s") or 0.0), b_error=(item.get("error") or "")[:10000],
-                  b_output=output if ok else None,
-                  b_sha=hashlib.sha256(output).hexdigest() if ok and output is not None else "")
-    # The compare-and-set: a concurrent report of the same instance (a replay) changed nothing.
-    if conn.execute(_REPORT if new_state else _REPORT_KEEP_STATE, values).rowcount != 1:
-        return {"instance_id": iid, "status": "duplicate", "first": inst.answer or "accepted"}
-    log(session, "report", unit.project_id, unit_id=unit.id, instance_id=iid, client_id=client.id,
-        attempt=found.attempt, detail=f"{item['status']} {answer}")
-    if answer != "not_needed":
-        settle(session, unit, now, output_root)
-    return {"instance_id": iid, "status": answer}
+    sqlite = conn.dialect.name == "sqlite"
+    ids = sorted({item["instance_id"] for item in items})
+    rows = {r.iid: r for r in conn.execute(_BATCH_ROWS[sqlite], {"ids": ids})}
+    mine = sorted({r.unit_id for r in rows.values() if r.client_id == client.id})
+    siblings: dict[int, list[Sibling]] = {}
+    if mine:
+        for r in conn.execute(_SIBLINGS, {"uids": mine}):
+            siblings.setdefault(r.unit_id, []).append(Sibling(r.id, r.state, r.client_id, r.attempt, r.output))
+    answers: list[dict[str, Any] | None] = [None] * len(items)
+    applied: dict[int, str] = {}  # instance id -> the answer this batch gave it
+    changes: dict[bool, list[dict[str, Any]]] = {True: [], False: []}  # with a new state / keeping it
+    to_settle: list[tuple[Row[Any], int, str | None, bytes | None]] = []
+    for i in sorted(range(len(items)), key=lambda i: items[i]["instance_id"]):
+        item = items[i]
+        iid = item["instance_id"]
+        row = rows.get(iid)
+        if row is None or row.client_id != client.id or row.attempt != item["attempt"]:
+            answers[i] = {"instance_id": iid, "status": "refused", "reason": "not an instance leased to this client"}
+            continue
+        first = applied.get(iid) or row.answer  # reported before, or earlier in this very batch
+        if first:
+            answers[i] = {"instance_id": iid, "status": "duplicate", "first": first}
+            continue
+        output, problem = _output_of(item, row.output, row.max_output_bytes)
+        if problem:
+            answers[i] = {"instance_id": iid, "status": "refused", "reason": problem}
+            continue
+        ok = item["status"] == "ok"
+        new_state: str | None
+        if row.state in SETTLED or row.inst_state not in ("leased", "no_reply"):
+            answer = "not_needed"
+            # A copy still out when its unit settled: it ran for nothing, and stops counting as out.
+            new_state = "cancelled" if row.inst_state == "leased" else None
+        else:
+            answer = "accepted" if row.inst_state == "leased" else "late_accepted"
+            new_state = "success" if ok else "error"
+        kept = output if ok else None
+        changes[new_state is not None].append(dict(
+            iid=iid, b_leaving=row.inst_state, b_state=new_state, b_answer=answer, b_at=now,
+            b_cpu=float(item.get("cpu_s") or 0.0), b_error=(item.get("error") or "")[:10000], b_output=kept,
+            b_sha=hashlib.sha256(output).hexdigest() if ok and output is not None else ""))
+        applied[iid] = answer
+        answers[i] = {"instance_id": iid, "status": answer}
+        log(session, "report", row.project_id, unit_id=row.id, instance_id=iid, client_id=client.id,
+            attempt=row.attempt, detail=f"{item['status']} {answer}")
+        if answer != "not_needed":
+            to_settle.append((row, iid, new_state, kept))
+    for with_state, values in changes.items():
+        if values:
+            # The compare-and-sets. Every row is current (locked, or under SQLite's write lock) and
+            # a repeat within the batch was answered above, so each changes its row; if one did
+            # not, the transaction is rolled back and the group committer runs this request alone.
+            done = conn.execute(_REPORT if with_state else _REPORT_KEEP_STATE, values).rowcount
+            if done != len(values):
+                raise RuntimeError(f"report compare-and-set changed {done} of {len(values)} instances")
+    settled: set[int] = set()
+    for row, iid, new_state, kept in to_settle:
+        if row.id in settled:  # another result of the same unit in this batch: read it afresh
+            flush_deferred(session)
+            unit = lock_unit(session, row.id)
+            if unit is not None:
+                settle(session, unit, now, output_root)
+            continue
+        settled.add(row.id)
+        after = [sib._replace(state=new_state, output=kept) if sib.id == iid else sib
+                 for sib in siblings.get(row.id, [])]
+        settle(session, row, now, output_root, after, batch=True)
+    flush_deferred(session)  # the units made valid: what the group's next requests read
+    return [answer for answer in answers if answer is not None]
 
 
 def _output_of(item: dict[str, Any], uploaded: bytes | None, max_output_bytes: int) -> tuple[bytes | None, str]:

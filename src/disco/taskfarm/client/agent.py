@@ -1,5 +1,5 @@
 """The client's loop: one thread talks to the server (ask for work by seconds × free slots,
-heartbeat running instances, report finished ones in batches), one thread per slot runs units.
+heartbeat running instances, report finished ones in batches, with the next ask when there is one), one thread per slot runs units.
 Every request that fails (no connection, 5xx, 429) backs off with full jitter and honours
 Retry-After; results wait in memory and are sent again (the server answers a resent report
 `duplicate`, so resending is always safe)."""
@@ -97,6 +97,7 @@ class Agent:
         self.counts = {"ok": 0, "failed": 0, "reported": 0, "stopped": 0}
         self.meter = SlotMeter()
         self.send_stats = True  # off if the server is older and refuses them
+        self.combined = True  # results carried by POST /work; off if the server is older and refuses them
         self.started = time.monotonic()
 
     # -- requests ----------------------------------------------------------------------------------
@@ -159,15 +160,31 @@ class Agent:
         return 0
 
     def _step(self) -> None:
-        self._report()
         self._heartbeat()
         free = self.free.qsize() - len(self.pending)
         if free > 0 and time.monotonic() >= self.next_work and not self.stopping.is_set():
-            self._ask(free)
+            self._ask(free)  # finished results go with it
+        else:
+            self._report()
 
     def _ask(self, free: int) -> None:
-        answer = self.call("POST", "/work", json={"seconds": self.opts.seconds_per_slot * free, "slots": free})
+        """Ask for seconds × free slots of work, carrying the results ready (BOINC's scheduler
+        RPC: one request, one transaction on the server, where two would do)."""
+        ask: dict[str, Any] = {"seconds": self.opts.seconds_per_slot * free, "slots": free}
+        batch = self._ready() if self.combined else []
+        if not self.combined:
+            self._report()
+        try:
+            answer = self.call("POST", "/work", json={**ask, "results": batch} if batch else ask)
+        except Refused as exc:
+            if not batch or not str(exc).startswith("HTTP 422"):
+                raise
+            self.combined = False  # a server from before results in /work: report, then ask
+            self._report()
+            answer = self.call("POST", "/work", json=ask)
         body = answer.json()
+        if batch:
+            self._acknowledged(batch, body.get("results") or [])
         if not body["leases"]:
             self.next_work = time.monotonic() + float(body.get("retry_after_s") or 1.0)
             return
@@ -258,11 +275,10 @@ class Agent:
         with self.lock:
             self.done.append(item)
 
-    def _report(self) -> None:
+    def _ready(self) -> list[dict[str, Any]]:
+        """The results to send (up to MAX_BATCH), large outputs uploaded first."""
         with self.lock:
             batch = self.done[:MAX_BATCH]
-        if not batch:
-            return
         for item in batch:
             if "_upload" in item:  # PUT again after a failure is harmless: same bytes, same hash
                 try:
@@ -272,11 +288,19 @@ class Agent:
                     item.pop("output_sha256")
                     item |= {"status": "error", "error": f"output upload refused: {exc}"[:10000]}
                 del item["_upload"]
-        answer = self.call("POST", "/results", json={"results": batch})
+        return batch
+
+    def _report(self) -> None:
+        batch = self._ready()
+        if batch:
+            answer = self.call("POST", "/results", json={"results": batch})
+            self._acknowledged(batch, answer.json()["results"])
+
+    def _acknowledged(self, batch: list[dict[str, Any]], answers: list[dict[str, Any]]) -> None:
         with self.lock:
             del self.done[:len(batch)]  # acknowledged: whatever each answer says, sending again changes nothing
         self.counts["reported"] += len(batch)
-        for item in answer.json()["results"]:
+        for item in answers:
             if item["status"] == "refused":
                 self.opts.say(f"instance {item['instance_id']} refused: {item.get('reason', '')}")
 
