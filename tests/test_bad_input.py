@@ -107,7 +107,7 @@ def hadoop_override(file_name: str, values: Any) -> dict[str, Any]:
     ({"workers": None}, "invalid_spec"),
     ({"workers": 65}, "too_many_workers"),        # DISCO_MAX_WORKERS defaults to 64
     ({"workers": 10**30}, "too_many_workers"),
-    ({"masters": 2}, "invalid_spec"),
+    ({"masters": 2}, "masters_not_supported"),  # no framework here runs several
     ({"masters": 0}, "invalid_spec"),
     ({"wrokers": 2}, "invalid_spec"),             # unknown field (a typo)
     ({"name": "../../etc"}, "invalid_spec"),

@@ -465,7 +465,7 @@ def test_resolve_checks_framework_names_and_properties(catalog: Catalog) -> None
     ({"workers": "2"}, ["workers"]),
     ({"workers": -1}, ["workers"]),
     ({"workers": True}, ["workers"]),
-    ({"masters": 2}, ["masters"]),
+    ({"masters": 0}, ["masters"]),
     ({"nodes": 3}, ["nodes"]),
     ({"name": "has space"}, ["name"]),
     ({"frameworks": [{"name": "dask", "version": "1"}]}, ["frameworks", 0, "version"]),
@@ -616,7 +616,7 @@ def test_webecho_renders_from_the_plan_context(catalog: Catalog) -> None:
     [(launch, wait_for)] = plan.launches(cluster, catalog, fw, worker, "/w/worker-1")
     assert launch.argv[-3:] == ["8001", "--bind", "127.9.1.2"] and wait_for == "127.9.1.1:8000"
     ctx = plan.context(cluster, catalog, fw, None)
-    assert ctx["cluster"] == {"id": cluster.id, "name": "demo", "workers": 2}
+    assert ctx["cluster"] == {"id": cluster.id, "name": "demo", "workers": 2, "masters": 1}
     assert ctx["workers"] == ["127.9.1.2", "127.9.1.3"] and ctx["node"] == {}
     assert ctx["props"] == {"greeting": "hello", "size": 2, "secret_word": ""}  # secrets: default unless given
     outputs = plan.outputs(cluster, catalog)["frameworks"]["webecho"]

@@ -308,3 +308,32 @@ def test_an_ssh_plan_sizes_hadoop_from_the_hosts_check_and_names_what_a_create_w
     assert answer.status_code == 200, answer.text
     assert [p["code"] for p in answer.json()["problems"]] == ["missing_checksum"]
     assert what_exists(sm) == before
+
+
+def test_a_plan_with_two_masters_runs_each_on_its_port(sm: ServiceManager,
+                                                       owner: tuple[str, httpx.Client]) -> None:
+    """`masters: 2` of mapreduce: two master processes on the master node (8989 and 8990, the
+    second passing DDFS on to the first), every node serving both; nothing made."""
+    _token, client = owner
+    before = what_exists(sm)
+    answer = client.post(PLAN, json={"workers": 1, "masters": 2, "frameworks": ["mapreduce"]})
+    assert answer.status_code == 200, answer.text
+    nodes = {n["name"]: n for n in answer.json()["nodes"]}
+    master = next(n for n in nodes.values() if n["role"] == "master")
+    host = master["host"]
+    procs = {p["name"]: p["command"] for p in master["processes"]}
+    assert sorted(procs) == ["mapreduce-master", "mapreduce-master-2"]
+
+    def arg(command: list[str], option: str) -> str:
+        return command[command.index(option) + 1]
+
+    first, second = procs["mapreduce-master"], procs["mapreduce-master-2"]
+    assert (arg(first, "--port"), arg(second, "--port")) == ("8989", "8990")
+    assert (arg(first, "--instance"), arg(second, "--instance")) == ("0/2", "1/2")
+    assert arg(first, "--ddfs-authority") == "" and arg(second, "--ddfs-authority") == f"http://{host}:8989"
+    assert arg(first, "--data") != arg(second, "--data")
+    assert sorted(p["port"] for p in master["ports"] if p["framework"] == "mapreduce") == [8989, 8990]
+    [worker] = [n for n in nodes.values() if n["role"] == "worker"]
+    [node] = [p["command"] for p in worker["processes"]]
+    assert arg(node, "--master") == f"http://{host}:8989,http://{host}:8990"
+    assert what_exists(sm) == before

@@ -159,10 +159,11 @@ def _node(cluster: Cluster, catalog: Catalog, spec: ClusterSpec, node: Node, pla
         if fw_files:
             files[name] = dict(sorted(fw_files.items()))
     reachable = provided.reachable_from
-    ports = [{"framework": name, "name": port_name, "port": port.port, "scheme": port.scheme,
+    ports = [{"framework": name, "name": port_name, "port": number, "scheme": port.scheme,
               "description": port.description, "reachable_from": reachable}
              for name in cluster.spec.get("resolved_frameworks", [])
-             for port_name, port in catalog.get(name).ports.items() if port.role == node.role]
+             for port_name, number, port in plan.port_instances(catalog.get(name), plan.masters_of(cluster))
+             if port.role == node.role]
     if "log_port" in planned.details:  # the node supervisor's log server (the cluster's token)
         ports.append({"framework": "disco", "name": "node_logs", "port": planned.details["log_port"],
                       "scheme": "http", "description": "the node's deployment and process logs (the cluster's token)",
@@ -215,7 +216,7 @@ def _steps(cluster: Cluster, catalog: Catalog, provided: ProviderPlan) -> list[d
     steps += provided.steps
     for name in cluster.spec.get("resolved_frameworks", []):
         fw = catalog.get(name)
-        master = plan.process_names(fw, "master")
+        master = plan.process_names(fw, "master", plan.masters_of(cluster))
         workers = plan.process_names(fw, "worker") if any(n.role == "worker" for n in nodes) else []
         parts = []
         if master:

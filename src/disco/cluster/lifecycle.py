@@ -383,7 +383,7 @@ class Lifecycle:
     async def _raise_if_exited(self, cluster: Cluster, provider: Provider, ref: ClusterRef,
                                fw: FrameworkDef, nodes: list[Node]) -> None:
         for node in nodes:
-            for name in plan.process_names(fw, node.role):
+            for name in plan.process_names(fw, node.role, plan.masters_of(cluster)):
                 status = await provider.process_status(ref, node.name, name)
                 if status.state is not ProcessState.RUNNING:
                     from disco.cluster.log_tail import describe_exit
@@ -529,13 +529,17 @@ class Lifecycle:
             fw = self.catalog.get(name)
             if fw.activity is None:
                 continue
-            ctx = plan.context(cluster, self.catalog, fw, None, credentials=self._credentials(cluster))
-            try:
-                data = await http_json(self._http, render(fw.activity.url, ctx), render(fw.activity.headers, ctx))
-            except (httpx.HTTPError, ValueError):
-                continue
-            if evaluate(fw.activity.busy_when, {**ctx, "data": data}):
-                return True
+            base = plan.context(cluster, self.catalog, fw, None, credentials=self._credentials(cluster))
+            count = plan.masters_of(cluster) if fw.activity.per_master else 1
+            for index in range(count):
+                ctx = {**base, "instance": {"index": index, "count": count}}
+                try:
+                    data = await http_json(self._http, render(fw.activity.url, ctx),
+                                           render(fw.activity.headers, ctx))
+                except (httpx.HTTPError, ValueError):
+                    continue
+                if evaluate(fw.activity.busy_when, {**ctx, "data": data}):
+                    return True
         return False
 
     async def _check_processes(self, cluster: Cluster) -> None:
@@ -544,7 +548,8 @@ class Lifecycle:
         ref = ClusterRef(cluster.id, cluster.slot or 0)
         for node in plan.live_nodes(cluster):
             for name in cluster.spec.get("resolved_frameworks", []):
-                for process in plan.process_names(self.catalog.get(name), node.role):
+                for process in plan.process_names(self.catalog.get(name), node.role,
+                                                  plan.masters_of(cluster)):
                     status = await provider.process_status(ref, node.name, process)
                     if status.state is ProcessState.RUNNING:
                         continue

@@ -15,7 +15,7 @@ from disco.frameworks import config_files
 from disco.frameworks.catalog import Catalog
 from disco.frameworks.downloads import resolve_download
 from disco.frameworks.pins import MissingPackage, pinned_python_packages
-from disco.frameworks.model import ConfigFileDef, FrameworkDef
+from disco.frameworks.model import ConfigFileDef, FrameworkDef, PortDef
 from disco.frameworks.render import render
 from disco.providers.base import Download, Launch, NodeCapacity, NodeFacts, NodeNeeds
 
@@ -30,6 +30,17 @@ def live_nodes(cluster: Cluster) -> list[Node]:
 
 def master_node(cluster: Cluster) -> Node:
     return next(n for n in cluster.nodes if n.role == "master")
+
+
+def masters_of(cluster: Cluster) -> int:
+    """The spec's `masters`: how many times a framework's per_master processes run on the
+    master node (each on its own port: a per_master port + i)."""
+    return int(cluster.spec.get("masters", 1) or 1)
+
+
+def instance_name(base: str, index: int) -> str:
+    """The i-th (from 0) copy of a per_master process or port: the first keeps the name."""
+    return base if index == 0 else f"{base}-{index + 1}"
 
 
 def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | None,
@@ -51,7 +62,10 @@ def context(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node | N
         node_ctx.update(memory_mb=capacity.memory_mb, cpus=capacity.cpus)
     ctx = {
         "cluster": {"id": cluster.id, "name": cluster.name,
-                    "workers": sum(1 for n in nodes if n.role == "worker")},
+                    "workers": sum(1 for n in nodes if n.role == "worker"),
+                    "masters": masters_of(cluster)},
+        # Which master a per_master process is (0 for every other process).
+        "instance": {"index": 0, "count": masters_of(cluster)},
         "node": node_ctx,
         "master": {"host": master.host},
         "workers": [n.host for n in nodes if n.role == "worker"],
@@ -222,10 +236,14 @@ def launches(cluster: Cluster, catalog: Catalog, fw: FrameworkDef, node: Node, w
     files = {**render(fw.files, ctx), **node_config_files(cluster, catalog, fw, node, ctx)}
     result = []
     for proc in role.processes:
-        launch = Launch(name=f"{fw.name}-{proc.name}", argv=render(proc.command, ctx),
-                        env={**env, **render(proc.env, ctx)}, preload=tuple(proc.preload),
-                        after_fork=tuple(proc.after_fork), files={**files, **render(proc.files, ctx)})
-        result.append((launch, render(proc.wait_for_tcp, ctx) if proc.wait_for_tcp else None))
+        for index in range(masters_of(cluster) if proc.per_master else 1):
+            pctx = {**ctx, "instance": {"index": index, "count": masters_of(cluster)}}
+            launch = Launch(name=instance_name(f"{fw.name}-{proc.name}", index),
+                            argv=render(proc.command, pctx),
+                            env={**env, **render(proc.env, pctx)}, preload=tuple(proc.preload),
+                            after_fork=tuple(proc.after_fork),
+                            files={**files, **render(proc.files, pctx)})
+            result.append((launch, render(proc.wait_for_tcp, pctx) if proc.wait_for_tcp else None))
     return result
 
 
@@ -243,9 +261,17 @@ def client_access(cluster: Cluster, catalog: Catalog, credentials: dict[str, str
     return result
 
 
-def process_names(fw: FrameworkDef, role: str) -> list[str]:
+def process_names(fw: FrameworkDef, role: str, masters: int = 1) -> list[str]:
     role_def = fw.roles.get(role)  # type: ignore[call-overload]
-    return [f"{fw.name}-{p.name}" for p in role_def.processes] if role_def else []
+    return [instance_name(f"{fw.name}-{p.name}", i) for p in role_def.processes
+            for i in range(masters if p.per_master else 1)] if role_def else []
+
+
+def port_instances(fw: FrameworkDef, masters: int) -> list[tuple[str, int, PortDef]]:
+    """The framework's ports (name, number, declaration): a per_master port once per master,
+    the i-th (from 0) as port + i."""
+    return [(instance_name(name, i), port.port + i, port) for name, port in fw.ports.items()
+            for i in range(masters if port.per_master else 1)]
 
 
 def outputs(cluster: Cluster, catalog: Catalog) -> dict[str, Any]:
@@ -258,14 +284,14 @@ def outputs(cluster: Cluster, catalog: Catalog) -> dict[str, Any]:
         ctx = context(cluster, catalog, fw, None)
         entry: dict[str, Any] = dict(render(fw.outputs, ctx))
         web = {}
-        for port_name, port in fw.ports.items():
-            ports.add(port.port)
+        for port_name, number, port in port_instances(fw, masters_of(cluster)):
+            ports.add(number)
             if not port.web:
                 continue
             hosts = [master] if port.role == "master" else [n for n in nodes if n.role == "worker"]
             for node in hosts:
                 key = port_name if port.role == "master" else f"{port_name}@{node.name}"
-                web[key] = f"{port.scheme}://{node.host}:{port.port}{port.path}"
+                web[key] = f"{port.scheme}://{node.host}:{number}{port.path}"
         if web:
             entry["web_uis"] = web
         frameworks[name] = entry

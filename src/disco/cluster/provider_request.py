@@ -12,8 +12,11 @@ from disco.providers.base import ClusterRef, NodeNeeds, NodeRef, PlanRequest, Po
 def provider_request(cluster: Cluster, catalog: Catalog, needs: NodeNeeds) -> PlanRequest:
     spec = cluster.spec
     refs = [NodeRef(n.name, n.role, n.index) for n in plan.live_nodes(cluster)]
-    ports = [PortUse(name, port_name, port.port, port.role, port.scheme)
-             for name in spec.get("resolved_frameworks", []) for port_name, port in catalog.get(name).ports.items()]
+    # A per_master port once per master: providers open what they are told, knowing nothing
+    # of why a framework needs it.
+    ports = [PortUse(name, port_name, number, port.role, port.scheme)
+             for name in spec.get("resolved_frameworks", [])
+             for port_name, number, port in plan.port_instances(catalog.get(name), plan.masters_of(cluster))]
     allowed = list((spec.get("access") or {}).get("allowed_cidrs") or [])
     return PlanRequest(ClusterRef(cluster.id, cluster.slot or 0), cluster.name, refs,
                        dict(spec.get("provider_options") or {}), needs, ports, allowed)

@@ -81,13 +81,6 @@ class ClusterSpec(BaseModel):
             return [{"name": item} if isinstance(item, str) else item for item in value]
         return value
 
-    @field_validator("masters")
-    @classmethod
-    def _one_master(cls, value: int) -> int:
-        if value != 1:
-            raise ValueError("exactly one master is supported for now")
-        return value
-
 
 class ResolvedSpec(BaseModel):
     """A spec checked against the catalogue: dependencies added, properties typed."""
@@ -134,6 +127,7 @@ def resolve(spec: ClusterSpec, catalog: Catalog, *, max_workers: int) -> Resolve
     if duplicates:
         raise InvalidSpec(f"framework listed twice: {', '.join(duplicates)}", code="duplicate_framework")
     order = catalog.resolve(requested)
+    _check_masters(spec.masters, order, catalog)
     given = {fw.name: fw.properties for fw in spec.frameworks}
     checked_overrides = {fw.name: check_overrides(catalog.get(fw.name), fw.overrides) for fw in spec.frameworks}
     properties: dict[str, dict[str, Any]] = {}
@@ -151,6 +145,23 @@ def resolve(spec: ClusterSpec, catalog: Catalog, *, max_workers: int) -> Resolve
         }, overrides=checked_overrides[fw.name]) for fw in spec.frameworks
     ]})
     return ResolvedSpec(spec=clean, order=order, properties=properties, secrets=secrets)
+
+
+def _check_masters(masters: int, order: list[str], catalog: Catalog) -> None:
+    """Several masters only where every framework of the cluster can run them (the
+    framework's `max_masters`); the refusal names the frameworks that cannot."""
+    if masters == 1:
+        return
+    limits = {name: catalog.get(name).max_masters for name in order}
+    short = sorted(name for name, most in limits.items() if most < masters)
+    if short or not order:
+        what = (f"framework{'s' if len(short) > 1 else ''} {', '.join(short)} "
+                f"run{'' if len(short) > 1 else 's'} at most "
+                f"{', '.join(str(limits[n]) for n in short)} master(s)" if short
+                else "a cluster without frameworks runs no master process")
+        raise InvalidSpec(f"masters: {masters} is not supported: {what}",
+                          code="masters_not_supported",
+                          details={"masters": masters, "max_masters": {n: limits[n] for n in short}})
 
 
 MAX_OVERRIDES = 200  # per file: enough for any tuning, not a way to store data

@@ -138,6 +138,9 @@ class PortDef(Strict):
     web: bool = False
     path: str = "/"
     description: str = ""
+    # With several masters (the spec's `masters`, up to the framework's max_masters), master
+    # i (from 0) listens on port + i: the port is opened and shown once per master.
+    per_master: bool = False
 
 
 class ProcessDef(Strict):
@@ -156,6 +159,10 @@ class ProcessDef(Strict):
     # Files this process reads (relative path under the node's directory -> templated text),
     # written privately (0600) before it starts; `{{ credentials.… }}` may appear here.
     files: FilePaths = {}
+    # Run once per master of the spec's `masters` (master role only): the i-th (from 0) sees
+    # `instance.index` = i, is named <framework>-<name>-<i+1> past the first, and templates
+    # give each its own port and data (docs/frameworks.md).
+    per_master: bool = False
 
 
 class RoleDef(Strict):
@@ -277,6 +284,8 @@ class Activity(Strict):
     url: str
     busy_when: str
     headers: dict[str, str] = {}
+    # Asked of every master (url rendered with instance.index = 0, 1, ...): busy if any is.
+    per_master: bool = False
 
 
 class ClientDef(Strict):
@@ -306,6 +315,9 @@ class FrameworkDef(Strict):
     version_from: str | None = None
     description: str = ""
     depends: list[str] = []
+    # How many masters the framework can run over one set of workers (the spec's `masters`;
+    # a spec asking for more than a framework of it declares is refused, naming it).
+    max_masters: int = Field(default=1, ge=1, le=16)
     properties: dict[str, PropertyDef] = {}
     ports: dict[str, PortDef] = {}
     env: dict[str, str] = {}
@@ -332,6 +344,15 @@ class FrameworkDef(Strict):
                     prop.coerce(self.name, prop_name, prop.default)
                 except InvalidProperty as exc:  # a packaging bug: report it as a schema error
                     raise ValueError(f"default of {prop_name}: {exc.message}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _per_master_on_masters(self) -> "FrameworkDef":
+        worker = self.roles.get("worker")
+        if worker is not None and any(p.per_master for p in worker.processes):
+            raise ValueError("per_master is for processes of the master role")
+        if any(p.per_master and p.role != "master" for p in self.ports.values()):
+            raise ValueError("per_master is for ports of the master role")
         return self
 
     @model_validator(mode="after")

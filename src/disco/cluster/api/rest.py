@@ -111,6 +111,7 @@ def frameworks(request: Request, _: str = Depends(tenant)) -> list[dict[str, Any
         "version": catalog.version(fw.name),
         "description": fw.description,
         "depends": fw.depends,
+        "max_masters": fw.max_masters,
         "properties": {name: prop.model_dump(exclude_none=True) for name, prop in fw.properties.items()},
         "ports": {name: port.model_dump() for name, port in fw.ports.items()},
         "roles": sorted(fw.roles),

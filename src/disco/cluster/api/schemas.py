@@ -83,6 +83,7 @@ class FrameworkPort(Shape):
     web: bool
     path: str
     description: str
+    per_master: bool = Field(description="Opened once per master: master i (from 0) on port + i.")
 
 
 class Framework(Shape):
@@ -90,6 +91,7 @@ class Framework(Shape):
     version: str
     description: str
     depends: list[str]
+    max_masters: int = Field(description="The most masters (the spec's `masters`) it runs.")
     properties: dict[str, FrameworkProperty]
     ports: dict[str, FrameworkPort]
     roles: list[Literal["master", "worker"]]

@@ -46,9 +46,11 @@ def refine_spec_schema(spec: dict[str, Any], catalog: Catalog, providers: list[s
     """Narrow the generated `ClusterSpec` schema (in place) to what this service manager takes."""
     fields = spec["properties"]
     fields["cloud"] = cloud_field_schema()
-    spec["allOf"] = cloud_use_rules(default_provider) + provider_options_rules(providers, default_provider)
+    spec["allOf"] = (cloud_use_rules(default_provider) + provider_options_rules(providers, default_provider)
+                     + masters_rules(catalog))
     fields["workers"]["maximum"] = max_workers
-    fields["masters"]["maximum"] = 1
+    # Several masters where the frameworks declare it (resolve() checks the chosen ones).
+    fields["masters"]["maximum"] = max([fw.max_masters for fw in catalog.frameworks.values()] or [1])
     fields["provider"] = {"anyOf": [{"enum": providers}, {"type": "null"}], "default": None,
                           "description": "Where the nodes live; the default provider when null or absent."}
     names = sorted(catalog.frameworks)
@@ -123,6 +125,25 @@ def cloud_field_schema() -> dict[str, Any]:
                        "user's clouds.yaml (and secure.yaml).",
         "examples": [CLOUD_EXAMPLE],
     }
+
+
+def masters_rules(catalog: Catalog) -> list[dict[str, Any]]:
+    """`masters: k` > 1 only with frameworks, each of which (its dependencies included) runs
+    at least k masters (spec.py's `masters_not_supported`)."""
+    most = max([fw.max_masters for fw in catalog.frameworks.values()] or [1])
+    rules = []
+    for k in range(2, most + 1):
+        able = sorted(n for n in catalog.frameworks
+                      if all(catalog.get(d).max_masters >= k for d in catalog.resolve([n])))
+        rules.append({
+            "if": {"properties": {"masters": {"minimum": k}}, "required": ["masters"]},
+            "then": {"properties": {"frameworks": {
+                "minItems": 1,
+                "items": {"anyOf": [{"type": "string", "enum": able},
+                                    *(framework_request_schema(catalog, n) for n in able)]}}},
+                     "required": ["frameworks"]},
+        })
+    return rules
 
 
 def cloud_use_rules(default_provider: str | None) -> list[dict[str, Any]]:

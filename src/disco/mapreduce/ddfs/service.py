@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from disco.mapreduce.ddfs.config import DdfsConfig
@@ -67,33 +68,7 @@ class Ddfs:
     async def expand_input(self, inp: DataOutput) -> list[DataOutput]:
         """A job input that is a `tag://[token@][host/]name` URL becomes one input per blob
         reachable from the tag (read with the URL's token); other inputs stay as they are."""
-        from disco.util import urlsplit, urltoken
-
-        if not inp.urls or not inp.urls[0].startswith("tag://"):
-            return [inp]
-        url = inp.urls[0]
-        token = urltoken(url)
-        blobs: list[tuple[str, ...]] = []
-        seen: set[str] = set()
-
-        async def walk(name: str, depth: int) -> None:
-            if name in seen or depth > MAX_TAG_DEPTH:
-                return
-            seen.add(name)
-            tag = await self.tags.get(name, ALL, token)
-            for replicas in tag["urls"]:
-                if not replicas:
-                    continue
-                if replicas[0].startswith("tag://"):
-                    await walk(urlsplit(replicas[0])[2], depth + 1)
-                else:
-                    blobs.append(tuple(replicas))
-
-        try:
-            await walk(urlsplit(url)[2], 0)
-        except DdfsError as exc:
-            raise RuntimeError(f"{url}: {exc.message}") from None
-        return [DataOutput(inp.label, 0, replicas) for replicas in blobs]
+        return await expand_input(inp, lambda name, token: self.tags.get(name, ALL, token))
 
     # ------------------------------------------------------------------ GC blacklist
 
@@ -106,3 +81,38 @@ class Ddfs:
         else:
             self.links.gc_blacklist.discard(host)
             self.gc.safe_blacklist.discard(host)
+
+
+TagReader = Callable[[str, str | None], Awaitable[Any]]
+
+
+async def expand_input(inp: DataOutput, read_tag: TagReader) -> list[DataOutput]:
+    """`Ddfs.expand_input` with tags read by `read_tag(name, token)` (the tag as `GET
+    /ddfs/tag/<name>` answers it): here, or from the DDFS authority (see `remote`)."""
+    from disco.util import urlsplit, urltoken
+
+    if not inp.urls or not inp.urls[0].startswith("tag://"):
+        return [inp]
+    url = inp.urls[0]
+    token = urltoken(url)
+    blobs: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+
+    async def walk(name: str, depth: int) -> None:
+        if name in seen or depth > MAX_TAG_DEPTH:
+            return
+        seen.add(name)
+        tag = await read_tag(name, token)
+        for replicas in tag["urls"]:
+            if not replicas:
+                continue
+            if replicas[0].startswith("tag://"):
+                await walk(urlsplit(replicas[0])[2], depth + 1)
+            else:
+                blobs.append(tuple(replicas))
+
+    try:
+        await walk(urlsplit(url)[2], 0)
+    except DdfsError as exc:
+        raise RuntimeError(f"{url}: {exc.message}") from None
+    return [DataOutput(inp.label, 0, replicas) for replicas in blobs]

@@ -35,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[MasterConfig, str]:
     p.add_argument("--token-file", type=Path, default=None,
                    help=f"file holding the cluster token that every request must carry "
                         f"(default: {TOKEN_ENV} from the environment; neither: open to all)")
+    p.add_argument("--instance", default="0/1", metavar="I/N",
+                   help="this master is number I (from 0) of N masters over one node pool; its "
+                        "job names never meet the others' (default %(default)s)")
+    p.add_argument("--ddfs-authority", default="", metavar="URL",
+                   help="the master that keeps the pool's DDFS tags (http://host:port); this "
+                        "one passes DDFS requests on to it (default: this master is it)")
     p.add_argument("--log-level", default="INFO")
     ddfs_config.add_arguments(p)
     a = p.parse_args(argv)
@@ -45,13 +51,23 @@ def parse_args(argv: list[str] | None = None) -> tuple[MasterConfig, str]:
     except ValueError as exc:
         p.error(str(exc))
     try:
+        instance, instances = (int(x) for x in a.instance.split("/"))
+        if not 0 <= instance < instances:
+            raise ValueError
+    except ValueError:
+        p.error(f"--instance is I/N with 0 <= I < N, not {a.instance!r}")
+    authority = a.ddfs_authority.strip().rstrip("/") or None
+    if authority is not None and not authority.startswith(("http://", "https://")):
+        p.error("--ddfs-authority is the URL of a master, http://host:port")
+    try:
         token = load_token(a.token_file)
     except TokenError as exc:
         p.error(str(exc))
     return MasterConfig(host=a.host, port=a.port, data=a.data.resolve(), scheduler=a.scheduler,
                         retry_base=a.retry_base, node_timeout=a.node_timeout,
                         poll_hold=a.poll_hold, max_failure_rate=a.max_failure_rate,
-                        ddfs=ddfs, token=token), a.log_level
+                        ddfs=ddfs, token=token, instance=instance, instances=instances,
+                        ddfs_authority=authority), a.log_level
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,6 +19,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from disco.mapreduce.auth import ASGIApp, guarded
+from disco.mapreduce.ddfs import proxy as ddfs_proxy
 from disco.mapreduce.ddfs import routes as ddfs_routes
 from disco.mapreduce.master import ctrl_routes, node_routes
 from disco.mapreduce.master.config import MasterConfig
@@ -37,7 +38,8 @@ def create_app(master: Master) -> Starlette:
         finally:
             await master.stop()
 
-    app = Starlette(routes=ctrl_routes.routes() + ddfs_routes.routes() + node_routes.routes(),
+    ddfs = ddfs_routes.routes() if master.config.ddfs_authority is None else ddfs_proxy.routes()
+    app = Starlette(routes=ctrl_routes.routes() + ddfs + node_routes.routes(),
                     lifespan=lifespan)
     app.state.master = master
     return app

@@ -44,6 +44,12 @@ class MasterConfig:
     ddfs: DdfsConfig = field(default_factory=DdfsConfig)
     # The cluster token every request must carry (None: open, as Disco was); see ..auth.
     token: str | None = field(default=None, repr=False)
+    # Several masters over one node pool (docs/mapreduce.md, "Several masters"): this one is
+    # number `instance` (from 0) of `instances`, which its job names say (see jobnames), and
+    # unless it is the DDFS authority itself, `ddfs_authority` is the URL of the one that is.
+    instance: int = 0
+    instances: int = 1
+    ddfs_authority: str | None = None
 
     @property
     def url(self) -> str:

@@ -20,6 +20,7 @@ import httpx
 
 from disco.jobpack import JobPack, JobPackError
 from disco.mapreduce.auth import bearer_headers
+from disco.mapreduce.ddfs.remote import RemoteDdfs
 from disco.mapreduce.ddfs.service import Ddfs
 from disco.mapreduce.master.config import MasterConfig, Settings, slots_from_table
 from disco.mapreduce.master.coordinator import Job
@@ -62,7 +63,9 @@ class Master:
         self._background: list[asyncio.Task[None]] = []
         self._job_starts: set[asyncio.Task[None]] = set()
         self.http: httpx.AsyncClient | None = None
-        self.ddfs = Ddfs(self, config.ddfs)
+        # DDFS here, or at the pool's DDFS authority (docs/mapreduce.md, "Several masters").
+        self.ddfs: Ddfs | RemoteDdfs = (Ddfs(self, config.ddfs) if config.ddfs_authority is None
+                                        else RemoteDdfs(config.ddfs_authority, config.token))
         self.stopping = asyncio.Event()  # once set, held requests are answered at once
         self.durability = Durability()  # the journals' group commit (see journal)
         # After a restart: hosts whose outputs resumed jobs rely on -> when to give up on them.
@@ -187,7 +190,8 @@ class Master:
             raise RequestError(str(exc)) from None
         except (KeyError, TypeError, ValueError) as exc:
             raise RequestError(f"invalid jobdict: {exc!r}") from None
-        name = new_jobname(spec.prefix, self.jobs)
+        name = new_jobname(spec.prefix, self.jobs, index=self.config.instance,
+                           count=self.config.instances)
         jobdir = self.jobs_root / hexhash(name) / name
         try:
             # The pack and the journal's first line are on disk before the name is answered:

@@ -1,8 +1,10 @@
-"""`python -m disco.mapreduce.node --master http://H:P --host N --port P --data DIR [--slots S]
-[--token-file PATH]`
+"""`python -m disco.mapreduce.node --master http://H:P [--master http://H2:P2 ...] --host N
+--port P --data DIR [--slots S] [--share K ...] [--token-file PATH]`
 
-Runs the data server on N:P, the DDFS upload server on N:PUT_PORT and the supervisor on one
-event loop; SIGTERM or SIGINT stop them all and kill every worker still running.
+Runs the data server on N:P, the DDFS upload server on N:PUT_PORT and one supervisor per master
+on one event loop; SIGTERM or SIGINT stop them all and kill every worker still running. With
+several masters each gets its share of the slots (`--share`, one per master; default: an even
+split) and a supervisor of its own, so a master that dies takes none of the others' tasks along.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from disco.mapreduce.auth import TOKEN_ENV, TokenError, guarded, load_token, warn_if_open
 from disco.mapreduce.ddfs.node_server import UploadServer
 from disco.mapreduce.node.client import TokenRefused
-from disco.mapreduce.node.config import NodeConfig
+from disco.mapreduce.node.config import NodeConfig, split_slots
 from disco.mapreduce.node.dataserver import create_app
 from disco.mapreduce.node.supervisor import Supervisor
 
@@ -36,11 +40,17 @@ class _Server(uvicorn.Server):
         yield
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[NodeConfig, str, str]:
-    """The node's configuration, the log level and the address to listen on."""
+def parse_args(argv: list[str] | None = None) -> tuple[list[NodeConfig], str, str]:
+    """One configuration per master (the first one's master is the node's own), the log level
+    and the address to listen on."""
     p = argparse.ArgumentParser(prog="python -m disco.mapreduce.node",
                                 description="Run a Disco map/reduce node.")
-    p.add_argument("--master", required=True, help="the master's URL, http://host:port")
+    p.add_argument("--master", required=True, action="append",
+                   help="a master's URL, http://host:port; repeat it (or separate URLs with "
+                        "commas) for a node that serves several masters")
+    p.add_argument("--share", type=int, action="append", default=None,
+                   help="with several masters: the slots each gets, one --share per master in "
+                        "their order (default: the slots split evenly, at least 1 each)")
     p.add_argument("--host", default=os.uname().nodename,
                    help="this node's name in disco:// URLs, and the address to listen on")
     p.add_argument("--port", type=int, default=int(os.environ.get("DISCO_PORT", "8989")),
@@ -68,23 +78,62 @@ def parse_args(argv: list[str] | None = None) -> tuple[NodeConfig, str, str]:
         token = load_token(a.token_file)
     except TokenError as exc:
         p.error(str(exc))
-    cfg = NodeConfig(master=a.master, host=a.host, data=a.data.resolve(), port=a.port,
-                     slots=max(0, a.slots), ddfs_data=a.ddfs_data, put_port=a.put_port,
+    masters = [url.strip() for arg in a.master for url in arg.split(",") if url.strip()]
+    if not masters:
+        p.error("--master needs a URL")
+    if len(set(masters)) != len(masters):
+        p.error("a master is named twice")
+    slots = max(0, a.slots)
+    try:
+        shares = split_slots(slots, len(masters), a.share) if len(masters) > 1 else [None]
+    except ValueError as exc:
+        p.error(str(exc))
+    if len(masters) == 1 and a.share:
+        p.error("--share is for a node with several masters")
+    cfg = NodeConfig(master=masters[0], host=a.host, data=a.data.resolve(), port=a.port,
+                     slots=slots, ddfs_data=a.ddfs_data, put_port=a.put_port,
                      worker_start_timeout=a.worker_start_timeout,
                      reuse_workers=a.reuse_workers, token=token)
-    return cfg, a.log_level, a.listen or a.host
+    if len(masters) == 1:
+        return [cfg], a.log_level, a.listen or a.host
+    configs = [replace(cfg, master=url, slots=share, share=share)
+               for url, share in zip(masters, shares, strict=True)]
+    return configs, a.log_level, a.listen or a.host
 
 
-async def run(cfg: NodeConfig, listen: str) -> None:
-    supervisor = Supervisor(cfg)
-    app = guarded(create_app(cfg.data, supervisor.status, cfg.ddfs), cfg.token)
+def _status(supervisors: list[Supervisor]) -> dict[str, Any]:
+    """The status page: one master's supervisor as before, several under `masters`."""
+    if len(supervisors) == 1:
+        return supervisors[0].status()
+    return {"host": supervisors[0].cfg.host, "masters": [s.status() for s in supervisors]}
+
+
+async def _first_end(works: list[asyncio.Task[None]]) -> None:
+    try:
+        done, _pending = await asyncio.wait(works, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in works:
+            w.cancel()
+        await asyncio.gather(*works, return_exceptions=True)
+    for w in done:
+        if not w.cancelled() and w.exception() is not None:
+            raise w.exception()  # type: ignore[misc]
+
+
+async def run(configs: list[NodeConfig], listen: str) -> None:
+    cfg = configs[0]
+    supervisors = [Supervisor(c) for c in configs]
+    app = guarded(create_app(cfg.data, lambda: _status(supervisors), cfg.ddfs), cfg.token)
     server = _Server(uvicorn.Config(app,
                                     host=listen, port=cfg.port, log_level="warning",
                                     access_log=False, lifespan="off", timeout_graceful_shutdown=2))
     uploads = UploadServer(cfg.ddfs, cfg.host, listen, cfg.put_port, _Server, token=cfg.token)
     if uploads.start():
-        supervisor.put_port = cfg.put_port
-    work = asyncio.create_task(supervisor.run())
+        for supervisor in supervisors:
+            supervisor.put_port = cfg.put_port
+    # One task per master; the first to end (a token refused) ends the node.
+    works = [asyncio.create_task(s.run()) for s in supervisors]
+    work = asyncio.create_task(_first_end(works))
     serving = asyncio.create_task(server.serve())
 
     def stop() -> None:
@@ -107,13 +156,14 @@ async def run(cfg: NodeConfig, listen: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg, level, listen = parse_args(argv)
+    configs, level, listen = parse_args(argv)
+    cfg = configs[0]
     logging.basicConfig(level=level.upper(), stream=sys.stderr,
                         format=f"%(asctime)s node {cfg.host} %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll is noise
     warn_if_open(cfg.token, "node")
     cfg.data.mkdir(parents=True, exist_ok=True)
-    asyncio.run(run(cfg, listen))
+    asyncio.run(run(configs, listen))
 
 
 if __name__ == "__main__":

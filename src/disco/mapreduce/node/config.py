@@ -28,6 +28,10 @@ class NodeConfig:
     # nodes, is asked of every request here, and workers get it as DISCO_CLUSTER_TOKEN.
     token: str | None = field(default=None, repr=False)
 
+    # Set when this node serves several masters: the share of the node's slots this
+    # supervisor's master gets (a master's slot count never lifts a task count above it).
+    share: int | None = None
+
     @property
     def ddfs(self) -> Path:
         return self.ddfs_data if self.ddfs_data is not None else self.data / "ddfs"
@@ -45,3 +49,20 @@ class NodeConfig:
         if self.token is not None:
             settings[TOKEN_ENV] = self.token
         return settings
+
+
+def split_slots(slots: int, masters: int, shares: list[int] | None = None) -> list[int]:
+    """Each master's share of a node's slots: the shares given (one per master), else an even
+    split with the remainder going to the first masters; every master gets at least one slot,
+    so a node with fewer slots than masters runs more tasks at once than it has slots."""
+    if shares:
+        if len(shares) != masters:
+            raise ValueError(f"{len(shares)} shares for {masters} masters: give one per master")
+        if any(s < 1 for s in shares):
+            raise ValueError("every master's share is at least 1 slot")
+        if sum(shares) > max(slots, len(shares)):
+            raise ValueError(f"the shares add up to {sum(shares)}, more than the node's "
+                             f"{slots} slots")
+        return list(shares)
+    base, extra = divmod(slots, masters)
+    return [max(1, base + (1 if i < extra else 0)) for i in range(masters)]

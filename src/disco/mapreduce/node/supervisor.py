@@ -9,6 +9,10 @@ A task stays in the `running` list this node sends with every poll until the mas
 result; a task the master handed out but never sees listed is taken as lost and run elsewhere.
 If the master forgets this node's session (it thought the node dead), every task still running
 here is killed (the master has given them to other nodes) and the node registers again.
+
+A node serving several masters runs one Supervisor per master (see `__main__`), each with its
+own share of the slots, tasks, workers and reports: one master's death or restart touches the
+tasks of that master only.
 """
 
 from __future__ import annotations
@@ -86,7 +90,7 @@ class Supervisor:
 
     def status(self) -> dict[str, Any]:
         return {"host": self.cfg.host, "master": self.cfg.master, "registered": self.registered,
-                "slots": self.cfg.slots, "running": [list(k) for k in self.tasks],
+                "slots": self.cfg.slots, "share": self.cfg.share, "running": [list(k) for k in self.tasks],
                 "held": self.gate.held, "gate_waiting": self.gate.waiting,
                 "waits": {f"{k[0]}:{k[1]}": _awaiting(rt.runner) for k, rt in self.tasks.items()},
                 "reporter": _awaiting(self._reporter), "events_sender": _awaiting(self._sender),
@@ -157,8 +161,12 @@ class Supervisor:
 
     async def _obey(self, orders: dict[str, Any]) -> None:
         if isinstance(orders.get("slots"), int):
-            self.gate.limit = orders["slots"]
-            self.pool.max_idle = orders["slots"]
+            slots = orders["slots"]
+            if self.cfg.share is not None:
+                # Another master's tasks use the rest of this node (see split_slots).
+                slots = min(slots, self.cfg.share)
+            self.gate.limit = slots
+            self.pool.max_idle = slots
         for job, taskid, attempt in orders.get("kill_tasks", []):
             rt = self.tasks.get((job, int(taskid)))
             if rt is not None and rt.attempt == int(attempt):
