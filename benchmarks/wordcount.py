@@ -225,12 +225,13 @@ def _free_port(hosts: list[str]) -> int:
 
 
 class DiscoRuntime:
-    """A master and two nodes (one slot each: 2 cores) on 127.N.0.x, stopped in close()."""
+    """A master and two nodes (one slot each: 2 cores) on 127.N.0.x (or on ``net``.x when
+    given, e.g. "127.190.1"), stopped in close()."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, net: str | None = None) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        net = random.randint(200, 230)
-        self.hosts = [f"127.{net}.0.{i}" for i in (1, 2, 3)]
+        net = net or f"127.{random.randint(200, 230)}.0"
+        self.hosts = [f"{net}.{i}" for i in (1, 2, 3)]
         self.port = _free_port(self.hosts)
         self.url = f"http://{self.hosts[0]}:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCO_", "DDFS_"))}

@@ -127,3 +127,32 @@ def test_progress_messages_never_hold_a_task_back(jobs: JobList) -> None:
     events = event_text(job)
     assert "Done: 3000 entries reduced" in events
     assert events.count("entries reduced") < 100
+
+
+def flushing_combiner(key: Any, value: Any, buf: dict[Any, Any], done: bool,
+                      params: Any) -> Any:
+    """Sums, but hands its buffer on whenever it holds two keys (records mid-task)."""
+    if done:
+        return list(buf.items())
+    buf[key] = buf.get(key, 0) + value
+    if len(buf) >= 2:
+        records = list(buf.items())
+        buf.clear()
+        return records
+    return None
+
+
+def passing_combiner(key: Any, value: Any, buf: dict[Any, Any], done: bool,
+                     params: Any) -> Any:
+    """Keeps nothing: every record straight on (unhashable keys too)."""
+    return None if done else [(key, value)]
+
+
+def test_a_users_combiner_gets_each_labels_buffer_and_its_records_are_kept(jobs: JobList) -> None:
+    job = jobs(Job().run(input=inputs(), map=word_map, reduce=total_reduce, partitions=3,
+                         combiner=flushing_combiner))
+    assert dict(job_results(job)) == dict(Counter(" ".join(LINES).split()))
+    expected = Counter(repr(pair) for line in LINES for pair in unhashable_map(line, None))
+    job = jobs(Job().run(input=inputs(), map=unhashable_map, reduce=records_reduce,
+                         params="list", partitions=2, combiner=passing_combiner))
+    assert Counter(key for key, _ in job_results(job)) == expected

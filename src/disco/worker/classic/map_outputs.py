@@ -72,8 +72,10 @@ class MapOutputs:
         self._memo = (_default_labels.setdefault(partitions, {})
                       if partitions and partition is default_partition else None)
         self.label_of = self._labeller(partitions, partition, params, self._memo)
+        self._partitions = partitions
         self._adders: dict[int, Callable[[Any, Any], None]] = {}
         self._buffers: dict[int, dict[Any, Any]] = {}
+        self._buffer_of: dict[Any, dict[Any, Any]] = {}  # key -> its label's combiner buffer
         self._sums: dict[Any, Any] = {}
         self._groups: dict[Any, list[Any]] = {}  # key -> its values, in the map's order
         self._held = 0
@@ -131,6 +133,8 @@ class MapOutputs:
         try:
             if self.combiner is sum_combiner:
                 self._map_summed(calls)
+            elif self.combiner is not None and (self._memo is not None or not self._partitions):
+                self._map_combined(calls)
             elif self.combiner is not None:
                 self._map_each(calls, self._put_combined)
             elif self.grouped:
@@ -258,6 +262,36 @@ class MapOutputs:
             for key, value in records:
                 add(key, value)
         return one_by_one
+
+    def _map_combined(self, calls: Iterable[Any]) -> None:
+        """The user's combiner per record, its buffer found by one dict lookup on the key (the
+        default partition depends on the key alone): no call of ours per record."""
+        combiner, params = self.combiner, self.params
+        buffer_of = self._buffer_of
+        for pairs in calls:
+            if pairs is None:
+                raise _ReturnedNone
+            for key, value in pairs:
+                try:  # a subscript, not .get(): measured faster (no method call)
+                    buffer = buffer_of[key]
+                except (KeyError, TypeError):  # a new key, or an unhashable one
+                    buffer = self._buffer_for(key)
+                records = combiner(key, value, buffer, False, params)
+                if records:
+                    add = self.adder(self.label_of(key))
+                    for record in records:
+                        add(*record)
+
+    def _buffer_for(self, key: Any) -> dict[Any, Any]:
+        label = self.label_of(key)
+        buffer = self._buffers.get(label)
+        if buffer is None:
+            buffer = self._buffers[label] = {}
+        if not _unhashable(key):
+            if len(self._buffer_of) >= MEMO_LIMIT:
+                self._buffer_of.clear()
+            self._buffer_of[key] = buffer
+        return buffer
 
     def _put_combined(self, pairs: Iterable[Any]) -> None:
         label_of, buffers, combiner, params = self.label_of, self._buffers, self.combiner, self.params
