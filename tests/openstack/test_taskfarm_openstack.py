@@ -18,7 +18,8 @@ from cloud_site import CloudSite, cloud_site
 from sm_fixtures import wait_until
 from test_taskfarm_cluster import SQUARES, UNITS, run_disco
 
-pytestmark = pytest.mark.slow
+# Create, a 40-unit project, a scale-up and a delete: about 5 minutes on a loaded 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
