@@ -1,7 +1,8 @@
 """The `taskfarm` framework through the OpenStack provider on the cloud in a box: one Heat stack
 of a master server (the farm server) and two worker servers (a farm client each); a user
 submits a project with the `disco` commands docs/taskfarm.md shows and gets the results both
-workers' clients computed; a delete leaves no stack, no server and no listening socket."""
+workers' clients computed; a scale-up (a stack update) adds a worker whose client enrolls; a
+delete leaves no stack, no server and no listening socket."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from cloud_site import CloudSite, cloud_site
 from sm_fixtures import wait_until
 from test_taskfarm_cluster import SQUARES, UNITS, run_disco
 
-pytestmark = pytest.mark.slow
+# Create, a 40-unit project, a scale-up and a delete: about 5 minutes on a loaded 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +73,16 @@ def test_a_project_runs_on_a_taskfarm_stack(site: CloudSite, tmp_path: Path) -> 
         assert sorted(c["name"] for c in clients) == ["worker-1", "worker-2"]
         assert all(c["slots"] >= 1 and c["instances"].get("success", 0) > 0 for c in clients), clients
         assert sum(c["instances"].get("success", 0) for c in clients) >= UNITS
+
+        # Scaling is a stack update: the new worker server's client enrolls, and the cluster
+        # is ready again once the farm lists it.
+        grown = site.scale(cluster["id"], 3)
+        assert grown["state"] == "ready", (grown["status_reason"], site.events(cluster["id"]))
+        assert len(site.servers(stack.id)) == 4
+        listed = run_disco(user, "farm", "clients", "--output", "json", cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert sorted(c["name"] for c in json.loads(listed.stdout)["clients"]) == ["worker-1", "worker-2", "worker-3"]
+        cluster = grown
     finally:  # whatever failed, the stack goes
         deleted = site.delete(cluster["id"])
     assert deleted["state"] == "deleted"

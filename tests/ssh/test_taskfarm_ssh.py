@@ -1,8 +1,9 @@
 """The `taskfarm` framework on SSH hosts, as on the local provider: the service manager deploys
 the farm server on the master host and a farm client on each worker host (one of them a bare
 Debian, installed from nothing); a user submits a project with the `disco` commands
-docs/taskfarm.md shows and gets the results both workers' clients computed; the farm's secrets
-are on the hosts only in their private files; a delete leaves nothing on any host."""
+docs/taskfarm.md shows and gets the results both workers' clients computed; a scale-up's worker
+enrolls; the farm's secrets are on the hosts only in their private files; a delete leaves
+nothing on any host."""
 
 from __future__ import annotations
 
@@ -19,12 +20,13 @@ from sm_fixtures import wait_until
 from ssh_site import Site, close_site, open_site
 from test_taskfarm_cluster import SQUARES, UNITS, run_disco
 
-pytestmark = pytest.mark.slow
+# Create, a 40-unit project, a scale-up and a delete: about 5 minutes on a loaded 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
 def site(testbed_images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:  # type: ignore[no-untyped-def]
-    opened = open_site(tmp_path_factory.mktemp("ssh-taskfarm"), bare=1, baked=2)
+    opened = open_site(tmp_path_factory.mktemp("ssh-taskfarm"), bare=1, baked=3)
     try:
         yield opened
     finally:
@@ -32,11 +34,11 @@ def site(testbed_images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[S
 
 
 def test_a_project_runs_on_a_taskfarm_cluster_of_ssh_hosts(site: Site, tmp_path: Path) -> None:
-    bare, baked1, baked2 = [h.name for h in site.testbed.hosts()]  # the bare host first
+    bare, baked1, baked2, baked3 = [h.name for h in site.testbed.hosts()]  # the bare host first
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DISCO_FARM_")},
            "DISCO_URL": site.sm.url, "DISCO_TOKEN": site.user_token, "HOME": str(tmp_path / "home")}
     made = run_disco(env, "cluster", "create", "--provider", "ssh", "--provider-option",
-                     f"hosts={baked1},{bare},{baked2}", "--framework", "taskfarm", "--workers", "2",
+                     f"hosts={baked1},{bare},{baked2},{baked3}", "--framework", "taskfarm", "--workers", "2",
                      "--name", "farm-ssh", "--property", "taskfarm.seconds_per_slot=1", "--wait",
                      "--output", "json", cwd=tmp_path, timeout=900)
     assert made.returncode == 0, made.stderr[-3000:]
@@ -49,6 +51,16 @@ def test_a_project_runs_on_a_taskfarm_cluster_of_ssh_hosts(site: Site, tmp_path:
         server_url = cluster["outputs"]["frameworks"]["taskfarm"]["server_url"]
         assert server_url == f"http://{nodes['master']}:8891"
         _project_on_both_workers(site, env, cluster, server_url, tmp_path)
+        # A worker added later, on the last host, enrolls its client too: ready again once the
+        # farm lists it.
+        scaled = run_disco(env, "cluster", "scale", "farm-ssh", "3", "--wait", "--output", "json", cwd=tmp_path,
+                           timeout=600)
+        assert scaled.returncode == 0, scaled.stderr[-3000:]
+        cluster = json.loads(scaled.stdout)
+        assert cluster["state"] == "ready", cluster["status_reason"]
+        assert {n["name"]: n["host"] for n in cluster["nodes"]}["worker-3"] == site.host(baked3).address
+        listed = run_disco({**env, **_farm_env(env, tmp_path)}, "farm", "clients", "--output", "json", cwd=tmp_path)
+        assert sorted(c["name"] for c in json.loads(listed.stdout)["clients"]) == ["worker-1", "worker-2", "worker-3"]
         _secrets_only_in_private_files(site, cluster, env["DISCO_TOKEN"])
     finally:  # a failure here must not keep the hosts from the next test
         deleted = run_disco(env, "cluster", "delete", "farm-ssh", cwd=tmp_path)
@@ -60,11 +72,16 @@ def test_a_project_runs_on_a_taskfarm_cluster_of_ssh_hosts(site: Site, tmp_path:
     assert all(h["state"] == "free" for h in site.pool().values()), site.pool()
 
 
-def _project_on_both_workers(site: Site, env: dict[str, str], cluster: dict, server_url: str,
-                             tmp_path: Path) -> None:
+def _farm_env(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """`disco cluster env`: the farm's URL and owner token, which the farm verbs then use."""
     shown = run_disco(env, "cluster", "env", "farm-ssh", "--output", "json", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
-    farm_env = json.loads(shown.stdout)["env"]
+    return json.loads(shown.stdout)["env"]
+
+
+def _project_on_both_workers(site: Site, env: dict[str, str], cluster: dict, server_url: str,
+                             tmp_path: Path) -> None:
+    farm_env = _farm_env(env, tmp_path)
     assert farm_env["DISCO_FARM_URL"] == server_url
     user = {**env, **farm_env}
     # The farm on the hosts lets nobody in without the owner token.
