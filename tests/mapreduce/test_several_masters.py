@@ -27,6 +27,7 @@ from pool_fixtures import Pool
 from runtime_fixtures import Cluster, pipeline_pack, wait_until
 
 from disco.ddfs import DDFS
+from disco.error import CommError
 from disco.mapreduce.master.jobnames import instance_of
 from disco.settings import DiscoSettings
 
@@ -34,7 +35,7 @@ PIPELINE = [["map", "split"], ["reduce", "group_all"]]
 ENV = {"TW_SLEEP": "0.7", "TW_REDUCE_DELAY": "0.5"}
 
 
-def _inputs(tag: str, n: int = 6) -> tuple[list[str], bytes]:
+def _inputs(tag: str, n: int = 8) -> tuple[list[str], bytes]:
     lines = [f"{tag} line {i} of input {k}" for k in range(n) for i in range(2)]
     inputs = ["raw://" + "\n".join(lines[k * 2:(k + 1) * 2]) for k in range(n)]
     return inputs, b"".join(line.upper().encode() + b"\n" for line in sorted(lines))
@@ -169,6 +170,13 @@ def test_one_ddfs_through_every_master(pool: Pool) -> None:
 
     via_b.delete("pool:words")
     assert not via_a.exists("pool:words")
+
+    # Tag tokens pass through a master that is not the authority, and so do refusals.
+    via_b.push("pool:secret", [(b"s\n", "part1")], token="r")
+    assert len(via_a.get("pool:secret", token="r")["urls"]) == 1
+    with pytest.raises(CommError) as refused:
+        via_b.get("pool:secret")
+    assert refused.value.code == 401
 
 
 def test_a_dead_ddfs_authority_is_a_clear_503(pool: Pool) -> None:

@@ -36,10 +36,15 @@ def routes() -> list[Route]:
         headers = {k: v for k, v in request.headers.items() if k.lower() in PASSED_HEADERS}
         remote: RemoteDdfs = request.app.state.master.ddfs
         assert remote.http is not None
+        # The path as it came (still percent-encoded) and the query string whole (a name may
+        # repeat in it).
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        url = f"{remote.authority}{raw.decode('latin-1')}"
+        if request.url.query:
+            url += f"?{request.url.query}"
         try:
-            resp = await remote.http.request(
-                request.method, f"{remote.authority}{request.url.path}",
-                params=request.query_params, headers=headers, content=body, timeout=TIMEOUT)
+            resp = await remote.http.request(request.method, url, headers=headers, content=body,
+                                             timeout=TIMEOUT)
         except httpx.HTTPError as exc:
             return PlainTextResponse(f"Temporary server error. Try again. (the DDFS authority "
                                      f"{remote.authority} did not answer: {exc})", status_code=503)

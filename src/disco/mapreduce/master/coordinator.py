@@ -30,8 +30,6 @@ from typing import TYPE_CHECKING, Any
 from disco.mapreduce.master.data import (
     InputRef,
     Output,
-    output_from_json,
-    output_hosts,
     output_to_json,
     output_urls,
     ref_hosts,
@@ -49,6 +47,7 @@ from disco.mapreduce.timefmt import duration, event_timestamp
 
 if TYPE_CHECKING:
     from disco.mapreduce.master.master import Master
+    from disco.mapreduce.master.resume import Resumption
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +103,11 @@ class Job:
         self._summary: list[list[Any]] | None = None
         self._saving: asyncio.Task[None] | None = None
         self._stage_results: dict[str, list[list[str]]] = {}
-        # Persistence (see journal): where task ends are recorded, and after a restart the
-        # recorded ones to apply again once the job's tasks are made anew.
+        # Persistence (see journal): where task ends are recorded, and after a restart what
+        # the journal held, applied again once the job's tasks are made anew (see resume).
         self.journal: JobJournal | None = None
-        self.replay: list[dict[str, Any]] | None = None  # None: not a resumed job
-        self._replaying = False
-        self.resumed = False  # made anew by a restarted master (see resume)
+        self.resumption: Resumption | None = None  # None: not a resumed job
+        self.replaying = False  # task ends being applied from the journal: not recorded again
         self.finish_waits = False  # its results are on hosts not yet back since a restart
 
     # ------------------------------------------------------------------ lifecycle
@@ -136,35 +134,8 @@ class Job:
             return
         if self.active:
             self.check_stages()
-        if self.active and self.replay is not None:
-            self._apply_replay()
-
-    def _apply_replay(self) -> None:
-        """After a restart: the task ends the journal recorded, in their order. Tasks are made
-        in the same order from the same inputs and outputs as before, so each record finds its
-        task by id; the first that does not match (stage or group) ends the replay, and the
-        tasks from there on run again."""
-        records, self.replay = self.replay or [], None
-        applied = 0
-        self._replaying = True
-        try:
-            for rec in records:
-                task = self.tasks.get(int(rec["task"]))
-                if (task is None or task.stage != rec["stage"]
-                        or list(task.group) != [rec["group"][0], rec["group"][1] or None]):
-                    self.event(f"WARNING: the journal's record of task {rec['task']} does not "
-                               "match the job's tasks; the rest run again")
-                    break
-                outputs = [output_from_json(o) for o in rec["outputs"]]
-                self.task_done(task, str(rec["host"]), outputs)
-                applied += 1
-                if not self.active:
-                    break
-        except (KeyError, TypeError, ValueError) as exc:
-            self.event(f"WARNING: unreadable journal record ({exc!r}); the rest run again")
-        finally:
-            self._replaying = False
-        self.event(f"Resumed after a master restart: {applied} finished tasks kept")
+        if self.active and self.resumption is not None:
+            self.resumption.apply(self)
 
     def kill(self, reason: str, kind: str = "ERROR", log_event: bool = True) -> None:
         """End the job as dead; `kind` is the severity its last event line shows."""
@@ -195,7 +166,7 @@ class Job:
         if self._saving is not None:
             return  # the results are being saved; the job ends when they are
         last = self.stages[-1]
-        if self.resumed and not self._results_reachable():
+        if self.resumption is not None and not self.resumption.results_reachable(self):
             return
         self.results = [output_urls(o) for t in last.tasks for o in t.outputs]
         if self.spec.save_results:
@@ -203,28 +174,13 @@ class Job:
             return
         self._ready()
 
-    def _results_reachable(self) -> bool:
-        """For a resumed job about to end: are its results on hosts that are there? Results
-        on a host not yet back since the restart wait for it (the master calls
-        results_hosts_settled() once it has come back or is lost); those only on lost hosts
-        are made again."""
-        last = self.stages[-1]
-        homes = [(t, {h for o in t.outputs for h in output_hosts(o)}) for t in last.tasks]
-        if any(h in self.master.awaited for _t, hosts in homes for h in hosts):
-            self.finish_waits = True
-            return False
-        again = False
-        for task, hosts in homes:
-            if not hosts or not all(self.master.registry.unreachable(h) for h in hosts):
-                continue
-            again = True
-            last.finished = False
-            self.event(f"Running {task.name} again: its output on {', '.join(sorted(hosts))} "
-                       "is lost")
-            task.blacklist |= hosts
-            self._set_state(task, TaskState.PENDING)
-            self.enqueue(task)
-        return not again
+    def run_again(self, task: Task, hosts: set[str], why: str) -> None:
+        """A finished task whose outputs on `hosts` are lost runs again, away from them."""
+        self._stage_of[task.stage].finished = False
+        self.event(f"Running {task.name} again: {why}")
+        task.blacklist |= hosts
+        self._set_state(task, TaskState.PENDING)
+        self.enqueue(task)
 
     def results_hosts_settled(self) -> None:
         self.finish_waits = False
@@ -473,7 +429,7 @@ class Job:
         task.completions += 1
         self._set_state(task, TaskState.DONE)
         task.blacklist.discard(host)
-        if self._replaying:
+        if self.replaying:
             task.host = host
             self.hosts.add(host)
         else:

@@ -41,6 +41,59 @@ log = logging.getLogger(__name__)
 INFO_INPUTS = 100  # jobinfo shows this many of a job's inputs
 
 
+class Resumption:
+    """What a restarted master knows of a job it resumes: the task ends its journal recorded
+    (until they are applied), and that its results may be on hosts not yet back."""
+
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
+
+    def apply(self, job: Job) -> None:
+        """The recorded task ends, in their order, once the job has made its tasks anew. Tasks
+        are made in the same order from the same inputs and outputs as before, so each record
+        finds its task by id; the first that does not match (stage or group) ends the replay,
+        and the tasks from there on run again."""
+        records, self.records = self.records, []
+        applied = 0
+        job.replaying = True
+        try:
+            for rec in records:
+                task = job.tasks.get(int(rec["task"]))
+                if (task is None or task.stage != rec["stage"]
+                        or list(task.group) != [rec["group"][0], rec["group"][1] or None]):
+                    job.event(f"WARNING: the journal's record of task {rec['task']} does not "
+                              "match the job's tasks; the rest run again")
+                    break
+                outputs = [output_from_json(o) for o in rec["outputs"]]
+                job.task_done(task, str(rec["host"]), outputs)
+                applied += 1
+                if not job.active:
+                    break
+        except (KeyError, TypeError, ValueError) as exc:
+            job.event(f"WARNING: unreadable journal record ({exc!r}); the rest run again")
+        finally:
+            job.replaying = False
+        job.event(f"Resumed after a master restart: {applied} finished tasks kept")
+
+    def results_reachable(self, job: Job) -> bool:
+        """For a resumed job about to end: are its results on hosts that are there? Results
+        on a host not yet back since the restart wait for it (the master calls
+        results_hosts_settled() once it has come back or is lost); those only on lost hosts
+        are made again."""
+        master = job.master
+        homes = [(t, {h for o in t.outputs for h in output_hosts(o)}) for t in job.stages[-1].tasks]
+        if any(h in master.awaited for _t, hosts in homes for h in hosts):
+            job.finish_waits = True
+            return False
+        again = False
+        for task, hosts in homes:
+            if not hosts or not all(master.registry.unreachable(h) for h in hosts):
+                continue
+            again = True
+            job.run_again(task, hosts, f"its output on {', '.join(sorted(hosts))} is lost")
+        return not again
+
+
 def final_record(job: Job) -> dict[str, Any]:
     """What a finished job's `final.json` holds."""
     spec = job.spec
@@ -78,8 +131,7 @@ def _running_job(master: Master, name: str, jobdir: Path,
     job.submitted = float(records[0]["time"])
     # Durations the job reports count from its submission, not from this start.
     job.started_mono = time.monotonic() - max(0.0, time.time() - job.submitted)
-    job.replay = [r for r in records[1:] if r.get("ev") == "done"]
-    job.resumed = True
+    job.resumption = Resumption([r for r in records[1:] if r.get("ev") == "done"])
     job.events.load_recent()
     job.journal = JobJournal(jobdir / JOURNAL, fresh=False)
     return job
@@ -88,7 +140,7 @@ def _running_job(master: Master, name: str, jobdir: Path,
 def awaited_hosts(job: Job) -> set[str]:
     """The hosts holding outputs a resumed job's journal relies on."""
     hosts: set[str] = set()
-    for rec in job.replay or []:
+    for rec in job.resumption.records if job.resumption is not None else []:
         for obj in rec.get("outputs", []):
             try:
                 hosts.update(output_hosts(output_from_json(obj)))
@@ -130,5 +182,6 @@ def _load_one(master: Master, name: str, jobdir: Path) -> Job | None:
         move_to_trash(master.jobs_root, jobdir)
         return None
     job = _running_job(master, name, jobdir, records)
-    log.info("resuming job %s (%d finished tasks recorded)", name, len(job.replay or []))
+    log.info("resuming job %s (%d finished tasks recorded)", name,
+             len(job.resumption.records) if job.resumption is not None else 0)
     return job
