@@ -73,7 +73,9 @@ class DdfsInput(Strict):
 
 
 class FilesOutput(Strict):
-    kind: Literal["files"] = "files"
+    # Required, as ExactComparator's name: the union is told apart by `kind`, so an `output` of {}
+    # that the schema allowed would still be refused (schemathesis found it).
+    kind: Literal["files"]
 
 
 class DdfsOutput(Strict):
@@ -117,7 +119,7 @@ class ProjectSpec(Strict):
     name: Name = "project"
     code: PythonCode | ContainerCode = Field(discriminator="kind")
     input: InlineInput | InlineBytesInput | FilesInput | UrlInput | DdfsInput = Field(discriminator="kind")
-    output: FilesOutput | DdfsOutput = Field(default_factory=FilesOutput, discriminator="kind",
+    output: FilesOutput | DdfsOutput = Field(default_factory=lambda: FilesOutput(kind="files"), discriminator="kind",
                                              description="files: under the server's output directory (GET …/results); "
                                                          "ddfs: blobs in a DDFS tag (and GET …/results).")
     split: SplitSpec = Field(default_factory=SplitSpec)
