@@ -148,45 +148,50 @@ class WorkerIO:
         self.writer = MessageWriter(self.channel)
         sys.stdout = sys.stderr = self.writer  # type: ignore[assignment]
         sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
-        self._start_drain(read_end)
-
-    def _start_drain(self, read_end: int) -> None:
+        # The stray-output pipe and its thread live as long as the process: a task's end
+        # asks the thread to read what is in the pipe (a byte on a wake-up pipe) instead of
+        # closing the pipe and joining the thread, which cost a kept worker a thread and a
+        # wait for its scheduling on every task.
+        os.set_blocking(read_end, False)
+        self._wake_read, self._wake_write = os.pipe()
+        self._synced = threading.Event()
         self.drain = threading.Thread(target=self._drain, args=(read_end,), daemon=True,
                                       name="disco-stray-output")
         self.drain.start()
 
     def restart(self) -> None:
-        """Ready for another task after :meth:`finish`: stray output is caught again, and the
-        next task may send MSG at the full rate, as a new process would."""
-        read_end, write_end = os.pipe()
-        os.dup2(write_end, 1)
-        os.dup2(write_end, 2)
-        os.close(write_end)
-        self._start_drain(read_end)
+        """Ready for another task after :meth:`finish`: the next task may send MSG at the
+        full rate, as a new process would."""
         self.channel.msg_times.clear()
         self.writer.disabled = False
 
     def _drain(self, fd: int) -> None:
         import codecs
+        import select
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                return
-            if not chunk:
-                os.close(fd)
-                return
-            try:
-                self.writer.write_batched(decoder.decode(chunk))
-            except Exception:
-                pass  # the channel is gone; nothing left to tell
+            ready, _, _ = select.select([fd, self._wake_read], [], [])
+            while True:  # everything the pipe holds now
+                try:
+                    chunk = os.read(fd, 65536)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                try:
+                    self.writer.write_batched(decoder.decode(chunk))
+                except Exception:
+                    pass  # the channel is gone; nothing left to tell
+            if self._wake_read in ready:
+                os.read(self._wake_read, 64)
+                self._synced.set()
 
     def finish(self) -> None:
-        """Stop the stray-output pipe (so the last bytes are read) and send what is held."""
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        self.drain.join(timeout=2)
+        """Have the stray-output pipe read to its end (bytes written so far) and send what
+        is held."""
+        self._synced.clear()
+        os.write(self._wake_write, b"x")
+        self._synced.wait(timeout=2)
         self.writer.flush(force=True)
