@@ -9,8 +9,10 @@ a thread, both ending up as MSG.
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
+import select
 import sys
 import threading
 from typing import Any
@@ -148,13 +150,14 @@ class WorkerIO:
         self.writer = MessageWriter(self.channel)
         sys.stdout = sys.stderr = self.writer  # type: ignore[assignment]
         sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
-        # The stray-output pipe and its thread live as long as the process: a task's end
-        # asks the thread to read what is in the pipe (a byte on a wake-up pipe) instead of
-        # closing the pipe and joining the thread, which cost a kept worker a thread and a
-        # wait for its scheduling on every task.
+        # The stray-output pipe and its thread live as long as the process. A task's end
+        # reads the pipe dry itself (under the lock the thread reads with, so chunks keep
+        # their order) instead of closing the pipe and joining the thread: that cost a kept
+        # worker a thread, and a wait for its scheduling, on every task.
         os.set_blocking(read_end, False)
-        self._wake_read, self._wake_write = os.pipe()
-        self._synced = threading.Event()
+        self._stray = read_end
+        self._stray_lock = threading.Lock()
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.drain = threading.Thread(target=self._drain, args=(read_end,), daemon=True,
                                       name="disco-stray-output")
         self.drain.start()
@@ -166,32 +169,29 @@ class WorkerIO:
         self.writer.disabled = False
 
     def _drain(self, fd: int) -> None:
-        import codecs
-        import select
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while True:
-            ready, _, _ = select.select([fd, self._wake_read], [], [])
-            while True:  # everything the pipe holds now
+            select.select([fd], [], [])
+            if not self._read_dry():
+                return
+
+    def _read_dry(self) -> bool:
+        """Pass on everything the stray-output pipe holds; False once it is closed."""
+        with self._stray_lock:
+            while True:
                 try:
-                    chunk = os.read(fd, 65536)
+                    chunk = os.read(self._stray, 65536)
                 except BlockingIOError:
-                    break
+                    return True
                 except OSError:
-                    return
+                    return False
                 if not chunk:
-                    return
+                    return False
                 try:
-                    self.writer.write_batched(decoder.decode(chunk))
+                    self.writer.write_batched(self._decoder.decode(chunk))
                 except Exception:
                     pass  # the channel is gone; nothing left to tell
-            if self._wake_read in ready:
-                os.read(self._wake_read, 64)
-                self._synced.set()
 
     def finish(self) -> None:
-        """Have the stray-output pipe read to its end (bytes written so far) and send what
-        is held."""
-        self._synced.clear()
-        os.write(self._wake_write, b"x")
-        self._synced.wait(timeout=2)
+        """Pass on the stray output written so far and send what is held."""
+        self._read_dry()
         self.writer.flush(force=True)
