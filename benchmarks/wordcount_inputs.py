@@ -195,8 +195,10 @@ class Spark:
         self.session = (SparkSession.builder.master("local[2]").appName("wordcount-inputs")
                         .config("spark.driver.host", "127.0.0.1")
                         .config("spark.driver.bindAddress", "127.0.0.1")
-                        .config("spark.ui.enabled", "false").getOrCreate())
+                        .config("spark.ui.enabled", "false")
+                        .config("spark.ui.showConsoleProgress", "false").getOrCreate())
         self.sc = self.session.sparkContext
+        self.sc.setLogLevel("ERROR")
 
     def run(self, rdd: Any) -> dict[Any, int]:
         parts = rdd.mapPartitions(lambda lines: [map_and_combine(lines)])

@@ -387,12 +387,13 @@ class Worker(dict):
 
     def send_outputs(self) -> None:
         """Close every output and report it: OUTPUT [label, path relative to job home, size]."""
-        assert self.task is not None
+        assert self.task is not None and self.io is not None
         for label, (relpath, streams_out) in list(self.outputs.items()):
             streams_out.close()
             path = os.path.join(self.task.jobhome, relpath)
             if os.path.exists(path):
-                self.request("OUTPUT", [label, relpath, os.path.getsize(path)])
+                # Posted: its reply (OK) is read before the next request's.
+                self.io.channel.post("OUTPUT", [label, relpath, os.path.getsize(path)])
             else:
                 self.msg(f"WARNING: output {label} was not written to {relpath}")
         self.outputs.clear()

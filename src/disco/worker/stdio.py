@@ -9,8 +9,10 @@ a thread, both ending up as MSG.
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
+import select
 import sys
 import threading
 from typing import Any
@@ -148,45 +150,48 @@ class WorkerIO:
         self.writer = MessageWriter(self.channel)
         sys.stdout = sys.stderr = self.writer  # type: ignore[assignment]
         sys.stdin = open(os.devnull)  # noqa: SIM115  (lives as long as the process)
-        self._start_drain(read_end)
-
-    def _start_drain(self, read_end: int) -> None:
+        # The stray-output pipe and its thread live as long as the process. A task's end
+        # reads the pipe dry itself (under the lock the thread reads with, so chunks keep
+        # their order) instead of closing the pipe and joining the thread: that cost a kept
+        # worker a thread, and a wait for its scheduling, on every task.
+        os.set_blocking(read_end, False)
+        self._stray = read_end
+        self._stray_lock = threading.Lock()
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.drain = threading.Thread(target=self._drain, args=(read_end,), daemon=True,
                                       name="disco-stray-output")
         self.drain.start()
 
     def restart(self) -> None:
-        """Ready for another task after :meth:`finish`: stray output is caught again, and the
-        next task may send MSG at the full rate, as a new process would."""
-        read_end, write_end = os.pipe()
-        os.dup2(write_end, 1)
-        os.dup2(write_end, 2)
-        os.close(write_end)
-        self._start_drain(read_end)
+        """Ready for another task after :meth:`finish`: the next task may send MSG at the
+        full rate, as a new process would."""
         self.channel.msg_times.clear()
         self.writer.disabled = False
 
     def _drain(self, fd: int) -> None:
-        import codecs
-        decoder = codecs.getincrementaldecoder("utf-8")("replace")
         while True:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
+            select.select([fd], [], [])
+            if not self._read_dry():
                 return
-            if not chunk:
-                os.close(fd)
-                return
-            try:
-                self.writer.write_batched(decoder.decode(chunk))
-            except Exception:
-                pass  # the channel is gone; nothing left to tell
+
+    def _read_dry(self) -> bool:
+        """Pass on everything the stray-output pipe holds; False once it is closed."""
+        with self._stray_lock:
+            while True:
+                try:
+                    chunk = os.read(self._stray, 65536)
+                except BlockingIOError:
+                    return True
+                except OSError:
+                    return False
+                if not chunk:
+                    return False
+                try:
+                    self.writer.write_batched(self._decoder.decode(chunk))
+                except Exception:
+                    pass  # the channel is gone; nothing left to tell
 
     def finish(self) -> None:
-        """Stop the stray-output pipe (so the last bytes are read) and send what is held."""
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        self.drain.join(timeout=2)
+        """Pass on the stray output written so far and send what is held."""
+        self._read_dry()
         self.writer.flush(force=True)
