@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from farm_fixtures import FarmServer, db_url  # noqa: F401  (a fixture)
@@ -56,6 +57,12 @@ def test_clients_that_only_exchange_do_every_unit_once(farm: FarmServer) -> None
     wait_done(farm, project)
     assert results_of(farm, project) == ("\n".join(f"line {i}" for i in range(40)) + "\n").upper().encode()
     assert_each_unit_assimilated_once(farm, project, 20)
+    # Documented: the request's `results` are POST …/results' items, the answer's its answers.
+    schema = httpx.get(f"{farm.url}/openapi.json", trust_env=False).json()["components"]["schemas"]
+    asked = schema["WorkRequest"]["properties"]["results"]["anyOf"][0]
+    assert asked["items"] == {"$ref": "#/components/schemas/ResultItem"} and asked["maxItems"] == 1000
+    answered = schema["WorkAnswer"]["properties"]["results"]["anyOf"][0]
+    assert answered["items"] == {"$ref": "#/components/schemas/ResultAnswer"}
 
 
 def test_replays_and_strangers_through_exchange(farm: FarmServer) -> None:

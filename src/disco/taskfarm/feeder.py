@@ -7,7 +7,6 @@ results on a project gets a unit at quorum 1, spot-checked with probability 1/co
 from __future__ import annotations
 
 import base64
-import itertools
 import random
 import time
 from dataclasses import dataclass
@@ -87,25 +86,29 @@ def lease(session: Session, client: Client, seconds: float, slots: int, now: flo
     """The leases of one /work answer. `input_url` has `{unit_id}` for units not sent inline.
     Candidates the client may not have (a unit it had a copy of) or that another request took
     are skipped, and the next ones tried (a few passes), so a busy farm does not answer "no work"
-    while it has some. A pass is three statements whatever its size: the client's history of the
-    candidates' units, those units locked (ascending id), and one compare-and-set UPDATE …
-    RETURNING of the instances still unsent."""
+    while it has some. A pass is two statements whatever its size: the candidates' units locked
+    (ascending id), and one compare-and-set UPDATE … RETURNING of the instances still unsent and
+    of units the client never had; a third, the client's history of the units it missed, only
+    when it missed some."""
     conn = session.connection()
     pool = candidates.get(conn, client.tenant)
     leases: list[dict[str, Any]] = []
     wanted = max(seconds, 0.0)
     tried: set[int] = set()
+    had: set[int] = set()  # units of candidates this client had a copy of, as learnt in this request
     limit = min(MAX_LEASES, max(slots, int(seconds) + 1)) * 4
     for _ in range(PASSES):
-        looked = list(itertools.islice((c for c in pool.values() if c.id not in tried), limit))
-        tried.update(c.id for c in looked)
-        had = _had(conn, client, {c.unit_id for c in looked})
         chosen: list[Candidate] = []
         units: set[int] = set()
-        for row in looked:
-            if row.unit_id in units or row.unit_id in had:
+        looked = 0
+        for row in pool.values():
+            if row.id in tried:
                 continue
-            if row.deadline is not None and row.deadline <= now:
+            if looked >= limit:
+                break
+            looked += 1
+            tried.add(row.id)
+            if row.unit_id in units or row.unit_id in had or (row.deadline is not None and row.deadline <= now):
                 continue
             units.add(row.unit_id)
             chosen.append(row)
@@ -115,8 +118,12 @@ def lease(session: Session, client: Client, seconds: float, slots: int, now: flo
         granted = _lease_all(session, client, chosen, now, input_url)
         leases.extend(granted)
         got = {g["instance_id"] for g in granted}
-        for row in chosen:  # leased now, or taken, cancelled or closed meanwhile: no one's candidate any more
-            pool.pop(row.id, None)
+        missed = {row.unit_id for row in chosen if row.id not in got}
+        if missed:  # why: the client had the unit (the candidate stays for others), or it is gone
+            had |= _had(conn, client, missed)
+        for row in chosen:
+            if row.id in got or row.unit_id not in had:
+                pool.pop(row.id, None)
         wanted += sum(row.unit_seconds for row in chosen if row.id not in got)
         if not looked or _enough(wanted, len(leases), slots):
             break
