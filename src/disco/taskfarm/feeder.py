@@ -74,9 +74,11 @@ _UNSENT = (select(I.c.id, I.c.unit_id).where(I.c.project_id == bindparam("pid"),
 
 def _read_unsent(conn: Connection, tenant: str, size: int) -> dict[int, Candidate]:
     found: list[Candidate] = []
-    for p in conn.execute(_OPEN_PROJECTS, {"tenant": tenant}).all():
+    projects = conn.execute(_OPEN_PROJECTS, {"tenant": tenant}).all()
+    each = max(64, size // max(1, len(projects)))  # many open projects: a share each, not size each
+    for p in projects:
         found.extend(Candidate(iid, uid, p.id, p.deadline, p.unit_seconds, p.lease_s, p.code)
-                     for iid, uid in conn.execute(_UNSENT, {"pid": p.id, "limit": size}).tuples())
+                     for iid, uid in conn.execute(_UNSENT, {"pid": p.id, "limit": each}))
     found.sort(key=lambda c: c.id)  # oldest first across the tenant's projects
     return {c.id: c for c in found[:size]}
 
@@ -185,7 +187,7 @@ def _lease_all(session: Session, client: Client, chosen: list[Candidate], now: f
         # read and this write is not returned, and so not leased.
         one, params = _ids(ids)
         attempts.update(conn.execute(_LEASE[one], {**params, "b_client": client.id, "b_now": now,
-                                                   "b_expires": now + lease_s}).tuples().all())
+                                                   "b_expires": now + lease_s}).all())
     out = []
     for row in sorted(open_, key=lambda r: r.unit_id):
         if row.id not in attempts:
