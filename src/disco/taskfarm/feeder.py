@@ -58,12 +58,14 @@ class Candidates:
     def __init__(self) -> None:
         self._by_tenant: dict[str, tuple[float, dict[int, Candidate]]] = {}
 
-    def get(self, conn: Connection, tenant: str) -> dict[int, Candidate]:
+    def get(self, conn: Connection, tenant: str, fresh: bool = False) -> tuple[dict[int, Candidate], bool]:
+        """The tenant's queue, and whether it was read just now (`fresh`: read it now)."""
         entry = self._by_tenant.get(tenant)
-        if entry is None or not entry[1] or time.monotonic() - entry[0] >= self.REFILL_S:
+        if fresh or entry is None or not entry[1] or time.monotonic() - entry[0] >= self.REFILL_S:
             entry = (time.monotonic(), _read_unsent(conn, tenant, self.SIZE))
             self._by_tenant[tenant] = entry
-        return entry[1]
+            return entry[1], True
+        return entry[1], False
 
 
 _OPEN_PROJECTS = select(P.c.id, P.c.deadline, P.c.unit_seconds, P.c.lease_s, P.c.code).where(
@@ -93,7 +95,17 @@ def lease(session: Session, client: Client, seconds: float, slots: int, now: flo
     of units the client never had; a third, the client's history of the units it missed, only
     when it missed some."""
     conn = session.connection()
-    pool = candidates.get(conn, client.tenant)
+    pool, fresh = candidates.get(conn, client.tenant)
+    leases = _lease_from(session, client, seconds, slots, now, input_url, pool)
+    if not leases and not fresh:  # nothing for this client in the queue: is there work it does not know of yet?
+        pool, _ = candidates.get(conn, client.tenant, fresh=True)
+        leases = _lease_from(session, client, seconds, slots, now, input_url, pool)
+    return leases
+
+
+def _lease_from(session: Session, client: Client, seconds: float, slots: int, now: float, input_url: str,
+                pool: dict[int, Candidate]) -> list[dict[str, Any]]:
+    conn = session.connection()
     leases: list[dict[str, Any]] = []
     wanted = max(seconds, 0.0)
     tried: set[int] = set()
