@@ -49,7 +49,8 @@ class Candidates:
     request at a few thousand units. The cache is a hint, never the truth: every lease is still a
     compare-and-set (unsent -> leased) on the database, the client's history is read in the
     lease's transaction, and an instance taken or cancelled meanwhile simply fails the
-    compare-and-set. A new instance (a reissue, another opinion) is seen at the next refill.
+    compare-and-set. A new instance (a reissue, another opinion, a new project) is seen at the
+    next refill, or at once when nothing in the queue fits the client asking (lease reads again).
     Used by one thread at a time (the group committer's)."""
 
     REFILL_S = 1.0
