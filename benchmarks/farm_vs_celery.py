@@ -2,17 +2,21 @@
 Redis (on this machine) as broker and result backend, same work, same shape, in one run.
 
 Work: N tiny units, each a line of a few numbers; the result is their sum. Both sides have C
-clients as threads (default 50): on ours, C threads in this process each loop POST /work
-(--batch units) then POST /results; on Celery's, one worker with a pool of C threads, prefetch 1,
-acks_late. Timed on both sides: submitting the N units (a project / N apply_async), all of them
-done (every report accepted / every result in), and every result read back by the submitter
-(GET …/results / a ResultSet) and checked.
+clients (default 50). Ours: C one-slot protocol clients as asyncio tasks in this process, each on
+its own keep-alive HTTP/1.1 connection (farm_bench_client.py), each looping POST /work asking for
+--batch seconds of work (units are estimated at 1 s; 10 is `disco farm client`'s ask for one
+free slot) and carrying the previous leases' results, as `disco farm client` does (--mode
+separate: POST /results, then POST /work). Celery's: one worker with a pool of C threads,
+prefetch 1, acks_late. Timed on both sides: submitting the N units (a project / N apply_async),
+all of them done (every report accepted / every result in), and every result read back by the
+submitter (GET …/results / a ResultSet) and checked. Each farm run follows a Celery run of its
+own (a pair, one ratio), database after database, --repeat times.
 Servers and workers start before the clock. Our state is durable (SQLite WAL synchronous=FULL;
 PostgreSQL); this machine's Redis keeps nothing on disk. Its database --redis-db (default 11)
 must be empty at the start; it is flushed (that database only) at the end.
 
     .venv/bin/python benchmarks/farm_vs_celery.py                       # sqlite, postgresql, celery
-    .venv/bin/python benchmarks/farm_vs_celery.py --db sqlite --units 1000 --batch 20 --json out.json
+    .venv/bin/python benchmarks/farm_vs_celery.py --db sqlite --units 1000 --batch 1 --repeat 2 --json out.json
 """
 
 from __future__ import annotations

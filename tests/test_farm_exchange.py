@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from farm_fixtures import FarmServer, db_url  # noqa: F401  (a fixture)
@@ -56,6 +57,12 @@ def test_clients_that_only_exchange_do_every_unit_once(farm: FarmServer) -> None
     wait_done(farm, project)
     assert results_of(farm, project) == ("\n".join(f"line {i}" for i in range(40)) + "\n").upper().encode()
     assert_each_unit_assimilated_once(farm, project, 20)
+    # Documented: the request's `results` are POST …/results' items, the answer's its answers.
+    schema = httpx.get(f"{farm.url}/openapi.json", trust_env=False).json()["components"]["schemas"]
+    asked = schema["WorkRequest"]["properties"]["results"]["anyOf"][0]
+    assert asked["items"] == {"$ref": "#/components/schemas/ResultItem"} and asked["maxItems"] == 1000
+    answered = schema["WorkAnswer"]["properties"]["results"]["anyOf"][0]
+    assert answered["items"] == {"$ref": "#/components/schemas/ResultAnswer"}
 
 
 def test_replays_and_strangers_through_exchange(farm: FarmServer) -> None:
@@ -149,3 +156,20 @@ def test_the_real_client_reports_with_its_next_ask(farm: FarmServer, tmp_path: P
     log = farm.log_path.read_text()
     assert log.count('"POST /api/v1/farm/results ') == 0, log[-2000:]
     assert log.count('"POST /api/v1/farm/work ') >= 12
+
+
+def test_new_work_is_leased_at_once_though_the_queue_holds_only_units_the_client_had(farm: FarmServer) -> None:
+    """The server's queue of unsent instances (feeder.Candidates) is read again when nothing in it
+    fits the client, not only once a second: a project submitted just now is leased at once."""
+    key = enrollment_key(farm)
+    submit(farm, quorum=2, input={"kind": "inline", "text": "a\n"}, split={"by": "lines", "size": 1})
+    client = ProtoClient(farm.url, key, "c")
+    try:
+        assert len(client.work(seconds=1)) == 1  # one copy of the unit; the other stays queued
+        assert client.work(seconds=1) == []  # the other copy is of a unit it had: never to it
+        second = submit(farm, input={"kind": "inline", "text": "b\n"}, split={"by": "lines", "size": 1})
+        leases = client.work(seconds=1)
+        assert [lease["project_id"] for lease in leases] == [second]
+        assert unit_input(leases[0]) == b"b\n"
+    finally:
+        client.close()

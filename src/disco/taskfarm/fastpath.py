@@ -62,7 +62,8 @@ class FastPath:
                     answers, leases = await asyncio.wrap_future(self.farm.exchange_future(
                         client, [item.model_dump() for item in request.results], request.seconds, request.slots, url))
                 else:
-                    leases = await asyncio.wrap_future(self.farm.work_future(client, request.seconds, request.slots, url))
+                    leases = await asyncio.wrap_future(
+                        self.farm.work_future(client, request.seconds, request.slots, url))
                 body, extra = work_answer(leases, answers, self.farm.config.retry_after_s)
                 await _answer(send, 200, body, [(k.lower().encode(), v.encode()) for k, v in extra.items()])
             else:

@@ -7,7 +7,6 @@ results on a project gets a unit at quorum 1, spot-checked with probability 1/co
 from __future__ import annotations
 
 import base64
-import itertools
 import random
 import time
 from dataclasses import dataclass
@@ -50,7 +49,8 @@ class Candidates:
     request at a few thousand units. The cache is a hint, never the truth: every lease is still a
     compare-and-set (unsent -> leased) on the database, the client's history is read in the
     lease's transaction, and an instance taken or cancelled meanwhile simply fails the
-    compare-and-set. A new instance (a reissue, another opinion) is seen at the next refill.
+    compare-and-set. A new instance (a reissue, another opinion, a new project) is seen at the
+    next refill, or at once when nothing in the queue fits the client asking (lease reads again).
     Used by one thread at a time (the group committer's)."""
 
     REFILL_S = 1.0
@@ -59,12 +59,14 @@ class Candidates:
     def __init__(self) -> None:
         self._by_tenant: dict[str, tuple[float, dict[int, Candidate]]] = {}
 
-    def get(self, conn: Connection, tenant: str) -> dict[int, Candidate]:
+    def get(self, conn: Connection, tenant: str, fresh: bool = False) -> tuple[dict[int, Candidate], bool]:
+        """The tenant's queue, and whether it was read just now (`fresh`: read it now)."""
         entry = self._by_tenant.get(tenant)
-        if entry is None or not entry[1] or time.monotonic() - entry[0] >= self.REFILL_S:
+        if fresh or entry is None or not entry[1] or time.monotonic() - entry[0] >= self.REFILL_S:
             entry = (time.monotonic(), _read_unsent(conn, tenant, self.SIZE))
             self._by_tenant[tenant] = entry
-        return entry[1]
+            return entry[1], True
+        return entry[1], False
 
 
 _OPEN_PROJECTS = select(P.c.id, P.c.deadline, P.c.unit_seconds, P.c.lease_s, P.c.code).where(
@@ -75,9 +77,11 @@ _UNSENT = (select(I.c.id, I.c.unit_id).where(I.c.project_id == bindparam("pid"),
 
 def _read_unsent(conn: Connection, tenant: str, size: int) -> dict[int, Candidate]:
     found: list[Candidate] = []
-    for p in conn.execute(_OPEN_PROJECTS, {"tenant": tenant}).all():
+    projects = conn.execute(_OPEN_PROJECTS, {"tenant": tenant}).all()
+    each = max(64, size // max(1, len(projects)))  # many open projects: a share each, not size each
+    for p in projects:
         found.extend(Candidate(iid, uid, p.id, p.deadline, p.unit_seconds, p.lease_s, p.code)
-                     for iid, uid in conn.execute(_UNSENT, {"pid": p.id, "limit": size}).tuples())
+                     for iid, uid in conn.execute(_UNSENT, {"pid": p.id, "limit": each}))
     found.sort(key=lambda c: c.id)  # oldest first across the tenant's projects
     return {c.id: c for c in found[:size]}
 
@@ -87,25 +91,39 @@ def lease(session: Session, client: Client, seconds: float, slots: int, now: flo
     """The leases of one /work answer. `input_url` has `{unit_id}` for units not sent inline.
     Candidates the client may not have (a unit it had a copy of) or that another request took
     are skipped, and the next ones tried (a few passes), so a busy farm does not answer "no work"
-    while it has some. A pass is three statements whatever its size: the client's history of the
-    candidates' units, those units locked (ascending id), and one compare-and-set UPDATE …
-    RETURNING of the instances still unsent."""
+    while it has some. A pass is two statements whatever its size: the candidates' units locked
+    (ascending id), and one compare-and-set UPDATE … RETURNING of the instances still unsent and
+    of units the client never had; a third, the client's history of the units it missed, only
+    when it missed some."""
     conn = session.connection()
-    pool = candidates.get(conn, client.tenant)
+    pool, fresh = candidates.get(conn, client.tenant)
+    leases = _lease_from(session, client, seconds, slots, now, input_url, pool)
+    if not leases and not fresh:  # nothing for this client in the queue: is there work it does not know of yet?
+        pool, _ = candidates.get(conn, client.tenant, fresh=True)
+        leases = _lease_from(session, client, seconds, slots, now, input_url, pool)
+    return leases
+
+
+def _lease_from(session: Session, client: Client, seconds: float, slots: int, now: float, input_url: str,
+                pool: dict[int, Candidate]) -> list[dict[str, Any]]:
+    conn = session.connection()
     leases: list[dict[str, Any]] = []
     wanted = max(seconds, 0.0)
     tried: set[int] = set()
+    had: set[int] = set()  # units of candidates this client had a copy of, as learnt in this request
     limit = min(MAX_LEASES, max(slots, int(seconds) + 1)) * 4
     for _ in range(PASSES):
-        looked = list(itertools.islice((c for c in pool.values() if c.id not in tried), limit))
-        tried.update(c.id for c in looked)
-        had = _had(conn, client, {c.unit_id for c in looked})
         chosen: list[Candidate] = []
         units: set[int] = set()
-        for row in looked:
-            if row.unit_id in units or row.unit_id in had:
+        looked = 0
+        for row in pool.values():
+            if row.id in tried:
                 continue
-            if row.deadline is not None and row.deadline <= now:
+            if looked >= limit:
+                break
+            looked += 1
+            tried.add(row.id)
+            if row.unit_id in units or row.unit_id in had or (row.deadline is not None and row.deadline <= now):
                 continue
             units.add(row.unit_id)
             chosen.append(row)
@@ -115,8 +133,12 @@ def lease(session: Session, client: Client, seconds: float, slots: int, now: flo
         granted = _lease_all(session, client, chosen, now, input_url)
         leases.extend(granted)
         got = {g["instance_id"] for g in granted}
-        for row in chosen:  # leased now, or taken, cancelled or closed meanwhile: no one's candidate any more
-            pool.pop(row.id, None)
+        missed = {row.unit_id for row in chosen if row.id not in got}
+        if missed:  # why: the client had the unit (the candidate stays for others), or it is gone
+            had |= _had(conn, client, missed)
+        for row in chosen:
+            if row.id in got or row.unit_id not in had:
+                pool.pop(row.id, None)
         wanted += sum(row.unit_seconds for row in chosen if row.id not in got)
         if not looked or _enough(wanted, len(leases), slots):
             break
@@ -178,7 +200,7 @@ def _lease_all(session: Session, client: Client, chosen: list[Candidate], now: f
         # read and this write is not returned, and so not leased.
         one, params = _ids(ids)
         attempts.update(conn.execute(_LEASE[one], {**params, "b_client": client.id, "b_now": now,
-                                                   "b_expires": now + lease_s}).tuples().all())
+                                                   "b_expires": now + lease_s}).all())
     out = []
     for row in sorted(open_, key=lambda r: r.unit_id):
         if row.id not in attempts:

@@ -1,5 +1,6 @@
 """The client's loop: one thread talks to the server (ask for work by seconds × free slots,
-heartbeat running instances, report finished ones in batches, with the next ask when there is one), one thread per slot runs units.
+heartbeat running instances, report finished ones in batches, with the next ask when there is
+one), one thread per slot runs units.
 Every request that fails (no connection, 5xx, 429) backs off with full jitter and honours
 Retry-After; results wait in memory and are sent again (the server answers a resent report
 `duplicate`, so resending is always safe)."""
