@@ -8,9 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import httpx
@@ -18,27 +15,10 @@ import pytest
 
 from disco.frameworks.render import derive_secret
 from disco.providers.local import share_of_this_machine
-from sm_fixtures import ServiceManager, cluster_processes, listening_on, wait_state, wait_until
+from farm_cluster_checks import clients_that_did_it, run_disco, squares_done
+from sm_fixtures import ServiceManager, cluster_processes, listening_on, wait_state
 
 pytestmark = pytest.mark.slow
-
-# Code only this file has (clients get it pickled by value); each unit takes a moment so that
-# both workers' clients get a share of the units.
-SQUARES = textwrap.dedent('''
-    import time
-
-    def square(data: bytes) -> bytes:
-        """Each line's number squared, one a line."""
-        time.sleep(0.4)
-        return b"".join(b"%d\\n" % (int(line) ** 2) for line in data.splitlines())
-''')
-UNITS = 40
-
-
-def run_disco(env: dict[str, str], *args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "disco.cli.main", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd, env=env, stdin=subprocess.DEVNULL)
-
 
 def test_a_project_runs_on_a_deployed_taskfarm_cluster(sm: ServiceManager, api: httpx.Client,
                                                        tmp_path: Path) -> None:
@@ -71,21 +51,7 @@ def test_a_project_runs_on_a_deployed_taskfarm_cluster(sm: ServiceManager, api: 
     assert enroll.status_code == 401 and enroll.json()["error"]["code"] == "invalid_key"
 
     submitted_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    (tmp_path / "squares.py").write_text(SQUARES)
-    numbers = list(range(UNITS))
-    (tmp_path / "numbers.txt").write_text("".join(f"{n}\n" for n in numbers))
-    submitted = run_disco(user, "farm", "submit", "--function", "squares.py:square", "--input", "numbers.txt",
-                          "--split", "lines:1", "--name", "squares", cwd=tmp_path)
-    assert submitted.returncode == 0, submitted.stderr
-    project = submitted.stdout.strip().splitlines()[-1]
-    assert f"{UNITS} units" in submitted.stderr
-
-    def done() -> bool:
-        status = run_disco(user, "farm", "status", project, "--output", "json", cwd=tmp_path)
-        assert status.returncode == 0, status.stderr
-        return json.loads(status.stdout)["state"] == "done"
-
-    wait_until(done, timeout=120, interval=1, what="the project done")
+    squares_done(user, tmp_path, timeout=120)
     # While the project was open the cluster counted as in use (the framework's `activity`).
     store = sm.store()
     try:
@@ -93,20 +59,12 @@ def test_a_project_runs_on_a_deployed_taskfarm_cluster(sm: ServiceManager, api: 
     finally:
         store.close()
     assert last_active.replace(tzinfo=None) > submitted_at
-    results = run_disco(user, "farm", "results", project, cwd=tmp_path)
-    assert results.returncode == 0, results.stderr
-    assert results.stdout == "".join(f"{n * n}\n" for n in numbers)
 
     # The units were computed by the two workers' clients, each enrolled under its node's name,
     # with the node's cores as its slots (the local provider's share of this machine).
-    listed = run_disco(user, "farm", "clients", "--output", "json", cwd=tmp_path)
-    assert listed.returncode == 0, listed.stderr
-    clients = json.loads(listed.stdout)["clients"]
     workers = sorted(n["name"] for n in cluster["nodes"] if n["role"] == "worker")
-    assert sorted(c["name"] for c in clients) == workers
+    clients = clients_that_did_it(user, tmp_path, workers)
     assert all(c["slots"] == share_of_this_machine(3).cpus for c in clients)
-    assert all(c["instances"].get("success", 0) > 0 for c in clients), clients
-    assert sum(c["instances"].get("success", 0) for c in clients) >= UNITS
 
     # The farm's secrets: in clear only in their own private files, never on a command line or in
     # a log; the farm's owner token is not the service manager's, nor the cluster's token.
