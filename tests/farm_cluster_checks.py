@@ -44,7 +44,7 @@ def squares_done(user: dict[str, str], cwd: Path, timeout: float = 180) -> str:
 
     def done() -> bool:
         status = run_disco(user, "farm", "status", project, "--output", "json", cwd=cwd)
-        assert status.returncode == 0, status.stderr
+        assert status.returncode == 0, (status.returncode, status.stdout[-2000:], status.stderr[-2000:])
         return json.loads(status.stdout)["state"] == "done"
 
     wait_until(done, timeout=timeout, interval=1, what="the project done")

@@ -43,14 +43,16 @@ if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import ensurepip, venv'
     # configured: finish them (with apt's help for what dpkg alone cannot order).
     dpkg --configure -a >&2 || true
     apt-get -o DPkg::Lock::Timeout=300 update -q >&2
-    # A package killed while being unpacked is half installed and must be reinstalled: dpkg
-    # will not configure it ("very bad inconsistent state") and apt's fix-up stops on it.
-    reinstall=$(dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\n' 2>/dev/null |
-                awk 'substr($1, 2, 1) == "H" || substr($1, 3, 1) == "R" { print $2 }')
-    if [ -n "$reinstall" ]; then
-        say "reinstalling what an interrupted run left half installed: $reinstall"
+    # A package killed while being unpacked is half installed: dpkg will not configure it ("very
+    # bad inconsistent state") and apt's fix-up stops on it. Dropping it lets the fix-up and the
+    # install below put in the archive's current version (reinstalling pins the old one, which
+    # the archive may have replaced since).
+    broken=$(dpkg-query -W -f='${db:Status-Abbrev} ${binary:Package}\n' 2>/dev/null |
+             awk 'substr($1, 2, 1) == "H" || substr($1, 3, 1) == "R" { print $2 }')
+    if [ -n "$broken" ]; then
+        say "dropping what an interrupted run left half installed: $broken"
         # shellcheck disable=SC2086  (one word a package)
-        apt-get -o DPkg::Lock::Timeout=300 install -f -y -q --reinstall --no-install-recommends $reinstall >&2
+        dpkg --remove --force-remove-reinstreq --force-depends $broken >&2 || true
     fi
     apt-get -o DPkg::Lock::Timeout=300 install -f -y -q >&2
     apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends python3 python3-venv >&2
