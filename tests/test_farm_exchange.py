@@ -7,7 +7,6 @@ the app's 422 on the fast path too."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from farm_fixtures import FarmServer, db_url  # noqa: F401  (a fixture)
 from farm_protocol import ProtoClient, ok, unit_input
-from test_farm_protocol import (assert_each_unit_assimilated_once, enrollment_key, results_of, rows, submit,
+from test_farm_protocol import (assert_each_unit_assimilated_once, clients_at_once_at_quorum_2, enrollment_key, results_of, rows, submit,
                                 upper, wait_done)
 
 
@@ -92,35 +91,7 @@ def test_replays_and_strangers_through_exchange(farm: FarmServer) -> None:
 
 
 def test_concurrent_exchanges_at_quorum_2_never_give_a_client_a_unit_twice(farm: FarmServer) -> None:
-    text_in = "".join(f"w{i}\n" for i in range(60))
-    project = submit(farm, quorum=2, input={"kind": "inline", "text": text_in}, split={"by": "lines", "size": 1})
-    key = enrollment_key(farm)
-    clients = [ProtoClient(farm.url, key, f"t{i}") for i in range(6)]
-    failures: list[BaseException] = []
-
-    def loop(client: ProtoClient) -> None:
-        try:
-            exchange_until_done(client, seconds=3)
-        except BaseException as exc:  # reported below, in the test's thread
-            failures.append(exc)
-
-    threads = [threading.Thread(target=loop, args=(c,)) for c in clients]
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
-    finally:
-        for c in clients:
-            c.close()
-    assert not failures, failures
-    wait_done(farm, project)
-    assert results_of(farm, project) == text_in.upper().encode()
-    assert_each_unit_assimilated_once(farm, project, 60)
-    leases = rows(farm, "select instance_id, unit_id, client_id from farm_attempts where kind = 'lease' "
-                        "and project_id = :p", p=project)
-    assert len({i for i, _, _ in leases}) == len(leases)
-    assert len({(u, c) for _, u, c in leases}) == len(leases)
+    clients_at_once_at_quorum_2(farm, 6, lambda client: exchange_until_done(client, seconds=3))
 
 
 @pytest.mark.parametrize("results", [[{"instance_id": 1}], "nope", [{"instance_id": 1, "attempt": 1,

@@ -12,7 +12,7 @@ import hashlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -341,16 +341,25 @@ def test_large_outputs_are_uploaded_checked_and_capped(farm: FarmServer) -> None
 
 
 def test_clients_at_once_never_share_an_instance_nor_get_a_unit_twice(farm: FarmServer) -> None:
+    def loop(client: ProtoClient) -> None:
+        while run_round(client, upper, seconds=2):
+            pass
+
+    clients_at_once_at_quorum_2(farm, 8, loop)
+
+
+def clients_at_once_at_quorum_2(farm: FarmServer, count: int, work: Callable[[ProtoClient], None]) -> None:
+    """`count` clients in threads each run `work` over a 60-unit project at quorum 2; then every
+    unit is done once, with the right results, and no instance nor unit went twice to a client."""
     text_in = "".join(f"w{i}\n" for i in range(60))
     project = submit(farm, quorum=2, input={"kind": "inline", "text": text_in}, split={"by": "lines", "size": 1})
     key = enrollment_key(farm)
-    clients = [ProtoClient(farm.url, key, f"t{i}") for i in range(8)]
+    clients = [ProtoClient(farm.url, key, f"t{i}") for i in range(count)]
     failures: list[BaseException] = []
 
     def loop(client: ProtoClient) -> None:
         try:
-            while run_round(client, upper, seconds=2):
-                pass
+            work(client)
         except BaseException as exc:  # reported below, in the test's thread
             failures.append(exc)
 
