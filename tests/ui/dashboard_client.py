@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
+LINK_RE = re.compile(r'(?:href|src)="(/ui/[^"#]*)"')
 
 
 class Dashboard:
@@ -47,6 +48,20 @@ class Dashboard:
             expanded.append(("csrf_token", self.csrf))
         return self.http.post(path, content=httpx.QueryParams(expanded).__str__().encode(),
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    def crawl(self, start: str = "/ui/clusters", limit: int = 300) -> set[str]:
+        """Every dashboard page reachable by links (GET only: forms are not sent), from start;
+        the URLs visited."""
+        queue, visited = [start], set()
+        while queue and len(visited) < limit:
+            url = queue.pop(0)
+            if url in visited:
+                continue
+            visited.add(url)
+            response = self.get(url)
+            if response.headers.get("content-type", "").startswith("text/html"):
+                queue.extend(html_lib.unescape(link) for link in LINK_RE.findall(response.text))
+        return visited
 
     def sign_in(self, token: str) -> httpx.Response:
         self.get("/ui/signin")
