@@ -74,7 +74,7 @@ class MapOutputs:
         self.label_of = self._labeller(partitions, partition, params, self._memo)
         self._partitions = partitions
         self._adders: dict[int, Callable[[Any, Any], None]] = {}
-        self._buffers: dict[int, dict[Any, Any]] = {}
+        self._buffers: dict[int, dict[Any, Any]] = _LabelBuffers()
         self._buffer_of: dict[Any, dict[Any, Any]] = {}  # key -> its label's combiner buffer
         self._sums: dict[Any, Any] = {}
         self._groups: dict[Any, list[Any]] = {}  # key -> its values, in the map's order
@@ -264,9 +264,28 @@ class MapOutputs:
         return one_by_one
 
     def _map_combined(self, calls: Iterable[Any]) -> None:
-        """The user's combiner per record, its buffer found by one dict lookup on the key (the
-        default partition depends on the key alone): no call of ours per record."""
+        """The user's combiner per record, no call of ours per record. Its buffer is found by
+        two subscripts with the default partition: the process's remembered label of the key
+        (it depends on the key alone, and most keys were seen by earlier tasks), then that
+        label's buffer; by one subscript on the key otherwise (a key's label computed once a
+        task)."""
         combiner, params = self.combiner, self.params
+        if self._memo is not None:
+            known, buffers = self._memo, self._buffers
+            for pairs in calls:
+                if pairs is None:
+                    raise _ReturnedNone
+                for key, value in pairs:
+                    try:
+                        buffer = buffers[known[key]]
+                    except (KeyError, TypeError):  # a key new to this process, or unhashable
+                        buffer = buffers[self.label_of(key)]
+                    records = combiner(key, value, buffer, False, params)
+                    if records:
+                        add = self.adder(self.label_of(key))
+                        for record in records:
+                            add(*record)
+            return
         buffer_of = self._buffer_of
         for pairs in calls:
             if pairs is None:
@@ -283,10 +302,7 @@ class MapOutputs:
                         add(*record)
 
     def _buffer_for(self, key: Any) -> dict[Any, Any]:
-        label = self.label_of(key)
-        buffer = self._buffers.get(label)
-        if buffer is None:
-            buffer = self._buffers[label] = {}
+        buffer = self._buffers[self.label_of(key)]
         if not _unhashable(key):
             if len(self._buffer_of) >= MEMO_LIMIT:
                 self._buffer_of.clear()
@@ -297,9 +313,7 @@ class MapOutputs:
         label_of, buffers, combiner, params = self.label_of, self._buffers, self.combiner, self.params
         for key, value in pairs:
             label = label_of(key)
-            buffer = buffers.get(label)
-            if buffer is None:
-                buffer = buffers[label] = {}
+            buffer = buffers[label]
             records = combiner(key, value, buffer, False, params)
             if records:
                 add = self.adder(label)
@@ -327,6 +341,16 @@ class MapOutputs:
                     add = self.adder(label)
                     for record in records:
                         add(*record)
+
+
+class _LabelBuffers(dict):  # type: ignore[type-arg]
+    """The combiner's buffers by output label, each made empty the first time its label is
+    asked for: a label the map never gave has no buffer, so no output."""
+
+    def __missing__(self, label: int) -> dict[Any, Any]:
+        buffer: dict[Any, Any] = {}
+        self[label] = buffer
+        return buffer
 
 
 class _ReturnedNone(Exception):
