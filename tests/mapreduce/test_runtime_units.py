@@ -154,6 +154,16 @@ def test_task_inputs_retry_then_fail() -> None:
     assert inputs.failures() == [[0, ["a", "b"]]]
 
 
+def test_task_inputs_list_this_nodes_replicas_first() -> None:
+    """A worker reads the first replica it is given: this node's own is read from its disk,
+    another node's over HTTP. A failed local replica still goes to the back."""
+    inputs = TaskInputs([[0, 0, [[0, "disco://a/x"], [1, "disco://b/x"], [2, "http://c/x"]]]],
+                        done=True, local_host="b")
+    assert inputs.listing()[0][3] == [[1, "disco://b/x"], [0, "disco://a/x"], [2, "http://c/x"]]
+    assert inputs.report_failure(0, [1]) == [[0, "disco://a/x"], [2, "http://c/x"]]
+    assert inputs.listing()[0][3] == [[0, "disco://a/x"], [2, "http://c/x"], [1, "disco://b/x"]]
+
+
 def test_results_index(tmp_path: Path) -> None:
     idx = ResultsIndex(tmp_path, "n1", "job", "map", 4)
     idx.add(0, "out/a", 10)

@@ -1,7 +1,8 @@
 """A running task's inputs as the worker sees them through INPUT and INPUT_ERR.
 
-Replicas a worker reported as failing go to the back of the list (oldest failure first), so a
-worker that asks again tries fresh ones first; an input none of whose replicas is left is
+Replicas on this node come first (the worker reads them from its own disk; another node's are
+read over HTTP, through that node's data server); replicas a worker reported as failing go to
+the back of the list (oldest failure first), so a worker that asks again tries fresh ones first; an input none of whose replicas is left is
 remembered, with the hosts it was on, so the master can make it again.
 """
 
@@ -27,14 +28,15 @@ class WorkerInput:
     label: int | str
     replicas: list[Replica] = field(default_factory=list)
 
-    def ordered(self) -> list[list[Any]]:
-        reps = sorted(self.replicas, key=lambda r: (r.failed_at, r.rep_id))
+    def ordered(self, local_host: str | None = None) -> list[list[Any]]:
+        reps = sorted(self.replicas, key=lambda r: (r.failed_at, url_host(r.url) != local_host, r.rep_id))
         return [[r.rep_id, r.url] for r in reps]
 
 
 class TaskInputs:
-    def __init__(self, entries: list[list[Any]], done: bool) -> None:
+    def __init__(self, entries: list[list[Any]], done: bool, local_host: str | None = None) -> None:
         self.items: dict[int, WorkerInput] = {}
+        self.local_host = local_host
         self.done = done
         self.failed: dict[int, list[str]] = {}  # input id -> hosts it could not be read from
         self.add(entries)
@@ -58,7 +60,8 @@ class TaskInputs:
             skip = set(exclude or ())
             ids = [i for i in sorted(self.items) if i not in skip]
         # Disco always says "ok": a worker learns of dead replicas through INPUT_ERR.
-        return [[iid, "ok", self.items[iid].label, self.items[iid].ordered()] for iid in ids]
+        return [[iid, "ok", self.items[iid].label, self.items[iid].ordered(self.local_host)]
+                for iid in ids]
 
     def report_failure(self, iid: int, rep_ids: list[int]) -> list[list[Any]]:
         """INPUT_ERR: the replicas still worth trying (empty: the input is lost)."""
@@ -70,7 +73,7 @@ class TaskInputs:
         for rep in item.replicas:
             if rep.rep_id in bad:
                 rep.failed_at = now
-        left = [pair for pair in item.ordered() if pair[0] not in bad]
+        left = [pair for pair in item.ordered(self.local_host) if pair[0] not in bad]
         if not left:
             self.failed[iid] = sorted({h for r in item.replicas if (h := url_host(r.url))})
         return left

@@ -92,7 +92,7 @@ class WorkerSession:
         self.more_inputs = more_inputs
         self.warm = warm
         self.pool = pool
-        self.inputs = TaskInputs(assignment["inputs"], bool(assignment["inputs_done"]))
+        self.inputs = TaskInputs(assignment["inputs"], bool(assignment["inputs_done"]), cfg.host)
         # Whether the outputs are the job's results (a master that does not say: they are).
         self.final = bool(assignment.get("final", True))
         self.index = ResultsIndex(home, cfg.host, self.job, self.stage, self.taskid,
