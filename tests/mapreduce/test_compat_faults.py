@@ -387,10 +387,27 @@ def test_second_sigint_in_a_test_goes_to_the_previous_handler() -> None:
                 pass
             signal.raise_signal(signal.SIGINT)
 
-    result = unittest.TestResult()
+    calls: list[int] = []
+
+    def before(signum: int, frame: object) -> None:
+        calls.append(signum)
+        raise KeyboardInterrupt  # the one exception unittest lets out of a test
+
+    # The handler before the test is this one, whatever an earlier test of this process left.
+    outer = signal.signal(signal.SIGINT, before)
     try:
-        Twice().run(result)
-    except KeyboardInterrupt:
-        pass
-    else:
-        raise AssertionError("a second SIGINT did not reach the default handler")
+        try:
+            Twice().run(unittest.TestResult())
+        except KeyboardInterrupt:
+            pass
+        assert calls == [signal.SIGINT], "a second SIGINT did not reach the handler that was there before"
+        assert signal.getsignal(signal.SIGINT) is before  # and it is put back
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            Twice().run(unittest.TestResult())
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("a second SIGINT did not reach the default handler")
+    finally:
+        signal.signal(signal.SIGINT, outer)

@@ -376,14 +376,14 @@ class Agent:
                 f"({c['ok'] / took if took else 0:.1f} units/s)")
 
 
-def install_signals(agent: Agent) -> None:
-    signal.signal(signal.SIGTERM, agent.stop)
-    signal.signal(signal.SIGINT, agent.stop)
+def install_signals(agent: Agent) -> dict[int, Any]:
+    """SIGTERM and SIGINT stop the agent; the handlers they had, to put back."""
+    return {signum: signal.signal(signum, agent.stop) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
 def main(opts: Options) -> int:
     agent = Agent(opts)
-    install_signals(agent)
+    previous = install_signals(agent)
     try:
         code = agent.run()
     except KeyboardInterrupt:
@@ -393,5 +393,10 @@ def main(opts: Options) -> int:
         print(f"error: {exc}", file=sys.stderr)
         agent.shutdown()
         code = 2
+    finally:
+        # Run in-process (a test, or a program embedding the client), the caller's handlers
+        # come back: a later Ctrl-C must not go to an agent that has ended.
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     opts.say(agent.summary())
     return code
