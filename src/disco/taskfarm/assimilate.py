@@ -1,5 +1,5 @@
 """valid -> assimilated, exactly once: the canonical output is written atomically (a temporary
-file, fsync, rename; at commit, store._write_outputs) under the project's output directory,
+file renamed, flushed to disk; at commit, store._write_outputs) under the project's output directory,
 named by the unit, and the unit's compare-and-set commits in the same transaction. A crash
 between the two leaves the unit valid, and the next pass writes the same bytes to the same name
 again: one file, one `assimilate`. Projects whose output is a DDFS tag are left valid here: the
@@ -25,9 +25,9 @@ def output_path(root: Path, project_id: str, seq: int, unit_id: int) -> Path:
 
 
 def write_staged(session: Session, path: Path, data: bytes) -> None:
-    """`data` to be written to `path` atomically (a temporary file, fsync, rename, the directory's
-    fsync) just before the transaction commits (store._write_outputs): the files of one group
-    commit are written and fsynced in parallel, each still before the commit that records it.
+    """`data` to be written to `path` atomically (a temporary file renamed, then flushed to disk)
+    just before the transaction commits (store._write_outputs): the files of one group commit
+    are flushed together (durable_files), each still before the commit that records it.
     Nothing is written if the transaction rolls back first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     session.info.setdefault(OUTPUTS_KEY, []).append((path, data))

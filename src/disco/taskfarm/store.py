@@ -3,13 +3,12 @@ migrations, short transactions, and the compare-and-set helper every state chang
 
 from __future__ import annotations
 
-import itertools
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from disco.database import make_engine
 from disco.errors import DiscoError
+from disco.taskfarm.durable_files import write_durably
 from disco.taskfarm.groupcommit import GroupCommitter
 from disco.taskfarm.models import Attempt, now
 
@@ -130,50 +130,15 @@ def _write_log(session: Session) -> None:
 
 
 OUTPUTS_KEY = "farm_outputs"  # (final path, bytes) of outputs assimilated in this transaction
-_FSYNC_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="farm-fsync")
-_TMP_SEQ = itertools.count()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_one(staged: tuple[Path, bytes]) -> None:
-    """One output: a temporary file beside it written and fsynced, then renamed to its name."""
-    path, data = staged
-    tmp = path.with_name(f".tmp-{os.getpid()}-{next(_TMP_SEQ)}-{path.name}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _write_outputs(session: Session) -> None:
-    """Each staged output written, fsynced and renamed (in parallel: one commit may carry many),
-    then its directory fsynced, before the commit that marks its unit assimilated. The writer
-    thread only waits for the disk here, once per commit, not once per output."""
+    """Every staged output written and on disk before the commit that marks its unit
+    assimilated (durable_files: one flush for the whole group commit)."""
     staged = session.info.get(OUTPUTS_KEY)
     if not staged:
         return
-    list(_FSYNC_POOL.map(_write_one, staged))
-    list(_FSYNC_POOL.map(_fsync, {path.parent for path, _ in staged}))
+    write_durably(staged)
     session.info.pop(OUTPUTS_KEY)
 
 
@@ -188,7 +153,7 @@ def _before_commit(session: Session) -> None:
 
 
 def _drop_outputs(session: Session) -> None:
-    # Nothing staged is on disk before the commit begins (_write_one cleans up after itself).
+    # Nothing staged is on disk before the commit begins (durable_files cleans up after itself).
     session.info.pop(OUTPUTS_KEY, None)
     session.info.pop(DEFERRED_KEY, None)
 
