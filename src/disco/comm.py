@@ -19,6 +19,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator
+from itertools import chain
 from typing import Any
 
 import httpx
@@ -227,12 +228,26 @@ class HTTPInputStream(io.RawIOBase):
         line, self._buffer = self._buffer[:cut], self._buffer[cut:]
         return line
 
-    def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
+    def record_batches(self) -> Iterator[list[bytes]]:
+        """The body's lines (each with its b"\\n", the last maybe without), in lists: each
+        chunk received is split at once in C. Reading line by line took a copy of the rest of
+        the buffer per line (a 2 MB input cost a task ~0.1 s more than the same file read
+        from disk)."""
         while True:
-            line = self.readline()
-            if not line:
+            more = self._fill()
+            buffer = self._buffer
+            if not more:
+                self._buffer = b""
+                if buffer:
+                    yield io.BytesIO(buffer).readlines()
                 return
-            yield line
+            cut = buffer.rfind(b"\n") + 1
+            if cut:
+                self._buffer = buffer[cut:]
+                yield io.BytesIO(buffer[:cut]).readlines()
+
+    def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
+        return chain.from_iterable(self.record_batches())
 
     def __next__(self) -> bytes:
         line = self.readline()

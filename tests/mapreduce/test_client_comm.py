@@ -21,6 +21,9 @@ from disco import comm
 from disco.error import CommError
 
 HOST = "127.0.0.1"
+# Lines of many lengths (empty ones too) across several of the stream's 64 KiB chunks, the
+# last without its newline.
+LINES = b"".join(b"%d %s\n" % (i, b"w" * (i % 97)) for i in range(20000)) + b"\n\nlast, no newline"
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -33,7 +36,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        body = b"hello"
+        body = LINES if self.path == "/lines" else b"hello"
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -98,3 +101,14 @@ def test_https_certificates_are_still_verified(tls: str, plain: str) -> None:
     _Handler.redirect_to = f"https://{tls}/data"
     with pytest.raises(CommError, match="CERTIFICATE_VERIFY_FAILED"):
         comm.request("GET", f"http://{plain}/redirect")
+
+
+def test_a_streamed_body_is_read_by_lines_as_a_file_is(plain: str) -> None:
+    expected = LINES.splitlines(keepends=True)
+    assert list(comm.open_url(f"http://{plain}/lines")) == expected
+    batches = list(comm.open_url(f"http://{plain}/lines").record_batches())
+    assert len(batches) > 1 and [line for batch in batches for line in batch] == expected
+    stream = comm.open_url(f"http://{plain}/lines")
+    first, second = stream.readline(), stream.readline()  # line by line, then the rest
+    assert [first, second, *stream] == expected
+    assert comm.open_url(f"http://{plain}/lines").read() == LINES
