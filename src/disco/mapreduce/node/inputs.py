@@ -2,8 +2,9 @@
 
 Replicas on this node come first (the worker reads them from its own disk; another node's are
 read over HTTP, through that node's data server); replicas a worker reported as failing go to
-the back of the list (oldest failure first), so a worker that asks again tries fresh ones first; an input none of whose replicas is left is
-remembered, with the hosts it was on, so the master can make it again.
+the back of the list (oldest failure first), so a worker that asks again tries fresh ones
+first; an input none of whose replicas is left is remembered, with the hosts it was on, so the
+master can make it again.
 """
 
 from __future__ import annotations
