@@ -31,7 +31,10 @@ def test_an_earlier_wheel_is_still_served_and_nothing_else(sm: ServiceManager, t
             assert hashlib.sha256(served.content).hexdigest() == wheel_ref(wheel).sha256
         unknown = httpx.get(f"{sm.url}/api/v1/node-payload/disco-0.0.0+0123456789abcdef-py3-none-any.whl",
                             trust_env=False)
-        assert unknown.status_code == 404 and current.name in unknown.json()["error"]["message"]
+        # The message names the current wheel; not compared: another test may build Java
+        # classes into the package meanwhile, which renames it.
+        assert unknown.status_code == 404
+        assert "is not a wheel this service manager built" in unknown.json()["error"]["message"]
         escape = httpx.get(f"{sm.url}/api/v1/node-payload/..%2Fdisco-0.0.0-py3-none-any.whl", trust_env=False)
         assert escape.status_code in (404, 422)
     finally:
