@@ -16,8 +16,8 @@ import pytest
 
 from farm_fixtures import FarmServer, db_url  # noqa: F401  (a fixture)
 from farm_protocol import ProtoClient, ok, unit_input
-from test_farm_protocol import (assert_each_unit_assimilated_once, clients_at_once_at_quorum_2, enrollment_key, results_of, rows, submit,
-                                upper, wait_done)
+from test_farm_protocol import (assert_each_unit_assimilated_once, clients_at_once_at_quorum_2, enrollment_key,
+                                results_of, rows, submit, upper, wait_done)
 
 
 @pytest.fixture()

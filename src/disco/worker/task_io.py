@@ -447,24 +447,6 @@ gzip_line_stream = (task_input_stream, gzip_line_reader)
 
 
 # -- chains ------------------------------------------------------------------------------
-_TAKES_PARAMS: dict[Any, bool] = {}  # stream function -> takes params (inspect is slow: per output)
-
-
-def _takes_params(function: Callable[..., Any]) -> bool:
-    """Whether a stream function takes a fourth argument, params; remembered per function (a
-    map task opens a chain per output label: inspect.signature each time cost ~5% of a small
-    task)."""
-    try:
-        return _TAKES_PARAMS[function]
-    except KeyError:
-        takes = _TAKES_PARAMS[function] = argcount(function) >= 4
-        if len(_TAKES_PARAMS) > 1024:  # stream functions made per job (closures): bounded
-            _TAKES_PARAMS.clear()
-        return takes
-    except TypeError:  # unhashable
-        return argcount(function) >= 4
-
-
 class StreamChain:
     """The objects made by running one URL through a chain of stream functions.
 
@@ -478,7 +460,7 @@ class StreamChain:
         self.fds: list[Any] = []
         try:
             for function in streams:
-                extra = (params,) if _takes_params(function) else ()
+                extra = (params,) if argcount(function) >= 4 else ()
                 result = function(fd, size, url, *extra)
                 if isinstance(result, tuple) and len(result) == 3:
                     fd, size, url = result

@@ -75,7 +75,7 @@ class MapOutputs:
         self._partitions = partitions
         self._adders: dict[int, Callable[[Any, Any], None]] = {}
         self._buffers: dict[int, dict[Any, Any]] = _LabelBuffers()
-        self._buffer_of: dict[Any, dict[Any, Any]] = {}  # key -> its label's combiner buffer
+        self._task_labels: dict[Any, int] = {}  # key -> its label, without the default partition
         self._sums: dict[Any, Any] = {}
         self._groups: dict[Any, list[Any]] = {}  # key -> its values, in the map's order
         self._held = 0
@@ -264,50 +264,35 @@ class MapOutputs:
         return one_by_one
 
     def _map_combined(self, calls: Iterable[Any]) -> None:
-        """The user's combiner per record, no call of ours per record. Its buffer is found by
-        two subscripts with the default partition: the process's remembered label of the key
-        (it depends on the key alone, and most keys were seen by earlier tasks), then that
-        label's buffer; by one subscript on the key otherwise (a key's label computed once a
-        task)."""
-        combiner, params = self.combiner, self.params
-        if self._memo is not None:
-            known, buffers = self._memo, self._buffers
-            for pairs in calls:
-                if pairs is None:
-                    raise _ReturnedNone
-                for key, value in pairs:
-                    try:
-                        buffer = buffers[known[key]]
-                    except (KeyError, TypeError):  # a key new to this process, or unhashable
-                        buffer = buffers[self.label_of(key)]
-                    records = combiner(key, value, buffer, False, params)
-                    if records:
-                        add = self.adder(self.label_of(key))
-                        for record in records:
-                            add(*record)
-            return
-        buffer_of = self._buffer_of
+        """The user's combiner per record, no call of ours per record: its buffer is found by
+        two subscripts, the key's label, then that label's buffer. Labels are remembered per
+        process with the default partition (it depends on the key alone, so most keys were seen
+        by earlier tasks), per task otherwise."""
+        combiner, params, buffers = self.combiner, self.params, self._buffers
+        known = self._memo if self._memo is not None else self._task_labels
         for pairs in calls:
             if pairs is None:
                 raise _ReturnedNone
             for key, value in pairs:
-                try:  # a subscript, not .get(): measured faster (no method call)
-                    buffer = buffer_of[key]
-                except (KeyError, TypeError):  # a new key, or an unhashable one
-                    buffer = self._buffer_for(key)
+                try:
+                    buffer = buffers[known[key]]
+                except (KeyError, TypeError):  # a key not seen yet, or an unhashable one
+                    buffer = buffers[self._remember_label(key)]
                 records = combiner(key, value, buffer, False, params)
                 if records:
                     add = self.adder(self.label_of(key))
                     for record in records:
                         add(*record)
 
-    def _buffer_for(self, key: Any) -> dict[Any, Any]:
-        buffer = self._buffers[self.label_of(key)]
-        if not _unhashable(key):
-            if len(self._buffer_of) >= MEMO_LIMIT:
-                self._buffer_of.clear()
-            self._buffer_of[key] = buffer
-        return buffer
+    def _remember_label(self, key: Any) -> int:
+        """The key's label, remembered for the rest of the task (the default partition's
+        labeller remembers its own, for the process)."""
+        label = self.label_of(key)
+        if self._memo is None and not _unhashable(key):
+            if len(self._task_labels) >= MEMO_LIMIT:
+                self._task_labels.clear()
+            self._task_labels[key] = label
+        return label
 
     def _put_combined(self, pairs: Iterable[Any]) -> None:
         label_of, buffers, combiner, params = self.label_of, self._buffers, self.combiner, self.params
