@@ -119,7 +119,8 @@ def test_ray_lifecycle(sm: ServiceManager, api: httpx.Client, tmp_path: Path) ->
     wait_until(lambda: alive_nodes(dashboard, token) == 2, timeout=90, what="2 Ray nodes alive")
 
     # Delete: no process, no port, no /tmp link, no directory.
-    links_before = {p for p in Path("/tmp").glob("disco-ray-*")}
+    # This cluster's links only: another test's Ray cluster may run meanwhile.
+    links_before = {p for p in Path("/tmp").glob("disco-ray-*") if p.is_symlink() and cid in os.readlink(p)}
     assert links_before, "the nodes' short temp-dir links exist while they run"
     assert api.delete(f"/api/v1/clusters/{cid}").status_code == 202
     wait_state(api, cid, {"deleted"}, timeout=90)
