@@ -124,7 +124,14 @@ def wait_done(farm: FarmServer, project: str, timeout: float, procs: list[Client
 
 def audit(farm: FarmServer, project: str, lines: list[bytes]) -> dict[str, int]:
     """From the database and the output files: units, lost (never assimilated, or output missing
-    or wrong), assimilated twice (the attempts log), and the attempts log's counts by kind."""
+    or wrong), assimilated twice (the attempts log), and the attempts log's counts by kind. The
+    files are looked at once the project is no longer open (a project is done when its files are
+    on disk; the farm's loop writes them), or after 15 s if it stays open (then what is missing
+    counts as lost)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and rows(farm, "select state from farm_projects where id = :p",
+                                               p=project) == [("open",)]:
+        time.sleep(0.2)
     units = rows(farm, "select id, seq, state from farm_units where project_id = :p", p=project)
     assimilations = rows(farm, "select unit_id, count(*) from farm_attempts where project_id = :p "
                                "and kind = 'assimilate' group by unit_id", p=project)

@@ -108,6 +108,13 @@ def test_a_lying_client_is_never_canonical_at_quorum_2(farm: FarmServer, clients
     project, lines = submit(farm, tmp_path, 40, quorum=2, unit_seconds=0.05, lease_s=2)
     clients.append(ClientProc(farm.url, key, tmp_path / "liar", slots=2, env={"FARM_TEST_LIAR": "1"},
                               extra=("--seconds-per-slot", "0.2")))
+    # The honest clients start once the liar holds work: started together, on a loaded machine
+    # they could finish every unit before the liar's process had enrolled.
+    deadline = time.monotonic() + 60
+    while not rows(farm, "select count(*) from farm_instances i join farm_clients c on c.id = i.client_id "
+                         "where c.name = 'liar'")[0][0]:
+        assert time.monotonic() < deadline and clients[-1].proc.poll() is None, clients[-1].log[-800:]
+        time.sleep(0.1)
     for name in ("honest-1", "honest-2"):
         clients.append(ClientProc(farm.url, key, tmp_path / name, slots=2, extra=("--seconds-per-slot", "0.2")))
     wait_done(farm, project, 90, clients)

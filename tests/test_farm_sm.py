@@ -4,8 +4,10 @@ beside its own, and a URL input on a loopback host the deployment allows is fetc
 
 from __future__ import annotations
 
+import base64
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,4 +90,11 @@ def test_a_tenants_project_from_a_url_runs_and_stays_the_tenants(sm: ServiceMana
     finally:
         engine.dispose()
     assert {"clusters", "alembic_version", "farm_projects", "farm_alembic_version"} <= tables
-    assert list((Path(sm.data_dir) / "farm" / project).glob("*.out"))
+    # Once done, the project's output files are on disk and hold what the API answered.
+    with sm.client("tenant-a") as a:
+        deadline = time.monotonic() + 15
+        while a.get(f"/api/v1/farm/projects/{project}").json()["state"] == "open" and time.monotonic() < deadline:
+            time.sleep(0.2)
+    files = sorted((Path(sm.data_dir) / "farm" / project).glob("*.out"))
+    assert b"".join(path.read_bytes() for path in files) == b"".join(
+        base64.b64decode(r["output"]) for r in results["results"])

@@ -1,8 +1,7 @@
-"""valid -> assimilated, exactly once: the canonical output is written atomically (a temporary
-file renamed, flushed to disk; at commit, store._write_outputs) under the project's output directory,
-named by the unit, and the unit's compare-and-set commits in the same transaction. A crash
-between the two leaves the unit valid, and the next pass writes the same bytes to the same name
-again: one file, one `assimilate`. Projects whose output is a DDFS tag are left valid here: the
+"""valid -> assimilated, exactly once: the canonical output is queued to be written atomically (a
+temporary file renamed, by the loop: output_files.py) under the project's output directory,
+named by the unit, and the unit's compare-and-set commits in the same transaction. A crash between the two leaves the unit valid,
+and the next pass writes the same bytes to the same name again: one file, one `assimilate`. Projects whose output is a DDFS tag are left valid here: the
 loop assimilates them (assimilate_ddfs.py), outside any transaction."""
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from disco.taskfarm.models import Instance, Project, Unit
+from disco.taskfarm.models import Instance, Project, Unit, now
 from disco.taskfarm.store import OUTPUTS_KEY, FarmStore, cas, log
 
 I = Instance.__table__
@@ -25,11 +24,9 @@ def output_path(root: Path, project_id: str, seq: int, unit_id: int) -> Path:
 
 
 def write_staged(session: Session, path: Path, data: bytes) -> None:
-    """`data` to be written to `path` atomically (a temporary file renamed, then flushed to disk)
-    just before the transaction commits (store._write_outputs): the files of one group commit
-    are flushed together (durable_files), each still before the commit that records it.
-    Nothing is written if the transaction rolls back first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """`data` to be written to `path` atomically (a temporary file renamed), handed over just
+    before the transaction commits (store._write_outputs): the farm's loop writes and flushes it
+    (output_files.py). Nothing is handed over if the transaction rolls back first."""
     session.info.setdefault(OUTPUTS_KEY, []).append((path, data))
 
 
@@ -46,7 +43,7 @@ def assimilate_one(session: Session, root: Path, unit_id: int) -> bool:
                              .where(I.c.id == unit.canonical_instance_id)).first()
     assert canonical is not None
     path = output_path(root, unit.project_id, unit.seq, unit.id)
-    if not cas(conn, U, unit.id, "valid", state="assimilated", output_path=str(path)):
+    if not cas(conn, U, unit.id, "valid", state="assimilated", output_path=str(path), updated_at=now()):
         return False
     write_staged(session, path, canonical.output or b"")
     log(session, "assimilate", unit.project_id, unit_id=unit.id, instance_id=canonical.id,

@@ -1,13 +1,13 @@
-"""Files made durable in batches: the outputs of one group commit are written (each to a
-temporary name, then renamed to its own) and flushed to disk together before the commit that
-records them.
+"""Files made durable in batches: each written to a temporary name, then renamed to its own, and
+flushed to disk together: at once (write_durably), or later, by whoever keeps the list of what it
+wrote (write_renamed, then flush: the farm's output files, output_files.py).
 
 On Linux one syncfs(2) on their file system flushes every file and rename of the batch: one
-system call per commit. Per-file fsync (the portable way, and the fallback when syncfs is not
+system call a batch. Per-file fsync (the portable way, and the fallback when syncfs is not
 there) cost about 28 futex calls a unit in the farm's server — eight threads overlapping the
 fsyncs and handing the GIL back and forth — and was two thirds of the server's CPU time
 (docs/benchmarks.md). syncfs also flushes whatever else is waiting on that file system, so a
-commit may wait for another program's writes; that costs time, never correctness.
+flush may wait for another program's writes; that costs time, never correctness.
 """
 
 from __future__ import annotations
@@ -56,6 +56,31 @@ def write_durably(staged: Sequence[tuple[Path, bytes]], *, per_file: bool = Fals
         return
     list(_FSYNC_POOL.map(lambda item: _write_renamed(*item, sync=True), staged))
     list(_FSYNC_POOL.map(_fsync, {path.parent for path, _ in staged}))
+
+
+def write_renamed(path: Path, data: bytes) -> None:
+    """`path` replaced whole by `data` (a temporary file renamed), not yet flushed: see flush."""
+    _write_renamed(path, data, sync=False)
+
+
+def flush(paths: Sequence[Path]) -> None:
+    """Files written by write_renamed, and their renames, on disk when this returns: one syncfs
+    of their file system (every path given must be on one), or each file and directory fsynced
+    where syncfs is not there. A path gone since (replaced again, say) is skipped."""
+    if not paths:
+        return
+    if _SYNCFS is not None:
+        _syncfs(paths[0].parent)
+        return
+    list(_FSYNC_POOL.map(_fsync_if_there, set(paths)))
+    list(_FSYNC_POOL.map(_fsync_if_there, {path.parent for path in paths}))
+
+
+def _fsync_if_there(path: Path) -> None:
+    try:
+        _fsync(path)
+    except FileNotFoundError:
+        pass
 
 
 def _syncfs(directory: Path) -> None:

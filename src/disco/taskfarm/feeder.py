@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, exists, select, update
+from sqlalchemy import Row, TextClause, bindparam, case, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -86,63 +86,108 @@ def _read_unsent(conn: Connection, tenant: str, size: int) -> dict[int, Candidat
     return {c.id: c for c in found[:size]}
 
 
+@dataclass(frozen=True)
+class Want:
+    """What one request asks for: seconds of work, for at least `slots` free slots."""
+    client: Client
+    seconds: float
+    slots: int
+    input_url: str  # with `{unit_id}`, for units not sent inline
+
+
 def lease(session: Session, client: Client, seconds: float, slots: int, now: float,
           input_url: str, candidates: Candidates) -> list[dict[str, Any]]:
-    """The leases of one /work answer. `input_url` has `{unit_id}` for units not sent inline.
-    Candidates the client may not have (a unit it had a copy of) or that another request took
-    are skipped, and the next ones tried (a few passes), so a busy farm does not answer "no work"
-    while it has some. A pass is two statements whatever its size: the candidates' units locked
-    (ascending id), and one compare-and-set UPDATE … RETURNING of the instances still unsent and
-    of units the client never had; a third, the client's history of the units it missed, only
-    when it missed some."""
-    conn = session.connection()
-    pool, fresh = candidates.get(conn, client.tenant)
-    leases = _lease_from(session, client, seconds, slots, now, input_url, pool)
-    if not leases and not fresh:  # nothing for this client in the queue: is there work it does not know of yet?
-        pool, _ = candidates.get(conn, client.tenant, fresh=True)
-        leases = _lease_from(session, client, seconds, slots, now, input_url, pool)
-    return leases
+    """The leases of one /work answer (lease_many of one request)."""
+    return lease_many(session, [Want(client, seconds, slots, input_url)], now, candidates)[0]
 
 
-def _lease_from(session: Session, client: Client, seconds: float, slots: int, now: float, input_url: str,
-                pool: dict[int, Candidate]) -> list[dict[str, Any]]:
+def lease_many(session: Session, wants: list[Want], now: float, candidates: Candidates) -> list[list[dict[str, Any]]]:
+    """The leases of several requests (a group commit's), each request's as if it had asked
+    alone, after the ones before it. Candidates a client may not have (a unit it had a copy of)
+    or that another request took are skipped, and the next ones tried (a few passes), so a busy
+    farm does not answer "no work" while it has some. A pass is two statements for all the
+    requests, whatever their number: the candidates' units locked (ascending id), and one
+    compare-and-set UPDATE … RETURNING of the instances still unsent and of units their client
+    never had; a third per client, its history of the units it missed, only when it missed some."""
     conn = session.connection()
-    leases: list[dict[str, Any]] = []
-    wanted = max(seconds, 0.0)
-    tried: set[int] = set()
-    had: set[int] = set()  # units of candidates this client had a copy of, as learnt in this request
-    limit = min(MAX_LEASES, max(slots, int(seconds) + 1)) * 4
-    for _ in range(PASSES):
+    pools = {tenant: candidates.get(conn, tenant) for tenant in {w.client.tenant for w in wants}}
+    picks = [_Pick(w) for w in wants]
+    _passes(session, picks, {tenant: pool for tenant, (pool, _) in pools.items()}, now)
+    # Nothing for a client in a queue read a while ago: is there work it does not know of yet?
+    again = [p for p in picks if not p.leases and not pools[p.want.client.tenant][1]]
+    if again:
+        fresh = {tenant: candidates.get(conn, tenant, fresh=True)[0] for tenant in {p.want.client.tenant for p in again}}
+        retried = [_Pick(p.want) for p in again]
+        _passes(session, retried, fresh, now)
+        for old, new in zip(again, retried):
+            old.leases = new.leases
+    return [p.leases for p in picks]
+
+
+class _Pick:
+    """One request's progress through the passes."""
+
+    def __init__(self, want: Want) -> None:
+        self.want = want
+        self.leases: list[dict[str, Any]] = []
+        self.wanted = max(want.seconds, 0.0)
+        self.limit = min(MAX_LEASES, max(want.slots, int(want.seconds) + 1)) * 4
+        self.tried: set[int] = set()
+        self.had: set[int] = set()  # units of candidates this client had a copy of, as learnt here
+        self.done = False
+
+    def choose(self, pool: dict[int, Candidate], taken: set[int], pairs: set[tuple[str, int]],
+               now: float) -> list[Candidate]:
+        """This pass's candidates: not tried before, not taken by an earlier request of the
+        pass, and never two of one unit for one client (the pass's compare-and-set is one
+        statement: it cannot see its own rows)."""
         chosen: list[Candidate] = []
-        units: set[int] = set()
         looked = 0
+        client = self.want.client.id
         for row in pool.values():
-            if row.id in tried:
+            if row.id in self.tried or row.id in taken:
                 continue
-            if looked >= limit:
+            if looked >= self.limit:
                 break
             looked += 1
-            tried.add(row.id)
-            if row.unit_id in units or row.unit_id in had or (row.deadline is not None and row.deadline <= now):
+            self.tried.add(row.id)
+            if ((client, row.unit_id) in pairs or row.unit_id in self.had
+                    or (row.deadline is not None and row.deadline <= now)):
                 continue
-            units.add(row.unit_id)
+            pairs.add((client, row.unit_id))
+            taken.add(row.id)
             chosen.append(row)
-            wanted -= row.unit_seconds
-            if _enough(wanted, len(leases) + len(chosen), slots):
+            self.wanted -= row.unit_seconds
+            if _enough(self.wanted, len(self.leases) + len(chosen), self.want.slots):
                 break
-        granted = _lease_all(session, client, chosen, now, input_url)
-        leases.extend(granted)
-        got = {g["instance_id"] for g in granted}
-        missed = {row.unit_id for row in chosen if row.id not in got}
-        if missed:  # why: the client had the unit (the candidate stays for others), or it is gone
-            had |= _had(conn, client, missed)
-        for row in chosen:
-            if row.id in got or row.unit_id not in had:
-                pool.pop(row.id, None)
-        wanted += sum(row.unit_seconds for row in chosen if row.id not in got)
-        if not looked or _enough(wanted, len(leases), slots):
-            break
-    return leases
+        if not looked:
+            self.done = True
+        return chosen
+
+
+def _passes(session: Session, picks: list[_Pick], pools: dict[str, dict[int, Candidate]], now: float) -> None:
+    conn = session.connection()
+    for _ in range(PASSES):
+        active = [p for p in picks if not p.done]
+        if not active:
+            return
+        taken: set[int] = set()
+        pairs: set[tuple[str, int]] = set()
+        chosen = [(p, p.choose(pools[p.want.client.tenant], taken, pairs, now)) for p in active]
+        granted = _lease_all(session, chosen, now)
+        for pick, rows in chosen:
+            got = granted.get(id(pick), {})
+            pick.leases.extend(got.values())
+            missed = {row.unit_id for row in rows if row.id not in got}
+            if missed:  # why: the client had the unit (the candidate stays for others), or it is gone
+                pick.had |= _had(conn, pick.want.client, missed)
+            pool = pools[pick.want.client.tenant]
+            for row in rows:
+                if row.id in got or row.unit_id not in pick.had:
+                    pool.pop(row.id, None)
+            pick.wanted += sum(row.unit_seconds for row in rows if row.id not in got)
+            if _enough(pick.wanted, len(pick.leases), pick.want.slots):
+                pick.done = True
 
 
 PASSES = 4
@@ -159,18 +204,11 @@ _HAD = {True: select(I.c.unit_id).where(I.c.client_id == bindparam("client"), I.
                                          I.c.unit_id.in_(bindparam("ids", expanding=True)))}
 _UNITS = select(U.c.id, U.c.state, U.c.quorum, U.c.sha256, U.c.size,
                 case((U.c.size <= INLINE_INPUT_BYTES, U.c.data), else_=None).label("data"))
-_OTHER = I.alias("other")
-_LEASED = update(I).values(state="leased", client_id=bindparam("b_client"), leased_at=bindparam("b_now"),
-                           lease_expires=bindparam("b_expires")).returning(I.c.id, I.c.attempt)
-# The compare-and-set: still unsent, and (read under the unit's lock) no copy of the unit with this client.
-_LEASABLE = (I.c.state == "unsent",
-             ~exists().where(_OTHER.c.unit_id == I.c.unit_id, _OTHER.c.client_id == bindparam("b_client")))
 # Each in two forms: for one id (a plain parameter) and for several (an expanding IN, whose SQL is
 # rendered again at every execution: the one-unit request, the most frequent, skips that).
 _LOCK_UNITS = {True: _UNITS.where(U.c.id == bindparam("b_id")).with_for_update(),
                False: _UNITS.where(U.c.id.in_(bindparam("ids", expanding=True))).order_by(U.c.id).with_for_update()}
-_LEASE = {True: _LEASED.where(I.c.id == bindparam("b_id"), *_LEASABLE),
-          False: _LEASED.where(I.c.id.in_(bindparam("ids", expanding=True)), *_LEASABLE)}
+CAS_ROWS = 1000  # instances per compare-and-set statement (SQLite allows 32,766 parameters)
 
 
 def _ids(ids: list[int]) -> tuple[bool, dict[str, Any]]:
@@ -184,33 +222,57 @@ def _had(conn: Connection, client: Client, unit_ids: set[int]) -> set[int]:
     return set(conn.execute(_HAD[one], {**params, "client": client.id}).scalars())
 
 
-def _lease_all(session: Session, client: Client, chosen: list[Candidate], now: float,
-               input_url: str) -> list[dict[str, Any]]:
-    if not chosen:
-        return []
+def _cas_statement(rows: int) -> TextClause:
+    """The compare-and-set of `rows` (instance, client, lease end) at once, the same SQL on
+    SQLite (3.33+) and PostgreSQL: leased only if still unsent and (read under the unit's lock)
+    no copy of the unit is with that client; answers the (id, attempt) of those it leased."""
+    values = ", ".join(f"(:i{n}, :c{n}, :e{n})" for n in range(rows))
+    return text(
+        f"WITH wanted (iid, cid, expires) AS (VALUES {values}) "
+        "UPDATE farm_instances SET state = 'leased', client_id = wanted.cid, leased_at = :now, "
+        "lease_expires = wanted.expires FROM wanted "
+        "WHERE farm_instances.id = wanted.iid AND farm_instances.state = 'unsent' AND NOT EXISTS "
+        "(SELECT 1 FROM farm_instances AS other WHERE other.unit_id = farm_instances.unit_id "
+        "AND other.client_id = wanted.cid) RETURNING id, attempt")
+
+
+def _compare_and_set(conn: Connection, leases: list[tuple[int, str, float]], now: float) -> dict[int, int]:
+    attempts: dict[int, int] = {}
+    for start in range(0, len(leases), CAS_ROWS):
+        part = leases[start:start + CAS_ROWS]
+        params: dict[str, Any] = {"now": now}
+        for n, (iid, client_id, expires) in enumerate(part):
+            params |= {f"i{n}": iid, f"c{n}": client_id, f"e{n}": expires}
+        attempts.update(conn.execute(_cas_statement(len(part)), params).all())
+    return attempts
+
+
+def _lease_all(session: Session, chosen: list[tuple[_Pick, list[Candidate]]],
+               now: float) -> dict[int, dict[int, dict[str, Any]]]:
+    """The leases granted of this pass's candidates: by pick (its id()), by instance id."""
+    wanted = [(pick, row) for pick, rows in chosen for row in rows]
+    if not wanted:
+        return {}
     conn = session.connection()
     # Units locked in ascending order everywhere (see transitions.py): no deadlock between requests.
-    one, params = _ids([row.unit_id for row in chosen])
+    one, params = _ids(sorted({row.unit_id for _, row in wanted}))
     units = {u.id: u for u in conn.execute(_LOCK_UNITS[one], params)}
-    open_ = [row for row in chosen if row.unit_id in units and units[row.unit_id].state in ("open", "validating")]
-    attempts: dict[int, int] = {}
-    for lease_s in {row.lease_s for row in open_}:
-        ids = [row.id for row in open_ if row.lease_s == lease_s]
-        # The compare-and-set of all of them at once: an instance another client took between our
-        # read and this write is not returned, and so not leased.
-        one, params = _ids(ids)
-        attempts.update(conn.execute(_LEASE[one], {**params, "b_client": client.id, "b_now": now,
-                                                   "b_expires": now + lease_s}).all())
-    out = []
-    for row in sorted(open_, key=lambda r: r.unit_id):
+    open_ = [(pick, row) for pick, row in wanted
+             if row.unit_id in units and units[row.unit_id].state in ("open", "validating")]
+    # All of them at once: an instance another client took between our read and this write is not
+    # returned, and so not leased.
+    attempts = _compare_and_set(conn, [(row.id, pick.want.client.id, now + row.lease_s) for pick, row in open_], now)
+    granted: dict[int, dict[int, dict[str, Any]]] = {}
+    for pick, row in sorted(open_, key=lambda pair: pair[1].unit_id):
         if row.id not in attempts:
             continue
-        unit = units[row.unit_id]
+        unit, client = units[row.unit_id], pick.want.client
         adaptive = unit.quorum > 1 and _maybe_trust(session, conn, client, row.project_id, unit.id, row.id)
         log(session, "lease", row.project_id, unit_id=unit.id, instance_id=row.id, client_id=client.id,
             attempt=attempts[row.id], detail="quorum 1 (trusted client)" if adaptive else "")
-        out.append(_lease_view(row, attempts[row.id], unit, now + row.lease_s, input_url))
-    return out
+        granted.setdefault(id(pick), {})[row.id] = _lease_view(row, attempts[row.id], unit, now + row.lease_s,
+                                                               pick.want.input_url)
+    return granted
 
 
 def _maybe_trust(session: Session, conn: Connection, client: Client, project_id: str, unit_id: int,

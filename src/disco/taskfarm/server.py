@@ -66,6 +66,11 @@ async def run_loop(farm: Farm) -> None:
 
 @asynccontextmanager
 async def running(farm: Farm) -> AsyncIterator[None]:
+    """The loop, after the output files a crash of the machine lost are written again (before
+    the app answers anyone); at the end, what was written since its last tick flushed."""
+    restored = await asyncio.to_thread(farm.recover)
+    if restored:
+        log.warning("wrote %d output files again from the database (lost in a crash)", restored)
     task = asyncio.create_task(run_loop(farm))
     try:
         yield
@@ -75,6 +80,7 @@ async def running(farm: Farm) -> AsyncIterator[None]:
             await task
         except asyncio.CancelledError:
             pass
+        await asyncio.to_thread(farm.outputs.flush)
 
 
 def attach(app: FastAPI, database_url: str, output_dir: Path, authenticate: Authenticate) -> Farm:

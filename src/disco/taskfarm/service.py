@@ -9,7 +9,6 @@ import hashlib
 import secrets
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,8 @@ from disco.errors import DiscoError, InvalidSpec, NotFound, Unauthorized
 from disco.taskfarm import assimilate_ddfs, ddfs_io, feeder, overview, split, transitions
 from disco.taskfarm.assimilate import assimilate_ready
 from disco.taskfarm.ddfs_io import DdfsAccess
+from disco.taskfarm.exchange import Exchange, Exchanger
+from disco.taskfarm.output_files import OutputFiles
 from disco.taskfarm.models import Attempt, Blob, Client, EnrollmentKey, Instance, Project, Unit, now
 from disco.taskfarm.schemas import ProjectSpec
 from disco.database import hash_secret
@@ -59,7 +60,12 @@ class Farm:
         # away once committed (there is no revocation yet; one must clear this cache).
         self._clients: dict[str, Client] = {}
         self._seen_written: dict[str, float] = {}  # client id -> when work() last wrote its last_seen
-        self._candidates = feeder.Candidates()  # unsent instances by tenant, for the leases
+        # Unsent instances by tenant, for the leases; with the output directory, what the
+        # protocol's exchanges share (exchange.py).
+        self.exchanger = Exchanger(config.output_dir, feeder.Candidates())
+        # Output files queued by their commit, written and flushed by the loop (output_files.py).
+        self.outputs = OutputFiles(config.output_dir)
+        store.write_outputs = self.outputs.queue
 
     # -- owners ---------------------------------------------------------------------------------
 
@@ -177,19 +183,15 @@ class Farm:
     def results(self, tenant: str, project_id: str) -> dict[str, Any]:
         with self.store.session() as s:
             project = self._project(s, tenant, project_id)
-            units = s.execute(select(Unit.seq, Unit.id, Unit.output_path, Unit.canonical_instance_id).where(
+            # The canonical outputs as the database keeps them: the bytes of the project's output
+            # files (written by the loop, output_files.py) or of its DDFS tag.
+            units = s.execute(select(Unit.seq, Unit.id, Instance.output).join(
+                Instance, Instance.id == Unit.canonical_instance_id).where(
                 Unit.project_id == project_id, Unit.state == "assimilated").order_by(Unit.seq)).all()
             left = s.scalar(select(func.count()).select_from(Unit).where(
                 Unit.project_id == project_id, Unit.state.in_(("open", "validating", "valid")))) or 0
-            if project.output is None:
-                outputs = [Path(path).read_bytes() for _, _, path, _ in units]
-            else:  # in a DDFS tag: the same bytes as the canonical result the server kept
-                kept = dict(s.execute(select(Instance.id, Instance.output).join(
-                    Unit, Unit.canonical_instance_id == Instance.id).where(
-                    Unit.project_id == project_id, Unit.state == "assimilated")).all())
-                outputs = [kept.get(iid) or b"" for _, _, _, iid in units]
-        out = [{"seq": seq, "unit_id": uid, "output": base64.b64encode(data).decode()}
-               for (seq, uid, _, _), data in zip(units, outputs)]
+        out = [{"seq": seq, "unit_id": uid, "output": base64.b64encode(data or b"").decode()}
+               for seq, uid, data in units]
         return {"project_id": project.id, "complete": left == 0, "results": out}
 
     def dead(self, tenant: str, project_id: str) -> dict[str, Any]:
@@ -303,7 +305,7 @@ class Farm:
         return self.work_future(client, seconds, slots, input_url).result()
 
     def work_future(self, client: Client, seconds: float, slots: int, input_url: str) -> Future[list[dict[str, Any]]]:
-        return self.store.write_future(self._leaser(client, seconds, slots, input_url))
+        return self.store.write_future(self._exchange(client, [], feeder.Want(client, seconds, slots, input_url)))
 
     def exchange(self, client: Client, items: list[dict[str, Any]], seconds: float, slots: int,
                  input_url: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -314,24 +316,20 @@ class Farm:
         """POST …/work carrying results (BOINC's scheduler RPC): the results recorded exactly as
         POST …/results records them, then the new leases picked, in one transaction, answered
         after its commit. (answers in the items' order, leases)."""
-        report, lease = self._reporter(client, items), self._leaser(client, seconds, slots, input_url)
-        return self.store.write_future(lambda s: (report(s), lease(s)))
+        return self.store.write_future(self._exchange(client, items, feeder.Want(client, seconds, slots, input_url),
+                                                      both=True))
 
-    def _leaser(self, client: Client, seconds: float, slots: int,
-                input_url: str) -> Callable[[Session], list[dict[str, Any]]]:
-        t = now()
-        # A client asking for work is online (the overview); its last_seen is written at most
-        # every SEEN_EVERY_S seconds, not on each of a busy client's many asks.
-        stale = t - self._seen_written.get(client.id, 0.0) >= SEEN_EVERY_S
-        if stale:
-            self._seen_written[client.id] = t
-
-        def lease(s: Session) -> list[dict[str, Any]]:
-            if stale:
-                s.execute(Client.__table__.update().where(Client.id == client.id).values(last_seen=t))
-            return feeder.lease(s, client, seconds, slots, t, input_url, self._candidates)
-
-        return lease
+    def _exchange(self, client: Client, items: list[dict[str, Any]], want: feeder.Want | None,
+                  both: bool = False) -> Exchange:
+        seen = False
+        if want is not None:
+            # A client asking for work is online (the overview); its last_seen is written at most
+            # every SEEN_EVERY_S seconds, not on each of a busy client's many asks.
+            t = now()
+            seen = t - self._seen_written.get(client.id, 0.0) >= SEEN_EVERY_S
+            if seen:
+                self._seen_written[client.id] = t
+        return Exchange(self.exchanger, client, items, want, seen, both)
 
     def unit_input(self, client: Client, unit_id: int) -> bytes:
         """A unit's input, for a client holding one of its instances."""
@@ -390,22 +388,28 @@ class Farm:
         return self.report_future(client, items).result()
 
     def report_future(self, client: Client, items: list[dict[str, Any]]) -> Future[list[dict[str, Any]]]:
-        return self.store.write_future(self._reporter(client, items))
-
-    def _reporter(self, client: Client, items: list[dict[str, Any]]) -> Callable[[Session], list[dict[str, Any]]]:
-        # Answers given back in the client's order (transitions.report_batch).
-        return lambda s: transitions.report_batch(s, client, items, now(), self.config.output_dir)
+        """Answers given back in the client's order (transitions.report_many)."""
+        return self.store.write_future(self._exchange(client, items, None))
 
     # -- the loop ---------------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Once a second: expired leases, deadlines, assimilation, finished projects."""
+        """Once a second: expired leases, deadlines, assimilation, the output files queued since
+        the last tick written and flushed to disk, finished projects."""
         t = now()
         retrying(self.store, lambda s: transitions.expire_leases(s, t))
         retrying(self.store, lambda s: transitions.pass_deadlines(s, t))
         assimilate_ready(self.store, self.config.output_dir)
         assimilate_ddfs.assimilate_ready(self.store, self.config.ddfs)
-        retrying(self.store, lambda s: transitions.finish_projects(s, t))
+        # A project is done once its files are on disk: the ones whose units were all settled
+        # before the files queued so far were written.
+        finishing = retrying(self.store, transitions.finished_projects)
+        self.outputs.flush()
+        retrying(self.store, lambda s: transitions.finish_projects(s, t, finishing))
+
+    def recover(self) -> int:
+        """At start, before any request: output files a crash of the machine lost written again."""
+        return self.outputs.recover(self.store)
 
 
 _HEARTBEAT_READ = (select(I.c.client_id, I.c.state, U.c.state.label("unit_state"), Project.__table__.c.lease_s)

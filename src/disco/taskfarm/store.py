@@ -48,7 +48,10 @@ class FarmStore:
         if migrate:
             upgrade(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        event.listen(self._sessions, "before_commit", _before_commit)
+        # What becomes of a commit's output files, just before it: written and made durable at
+        # once by default; the farm queues them for its loop (output_files.py).
+        self.write_outputs: Callable[[list[tuple[Path, bytes]]], None] = _write_now
+        event.listen(self._sessions, "before_commit", lambda session: _before_commit(session, self.write_outputs))
         event.listen(self._sessions, "after_rollback", _drop_outputs)
         self._committer: GroupCommitter | None = None
         self._committer_lock = threading.Lock()
@@ -132,19 +135,24 @@ def _write_log(session: Session) -> None:
 OUTPUTS_KEY = "farm_outputs"  # (final path, bytes) of outputs assimilated in this transaction
 
 
-def _write_outputs(session: Session) -> None:
-    """Every staged output written and on disk before the commit that marks its unit
-    assimilated (durable_files: one flush for the whole group commit)."""
+def _write_outputs(session: Session, write: Callable[[list[tuple[Path, bytes]]], None]) -> None:
+    """Every staged output handed over before the commit that marks its unit assimilated."""
     staged = session.info.get(OUTPUTS_KEY)
     if not staged:
         return
-    write_durably(staged)
+    write(staged)
     session.info.pop(OUTPUTS_KEY)
 
 
-def _before_commit(session: Session) -> None:
+def _write_now(staged: list[tuple[Path, bytes]]) -> None:
+    for parent in {path.parent for path, _ in staged}:
+        parent.mkdir(parents=True, exist_ok=True)
+    write_durably(staged)
+
+
+def _before_commit(session: Session, write_outputs: Callable[[list[tuple[Path, bytes]]], None]) -> None:
     try:
-        _write_outputs(session)
+        _write_outputs(session, write_outputs)
     except BaseException:
         _drop_outputs(session)
         raise

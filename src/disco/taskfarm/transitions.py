@@ -136,8 +136,8 @@ def _make_valid(session: Session, unit: Row[Any], instances: list[Row[Any]], gro
     values: dict[str, Any] = dict(uid=unit.id, b_state="valid", b_canonical=canonical.id, b_at=now, b_path="")
     if output_root is not None and unit.project_output is None:
         # valid -> assimilated in this same transaction (a DDFS tag's units stay valid: the loop
-        # pushes them, assimilate_ddfs.py): the output file is staged, fsynced and
-        # renamed just before the commit that says so (store._write_outputs).
+        # pushes them, assimilate_ddfs.py): the output file is staged, and written just before
+        # the commit that says so (store._write_outputs; flushed by the loop: output_files.py).
         path = output_path(output_root, unit.project_id, unit.seq, unit.id)
         write_staged(session, path, canonical.output or b"")
         values.update(b_state="assimilated", b_path=str(path))
@@ -189,73 +189,87 @@ def report(session: Session, client: Client, item: dict[str, Any], now: float,
 def report_batch(session: Session, client: Client, items: list[dict[str, Any]], now: float,
                  output_root: Path | None = None) -> list[dict[str, Any]]:
     """The results of one /results batch (or of a /work that carries results): their answers, in
-    the items' order, each the same on every replay. With `output_root`, a unit a result makes
-    valid is assimilated in the same transaction (assimilate.py).
+    the items' order, each the same on every replay (report_many of one request)."""
+    return report_many(session, [(client, items)], now, output_root)[0]
 
-    A batch costs a fixed handful of statements plus the settling of its units: one read of the
-    reported instances with their units and projects (on PostgreSQL it locks their units' rows,
-    then the instances', in ascending unit id: the lock order above; on SQLite the group's
-    transaction holds the only write lock), one read of those units' instances, and the
-    compare-and-sets as one executemany (psycopg pipelines it: one round trip)."""
+
+def report_many(session: Session, requests: list[tuple[Client, list[dict[str, Any]]]], now: float,
+                output_root: Path | None = None) -> list[list[dict[str, Any]]]:
+    """The results of several clients' requests (a group commit's: groupcommit.py), each
+    request's answers in its items' order and as if it had run alone, after the ones before it.
+    With `output_root`, a unit a result makes valid is assimilated in the same transaction
+    (assimilate.py).
+
+    The requests share statements: one read of every reported instance with its unit and project
+    (on PostgreSQL it locks the units' rows, then the instances', in ascending unit id: the lock
+    order above; on SQLite the transaction holds the only write lock), one read of those units'
+    instances, the compare-and-sets as one executemany (psycopg pipelines it: one round trip),
+    then the settling of the units. Requests are taken in runs that report on distinct units; a
+    request reporting on a unit an earlier request of its run touched starts the next run, which
+    reads its rows again after the first run's writes, as a request running after it would."""
+    answers: list[list[dict[str, Any]]] = [[] for _ in requests]
+    pending = [n for n, (_, items) in enumerate(requests) if items]
+    if not pending:
+        return answers
     conn = session.connection()
     sqlite = conn.dialect.name == "sqlite"
-    ids = sorted({item["instance_id"] for item in items})
+    ids = sorted({item["instance_id"] for n in pending for item in requests[n][1]})
     rows = {r.iid: r for r in conn.execute(_BATCH_ROWS[sqlite], {"ids": ids})}
-    mine = sorted({r.unit_id for r in rows.values() if r.client_id == client.id})
+    for number, run in enumerate(_distinct_unit_runs(requests, pending, rows)):
+        if number:  # units an earlier run settled: read as they are now
+            flush_deferred(session)
+            again = sorted({item["instance_id"] for n in run for item in requests[n][1]})
+            rows = {r.iid: r for r in conn.execute(_BATCH_ROWS[sqlite], {"ids": again})}
+        for n, request_answers in zip(run, _report_run(session, [requests[n] for n in run], rows, now, output_root)):
+            answers[n] = request_answers
+    return answers
+
+
+def _distinct_unit_runs(requests: list[tuple[Client, list[dict[str, Any]]]], pending: list[int],
+                        rows: dict[int, Row[Any]]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    units: set[int] = set()
+    for n in pending:
+        mine = {rows[item["instance_id"]].unit_id for item in requests[n][1] if item["instance_id"] in rows}
+        if not runs or units & mine:
+            runs.append([])
+            units = set()
+        runs[-1].append(n)
+        units |= mine
+    return runs
+
+
+def _report_run(session: Session, requests: list[tuple[Client, list[dict[str, Any]]]], rows: dict[int, Row[Any]],
+                now: float, output_root: Path | None) -> list[list[dict[str, Any]]]:
+    """Requests no two of which report on one unit: their answers."""
+    conn = session.connection()
+    mine = sorted({rows[item["instance_id"]].unit_id for client, items in requests for item in items
+                   if item["instance_id"] in rows and rows[item["instance_id"]].client_id == client.id})
     siblings: dict[int, list[Sibling]] = {}
     if mine:
         for r in conn.execute(_SIBLINGS, {"uids": mine}):
             siblings.setdefault(r.unit_id, []).append(Sibling(r.id, r.state, r.client_id, r.attempt, r.output))
-    answers: list[dict[str, Any] | None] = [None] * len(items)
-    applied: dict[int, str] = {}  # instance id -> the answer this batch gave it
     changes: dict[bool, list[dict[str, Any]]] = {True: [], False: []}  # with a new state / keeping it
     to_settle: list[tuple[Row[Any], int, str | None, bytes | None]] = []
-    for i in sorted(range(len(items)), key=lambda i: items[i]["instance_id"]):
-        item = items[i]
-        iid = item["instance_id"]
-        row = rows.get(iid)
-        if row is None or row.client_id != client.id or row.attempt != item["attempt"]:
-            answers[i] = {"instance_id": iid, "status": "refused", "reason": "not an instance leased to this client"}
-            continue
-        first = applied.get(iid) or row.answer  # reported before, or earlier in this very batch
-        if first:
-            answers[i] = {"instance_id": iid, "status": "duplicate", "first": first}
-            continue
-        output, problem = _output_of(item, row.output, row.max_output_bytes)
-        if problem:
-            answers[i] = {"instance_id": iid, "status": "refused", "reason": problem}
-            continue
-        ok = item["status"] == "ok"
-        new_state: str | None
-        if row.state in SETTLED or row.inst_state not in ("leased", "no_reply"):
-            answer = "not_needed"
-            # A copy still out when its unit settled: it ran for nothing, and stops counting as out.
-            new_state = "cancelled" if row.inst_state == "leased" else None
-        else:
-            answer = "accepted" if row.inst_state == "leased" else "late_accepted"
-            new_state = "success" if ok else "error"
-        kept = output if ok else None
-        changes[new_state is not None].append(dict(
-            iid=iid, b_leaving=row.inst_state, b_state=new_state, b_answer=answer, b_at=now,
-            b_cpu=float(item.get("cpu_s") or 0.0), b_error=(item.get("error") or "")[:10000], b_output=kept,
-            b_sha=hashlib.sha256(output).hexdigest() if ok and output is not None else ""))
-        applied[iid] = answer
-        answers[i] = {"instance_id": iid, "status": answer}
-        log(session, "report", row.project_id, unit_id=row.id, instance_id=iid, client_id=client.id,
-            attempt=row.attempt, detail=f"{item['status']} {answer}")
-        if answer != "not_needed":
-            to_settle.append((row, iid, new_state, kept))
+    out: list[list[dict[str, Any]]] = []
+    for client, items in requests:
+        answers: list[dict[str, Any]] = [{}] * len(items)
+        applied: dict[int, str] = {}  # instance id -> the answer this request gave it
+        for i in sorted(range(len(items)), key=lambda i: items[i]["instance_id"]):
+            answers[i] = _report_one(session, client, items[i], rows.get(items[i]["instance_id"]), applied, now,
+                                     changes, to_settle)
+        out.append(answers)
     for with_state, values in changes.items():
         if values:
             # The compare-and-sets. Every row is current (locked, or under SQLite's write lock) and
-            # a repeat within the batch was answered above, so each changes its row; if one did
-            # not, the transaction is rolled back and the group committer runs this request alone.
+            # a repeat within a request was answered without one, so each changes its row; if one
+            # did not, the transaction is rolled back and the group committer runs each request alone.
             done = conn.execute(_REPORT if with_state else _REPORT_KEEP_STATE, values).rowcount
             if done != len(values):
                 raise RuntimeError(f"report compare-and-set changed {done} of {len(values)} instances")
     settled: set[int] = set()
     for row, iid, new_state, kept in to_settle:
-        if row.id in settled:  # another result of the same unit in this batch: read it afresh
+        if row.id in settled:  # another result of the same unit in this run: read it afresh
             flush_deferred(session)
             unit = lock_unit(session, row.id)
             if unit is not None:
@@ -266,7 +280,42 @@ def report_batch(session: Session, client: Client, items: list[dict[str, Any]], 
                  for sib in siblings.get(row.id, [])]
         settle(session, row, now, output_root, after, batch=True)
     flush_deferred(session)  # the units made valid: what the group's next requests read
-    return [answer for answer in answers if answer is not None]
+    return out
+
+
+def _report_one(session: Session, client: Client, item: dict[str, Any], row: Row[Any] | None,
+                applied: dict[int, str], now: float, changes: dict[bool, list[dict[str, Any]]],
+                to_settle: list[tuple[Row[Any], int, str | None, bytes | None]]) -> dict[str, Any]:
+    """One result's answer; its compare-and-set added to `changes`, its unit to `to_settle`."""
+    iid = item["instance_id"]
+    if row is None or row.client_id != client.id or row.attempt != item["attempt"]:
+        return {"instance_id": iid, "status": "refused", "reason": "not an instance leased to this client"}
+    first = applied.get(iid) or row.answer  # reported before, or earlier in this very request
+    if first:
+        return {"instance_id": iid, "status": "duplicate", "first": first}
+    output, problem = _output_of(item, row.output, row.max_output_bytes)
+    if problem:
+        return {"instance_id": iid, "status": "refused", "reason": problem}
+    ok = item["status"] == "ok"
+    new_state: str | None
+    if row.state in SETTLED or row.inst_state not in ("leased", "no_reply"):
+        answer = "not_needed"
+        # A copy still out when its unit settled: it ran for nothing, and stops counting as out.
+        new_state = "cancelled" if row.inst_state == "leased" else None
+    else:
+        answer = "accepted" if row.inst_state == "leased" else "late_accepted"
+        new_state = "success" if ok else "error"
+    kept = output if ok else None
+    changes[new_state is not None].append(dict(
+        iid=iid, b_leaving=row.inst_state, b_state=new_state, b_answer=answer, b_at=now,
+        b_cpu=float(item.get("cpu_s") or 0.0), b_error=(item.get("error") or "")[:10000], b_output=kept,
+        b_sha=hashlib.sha256(output).hexdigest() if ok and output is not None else ""))
+    applied[iid] = answer
+    log(session, "report", row.project_id, unit_id=row.id, instance_id=iid, client_id=client.id,
+        attempt=row.attempt, detail=f"{item['status']} {answer}")
+    if answer != "not_needed":
+        to_settle.append((row, iid, new_state, kept))
+    return {"instance_id": iid, "status": answer}
 
 
 def _output_of(item: dict[str, Any], uploaded: bytes | None, max_output_bytes: int) -> tuple[bytes | None, str]:
@@ -330,11 +379,16 @@ def pass_deadlines(session: Session, now: float) -> int:
     return count
 
 
-def finish_projects(session: Session, now: float) -> None:
-    """A project whose every unit is assimilated or failed is done."""
+def finished_projects(session: Session) -> list[str]:
+    """Open projects whose every unit is assimilated or failed."""
     conn = session.connection()
-    for project_id in conn.execute(select(P.c.id).where(P.c.state == "open")).scalars().all():
-        left = conn.execute(select(func.count()).select_from(U).where(
-            U.c.project_id == project_id, U.c.state.in_(("open", "validating", "valid")))).scalar()
-        if left == 0:
-            cas(conn, P, project_id, "open", state="done", finished_at=now)
+    return [project_id for project_id in conn.execute(select(P.c.id).where(P.c.state == "open")).scalars().all()
+            if not conn.execute(select(func.count()).select_from(U).where(
+                U.c.project_id == project_id, U.c.state.in_(("open", "validating", "valid")))).scalar()]
+
+
+def finish_projects(session: Session, now: float, project_ids: list[str]) -> None:
+    """Those projects done (they were finished_projects: a unit never goes back to open)."""
+    conn = session.connection()
+    for project_id in project_ids:
+        cas(conn, P, project_id, "open", state="done", finished_at=now)
