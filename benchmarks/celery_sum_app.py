@@ -14,7 +14,9 @@ REDIS_URL = os.environ.get("FARM_BENCH_REDIS", "redis://127.0.0.1:6379/11")
 app = Celery("farm_bench", broker=REDIS_URL, backend=REDIS_URL)
 app.conf.update(
     task_acks_late=True,
-    worker_prefetch_multiplier=1,  # a worker thread holds one task at a time, as a farm client asks for one
+    # A worker thread holds this many tasks at a time (1 by default, as a farm client asking for
+    # one unit; farm_vs_celery.py --celery-prefetch gives it the farm client's ask instead).
+    worker_prefetch_multiplier=int(os.environ.get("FARM_BENCH_PREFETCH", "1")),
     task_serializer="json", result_serializer="json", accept_content=["json"],
     broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
 )

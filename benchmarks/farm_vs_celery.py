@@ -7,9 +7,9 @@ its own keep-alive HTTP/1.1 connection (farm_bench_client.py), each looping POST
 --batch seconds of work (units are estimated at 1 s; 10 is `disco farm client`'s ask for one
 free slot) and carrying the previous leases' results, as `disco farm client` does (--mode
 separate: POST /results, then POST /work). Celery's: one worker with a pool of C threads,
-prefetch 1, acks_late. Timed on both sides: submitting the N units (a project / N apply_async),
-all of them done (every report accepted / every result in), and every result read back by the
-submitter (GET …/results / a ResultSet) and checked. Each farm run follows a Celery run of its
+prefetch 1 (--celery-prefetch), acks_late. Timed on both sides: submitting the N units (a
+project / N apply_async), all of them done (every report accepted / every result in), and every
+result read back by the submitter (GET …/results / a ResultSet) and checked. Each farm run follows a Celery run of its
 own (a pair, one ratio), database after database, --repeat times.
 Servers and workers start before the clock. Our state is durable (SQLite WAL synchronous=FULL;
 PostgreSQL); this machine's Redis keeps nothing on disk. Its database --redis-db (default 11)
@@ -173,11 +173,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="exchange: results ride on the next POST /work (what `disco farm client` does); "
                              "separate: POST /results, then POST /work")
     parser.add_argument("--host", default="127.0.0.1", help="the farm server's loopback address")
+    parser.add_argument("--celery-prefetch", type=int, default=1,
+                        help="tasks each Celery worker thread holds at a time (worker_prefetch_multiplier): 1, "
+                             "or the farm's ask (--batch) for the same number of units a round trip")
     parser.add_argument("--redis-db", type=int, default=11)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     lines = make_lines(args.units)
+    os.environ["FARM_BENCH_PREFETCH"] = str(args.celery_prefetch)  # read by celery_sum_app, here and in its worker
     rounds = []
     for n in range(args.repeat):
         for db in args.db:  # each farm run right after a Celery run of its own: a pair, one ratio
@@ -195,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "farm_vs_celery", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
             "clients": args.clients, "units": args.units, "batch_seconds": args.batch, "mode": args.mode,
+            "celery_prefetch": args.celery_prefetch,
             "rounds": rounds}, indent=2))
     return 0
 

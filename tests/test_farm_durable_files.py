@@ -1,6 +1,6 @@
-"""The farm's outputs are written atomically and flushed to disk in batches (one syncfs per
-group commit on Linux, per-file fsync elsewhere): both ways write every file whole, under its
-own name, and leave no temporary file, even when a write fails half-way through a batch."""
+"""Files written atomically and flushed to disk in batches (one syncfs a batch on Linux, per-file
+fsync elsewhere): both ways write every file whole, under its own name, and leave no temporary
+file, even when a write fails half-way through a batch."""
 
 from __future__ import annotations
 
