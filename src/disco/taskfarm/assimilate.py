@@ -1,7 +1,8 @@
 """valid -> assimilated, exactly once: the canonical output is queued to be written atomically (a
 temporary file renamed, by the loop: output_files.py) under the project's output directory,
-named by the unit, and the unit's compare-and-set commits in the same transaction. A crash between the two leaves the unit valid,
-and the next pass writes the same bytes to the same name again: one file, one `assimilate`. Projects whose output is a DDFS tag are left valid here: the
+named by the unit, and the unit's compare-and-set commits in the same transaction. A crash
+between the two leaves the unit valid, and the next pass writes the same bytes to the same name
+again: one file, one `assimilate`. Projects whose output is a DDFS tag are left valid here: the
 loop assimilates them (assimilate_ddfs.py), outside any transaction."""
 
 from __future__ import annotations

@@ -116,7 +116,8 @@ def lease_many(session: Session, wants: list[Want], now: float, candidates: Cand
     # Nothing for a client in a queue read a while ago: is there work it does not know of yet?
     again = [p for p in picks if not p.leases and not pools[p.want.client.tenant][1]]
     if again:
-        fresh = {tenant: candidates.get(conn, tenant, fresh=True)[0] for tenant in {p.want.client.tenant for p in again}}
+        tenants = {p.want.client.tenant for p in again}
+        fresh = {tenant: candidates.get(conn, tenant, fresh=True)[0] for tenant in tenants}
         retried = [_Pick(p.want) for p in again]
         _passes(session, retried, fresh, now)
         for old, new in zip(again, retried):

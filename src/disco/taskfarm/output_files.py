@@ -104,7 +104,8 @@ class OutputFiles:
                  .where(U.c.state == "assimilated", P.c.output.is_(None), U.c.updated_at >= since))
         with store.session() as s:
             rows = s.execute(query).all()
-        missing = [(Path(path), output or b"") for path, output in rows if path and not _holds(Path(path), output or b"")]
+        missing = [(Path(path), output or b"") for path, output in rows
+                   if path and not _holds(Path(path), output or b"")]
         self.queue(missing)
         self.flush()
         if self.root.exists():  # what was there may not be on disk yet (a server killed, not the machine)
