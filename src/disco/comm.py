@@ -330,16 +330,20 @@ class _PlainHTTPStream(_StreamedBody):
             if covered:
                 headers["Authorization"] = f"Bearer {effective.token}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn = http.client.HTTPConnection(parts.hostname, port, timeout=CONNECT_TIMEOUT)
-        try:
-            conn.connect()
-            assert conn.sock is not None
-            conn.sock.settimeout(READ_TIMEOUT)
-            conn.request("GET", target, headers=headers)
-            response = conn.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise CommError(f"{type(exc).__name__}: {exc}", url) from None
+        while True:
+            conn, reused = _IDLE.take(parts.hostname, port)
+            try:
+                if conn.sock is None:
+                    conn.connect()
+                    assert conn.sock is not None
+                    conn.sock.settimeout(READ_TIMEOUT)
+                conn.request("GET", target, headers=headers)
+                response = conn.getresponse()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                if not reused:  # a kept connection the server has closed meanwhile: a new one
+                    raise CommError(f"{type(exc).__name__}: {exc}", url) from None
         if 300 <= response.status < 400:
             conn.close()
             return None  # httpx follows redirects, with the cluster's rules for each hop
@@ -365,8 +369,44 @@ class _PlainHTTPStream(_StreamedBody):
 
     def close(self) -> None:
         if not self.closed:
-            self._conn.close()
+            if self._eof and self._received == self.size and not self._response.will_close:
+                self._response.close()  # the whole body read: the connection can serve again
+                _IDLE.give_back(self._conn)
+            else:
+                self._conn.close()
         super().close()
+
+
+class _IdleConnections:
+    """Per process, the kept-alive connections to each host: a reduce task reads many small
+    files from the same other node, and a new connection each costs both ends."""
+
+    KEEP = 4  # per host and port
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, int], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, host: str, port: int) -> tuple[http.client.HTTPConnection, bool]:
+        """A kept connection (True) or a new, unconnected one (False)."""
+        import http.client
+
+        with self._lock:
+            kept = self._idle.get((host, port))
+            if kept:
+                return kept.pop(), True
+        return http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT), False
+
+    def give_back(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            kept = self._idle.setdefault((conn.host, conn.port), [])
+            if len(kept) < self.KEEP:
+                kept.append(conn)
+                return
+        conn.close()
+
+
+_IDLE = _IdleConnections()
 
 
 def _known_cover(scope: ClusterScope, host: str, port: int) -> bool | None:

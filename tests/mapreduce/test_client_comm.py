@@ -165,3 +165,26 @@ def test_a_plain_read_does_not_import_httpx_unless_a_proxy_is_configured(plain: 
     assert subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout.strip() == "False"
     proxied = {**env, "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": HOST}  # httpx decides (here: direct)
     assert subprocess.run(run, env=proxied, capture_output=True, text=True, check=True).stdout.strip() == "True"
+
+
+class _KeepAliveHandler(_Handler):
+    protocol_version = "HTTP/1.1"  # as the nodes' data servers: connections stay open
+
+
+@pytest.fixture()
+def keepalive() -> Iterator[str]:
+    yield from _serve(http.server.ThreadingHTTPServer((HOST, 0), _KeepAliveHandler))
+
+
+def test_a_connection_is_used_again_once_a_body_is_read_whole(keepalive: str) -> None:
+    plain = keepalive
+    first = comm.open_url(f"http://{plain}/lines")
+    assert first.read() == LINES
+    first.close()
+    second = comm.open_url(f"http://{plain}/data")
+    assert second._conn is first._conn and second.read() == b"hello"  # one connection, kept alive
+    second.close()
+    half = comm.open_url(f"http://{plain}/lines")
+    half.readline()
+    half.close()  # not read to the end: that connection is closed, not kept
+    assert comm.open_url(f"http://{plain}/data")._conn is not half._conn
