@@ -66,6 +66,10 @@ class ClusterScope:
             return True
         return url.host in self._ask_nodes()
 
+    def known_hosts(self) -> set[str]:
+        """The node names learnt so far, without asking the master."""
+        return self._hosts
+
     def _ask_nodes(self) -> set[str]:
         with self._lock:
             if time.monotonic() - self._asked_at >= NODE_REFRESH:
