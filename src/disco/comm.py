@@ -1,5 +1,10 @@
 """HTTP for the client and the worker: whole-body requests and streamed reads.
 
+Streamed reads of plain ``http://`` URLs (what tasks read from the cluster's nodes, and most
+inputs) go through the standard library's ``http.client``, with connections kept alive per
+host; httpx, which costs a process ~0.1 s to import, is loaded only for the rest (https,
+redirects, proxies and .netrc from the environment, whole-body requests).
+
 Failures become :class:`disco.error.CommError` with the HTTP status in ``.code`` (None when
 nothing answered), which is a :class:`~disco.error.DataError`: inside a task it means "try
 another replica, or retry the task elsewhere".
