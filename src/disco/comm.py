@@ -298,7 +298,7 @@ class _PlainHTTPStream(_StreamedBody):
     task reads from the cluster's nodes (another node's partitions, DDFS blobs) and from plain
     web servers. Importing httpx cost each worker process ~0.1 s, a reduce task of a small job
     most of its time. `open` answers None where httpx must do it (a redirect, credentials in
-    the URL, a cluster token for a host not yet known to be the cluster's)."""
+    the URL)."""
 
     def __init__(self, url: str, response: http.client.HTTPResponse, conn: http.client.HTTPConnection) -> None:
         super().__init__(url)
@@ -327,9 +327,7 @@ class _PlainHTTPStream(_StreamedBody):
                 pair = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
                 headers["Authorization"] = f"Basic {pair}"
         else:
-            covered = _known_cover(effective, parts.hostname, port)
-            if covered is None:
-                return None
+            covered = effective.covers(comm_auth.Origin("http", parts.hostname, port))
             if auth is not None:
                 headers.update(comm_auth.ddfs_token_headers(auth[1]))
             if covered:
@@ -412,18 +410,6 @@ class _IdleConnections:
 
 
 _IDLE = _IdleConnections()
-
-
-def _known_cover(scope: ClusterScope, host: str, port: int) -> bool | None:
-    """Whether http://host:port is the cluster's (scope.covers), when that is known without
-    asking the master for its nodes; None otherwise."""
-    if ("http", host, port) == scope.master:
-        return True
-    if port not in scope.ports:
-        return False
-    if host == scope.master[1] or host in scope.known_hosts():
-        return True
-    return None
 
 
 def _error_message(body: bytes, reason: str) -> str:

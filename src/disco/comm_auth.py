@@ -26,7 +26,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import httpx
@@ -55,7 +55,7 @@ class ClusterScope:
         scheme, host, port = self.master
         return f"{scheme}://{_bracketed(host)}:{port}"
 
-    def covers(self, url: httpx.URL) -> bool:
+    def covers(self, url: httpx.URL | Origin) -> bool:
         """Whether `url` is served by this cluster's master or one of its nodes."""
         origin = (url.scheme, url.host, url.port or _default_port(url.scheme))
         if origin == self.master:
@@ -65,10 +65,6 @@ class ClusterScope:
         if url.host == self.master[1] or url.host in self._hosts:
             return True
         return url.host in self._ask_nodes()
-
-    def known_hosts(self) -> set[str]:
-        """The node names learnt so far, without asking the master."""
-        return self._hosts
 
     def _ask_nodes(self) -> set[str]:
         with self._lock:
@@ -95,17 +91,38 @@ def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+class Origin(NamedTuple):
+    """A URL's scheme, host and port, as `covers` reads them (httpx.URL has the same names)."""
+
+    scheme: str
+    host: str
+    port: int | None
+
+
 def _nodeinfo_hosts(scope: ClusterScope) -> set[str] | None:
-    """The master's node names, or None when it cannot say."""
-    from disco import comm
+    """The master's node names, or None when it cannot say. A plain http:// master is asked
+    with the standard library (a task reading from the cluster's nodes need not load httpx)."""
+    headers = {"Authorization": f"Bearer {scope.token}"}
     try:
-        response = comm.client(False).get(
-            f"{scope.master_url}/disco/ctrl/nodeinfo", timeout=10.0,
-            headers={"Authorization": f"Bearer {scope.token}"},
-            extensions={EXTENSION: None})  # no hook work for the question itself
-        if response.status_code != 200:
+        if scope.master[0] == "http":
+            import http.client
+
+            conn = http.client.HTTPConnection(scope.master[1], scope.master[2], timeout=10.0)
+            try:
+                conn.request("GET", "/disco/ctrl/nodeinfo", headers=headers)
+                reply = conn.getresponse()
+                status, body = reply.status, reply.read()
+            finally:
+                conn.close()
+        else:
+            from disco import comm
+            response = comm.client(False).get(
+                f"{scope.master_url}/disco/ctrl/nodeinfo", timeout=10.0, headers=headers,
+                extensions={EXTENSION: None})  # no hook work for the question itself
+            status, body = response.status_code, response.content
+        if status != 200:
             return None
-        return {str(host) for host in json.loads(response.content)}
+        return {str(host) for host in json.loads(body)}
     except Exception:  # noqa: BLE001 - unreachable or odd master: no node is vouched for
         return None
 
@@ -136,9 +153,11 @@ def scope_for(settings: DiscoSettings | None = None, master: str | None = None) 
 
 
 def _origin(url: str) -> tuple[str, str, int]:
-    import httpx
-    parsed = httpx.URL(url)
-    return parsed.scheme, parsed.host, parsed.port or _default_port(parsed.scheme)
+    # The standard library's parser, as httpx.URL reads these (a lower-case host, no brackets).
+    from urllib.parse import urlsplit
+    parsed = urlsplit(url)
+    scheme = parsed.scheme.lower()
+    return scheme, (parsed.hostname or ""), parsed.port or _default_port(scheme)
 
 
 def hook(request: httpx.Request) -> None:

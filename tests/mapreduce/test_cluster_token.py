@@ -89,6 +89,19 @@ def test_a_job_runs_and_reads_the_other_nodes_outputs(cluster: Cluster) -> None:
         job.purge()
 
 
+def test_a_reduce_reads_the_other_nodes_outputs_without_loading_httpx(cluster: Cluster) -> None:
+    """Plain http:// reads go through the standard library, the token included (disco.comm):
+    httpx cost a small job's reduce task most of its time to import."""
+    import plain_reads_job  # its module imports nothing (this one imports httpx)
+
+    job = Job().run(input=[f"raw://line{i}" for i in range(8)], map=plain_reads_job.host_map,
+                    reduce=plain_reads_job.httpx_reduce, partitions=1)
+    try:
+        assert dict(result_iterator(job.wait(timeout=120))) == {"read": 8, "hosts": 2, "httpx loaded": False}
+    finally:
+        job.purge()
+
+
 def test_ddfs_push_and_a_tag_input(cluster: Cluster, tmp_path: Path) -> None:
     source = tmp_path / "words.txt"
     source.write_text("alpha\nbeta\n")
