@@ -36,9 +36,8 @@ class Exchanger:
         for e in exchanges:
             if e.seen:  # a client asking for work is online (the overview)
                 defer(session, _SEEN, {"cid": e.client.id, "b_seen": t})
-        asking = [e for e in exchanges if e.want is not None]
-        leases = iter(feeder.lease_many(session, [e.want for e in asking if e.want is not None], t,
-                                        self.candidates))
+        wants = [e.want for e in exchanges if e.want is not None]
+        leases = iter(feeder.lease_many(session, wants, t, self.candidates))
         return [e.reply(a, next(leases) if e.want is not None else []) for e, a in zip(exchanges, answers)]
 
 

@@ -7,7 +7,7 @@ transactions would. If any of them raises, the whole group is rolled back and ea
 alone, in a transaction of its own (store.retrying), so one request's error never undoes
 another's work and never leaks into its answer.
 
-Work that can share statements with its neighbours (the protocol's exchanges: service.Exchange)
+Work that can share statements with its neighbours (the protocol's exchanges: exchange.Exchange)
 says so with a `batch_key`: consecutive works with the same key are run by one call of
 `run_together`, which answers each of them as if it had run alone, in order. On PostgreSQL every
 statement is a round trip the writer waits for: a group of fifty one-unit requests went from some
