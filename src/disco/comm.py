@@ -20,6 +20,7 @@ and master); by default it comes from the settings (environment).
 
 from __future__ import annotations
 
+import abc
 import base64
 import io
 import json
@@ -172,8 +173,9 @@ class _StreamedBody(io.RawIOBase):
         self._received = 0
         self._eof = False
 
+    @abc.abstractmethod
     def _next_chunk(self) -> bytes | None:
-        raise NotImplementedError
+        """The body's next bytes, or None at its end."""
 
     def readable(self) -> bool:
         return True
@@ -278,12 +280,13 @@ class HTTPInputStream(_StreamedBody):
         length = self._response.headers.get("content-length")
         self.size = int(length) if length and length.isdigit() else None
         self._chunks: Iterator[bytes] = self._response.iter_raw(1 << 16)
-        self._http_error = httpx.HTTPError
 
     def _next_chunk(self) -> bytes | None:
+        import httpx
+
         try:
             return next(self._chunks, None)
-        except self._http_error as exc:
+        except httpx.HTTPError as exc:
             raise CommError(f"connection broke after {self._received} bytes: {exc}",
                             self.url) from None
 

@@ -51,8 +51,8 @@ def write_durably(staged: Sequence[tuple[Path, bytes]], *, per_file: bool = Fals
         return
     if _SYNCFS is not None and not per_file:
         for path, data in staged:
-            _write_renamed(path, data, sync=False)
-        _syncfs(staged[0][0].parent)
+            write_renamed(path, data)
+        flush([path for path, _ in staged])
         return
     list(_FSYNC_POOL.map(lambda item: _write_renamed(*item, sync=True), staged))
     list(_FSYNC_POOL.map(_fsync, {path.parent for path, _ in staged}))

@@ -177,7 +177,7 @@ def _passes(session: Session, picks: list[_Pick], pools: dict[str, dict[int, Can
         chosen = [(p, p.choose(pools[p.want.client.tenant], taken, pairs, now)) for p in active]
         granted = _lease_all(session, chosen, now)
         for pick, rows in chosen:
-            got = granted.get(id(pick), {})
+            got = granted.get(pick, {})
             pick.leases.extend(got.values())
             missed = {row.unit_id for row in rows if row.id not in got}
             if missed:  # why: the client had the unit (the candidate stays for others), or it is gone
@@ -249,8 +249,8 @@ def _compare_and_set(conn: Connection, leases: list[tuple[int, str, float]], now
 
 
 def _lease_all(session: Session, chosen: list[tuple[_Pick, list[Candidate]]],
-               now: float) -> dict[int, dict[int, dict[str, Any]]]:
-    """The leases granted of this pass's candidates: by pick (its id()), by instance id."""
+               now: float) -> dict[_Pick, dict[int, dict[str, Any]]]:
+    """The leases granted of this pass's candidates: by pick, by instance id."""
     wanted = [(pick, row) for pick, rows in chosen for row in rows]
     if not wanted:
         return {}
@@ -263,7 +263,7 @@ def _lease_all(session: Session, chosen: list[tuple[_Pick, list[Candidate]]],
     # All of them at once: an instance another client took between our read and this write is not
     # returned, and so not leased.
     attempts = _compare_and_set(conn, [(row.id, pick.want.client.id, now + row.lease_s) for pick, row in open_], now)
-    granted: dict[int, dict[int, dict[str, Any]]] = {}
+    granted: dict[_Pick, dict[int, dict[str, Any]]] = {}
     for pick, row in sorted(open_, key=lambda pair: pair[1].unit_id):
         if row.id not in attempts:
             continue
@@ -271,7 +271,7 @@ def _lease_all(session: Session, chosen: list[tuple[_Pick, list[Candidate]]],
         adaptive = unit.quorum > 1 and _maybe_trust(session, conn, client, row.project_id, unit.id, row.id)
         log(session, "lease", row.project_id, unit_id=unit.id, instance_id=row.id, client_id=client.id,
             attempt=attempts[row.id], detail="quorum 1 (trusted client)" if adaptive else "")
-        granted.setdefault(id(pick), {})[row.id] = _lease_view(row, attempts[row.id], unit, now + row.lease_s,
+        granted.setdefault(pick, {})[row.id] = _lease_view(row, attempts[row.id], unit, now + row.lease_s,
                                                                pick.want.input_url)
     return granted
 

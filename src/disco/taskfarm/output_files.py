@@ -108,8 +108,9 @@ class OutputFiles:
                    if path and not _holds(Path(path), output or b"")]
         self.queue(missing)
         self.flush()
-        if self.root.exists():  # what was there may not be on disk yet (a server killed, not the machine)
-            flush([self.root / MARK])
+        # The files that were there may not be on disk yet (a server killed, not the machine).
+        flush([Path(path) for path, _ in rows if path])
+        if self.root.exists():
             self._mark(started)
         return len(missing)
 

@@ -73,8 +73,8 @@ def settle(session: Session, unit: Row[Any], now: float, output_root: Path | Non
     """Moves a locked unit on (`unit`: its LOCK_UNIT row, read under the lock); answers its state
     afterwards. With `output_root`, a unit that becomes valid is assimilated at once, in the same
     transaction (its output staged, assimilate.py). `instances`: the unit's instances (id order)
-    as they are now, when the caller has them (report_batch); read otherwise. `batch`: a unit
-    made valid is written at the caller's flush_deferred (report_batch's end), with the others."""
+    as they are now, when the caller has them (report_many); read otherwise. `batch`: a unit
+    made valid is written at the caller's flush_deferred (report_many's end), with the others."""
     if unit.state in SETTLED:
         return unit.state
     conn = session.connection()
@@ -180,25 +180,12 @@ def fail(session: Session, unit_id: int, project_id: str, reason: str, now: floa
 Sibling = namedtuple("Sibling", "id state client_id attempt output")  # an instance as settle() reads it
 
 
-def report(session: Session, client: Client, item: dict[str, Any], now: float,
-           output_root: Path | None = None) -> dict[str, Any]:
-    """One result: its answer, the same on every replay (report_batch of one)."""
-    return report_batch(session, client, [item], now, output_root)[0]
-
-
-def report_batch(session: Session, client: Client, items: list[dict[str, Any]], now: float,
-                 output_root: Path | None = None) -> list[dict[str, Any]]:
-    """The results of one /results batch (or of a /work that carries results): their answers, in
-    the items' order, each the same on every replay (report_many of one request)."""
-    return report_many(session, [(client, items)], now, output_root)[0]
-
-
 def report_many(session: Session, requests: list[tuple[Client, list[dict[str, Any]]]], now: float,
                 output_root: Path | None = None) -> list[list[dict[str, Any]]]:
-    """The results of several clients' requests (a group commit's: groupcommit.py), each
-    request's answers in its items' order and as if it had run alone, after the ones before it.
-    With `output_root`, a unit a result makes valid is assimilated in the same transaction
-    (assimilate.py).
+    """The results of one or more clients' requests (/results, or a /work that carries results;
+    several at once in a group commit: groupcommit.py), each request's answers in its items'
+    order and as if it had run alone, after the ones before it. With `output_root`, a unit a
+    result makes valid is assimilated in the same transaction (assimilate.py).
 
     The requests share statements: one read of every reported instance with its unit and project
     (on PostgreSQL it locks the units' rows, then the instances', in ascending unit id: the lock
