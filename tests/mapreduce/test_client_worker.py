@@ -53,6 +53,42 @@ def test_map_with_combiner_and_default_partition(tmp_path: Path) -> None:
     assert merged == {"a": 3, "b": 1, "c": 1}
 
 
+def mixed_key_map(line, params):
+    for word in line.split():
+        for key in (word.encode(), word, word + "\udcff", len(word), (word, 1), None):
+            yield key, 1
+
+
+def counting_combiner(key, value, buffer, done, params):
+    if done:
+        return buffer.items()
+    buffer[key] = buffer.get(key, 0) + value
+
+
+def test_a_combiner_gets_each_key_in_its_default_partition(tmp_path: Path) -> None:
+    """bytes and str keys take a fast path to their buffer (their CRC-32, inline); it must
+    agree with default_partition, as every other key type's does."""
+    from disco.worker.classic.func import default_partition
+    pack = make_pack(input=["raw://x"], map=mixed_key_map, combiner=counting_combiner,
+                     partitions=5)
+    node = FakeNode(tmp_path, pack)
+    text = "alpha beta gamma delta alpha epsilon zeta beta alpha"
+    session = node.run("map", [[0, "ok", 0, [[0, f"raw://{text}"]]]])
+    assert session.end == "DONE", session.end_payload
+    records = {label: node.records([label, p, s]) for label, p, s in session.outputs}
+    seen: dict[Any, int] = {}
+    for label, pairs in records.items():
+        for key, count in pairs:
+            assert default_partition(key, 5) == label, key
+            seen[key] = seen.get(key, 0) + count
+    words = text.split()
+    for word in set(words):
+        n = words.count(word)
+        assert seen[word.encode()] == seen[word] == seen[word + "\udcff"] == seen[(word, 1)] == n
+    assert seen[None] == len(words)
+    assert len(records) > 1
+
+
 def _map_then_reduce(tmp_path: Path, **jobargs: Any) -> tuple[FakeNode, Session]:
     pack = make_pack(input=["raw://x"], map=word_map, **jobargs)
     node = FakeNode(tmp_path, pack)

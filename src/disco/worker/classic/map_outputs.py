@@ -7,8 +7,9 @@ is the inner loop of every map task, so it is written for speed:
 - :meth:`MapOutputs.map_all` calls the map itself, in one loop per route (summed, grouped,
   combined, plain): on the first two a map call and its records cost no call of ours;
 - the outputs' ``add`` methods are looked up once per label, not once per record;
-- :func:`default_partition` (an md5 per call) is remembered per distinct key: it depends on
-  the key alone;
+- :func:`default_partition` is remembered per distinct key (it depends on the key alone),
+  but for bytes and str keys, whose partition is a CRC-32, computed inline where a combiner
+  is called per record;
 - with :func:`sum_combiner` the sums are kept in one table for all labels and split by
   label once per distinct key at the end, which gives the same records as calling the
   combiner per record.
@@ -33,6 +34,7 @@ import os
 from collections.abc import Callable, Iterable
 from itertools import islice, repeat
 from typing import TYPE_CHECKING, Any
+from zlib import crc32
 
 from disco.error import DiscoError
 from disco.worker.classic.func import default_partition, sum_combiner
@@ -268,8 +270,11 @@ class MapOutputs:
         two subscripts, the key's label, then that label's buffer. Labels are remembered per
         process with the default partition (it depends on the key alone, so most keys were seen
         by earlier tasks), per task otherwise."""
+        if self._memo is not None:
+            self._map_combined_by_crc(calls)
+            return
         combiner, params, buffers = self.combiner, self.params, self._buffers
-        known = self._memo if self._memo is not None else self._task_labels
+        known = self._task_labels
         for pairs in calls:
             if pairs is None:
                 raise _ReturnedNone
@@ -278,6 +283,37 @@ class MapOutputs:
                     buffer = buffers[known[key]]
                 except (KeyError, TypeError):  # a key not seen yet, or an unhashable one
                     buffer = buffers[self._remember_label(key)]
+                records = combiner(key, value, buffer, False, params)
+                if records:
+                    add = self.adder(self.label_of(key))
+                    for record in records:
+                        add(*record)
+
+    def _map_combined_by_crc(self, calls: Iterable[Any]) -> None:
+        """`_map_combined` with the default partition: a bytes or str key's label is its
+        CRC-32 (what `default_partition` gives), computed inline, which costs less than
+        looking it up among the labels remembered for every key the process saw (a big table,
+        a cache miss a record); other keys' labels are remembered as before."""
+        combiner, params, buffers = self.combiner, self.params, self._buffers
+        known, n = self._memo, self._partitions
+        assert known is not None
+        for pairs in calls:
+            if pairs is None:
+                raise _ReturnedNone
+            for key, value in pairs:
+                kind = type(key)
+                if kind is bytes:
+                    buffer = buffers[crc32(key) % n]
+                elif kind is str:
+                    try:
+                        buffer = buffers[crc32(key.encode()) % n]
+                    except UnicodeEncodeError:  # a lone surrogate: default_partition knows
+                        buffer = buffers[self.label_of(key)]
+                else:
+                    try:
+                        buffer = buffers[known[key]]
+                    except (KeyError, TypeError):  # a key not seen yet, or an unhashable one
+                        buffer = buffers[self._remember_label(key)]
                 records = combiner(key, value, buffer, False, params)
                 if records:
                     add = self.adder(self.label_of(key))
