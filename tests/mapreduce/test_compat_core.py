@@ -163,6 +163,16 @@ def test_raw_inputs_are_str_records(jobs: JobList) -> None:
     assert job_results(job) == [("one", 1), ("three", 1), ("two", 1)]
 
 
+def test_inputs_per_task_packs_raw_inputs_into_fewer_map_tasks(jobs: JobList) -> None:
+    """scheduler={"inputs_per_task": n}: DISCO's option (Disco has none) for many small
+    inputs; the counts are those of one task per input."""
+    texts = [f"w{i % 3} w{i % 5}" for i in range(10)]
+    job = jobs(Job().run(input=[f"raw://{t}" for t in texts], map=fun_map, reduce=fun_reduce,
+                         scheduler={"inputs_per_task": 4}))
+    assert job_results(job) == sorted(Counter(" ".join(texts).split()).items())
+    assert len(job.mapresults()) == 3  # 4 + 4 + 2 inputs
+
+
 # -- mapresults / stageresults -----------------------------------------------------------
 def test_mapresults_are_the_map_outputs(jobs: JobList) -> None:
     job = jobs(Job().run(input=["raw://a", "raw://b", "raw://c"], map=ident_map,

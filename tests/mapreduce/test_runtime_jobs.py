@@ -118,6 +118,20 @@ def test_tasks_run_where_their_input_is(cluster: Cluster) -> None:
         f"LOCAL DATA {i}\n".encode() for i in range(3)]
 
 
+def test_inputs_per_task_packs_small_inputs_into_fewer_map_tasks(cluster: Cluster) -> None:
+    words = [f"word{i}" for i in range(7)]
+    name = cluster.submit(pipeline_pack([f"raw://{w}" for w in words],
+                                        [["map", "split"], ["reduce", "group_all"]],
+                                        scheduler={"inputs_per_task": 3}))
+    status, results = cluster.wait(name)
+    assert status == "ready", cluster.event_text(name)
+    assert cluster.get("jobinfo", name=name)["pipeline"] == [["map", 0, 0, 0, 3, 0],
+                                                             ["reduce", 0, 0, 0, 1, 0]]
+    assert "Stage map started with 3 tasks" in cluster.event_text(name)
+    expected = "".join(sorted(f"{w.upper()}\n" for w in words)).encode()
+    assert cluster.result_data(results) == [(0, expected)]
+
+
 def test_jobs_run_side_by_side(cluster: Cluster) -> None:
     names = [cluster.submit(pipeline_pack([f"raw://{j}{i}" for i in range(4)], [["map", "split"]]))
              for j in "pq"]

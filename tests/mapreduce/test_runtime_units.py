@@ -16,7 +16,7 @@ from disco.mapreduce.master import node_desk
 from disco.mapreduce.master.config import MasterConfig, Settings, expand_hostspec, slots_from_table
 from disco.mapreduce.master.coordinator import Job
 from disco.mapreduce.master.data import DataOutput, DirOutput, InputRef
-from disco.mapreduce.master.grouping import route
+from disco.mapreduce.master.grouping import pack_consecutive, route
 from disco.mapreduce.master.jobnames import new_jobname
 from disco.mapreduce.master.master import Master
 from disco.mapreduce.master.pipeline import JobSpecError, StageSpec, job_spec
@@ -84,6 +84,32 @@ def test_pipeline_jobdicts() -> None:
                 {"pipeline": [["a", "split"]], "inputs": [["x", 0, "raw://"]]}):
         with pytest.raises(JobSpecError):
             job_spec(_pack(bad, VERSION_PIPELINE))
+
+
+def test_inputs_per_task_is_a_positive_integer_in_the_scheduler_options() -> None:
+    def spec(scheduler: dict) -> object:
+        return job_spec(_pack({"pipeline": [["a", "split"]], "inputs": [[0, 0, "raw://x"]],
+                               "scheduler": scheduler}, VERSION_PIPELINE))
+
+    assert spec({}).inputs_per_task == 1  # Disco's one task per input
+    assert spec({"inputs_per_task": 40}).inputs_per_task == 40
+    for bad in (0, -3, 2.5, "8", True, None):
+        with pytest.raises(JobSpecError, match="inputs_per_task"):
+            spec({"inputs_per_task": bad})
+
+
+def test_packing_joins_runs_of_consecutive_inputs_of_one_host() -> None:
+    outputs = [DataOutput(0, 0, (u,)) for u in (
+        "raw://a", "raw://b", "raw://c", "raw://d", "raw://e",
+        "disco://n1/x", "disco://n1/y", "disco://n2/z", "raw://f", "disco://n1/w")]
+    routed = [t for i, o in enumerate(outputs) for t in route("split", None, i, o)]
+    tasks: dict = {}
+    for key, group, ref in pack_consecutive(routed, 3):
+        tasks.setdefault(key, (group, []))[1].append(ref.index)
+    # runs of at most 3, never across hosts, never moving an input away from its host
+    assert list(tasks.values()) == [((0, None), [0, 1, 2]), ((0, None), [3, 4]), ((0, "n1"), [5, 6]),
+                                    ((0, "n2"), [7]), ((0, None), [8]), ((0, "n1"), [9])]
+    assert [k for k, _g, _r in pack_consecutive(routed, 1)] == [k for k, _g, _r in routed]
 
 
 def test_groupings_route_outputs_as_disco_does() -> None:

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,7 @@ from disco.mapreduce.master.data import (
     replicas_for,
 )
 from disco.mapreduce.master.events import EventLog
-from disco.mapreduce.master.grouping import route, sort_key
+from disco.mapreduce.master.grouping import pack_consecutive, route, sort_key
 from disco.mapreduce.master.job_inputs import annotate, index_urls, read_index
 from disco.mapreduce.master.journal import JobJournal
 from disco.mapreduce.master.pipeline import JobSpec, StageSpec
@@ -269,9 +269,13 @@ class Job:
         stage.started = True
         stage.start_time = time.monotonic()
         grouped: dict[Hashable, tuple[tuple[int, str | None], list[InputRef]]] = {}
-        for producer, index, output in self._produced(stage):
-            for key, group, ref in route(stage.spec.grouping, producer, index, output):
-                grouped.setdefault(key, (group, []))[1].append(ref)
+        routed: Iterable[tuple[Hashable, tuple[int, str | None], InputRef]] = (
+            triple for producer, index, output in self._produced(stage)
+            for triple in route(stage.spec.grouping, producer, index, output))
+        if stage.index == 0 and stage.spec.grouping == "split" and self.spec.inputs_per_task > 1:
+            routed = pack_consecutive(routed, self.spec.inputs_per_task)
+        for key, group, ref in routed:
+            grouped.setdefault(key, (group, []))[1].append(ref)
         keys = list(grouped)
         if stage.spec.grouping != "split":
             keys.sort(key=sort_key)

@@ -42,6 +42,9 @@ class JobSpec:
     force_local: bool = False
     force_remote: bool = False
     save_results: bool = False
+    # Consecutive job inputs (of one host) per task of a first stage that splits them; 1 is
+    # Disco's one task per input.
+    inputs_per_task: int = 1
     raw_inputs: list[Any] = field(default_factory=list)  # as submitted, for jobinfo
 
 
@@ -64,11 +67,15 @@ def job_spec(pack: JobPack) -> JobSpec:
         max_cores = int(scheduler.get("max_cores", 1 << 31))
     except (TypeError, ValueError):
         raise JobSpecError("scheduler max_cores must be an integer") from None
+    inputs_per_task = scheduler.get("inputs_per_task", 1)
+    if type(inputs_per_task) is not int or inputs_per_task < 1:
+        raise JobSpecError(f"scheduler inputs_per_task must be an integer of at least 1, "
+                           f"not {inputs_per_task!r}")
     return JobSpec(
         prefix=d["prefix"], worker=d["worker"], owner=str(owner), pipeline=pipeline,
         inputs=inputs, max_cores=max(1, max_cores),
         force_local=bool(scheduler.get("force_local")), force_remote=bool(scheduler.get("force_remote")),
-        save_results=bool(d.get("save_results")),
+        save_results=bool(d.get("save_results")), inputs_per_task=inputs_per_task,
         raw_inputs=list(d["input"] if pack.version == VERSION_CLASSIC else d["inputs"]),
     )
 
