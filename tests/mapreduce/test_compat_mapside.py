@@ -97,6 +97,13 @@ def test_a_reduce_gets_each_map_tasks_records_grouped_by_key_in_order(jobs: JobL
     assert [key for key, _ in job_results(job)] == ["a", "b", "c", "d", "e"]
 
 
+def test_a_users_combiner_gives_the_reduce_its_records_in_key_order(jobs: JobList) -> None:
+    # The combiner's final records (its buffer's insertion order here) are written sorted.
+    job = jobs(Job().run(input=["raw://b a c a c c d b a e d d d a"], map=word_map,
+                         combiner=plain_sum_combiner, reduce=order_reduce))
+    assert [key for key, _ in job_results(job)] == ["a", "b", "c", "d", "e"]
+
+
 def test_keys_that_cannot_be_compared_are_still_grouped(jobs: JobList) -> None:
     job = jobs(Job().run(input=["raw://x y x"], map=mixed_map, reduce=order_reduce))
     keys = [key for key, _ in job_results(job)]
