@@ -30,7 +30,7 @@ from disco.mapreduce.node.config import NodeConfig
 from disco.mapreduce.node.events import EventSender
 from disco.mapreduce.node.jobhome import JobHomeError, JobHomes
 from disco.mapreduce.node.reports import ResultSender
-from disco.mapreduce.node.session import Outcome, WorkerSession
+from disco.mapreduce.node.session import Outcome, WorkerSession, worker_env
 from disco.mapreduce.node.slots import SlotGate
 from disco.mapreduce.node.warmstart import WarmPool
 from disco.mapreduce.node.workers import IDLE_CLOSE, WorkerPool
@@ -38,6 +38,8 @@ from disco.mapreduce.node.workers import IDLE_CLOSE, WorkerPool
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE = 0.5
+# The spare zygote's working directory until a job takes it (an empty folder of the node's).
+SPARE_ZYGOTE_HOME = ".spare-zygote"
 
 
 @dataclass(eq=False)
@@ -77,7 +79,8 @@ class Supervisor:
         self.client = MasterClient(cfg.master, cfg.host, cfg.token)
         self.events = EventSender(self.client)
         self.homes = JobHomes(cfg.data, cfg.host, self.client)
-        self.warm = WarmPool(cfg.nice)
+        self.warm = WarmPool(cfg.nice, spare_home=cfg.data / SPARE_ZYGOTE_HOME,
+                             spare_env=worker_env(cfg, {}))
         self.pool = WorkerPool(max_idle=cfg.slots)
         self.gate = SlotGate(cfg.slots)
         self.results = ResultSender(self.client, self.events,
@@ -100,6 +103,7 @@ class Supervisor:
         (self.cfg.data / self.cfg.host).mkdir(parents=True, exist_ok=True)
         sender = self._sender = asyncio.create_task(self.events.run())
         reporter = self._reporter = asyncio.create_task(self.results.run())
+        self.warm.keep_spare()
         try:
             while True:
                 await self._register()
@@ -219,6 +223,9 @@ class Supervisor:
         finally:
             if self.tasks.get(rt.key) is rt:
                 del self.tasks[rt.key]
+            if not self.tasks:
+                # Now, not when a job takes the spare: its start would slow that job's tasks.
+                self.warm.keep_spare()
 
     async def _session(self, rt: RunningTask) -> Outcome:
         a = rt.assignment

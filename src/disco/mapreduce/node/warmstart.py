@@ -7,6 +7,14 @@ any zygote failure, means the normal spawn (`spawn` returns None).
 
 A warm worker is a child of the zygote, not of the node: the zygote reports its exit code,
 and `WarmProcess` offers what `WorkerSession` uses of `asyncio.subprocess.Process`.
+
+A zygote's start (an interpreter and its imports, ~0.1 s) would be on every job's first task
+on every node; so the node keeps one spare zygote of our classic worker, started before any
+job asks for it, and a job's first task makes the spare that job's (it moves into the job's
+home and takes its environment); the next spare starts when the node has no task left, so
+that its start takes no CPU from a running job. A job whose environment
+changes what an interpreter reads at start (PYTHONPATH, LD_PRELOAD, …) gets a zygote of its
+own, started in it, as before.
 """
 
 from __future__ import annotations
@@ -34,6 +42,11 @@ READY_TIMEOUT = 30.0   # the zygote's imports
 REPLY_TIMEOUT = 10.0   # one fork
 IDLE_CLOSE = 60.0      # a job's zygote with no task for this long is stopped
 MAX_MESSAGE = 4096
+ADOPT_MAX = 1 << 17    # what the zygote reads of an adopt message (a job's environment)
+SPARE_MODULE = "disco.worker.classic.worker"  # what our client's Job runs
+# Variables an interpreter (or the C library) reads when it starts, not later: a spare
+# started without the job's values of these cannot become the job's zygote.
+STARTUP_VARIABLES = ("PYTHON", "LD_", "MALLOC_", "GLIBC_TUNABLES")
 STREAM_LIMIT = 2 ** 16  # as asyncio.subprocess
 
 
@@ -79,6 +92,13 @@ class WarmProcess:
     def close(self) -> None:
         """Drop the node's end of the worker's output pipe (once the worker is dead)."""
         self._read_transport.close()
+
+
+def adoptable(spare_env: dict[str, str], job_env: dict[str, str]) -> bool:
+    """Whether a spare zygote started with `spare_env` can become the zygote of a job whose
+    workers get `job_env`: every variable read at start has the same value in both."""
+    names = {k for k in spare_env.keys() | job_env.keys() if k.startswith(STARTUP_VARIABLES)}
+    return all(spare_env.get(k) == job_env.get(k) for k in names)
 
 
 def _alive(pid: int) -> bool:
@@ -177,6 +197,31 @@ class Zygote:
                 fut.set_result(None)
         self._exits.clear()
 
+    async def adopt(self, home: Path, env: dict[str, str]) -> None:
+        """Make this (spare) zygote the zygote of the job at `home`, whose workers get `env`."""
+        if self.broken or self.sock is None:
+            raise ZygoteError("the zygote is gone")
+        data = json.dumps({"adopt": {"cwd": str(home), "env": env}}).encode()
+        if len(data) > ADOPT_MAX:
+            raise ZygoteError("the job's environment is too big to hand to a spare zygote")
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            reply: asyncio.Future[dict[str, Any]] = loop.create_future()
+            try:
+                await loop.sock_sendall(self.sock, data)
+            except OSError as exc:
+                raise ZygoteError(f"cannot ask the zygote: {exc}") from exc
+            self._replies.append(reply)
+            try:
+                msg = await asyncio.wait_for(reply, REPLY_TIMEOUT)
+            except TimeoutError as exc:
+                self._broken()
+                raise ZygoteError("the zygote did not answer") from exc
+        if msg.get("adopted") is not True:
+            raise ZygoteError(f"the spare zygote could not move: {msg.get('error', msg)}")
+        self.home, self.env = home, env
+        self.last_used = time.monotonic()
+
     async def spawn(self) -> WarmProcess:
         if self.broken or self.sock is None:
             raise ZygoteError("the zygote is gone")
@@ -242,16 +287,61 @@ class Zygote:
 
 
 class WarmPool:
-    """The zygotes of the jobs running on this node, started on a job's first task."""
+    """The zygotes of the jobs running on this node, started on a job's first task (or
+    taken over from the spare, when `spare_home` is given: see the module's docstring)."""
 
-    def __init__(self, nice: int) -> None:
+    def __init__(self, nice: int, spare_home: Path | None = None,
+                 spare_env: dict[str, str] | None = None) -> None:
         self.nice = nice
         self._zygotes: dict[str, Zygote] = {}
         self._cold: set[str] = set()  # jobs that spawn normally (not our script, or failed)
         self._locks: dict[str, asyncio.Lock] = {}
+        self.spare_home = spare_home  # an empty folder: the spare's working directory
+        self.spare_env = spare_env or {}
+        self._spare: asyncio.Task[Zygote | None] | None = None
+        self._closed = False
 
     def zygote(self, job: str) -> Zygote | None:
         return self._zygotes.get(job)
+
+    def keep_spare(self) -> None:
+        """Start the spare zygote in the background, unless there is one or none is wanted."""
+        if self.spare_home is None or self._spare is not None or self._closed:
+            return
+        self._spare = asyncio.create_task(self._start_spare(self.spare_home))
+
+    async def _start_spare(self, home: Path) -> Zygote | None:
+        z = Zygote(SPARE_MODULE, home, self.spare_env)
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            await z.start(self.nice)
+        except (ZygoteError, OSError) as exc:
+            # Not retried: what failed once would fail for every job, each paying for it.
+            log.warning("no spare zygote (%s); each job starts its own", exc)
+            self.spare_home = None
+            return None
+        return z
+
+    async def _take_spare(self, home: Path, env: dict[str, str]) -> Zygote | None:
+        """The spare, moved into a job's home with its environment, or None. The next spare
+        is the caller's to start (`keep_spare`), when the node is idle."""
+        task = self._spare
+        if task is None or not adoptable(self.spare_env, env):
+            return None
+        # Shielded: a caller cancelled here leaves the spare starting, and still the spare.
+        z = await asyncio.shield(task)
+        if self._spare is not task:
+            return None  # another job's first task took it meanwhile
+        self._spare = None
+        if z is None:
+            return None
+        try:
+            await z.adopt(home, env)
+        except ZygoteError as exc:
+            log.warning("the spare zygote could not take a job (%s); starting one", exc)
+            await z.close()
+            return None
+        return z
 
     async def spawn(self, job: str, worker: Path, home: Path,
                     env: dict[str, str]) -> WarmProcess | None:
@@ -266,8 +356,11 @@ class WarmPool:
                     if module is None:
                         self._cold.add(job)
                         return None
-                    z = Zygote(module, home, env)
-                    await z.start(self.nice)
+                    if module == SPARE_MODULE:
+                        z = await self._take_spare(home, env)
+                    if z is None:
+                        z = Zygote(module, home, env)
+                        await z.start(self.nice)
                     self._zygotes[job] = z
             return await z.spawn()
         except ZygoteError as exc:
@@ -293,5 +386,11 @@ class WarmPool:
                 await self.close(job)
 
     async def close_all(self) -> None:
+        self._closed = True
         for job in list(self._zygotes):
             await self.close(job)
+        task, self._spare = self._spare, None
+        if task is not None:
+            z = await task
+            if z is not None:
+                await z.close()

@@ -8,6 +8,10 @@ would start `run-worker` (so `sys.path[0]` is the job home, as under `python -m`
 Run as `python -m disco.mapreduce.node.zygote FD MODULE`: FD is one end of a SOCK_SEQPACKET
 socket pair (message boundaries kept; file descriptors travel with SCM_RIGHTS).
 - zygote -> node: {"ready": true} after the import (or {"error": ...} and exit);
+- node -> zygote: {"adopt": {"cwd": DIR, "env": {...}}}, to a spare zygote the node started
+  before any job wanted it (`warmstart.WarmPool`): it becomes the zygote of the job whose
+  home is DIR, as if started there with that environment; answered {"adopted": true} or
+  {"error": ...};
 - node -> zygote: {"spawn": true} with two descriptors, the worker's stdin and its
   stdout/stderr; answered {"pid": N} or {"error": ...};
 - zygote -> node, whenever a worker is reaped: {"exit": pid, "code": exit code as Popen
@@ -34,6 +38,7 @@ from typing import Any
 from disco.reaping import reaped_children
 
 MAX_MESSAGE = 4096
+ADOPT_MAX = 1 << 17  # an adopt message carries a job's environment
 # Modules Disco's Python workers import lazily, inside functions, in every task: importing
 # them once here saves each forked worker that work. Only library code without per-process
 # state (the environment and working directory are the workers' own already).
@@ -66,11 +71,14 @@ def serve(sock: socket.socket) -> None:
         if sock not in ready:
             continue
         try:
-            data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, 2)
+            data, fds, _flags, _addr = socket.recv_fds(sock, ADOPT_MAX, 2)
         except ConnectionError:
             data, fds = b"", []
         if not data:
             os._exit(0)  # the node is gone
+        if not fds and data.startswith(b'{"adopt"'):
+            _send(sock, _adopt(data))
+            continue
         if len(fds) != 2:
             for fd in fds:
                 os.close(fd)
@@ -91,6 +99,25 @@ def serve(sock: socket.socket) -> None:
         _send(sock, {"pid": pid})
 
 
+def _adopt(data: bytes) -> dict[str, Any]:
+    """Become a job's zygote: its home as working directory (and as sys.path[0], where
+    `python -m` puts the directory it starts in) and its environment. Nothing imported so far
+    read either (the node checks that the variables the interpreter reads at start, PYTHON*
+    and the like, are the same)."""
+    try:
+        order = json.loads(data)["adopt"]
+        cwd, env = str(order["cwd"]), dict(order["env"])
+        os.chdir(cwd)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        return {"error": f"cannot adopt: {exc!r}"}
+    if sys.path and sys.path[0] == _started_in:
+        sys.path[0] = os.getcwd()
+    os.environ.clear()
+    os.environ.update(env)
+    importlib.invalidate_caches()
+    return {"adopted": True}
+
+
 def _become_worker(sock: socket.socket, wake: tuple[int, int], stdin: int, stdout: int) -> None:
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -103,6 +130,9 @@ def _become_worker(sock: socket.socket, wake: tuple[int, int], stdin: int, stdou
     os.dup2(stdout, 2)
     os.close(stdin)
     os.close(stdout)
+
+
+_started_in = os.getcwd()
 
 
 def main(argv: list[str]) -> None:
