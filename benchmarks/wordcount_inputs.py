@@ -197,6 +197,9 @@ class Spark:
         from pyspark.sql import SparkSession
 
         os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+        # Spark's Python workers run `python3` from PATH unless told: this interpreter, which
+        # imports disco (wc_reduce uses disco.util.kvgroup), as every other method's does.
+        os.environ["PYSPARK_PYTHON"] = sys.executable
         self.session = (SparkSession.builder.master("local[2]").appName("wordcount-inputs")
                         .config("spark.driver.host", "127.0.0.1")
                         .config("spark.driver.bindAddress", "127.0.0.1")
