@@ -30,6 +30,7 @@ import socket
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,26 +198,31 @@ class Zygote:
                 fut.set_result(None)
         self._exits.clear()
 
-    async def adopt(self, home: Path, env: dict[str, str]) -> None:
-        """Make this (spare) zygote the zygote of the job at `home`, whose workers get `env`."""
+    async def _request(self, send: Callable[[], Any]) -> dict[str, Any]:
+        """Send a request (`send`, which must not block) and wait for the zygote's answer.
+        One request at a time, so that answers come in the order of the requests."""
         if self.broken or self.sock is None:
             raise ZygoteError("the zygote is gone")
-        data = json.dumps({"adopt": {"cwd": str(home), "env": env}}).encode()
-        if len(data) > ADOPT_MAX:
-            raise ZygoteError("the job's environment is too big to hand to a spare zygote")
-        loop = asyncio.get_running_loop()
         async with self._lock:
-            reply: asyncio.Future[dict[str, Any]] = loop.create_future()
+            reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             try:
-                await loop.sock_sendall(self.sock, data)
+                send()
             except OSError as exc:
                 raise ZygoteError(f"cannot ask the zygote: {exc}") from exc
-            self._replies.append(reply)
+            self._replies.append(reply)  # before any await: the answer may come at once
             try:
-                msg = await asyncio.wait_for(reply, REPLY_TIMEOUT)
+                return await asyncio.wait_for(reply, REPLY_TIMEOUT)
             except TimeoutError as exc:
                 self._broken()
                 raise ZygoteError("the zygote did not answer") from exc
+
+    async def adopt(self, home: Path, env: dict[str, str]) -> None:
+        """Make this (spare) zygote the zygote of the job at `home`, whose workers get `env`."""
+        data = json.dumps({"adopt": {"cwd": str(home), "env": env}}).encode()
+        if len(data) > ADOPT_MAX:
+            raise ZygoteError("the job's environment is too big to hand to a spare zygote")
+        sock = self.sock
+        msg = await self._request(lambda: sock.send(data) if sock is not None else None)
         if msg.get("adopted") is not True:
             raise ZygoteError(f"the spare zygote could not move: {msg.get('error', msg)}")
         self.home, self.env = home, env
@@ -227,25 +233,25 @@ class Zygote:
             raise ZygoteError("the zygote is gone")
         loop = asyncio.get_running_loop()
         self.last_used = time.monotonic()
+        sock = self.sock
         in_r, in_w = os.pipe()
         out_r, out_w = os.pipe()
+        theirs = [in_r, out_w]  # the worker's ends, ours to close once sent (or not sent)
+
+        def close_theirs() -> None:
+            # The worker has its copies once sent; ours would keep its stdout open forever.
+            while theirs:
+                with contextlib.suppress(OSError):
+                    os.close(theirs.pop())
+
+        def send() -> None:
+            try:
+                socket.send_fds(sock, [b'{"spawn": true}'], [in_r, out_w])
+            finally:
+                close_theirs()
+
         try:
-            async with self._lock:
-                reply: asyncio.Future[dict[str, Any]] = loop.create_future()
-                try:
-                    socket.send_fds(self.sock, [b'{"spawn": true}'], [in_r, out_w])
-                except OSError as exc:
-                    raise ZygoteError(f"cannot ask the zygote: {exc}") from exc
-                finally:
-                    # The worker has its copies now; ours would keep its stdout open forever.
-                    os.close(in_r)
-                    os.close(out_w)
-                self._replies.append(reply)
-                try:
-                    msg = await asyncio.wait_for(reply, REPLY_TIMEOUT)
-                except TimeoutError as exc:
-                    self._broken()
-                    raise ZygoteError("the zygote did not answer") from exc
+            msg = await self._request(send)
             if "pid" not in msg:
                 raise ZygoteError(f"the zygote could not fork: {msg.get('error', msg)}")
             pid = int(msg["pid"])
@@ -262,6 +268,7 @@ class Zygote:
             in_w = -1
             return WarmProcess(pid, asyncio.StreamWriter(wt, wp, None, loop), reader, rt, exited)
         except BaseException:
+            close_theirs()  # not sent: cancelled waiting for its turn, or the zygote is gone
             for fd in (in_w, out_r):
                 if fd >= 0:
                     with contextlib.suppress(OSError):

@@ -288,9 +288,7 @@ class MapOutputs:
                     buffer = buffers[self._remember_label(key)]
                 records = combiner(key, value, buffer, False, params)
                 if records:
-                    add = self.adder(self.label_of(key))
-                    for record in records:
-                        add(*record)
+                    self._write_early(key, records)
 
     def _map_combined_by_crc(self, calls: Iterable[Any]) -> None:
         """`_map_combined` with the default partition: a bytes or str key's label is its
@@ -319,9 +317,14 @@ class MapOutputs:
                         buffer = buffers[self._remember_label(key)]
                 records = combiner(key, value, buffer, False, params)
                 if records:
-                    add = self.adder(self.label_of(key))
-                    for record in records:
-                        add(*record)
+                    self._write_early(key, records)
+
+    def _write_early(self, key: Any, records: Iterable[Any]) -> None:
+        """Records a combiner returned before its ``done`` call, to the key's output (rare:
+        most combiners keep everything for ``done``, so this is no call per record)."""
+        add = self.adder(self.label_of(key))
+        for record in records:
+            add(*record)
 
     def _remember_label(self, key: Any) -> int:
         """The key's label, remembered for the rest of the task (the default partition's
