@@ -34,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from disco.mapreduce.node.zygote import ADOPT_MAX
+
 log = logging.getLogger(__name__)
 
 # What disco.worker.Worker writes as run-worker (byte for byte), and the module it runs.
@@ -43,7 +45,6 @@ READY_TIMEOUT = 30.0   # the zygote's imports
 REPLY_TIMEOUT = 10.0   # one fork
 IDLE_CLOSE = 60.0      # a job's zygote with no task for this long is stopped
 MAX_MESSAGE = 4096
-ADOPT_MAX = 1 << 17    # what the zygote reads of an adopt message (a job's environment)
 SPARE_MODULE = "disco.worker.classic.worker"  # what our client's Job runs
 # Variables an interpreter (or the C library) reads when it starts, not later: a spare
 # started without the job's values of these cannot become the job's zygote.
@@ -198,15 +199,16 @@ class Zygote:
                 fut.set_result(None)
         self._exits.clear()
 
-    async def _request(self, send: Callable[[], Any]) -> dict[str, Any]:
-        """Send a request (`send`, which must not block) and wait for the zygote's answer.
-        One request at a time, so that answers come in the order of the requests."""
+    async def _request(self, send: Callable[[socket.socket], Any]) -> dict[str, Any]:
+        """Send a request (`send(sock)`, which must not block) and wait for the zygote's
+        answer. One request at a time, so that answers come in the order of the requests."""
         if self.broken or self.sock is None:
             raise ZygoteError("the zygote is gone")
+        sock = self.sock
         async with self._lock:
             reply: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             try:
-                send()
+                send(sock)
             except OSError as exc:
                 raise ZygoteError(f"cannot ask the zygote: {exc}") from exc
             self._replies.append(reply)  # before any await: the answer may come at once
@@ -221,8 +223,7 @@ class Zygote:
         data = json.dumps({"adopt": {"cwd": str(home), "env": env}}).encode()
         if len(data) > ADOPT_MAX:
             raise ZygoteError("the job's environment is too big to hand to a spare zygote")
-        sock = self.sock
-        msg = await self._request(lambda: sock.send(data) if sock is not None else None)
+        msg = await self._request(lambda sock: sock.send(data))
         if msg.get("adopted") is not True:
             raise ZygoteError(f"the spare zygote could not move: {msg.get('error', msg)}")
         self.home, self.env = home, env
@@ -233,7 +234,6 @@ class Zygote:
             raise ZygoteError("the zygote is gone")
         loop = asyncio.get_running_loop()
         self.last_used = time.monotonic()
-        sock = self.sock
         in_r, in_w = os.pipe()
         out_r, out_w = os.pipe()
         theirs = [in_r, out_w]  # the worker's ends, ours to close once sent (or not sent)
@@ -244,7 +244,7 @@ class Zygote:
                 with contextlib.suppress(OSError):
                     os.close(theirs.pop())
 
-        def send() -> None:
+        def send(sock: socket.socket) -> None:
             try:
                 socket.send_fds(sock, [b'{"spawn": true}'], [in_r, out_w])
             finally:

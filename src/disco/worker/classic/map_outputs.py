@@ -7,9 +7,9 @@ is the inner loop of every map task, so it is written for speed:
 - :meth:`MapOutputs.map_all` calls the map itself, in one loop per route (summed, grouped,
   combined, plain): on the first two a map call and its records cost no call of ours;
 - the outputs' ``add`` methods are looked up once per label, not once per record;
-- :func:`default_partition` is remembered per distinct key (it depends on the key alone),
-  but for bytes and str keys, whose partition is a CRC-32, computed inline where a combiner
-  is called per record;
+- :func:`default_partition` of a bytes or str key is a CRC-32, computed each time (as cheap
+  as looking it up, and inline where a combiner is called per record); of any other key an
+  md5, remembered per distinct key (it depends on the key alone);
 - with :func:`sum_combiner` the sums are kept in one table for all labels and split by
   label once per distinct key at the end, which gives the same records as calling the
   combiner per record.
@@ -91,10 +91,13 @@ class MapOutputs:
                   memo: dict[Any, int] | None) -> Callable[[Any], int]:
         if not partitions:
             return lambda _key: 0
-        if memo is not None:  # the default partition: remembered per key
+        if memo is not None:  # the default partition: remembered per key, but bytes and str
             known: dict[Any, int] = memo
 
             def remembered(key: Any) -> int:
+                kind = type(key)
+                if kind is bytes or kind is str:  # a CRC-32: no cheaper to look up
+                    return default_partition(key, partitions)
                 try:
                     return known[key]
                 except KeyError:
@@ -107,16 +110,6 @@ class MapOutputs:
                 return label
             return remembered
         return lambda key: _as_label(partition(key, partitions, params))
-
-    def labels_of(self, keys: list[Any]) -> list[int]:
-        """The label of each key (remembered default partitions looked up in one C loop)."""
-        memo = self._memo
-        if memo is None:
-            return list(map(self.label_of, keys))
-        labels = list(map(memo.get, keys))
-        if None in labels:
-            labels = [self.label_of(k) if lab is None else lab for k, lab in zip(keys, labels)]
-        return labels
 
     def adder(self, label: int) -> Callable[[Any, Any], None]:
         add = self._adders.get(label)
@@ -234,7 +227,7 @@ class MapOutputs:
         groups = self._groups
         by_label: dict[int, list[Any]] = {}
         keys = list(groups)
-        for label, key in zip(self.labels_of(keys), keys):
+        for label, key in zip(map(self.label_of, keys), keys):
             by_label.setdefault(label, []).append(key)
         for label, keys in by_label.items():
             write = self.writer(label)
@@ -270,42 +263,21 @@ class MapOutputs:
 
     def _map_combined(self, calls: Iterable[Any]) -> None:
         """The user's combiner per record, no call of ours per record: its buffer is found by
-        two subscripts, the key's label, then that label's buffer. Labels are remembered per
-        process with the default partition (it depends on the key alone, so most keys were seen
-        by earlier tasks), per task otherwise."""
-        if self._memo is not None:
-            self._map_combined_by_crc(calls)
-            return
-        combiner, params, buffers = self.combiner, self.params, self._buffers
-        known = self._task_labels
-        for pairs in calls:
-            if pairs is None:
-                raise _ReturnedNone
-            for key, value in pairs:
-                try:
-                    buffer = buffers[known[key]]
-                except (KeyError, TypeError):  # a key not seen yet, or an unhashable one
-                    buffer = buffers[self._remember_label(key)]
-                records = combiner(key, value, buffer, False, params)
-                if records:
-                    self._write_early(key, records)
-
-    def _map_combined_by_crc(self, calls: Iterable[Any]) -> None:
-        """`_map_combined` with the default partition: a bytes or str key's label is its
-        CRC-32 (what `default_partition` gives), computed inline, which costs less than
-        looking it up among the labels remembered for every key the process saw (a big table,
-        a cache miss a record); other keys' labels are remembered as before."""
-        combiner, params, buffers = self.combiner, self.params, self._buffers
-        known, n = self._memo, self._partitions
-        assert known is not None
+        subscripts. With the default partition a bytes or str key's label is its CRC-32,
+        computed inline (what `default_partition` gives); any other key's is looked up among
+        the labels remembered for the process (with the default partition: it depends on the
+        key alone, so most keys were seen by earlier tasks) or for the task (otherwise)."""
+        combiner, params, buffers, n = self.combiner, self.params, self._buffers, self._partitions
+        by_crc = self._memo is not None
+        known = self._memo if self._memo is not None else self._task_labels
         for pairs in calls:
             if pairs is None:
                 raise _ReturnedNone
             for key, value in pairs:
                 kind = type(key)
-                if kind is bytes:
+                if by_crc and kind is bytes:
                     buffer = buffers[crc32(key) % n]
-                elif kind is str:
+                elif by_crc and kind is str:
                     try:
                         buffer = buffers[crc32(key.encode()) % n]
                     except UnicodeEncodeError:  # a lone surrogate: default_partition knows
@@ -352,7 +324,7 @@ class MapOutputs:
         if self.combiner is sum_combiner:
             by_label: dict[int, list[Any]] = {}
             keys = list(self._sums)
-            for label, key in zip(self.labels_of(keys), keys):
+            for label, key in zip(map(self.label_of, keys), keys):
                 by_label.setdefault(label, []).append(key)
             sums = self._sums
             for label, keys in by_label.items():
