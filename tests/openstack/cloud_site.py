@@ -4,7 +4,8 @@ podman (not DISCO) say is left of a cluster."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from disco.providers.openstack.heat_client import HeatStacks, connect
 from disco.testbed.cloud.catalogue import BOX_PROVIDER_OPTIONS
 from disco.testbed.cloud.cloud import CLOUD_LABEL
 from disco.testbed.podman import containers
-from sm_fixtures import ServiceManager, listening_on, wait_until
+from sm_fixtures import ServiceManager, listening_on
 
 
 
@@ -48,19 +49,49 @@ class CloudSite:
             return self.wait(made.json()["id"], {"ready", "failed"}, timeout)
 
     def wait(self, cluster_id: str, states: set[str], timeout: float = 600) -> dict[str, Any]:
-        with self.api() as api:
-            return wait_until(lambda: (lambda c: c if c["state"] in states else None)(
-                api.get(f"/api/v1/clusters/{cluster_id}").json()), timeout=timeout, interval=0.5,
-                what=f"cluster {cluster_id} in {states}")
+        return self._until(cluster_id, lambda c: c["state"] in states, timeout, f"a state in {sorted(states)}")
 
     def scale(self, cluster_id: str, workers: int, timeout: float = 600) -> dict[str, Any]:
+        """Asks for `workers` workers; the cluster once it has them all (or has failed)."""
         with self.api() as api:
             changed = api.patch(f"/api/v1/clusters/{cluster_id}", json={"workers": workers})
             assert changed.status_code == 200, changed.text
-            return wait_until(lambda: (lambda c: c if c["state"] in ("ready", "failed") and len(c["nodes"]) == workers + 1
-                                       and all(n["state"] == "allocated" for n in c["nodes"]) else None)(
-                api.get(f"/api/v1/clusters/{cluster_id}").json()), timeout=timeout, interval=0.5,
-                what=f"{workers} workers")
+        return self._until(cluster_id, lambda c: c["state"] == "failed" or (
+            c["state"] == "ready" and len(c["nodes"]) == workers + 1
+            and all(n["state"] == "allocated" for n in c["nodes"])), timeout, f"{workers} workers")
+
+    def _until(self, cluster_id: str, done: Callable[[dict[str, Any]], bool], timeout: float,
+               what: str) -> dict[str, Any]:
+        """The cluster once `done`; on a timeout, an error that says where it stood (its
+        nodes, its last events, its stack as Heat shows it), not only that it took too long."""
+        deadline = time.monotonic() + timeout
+        with self.api() as api:
+            while True:
+                cluster = api.get(f"/api/v1/clusters/{cluster_id}").json()
+                if done(cluster):
+                    return cluster
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+        nodes = {n["name"]: n["state"] for n in cluster.get("nodes", [])}
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}: cluster {cluster.get('state')} "
+                             f"({cluster.get('status_reason')}), nodes {nodes}; last events: "
+                             f"{self.events(cluster_id)[-8:]}; Heat: {self.heat_view(cluster_id)}")
+
+    def heat_view(self, cluster_id: str) -> str:
+        """The cluster's stack and its resources' states, as Heat shows them."""
+        try:
+            heat = self.heat
+            stack_id = heat.find(f"disco-{cluster_id}")
+            if stack_id is None:
+                return "no stack"
+            state = heat.state(stack_id)
+            listed = heat.heat.get(f"/stacks/disco-{cluster_id}/{stack_id}/resources", params={"nested_depth": 2})
+            resources = [f"{r['resource_name']} {r['resource_status']} {r.get('resource_status_reason') or ''}".strip()
+                         for r in listed.json().get("resources", [])]
+            return f"{state.status if state else 'gone'} ({state.reason if state else ''}); {resources}"
+        except Exception as exc:  # a diagnosis must not hide the failure it explains
+            return f"unreadable: {type(exc).__name__}: {exc}"
 
     def action(self, cluster_id: str, action: str) -> None:
         with self.api() as api:

@@ -41,7 +41,6 @@ from disco.cluster.settings import Settings
 log = logging.getLogger("disco.lifecycle")
 
 STATES = ("pending", "provisioning", "installing", "ready", "failed", "suspended", "deleting", "deleted")
-PROVISION_TIMEOUT_S = 120.0
 MAX_RESTARTS = 3
 NODE_LOG_PORT = 8084  # the node supervisor's log server on hosts of their own (disco.node)
 
@@ -207,9 +206,9 @@ class Lifecycle:
             started = time.monotonic()
             try:
                 addresses = await asyncio.wait_for(provider.create_nodes(ref, request.nodes, request),
-                                                   PROVISION_TIMEOUT_S)
+                                                   provider.provision_timeout_s)
             except asyncio.TimeoutError:
-                raise StepFailed(f"provisioning nodes took longer than {PROVISION_TIMEOUT_S:g} s") from None
+                raise StepFailed(f"provisioning nodes took longer than {provider.provision_timeout_s:g} s") from None
             for address in addresses:
                 self.store.update_node(cluster.id, address.name, host=address.host)
             self._event(cluster.id, "provisioning",

@@ -214,6 +214,9 @@ class Provider(ABC):
     # A schema that refuses {} says so with a minProperties above 0: the create body must then
     # hold provider_options (a schema cannot apply to a field left out).
     options_schema: ClassVar[dict[str, Any]] = {"type": "object", "additionalProperties": {"type": "string"}}
+    # How long create_nodes may take before the cluster fails. A cloud whose servers take
+    # minutes to get their addresses says so: its own waits must end first, with its reasons.
+    provision_timeout_s: ClassVar[float] = 120.0
 
     @classmethod
     @abstractmethod

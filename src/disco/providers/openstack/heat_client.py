@@ -22,6 +22,9 @@ from openstack import exceptions as os_exc
 # the provider turns them into cluster events at its boundary.
 CLOUD_ERRORS: tuple[type[Exception], ...] = (os_exc.SDKException, ks_exc.ClientException)
 POLL_S = 1.0
+# Each call to the cloud's APIs, unless the entry sets its own `api_timeout`: a call left
+# unanswered must fail the step that made it, not hold a cluster's driver for good.
+DEFAULT_API_TIMEOUT_S = 120.0
 NESTED_DEPTH = 3   # ResourceGroup members are a nested stack; their servers one level further
 
 
@@ -63,7 +66,8 @@ def connect(cloud: dict[str, Any]) -> Any:
     """An openstacksdk connection from one cloud's settings (the body of a `clouds.yaml`
     entry: auth_type, auth, region_name, interface, …)."""
     try:
-        return openstack.connect(load_yaml_config=False, load_envvars=False, **cloud)
+        return openstack.connect(load_yaml_config=False, load_envvars=False,
+                                 **{"api_timeout": DEFAULT_API_TIMEOUT_S, **cloud})
     # ValueError: openstacksdk formats the entry's values with str.format (a stray brace).
     except (*CLOUD_ERRORS, TypeError, KeyError, ValueError) as exc:
         raise HeatError(f"the cloud's settings are not usable: {_short(exc)}", unusable_entry=True) from None

@@ -53,6 +53,8 @@ REFUSED_PAUSE_S = 30.0  # StackHosts.refused_at
 # How long Heat may take to make the servers' ports (the addresses), and to settle a change.
 ADDRESS_TIMEOUT_S = 300.0
 SETTLE_TIMEOUT_S = 900.0
+# Once every node has signalled ready, Heat has nothing left to wait for but its own bookkeeping.
+READY_SETTLE_TIMEOUT_S = 300.0
 
 
 def stack_name(cluster_id: str) -> str:
@@ -168,6 +170,8 @@ def host_of(cluster_id: str, record: ClusterStack, node: StackNode) -> HostSpec 
 class OpenStackProvider(RemoteNodesProvider):
     name = "openstack"
     options_schema = OPTIONS_SCHEMA
+    # The stack's create or update request, then Heat's addresses for its servers.
+    provision_timeout_s = ADDRESS_TIMEOUT_S + 60.0
     pool: StackHosts
 
     def __init__(self, access: ClusterAccess, cache_dir: Path, public_url: str, *, index_url: str = "",
@@ -257,7 +261,7 @@ class OpenStackProvider(RemoteNodesProvider):
         state = await _cloud(record.stacks.state, record.stack_id)
         if state is not None and state.in_progress:
             started = time.monotonic()
-            state = await _cloud(record.stacks.wait, record.stack_id, state.action, SETTLE_TIMEOUT_S)
+            state = await _cloud(record.stacks.wait, record.stack_id, state.action, READY_SETTLE_TIMEOUT_S)
             if report and state is not None:
                 report(f"stack {state.name} {state.status} ({time.monotonic() - started:.1f} s after the "
                        f"ready signals of {', '.join(todo) or 'no node'})")
