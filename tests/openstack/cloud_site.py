@@ -22,6 +22,8 @@ from disco.testbed.podman import containers
 from sm_fixtures import ServiceManager, listening_on
 
 
+BOOT_TIMEOUT_S = 420
+
 
 @dataclass
 class CloudSite:
@@ -39,8 +41,10 @@ class CloudSite:
                             trust_env=False)
 
     def request(self, workers: int, frameworks: list[Any], **options: str) -> dict[str, Any]:
+        # A node boots here in seconds: a boot that never signals fails its cluster (Heat's
+        # wait condition times out) within the tests' own waits, not after the default 30 minutes.
         return {"provider": "openstack", "workers": workers, "frameworks": frameworks, "cloud": self.entry,
-                "provider_options": {**BOX_PROVIDER_OPTIONS, **options}}
+                "provider_options": {**BOX_PROVIDER_OPTIONS, "timeout": str(BOOT_TIMEOUT_S), **options}}
 
     def create(self, body: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
         with self.api() as api:
