@@ -90,9 +90,8 @@ class CloudSite:
             if stack_id is None:
                 return "no stack"
             state = heat.state(stack_id)
-            listed = heat.heat.get(f"/stacks/disco-{cluster_id}/{stack_id}/resources", params={"nested_depth": 2})
             resources = [f"{r['resource_name']} {r['resource_status']} {r.get('resource_status_reason') or ''}".strip()
-                         for r in listed.json().get("resources", [])]
+                         for r in heat.resources(stack_id)]
             return f"{state.status if state else 'gone'} ({state.reason if state else ''}); {resources}"
         except Exception as exc:  # a diagnosis must not hide the failure it explains
             return f"unreadable: {type(exc).__name__}: {exc}"

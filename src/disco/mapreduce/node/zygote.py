@@ -37,14 +37,17 @@ from typing import Any
 
 from disco.reaping import reaped_children
 
-MAX_MESSAGE = 4096
-ADOPT_MAX = 1 << 17  # an adopt message carries a job's environment
+ADOPT_MAX = 1 << 17  # the longest message from the node: an adopt carries a job's environment
 # Modules Disco's Python workers import lazily, inside functions, in every task: importing
 # them once here saves each forked worker that work. Only library code without per-process
 # state (the environment and working directory are the workers' own already).
 LAZY_IMPORTS = ("pickle", "codecs", "resource", "cloudpickle", "disco.jobpack",
                 "disco.settings", "disco.fileutils", "disco.schemes", "disco.util",
                 "disco.worker.protocol", "disco.worker.task_io", "disco.worker.classic.func")
+
+
+# Where the zygote started: sys.path[0] (as under `python -m`) until a job's home replaces it.
+_started_in = os.getcwd()
 
 
 def _send(sock: socket.socket, message: dict[str, Any]) -> None:
@@ -130,9 +133,6 @@ def _become_worker(sock: socket.socket, wake: tuple[int, int], stdin: int, stdou
     os.dup2(stdout, 2)
     os.close(stdin)
     os.close(stdout)
-
-
-_started_in = os.getcwd()
 
 
 def main(argv: list[str]) -> None:

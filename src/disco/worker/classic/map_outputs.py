@@ -337,8 +337,8 @@ class MapOutputs:
             for label, buffer in self._buffers.items():
                 records = self.combiner(None, None, buffer, True, self.params)
                 if records:
-                    if self.grouped:
-                        records = _by_key(records)
+                    if self.grouped:  # in key order, stably, as every other route writes them
+                        records = _in_order(list(records), key=itemgetter(0))
                     add = self.adder(label)
                     for record in records:
                         add(*record)
@@ -378,20 +378,10 @@ def _unhashable(key: Any) -> bool:
     return False
 
 
-def _by_key(records: Iterable[Any]) -> list[Any]:
-    """A combiner's final records in key order (stable), or as it gave them when their keys
-    cannot be compared (or they are not sequences): a reduce then reads sorted runs, as
-    from every other map route."""
-    listed = list(records)
+def _in_order(items: list[Any], key: Callable[[Any], Any] | None = None) -> list[Any]:
+    """The items sorted (stably; by `key` if given), or as they are when they cannot be
+    compared with each other (or `key` cannot read them: records that are not pairs)."""
     try:
-        return sorted(listed, key=itemgetter(0))
+        return sorted(items, key=key)
     except (TypeError, IndexError, KeyError):
-        return listed
-
-
-def _in_order(keys: list[Any]) -> list[Any]:
-    """The keys sorted, or as they are when they cannot be compared with each other."""
-    try:
-        return sorted(keys)
-    except TypeError:
-        return keys
+        return items
